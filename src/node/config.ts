@@ -1,0 +1,131 @@
+// The node's settings: parsed and validated once, at the edge, from flags and IM_* variables.
+import { parseArgs } from 'node:util';
+
+export type Config = {
+  name: string;
+  data: string;
+  host: string;
+  port: number;
+  /** The client URL this node advertises (goaway, /cluster); derived from host and port unless given. */
+  publicUrl?: string;
+  p2pPort: number;
+  join: string[];
+  insecure: boolean;
+  secret?: string;
+  maxFrame: number;
+  maxBody: number;
+  maxUsers: number;
+  loginTimeoutMs: number;
+  idleTimeoutMs: number;
+  presenceTimeoutMs: number;
+  rate: number;
+  rateBurst: number;
+  /** Bytes queued to one client beyond which the node drops it (it reconnects and replays). */
+  maxBuffered: number;
+  sync: 'normal' | 'full';
+  logLevel: string;
+};
+
+export const DEFAULTS: Config = {
+  name: 'node-1',
+  data: './data',
+  host: '127.0.0.1',
+  port: 7001,
+  p2pPort: 9001,
+  join: [],
+  insecure: false,
+  maxFrame: 65536,
+  maxBody: 16384,
+  maxUsers: 500,
+  loginTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
+  presenceTimeoutMs: 15_000,
+  rate: 200,
+  rateBurst: 400,
+  maxBuffered: 8 * 1024 * 1024,
+  sync: 'normal',
+  logLevel: 'info',
+};
+
+// flag name -> [environment variable, kind, config key]
+const FIELDS = {
+  name: ['IM_NAME', 'string', 'name'],
+  data: ['IM_DATA', 'string', 'data'],
+  host: ['IM_HOST', 'string', 'host'],
+  port: ['IM_WS_PORT', 'port', 'port'],
+  'public-url': ['IM_PUBLIC_URL', 'string', 'publicUrl'],
+  'p2p-port': ['IM_P2P_PORT', 'port', 'p2pPort'],
+  secret: ['IM_SECRET', 'string', 'secret'],
+  'max-frame': ['IM_MAX_FRAME', 'int', 'maxFrame'],
+  'max-body': ['IM_MAX_BODY', 'int', 'maxBody'],
+  'login-timeout': ['IM_LOGIN_TIMEOUT', 'int', 'loginTimeoutMs'],
+  'idle-timeout': ['IM_IDLE_TIMEOUT', 'int', 'idleTimeoutMs'],
+  'presence-timeout': ['IM_PRESENCE_TIMEOUT', 'int', 'presenceTimeoutMs'],
+  rate: ['IM_RATE', 'int', 'rate'],
+  'rate-burst': ['IM_RATE_BURST', 'int', 'rateBurst'],
+  'max-buffered': ['IM_MAX_BUFFERED', 'int', 'maxBuffered'],
+  sync: ['IM_SYNC', 'sync', 'sync'],
+  'log-level': ['IM_LOG_LEVEL', 'string', 'logLevel'],
+} as const;
+
+export const USAGE = `usage: im-node [options]   (every option also reads the IM_* variable shown)
+  --name NAME              node name, unique in the cluster        IM_NAME (node-1)
+  --data DIR               data directory (database, secret)       IM_DATA (./data)
+  --host HOST              client listen address                   IM_HOST (127.0.0.1)
+  --port N                 client port, HTTP and /ws (0 = any)     IM_WS_PORT (7001)
+  --public-url URL         client URL to advertise                 IM_PUBLIC_URL (ws://HOST:PORT/ws)
+  --p2p-port N             peer port (used once clustering lands)  IM_P2P_PORT (9001)
+  --join MULTIADDR         a running node to join (repeatable)
+  --insecure               accept {"user":…} logins without a token (development only)  IM_INSECURE=1
+  --secret S               HS256 token secret                      IM_SECRET (generated into DATA/secret)
+  --max-frame BYTES        largest client frame (close 1009)       IM_MAX_FRAME (65536)
+  --max-body BYTES         largest message body (too_large)        IM_MAX_BODY (16384)
+  --login-timeout MS       time allowed before login               IM_LOGIN_TIMEOUT (10000)
+  --idle-timeout MS        close after this long without a frame   IM_IDLE_TIMEOUT (60000)
+  --presence-timeout MS    sessions of a dead gateway expire       IM_PRESENCE_TIMEOUT (15000)
+  --rate N                 requests per second per connection      IM_RATE (200)
+  --rate-burst N           burst allowance per connection          IM_RATE_BURST (400)
+  --max-buffered BYTES     drop a client this far behind           IM_MAX_BUFFERED (8388608)
+  --sync normal|full       SQLite synchronous mode                 IM_SYNC (normal)
+  --log-level LEVEL        pino level                              IM_LOG_LEVEL (info)
+`;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function parseConfig(argv: string[], env: Record<string, string | undefined>): Config {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
+    insecure: { type: 'boolean' },
+    join: { type: 'string', multiple: true },
+    help: { type: 'boolean' },
+  };
+  for (const k of Object.keys(FIELDS)) options[k] = { type: 'string' };
+  let values: Record<string, unknown>;
+  try {
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  if (values.help) throw new ConfigError('help');
+  const cfg: Config = { ...DEFAULTS, join: [...((values.join as string[] | undefined) ?? [])] };
+  const out = cfg as Record<string, unknown>;
+  for (const [flag, [envName, kind, key]] of Object.entries(FIELDS)) {
+    const raw = (values[flag] as string | undefined) ?? env[envName];
+    if (raw === undefined || raw === '') continue;
+    if (kind === 'string') out[key] = raw;
+    else if (kind === 'sync') {
+      if (raw !== 'normal' && raw !== 'full') throw new ConfigError(`--${flag} must be normal or full`);
+      out[key] = raw;
+    } else {
+      const n = Number(raw);
+      const max = kind === 'port' ? 65535 : Number.MAX_SAFE_INTEGER;
+      const min = kind === 'port' ? 0 : 1;
+      if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${flag} (${envName}) must be an integer from ${min} to ${max}, got '${raw}'`);
+      out[key] = n;
+    }
+  }
+  cfg.insecure = values.insecure === true || env.IM_INSECURE === '1' || env.IM_INSECURE === 'true';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(cfg.name)) throw new ConfigError('--name must be 1 to 64 characters from A-Z a-z 0-9 _ . -');
+  return cfg;
+}

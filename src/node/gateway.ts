@@ -1,0 +1,303 @@
+// The gateway role: client WebSocket connections, login, limits and timeouts, frame validation,
+// dispatch to the homes, and in-order delivery of pushed entries with replay on login.
+import type { WebSocket, RawData } from 'ws';
+import type { Logger } from 'pino';
+import { FrameError, parseRequest } from '../protocol/frames.ts';
+import type { ErrorCode, MsgEvent, ReqId, Request, ServerFrame } from '../protocol/frames.ts';
+import type { SessionRef } from '../presence/index.ts';
+import type { Auth } from './auth.ts';
+import { AuthError } from './auth.ts';
+import type { Config } from './config.ts';
+import type { Home } from './home.ts';
+import { ForbiddenError } from './home.ts';
+import type { Metrics } from './metrics.ts';
+
+// WebSocket close codes this node uses (documented in docs/PROTOCOL-EXTENSIONS.md).
+export const CLOSE = {
+  loginTimeout: 4001, idle: 4002, slow: 4003, replaced: 4004, shutdown: 1001,
+} as const;
+
+const REPLAY_PAGE = 500;
+const MAX_HELD = 256;
+const MAX_REPLAY_BUFFER = 10_000;
+
+type ClientConn = {
+  id: string;
+  ws: WebSocket;
+  opened: number;
+  last: number;
+  session?: SessionRef;
+  loggingIn: boolean;
+  held: string[];
+  replaying: boolean;
+  overflow: boolean;
+  buffer: MsgEvent[];
+  pushed: number;
+  tokens: number;
+  refilled: number;
+  closed: boolean;
+};
+
+export type Gateway = {
+  accept(ws: WebSocket): void;
+  push(conn: string, frame: ServerFrame): void;
+  sweep(): void;
+  shutdown(nodes: string[]): void;
+  size(): number;
+};
+
+export type GatewayComponents = {
+  name: string;
+  config: Config;
+  home: Home;
+  auth: Auth;
+  metrics: Metrics;
+  log: Logger;
+  now: () => number;
+};
+
+export function createGateway(c: GatewayComponents): Gateway {
+  const { config, home, metrics, log } = c;
+  const conns = new Map<string, ClientConn>();
+  let nextId = 0;
+  const limits = { maxBody: config.maxBody, maxUsers: config.maxUsers, maxMembers: 10_000 };
+
+  function send(cc: ClientConn, frame: ServerFrame, written?: () => void): void {
+    if (cc.closed || cc.ws.readyState !== cc.ws.OPEN) return;
+    if (cc.ws.bufferedAmount > config.maxBuffered) {
+      metrics.slowClients.inc();
+      log.warn({ conn: cc.id, user: cc.session?.user, buffered: cc.ws.bufferedAmount }, 'client too slow, closing');
+      close(cc, CLOSE.slow, 'too slow');
+      return;
+    }
+    cc.ws.send(JSON.stringify(frame), written);
+    metrics.framesOut.inc();
+  }
+
+  function error(cc: ClientConn, id: ReqId | null | undefined, code: ErrorCode, message: string): void {
+    metrics.errors.inc({ code });
+    send(cc, { op: 'error', id: id ?? null, code, message });
+  }
+
+  function close(cc: ClientConn, code: number, reason: string): void {
+    if (cc.closed) return;
+    try {
+      cc.ws.close(code, reason);
+    } catch {
+      cc.ws.terminate();
+    }
+    closed(cc);
+  }
+
+  function closed(cc: ClientConn): void {
+    if (cc.closed) return;
+    cc.closed = true;
+    conns.delete(cc.id);
+    metrics.connections.dec();
+    if (cc.session) {
+      metrics.sessions.dec();
+      home.logout(cc.session);
+    }
+    home.unwatchAll({ gateway: c.name, conn: cc.id });
+  }
+
+  function allow(cc: ClientConn): boolean {
+    const t = c.now();
+    cc.tokens = Math.min(config.rateBurst, cc.tokens + ((t - cc.refilled) * config.rate) / 1000);
+    cc.refilled = t;
+    if (cc.tokens < 1) return false;
+    cc.tokens -= 1;
+    return true;
+  }
+
+  async function replay(cc: ClientConn, since: number): Promise<void> {
+    const user = cc.session!.user;
+    let after = since;
+    for (;;) {
+      for (;;) {
+        const page = await home.sync(user, after, REPLAY_PAGE);
+        if (cc.closed) return;
+        // The last frame of a page is awaited until written, so a long replay cannot pile up memory.
+        const written = new Promise<void>((ok) => {
+          page.msgs.forEach((m, i) => send(cc, { op: 'msg', ...m }, i === page.msgs.length - 1 ? () => ok() : undefined));
+          if (page.msgs.length === 0 || cc.closed) ok();
+        });
+        if (page.msgs.length) after = page.msgs[page.msgs.length - 1]!.seq;
+        if (!page.more) break;
+        await written;
+      }
+      if (!cc.overflow) break;
+      cc.overflow = false; // pushes were dropped while replaying: read the timeline again
+    }
+    cc.pushed = Math.max(cc.pushed, after);
+    cc.replaying = false;
+    const buffered = cc.buffer;
+    cc.buffer = [];
+    for (const m of buffered) deliverMsg(cc, m);
+  }
+
+  function deliverMsg(cc: ClientConn, m: MsgEvent): void {
+    if (cc.replaying) {
+      if (cc.buffer.length >= MAX_REPLAY_BUFFER) {
+        cc.buffer = [];
+        cc.overflow = true;
+      }
+      if (!cc.overflow) cc.buffer.push(m);
+      return;
+    }
+    if (m.seq <= cc.pushed) return;
+    cc.pushed = m.seq;
+    metrics.messagesOut.inc();
+    send(cc, m);
+  }
+
+  async function login(cc: ClientConn, req: Extract<Request, { op: 'login' }>): Promise<void> {
+    let user: string;
+    try {
+      user = await c.auth.verify(req);
+    } catch (e) {
+      if (!(e instanceof AuthError)) throw e;
+      error(cc, req.id, 'unauthenticated', e.message);
+      return;
+    }
+    if (cc.closed) return;
+    const device = req.device ?? 'default';
+    const session: SessionRef = { user, device, gateway: c.name, conn: cc.id };
+    cc.session = session;
+    cc.replaying = true;
+    metrics.sessions.inc();
+    const { seq, acked } = home.login(session);
+    log.debug({ conn: cc.id, user, device }, 'login');
+    send(cc, { op: 'welcome', ...(req.id !== undefined ? { id: req.id } : {}), user, device, node: c.name, seq, acked });
+    void replay(cc, req.since ?? acked).catch((e) => {
+      log.error({ err: e, conn: cc.id }, 'replay failed');
+      close(cc, 1011, 'replay failed');
+    });
+  }
+
+  const ok = (cc: ClientConn, id: ReqId | undefined) => {
+    if (id !== undefined) send(cc, { op: 'ok', id });
+  };
+
+  async function dispatch(cc: ClientConn, req: Request): Promise<void> {
+    const id = req.id;
+    if (req.op === 'ping') return send(cc, { op: 'pong', ...(id !== undefined ? { id } : {}), ts: c.now() });
+    if (req.op === 'login') {
+      if (cc.session) return error(cc, id, 'bad_request', 'already logged in on this connection');
+      cc.loggingIn = true;
+      try {
+        await login(cc, req);
+      } finally {
+        cc.loggingIn = false;
+        const held = cc.held;
+        cc.held = [];
+        for (const text of held) onText(cc, text);
+      }
+      return;
+    }
+    const s = cc.session;
+    if (!s) return error(cc, id, 'unauthenticated', 'log in first');
+    const withId = id !== undefined ? { id } : {};
+    switch (req.op) {
+      case 'send': {
+        if (req.group !== undefined) return error(cc, id, 'bad_request', 'groups are not supported by this version yet');
+        const r = await home.send(s.user, req.to!, req.cid, req.body);
+        return send(cc, { op: 'sent', ...withId, ...r });
+      }
+      case 'ack':
+        home.ack(s.user, s.device, req.seq);
+        return ok(cc, id);
+      case 'sync':
+        return send(cc, { op: 'msgs', ...withId, ...(await home.sync(s.user, req.after, req.limit)) });
+      case 'history':
+        return send(cc, { op: 'msgs', ...withId, ...(await home.history(s.user, req.conv, req.before, req.limit)) });
+      case 'read':
+        await home.read(s, req.conv, req.seq);
+        return ok(cc, id);
+      case 'unread':
+        return send(cc, { op: 'unread', ...withId, ...home.unread(s.user) });
+      case 'presence':
+        return send(cc, { op: 'presence', ...withId, users: home.presence(req.users) });
+      case 'watch':
+        home.watch({ gateway: c.name, conn: cc.id }, req.users);
+        return ok(cc, id);
+      case 'unwatch':
+        home.unwatch({ gateway: c.name, conn: cc.id }, req.users);
+        return ok(cc, id);
+      default:
+        return error(cc, id, 'bad_request', `op '${req.op}' is not supported by this version yet`);
+    }
+  }
+
+  function onText(cc: ClientConn, text: string): void {
+    if (cc.loggingIn) {
+      if (cc.held.length >= MAX_HELD) return error(cc, null, 'rate_limited', 'too many frames before login completed');
+      cc.held.push(text);
+      return;
+    }
+    let req: Request;
+    try {
+      req = parseRequest(text, limits);
+    } catch (e) {
+      if (e instanceof FrameError) return error(cc, e.id, e.code, e.message);
+      throw e;
+    }
+    metrics.framesIn.inc({ op: req.op });
+    if (!allow(cc)) {
+      const wait = Math.ceil(((1 - cc.tokens) * 1000) / config.rate);
+      return error(cc, req.id, 'rate_limited', `over ${config.rate} requests/s; retry in ${wait} ms`);
+    }
+    dispatch(cc, req).catch((e: unknown) => {
+      if (e instanceof ForbiddenError) return error(cc, req.id, 'forbidden', e.message);
+      log.error({ err: e, conn: cc.id, op: req.op }, 'request failed');
+      error(cc, req.id, 'internal', 'internal error; it is logged on the node');
+    });
+  }
+
+  return {
+    accept(ws) {
+      const t = c.now();
+      const cc: ClientConn = {
+        id: `c${++nextId}`, ws, opened: t, last: t, loggingIn: false, held: [], replaying: false,
+        overflow: false, buffer: [], pushed: 0, tokens: config.rateBurst, refilled: t, closed: false,
+      };
+      conns.set(cc.id, cc);
+      metrics.connections.inc();
+      ws.on('message', (data: RawData, isBinary: boolean) => {
+        cc.last = c.now();
+        if (isBinary) return error(cc, null, 'bad_request', 'binary frames are not supported; send JSON text');
+        onText(cc, data.toString());
+      });
+      ws.on('close', () => closed(cc));
+      ws.on('error', (e) => {
+        log.debug({ err: e, conn: cc.id }, 'client socket error');
+        closed(cc);
+      });
+    },
+
+    push(conn, frame) {
+      const cc = conns.get(conn);
+      if (!cc) return;
+      if (frame.op === 'msg') return deliverMsg(cc, frame);
+      send(cc, frame);
+      if (frame.op === 'goaway') close(cc, CLOSE.replaced, 'replaced');
+    },
+
+    sweep() {
+      const t = c.now();
+      for (const cc of conns.values()) {
+        if (!cc.session && !cc.loggingIn && t - cc.opened > config.loginTimeoutMs) close(cc, CLOSE.loginTimeout, 'login timeout');
+        else if (t - cc.last > config.idleTimeoutMs) close(cc, CLOSE.idle, 'idle timeout');
+      }
+    },
+
+    shutdown(nodes) {
+      for (const cc of [...conns.values()]) {
+        send(cc, { op: 'goaway', reason: 'shutdown', nodes });
+        close(cc, CLOSE.shutdown, 'shutdown');
+      }
+    },
+
+    size: () => conns.size,
+  };
+}

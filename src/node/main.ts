@@ -1,0 +1,39 @@
+// The node's command-line entry: parse settings, start, and stop cleanly on SIGTERM/SIGINT.
+import { pino } from 'pino';
+import { ConfigError, USAGE, parseConfig } from './config.ts';
+import type { Config } from './config.ts';
+import { startNode } from './node.ts';
+
+let cfg: Config;
+try {
+  cfg = parseConfig(process.argv.slice(2), process.env);
+} catch (e) {
+  if (e instanceof ConfigError) {
+    if (e.message === 'help') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    }
+    process.stderr.write(`im-node: ${e.message}\n${USAGE}`);
+    process.exit(2);
+  }
+  throw e;
+}
+
+const log = pino({ level: cfg.logLevel, base: { node: cfg.name, pid: process.pid } });
+const fatal = (what: string) => (e: unknown) => {
+  log.fatal({ err: e }, what);
+  process.exit(1);
+};
+process.on('uncaughtException', fatal('uncaught exception'));
+process.on('unhandledRejection', fatal('unhandled rejection'));
+
+const node = await startNode(cfg, log, fatal('store commit failed; exiting so that a restart reloads from disk'));
+let stopping = false;
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(sig, () => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'shutting down');
+    node.stop().then(() => process.exit(0), fatal('shutdown failed'));
+  });
+}

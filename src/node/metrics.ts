@@ -1,0 +1,30 @@
+// Prometheus metrics of one node (prom-client): one registry per node, so tests can run several.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics(node: string) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node });
+  collectDefaultMetrics({ register: registry });
+  const reg = { registers: [registry] };
+  return {
+    registry,
+    connections: new Gauge({ name: 'im_connections', help: 'open client WebSocket connections', ...reg }),
+    sessions: new Gauge({ name: 'im_sessions', help: 'logged-in client connections on this gateway', ...reg }),
+    framesIn: new Counter({ name: 'im_frames_in_total', help: 'client frames received, by op', labelNames: ['op'], ...reg }),
+    framesOut: new Counter({ name: 'im_frames_out_total', help: 'frames sent to clients', ...reg }),
+    errors: new Counter({ name: 'im_errors_total', help: 'error replies sent to clients, by code', labelNames: ['code'], ...reg }),
+    messagesIn: new Counter({ name: 'im_messages_accepted_total', help: 'sends accepted (new messages)', ...reg }),
+    messagesDup: new Counter({ name: 'im_messages_dup_total', help: 'sends answered as duplicates', ...reg }),
+    messagesOut: new Counter({ name: 'im_messages_pushed_total', help: 'msg events pushed to connections', ...reg }),
+    slowClients: new Counter({ name: 'im_slow_clients_dropped_total', help: 'connections closed for falling too far behind', ...reg }),
+    storeCommit: new Histogram({
+      name: 'im_store_commit_seconds', help: 'duration of one group commit',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], ...reg,
+    }),
+    storeBatch: new Histogram({
+      name: 'im_store_batch_rows', help: 'timeline entries per group commit',
+      buckets: [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000], ...reg,
+    }),
+  };
+}
+export type Metrics = ReturnType<typeof createMetrics>;

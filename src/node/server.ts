@@ -1,0 +1,69 @@
+// HTTP and WebSocket on the one client port: /ws upgrades, /healthz, /cluster, /metrics.
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
+
+export type HttpRoutes = {
+  healthz(): { status: number; body: unknown };
+  cluster(): unknown;
+  metrics(): Promise<{ contentType: string; body: string }>;
+};
+
+export type ClientServer = {
+  listen(host: string, port: number): Promise<number>;
+  close(): Promise<void>;
+};
+
+export function createClientServer(init: { maxFrame: number }, c: { routes: HttpRoutes; accept(ws: WebSocket): void; onError(e: Error): void }): ClientServer {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: init.maxFrame, perMessageDeflate: false });
+  wss.on('connection', (ws) => c.accept(ws));
+  const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  };
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') return json(res, 405, { error: 'method not allowed' });
+    if (path === '/healthz') {
+      const h = c.routes.healthz();
+      return json(res, h.status, h.body);
+    }
+    if (path === '/cluster') return json(res, 200, c.routes.cluster());
+    if (path === '/metrics') {
+      c.routes.metrics().then(
+        (m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.body),
+        (e: Error) => {
+          c.onError(e);
+          json(res, 500, { error: 'metrics failed' });
+        });
+      return;
+    }
+    json(res, 404, { error: 'not found', paths: ['/ws', '/healthz', '/cluster', '/metrics'] });
+  });
+  server.on('upgrade', (req, socket, head) => {
+    if ((req.url ?? '').split('?')[0] !== '/ws') {
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+  server.on('clientError', (_e, socket) => socket.destroy());
+  return {
+    listen: (host, port) =>
+      new Promise((ok, ko) => {
+        server.once('error', ko);
+        server.listen(port, host, () => {
+          server.off('error', ko);
+          const addr = server.address();
+          ok(typeof addr === 'object' && addr ? addr.port : port);
+        });
+      }),
+    close: () =>
+      new Promise((ok) => {
+        for (const ws of wss.clients) ws.terminate();
+        wss.close();
+        server.close(() => ok());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,254 @@
+// Every client frame of PROTOCOL.md as a discriminated union on `op`, and the one
+// validator that turns untrusted JSON into them. The client SDK imports only this file.
+
+export type ReqId = number | string;
+
+export type ErrorCode =
+  | 'bad_request' | 'unauthenticated' | 'forbidden' | 'not_found' | 'conflict'
+  | 'too_large' | 'rate_limited' | 'unavailable' | 'internal';
+
+// ---- requests (client -> node) ----
+export type LoginReq = { op: 'login'; id?: ReqId; token?: string; user?: string; device?: string; since?: number };
+export type PingReq = { op: 'ping'; id?: ReqId };
+export type SendReq = { op: 'send'; id?: ReqId; to?: string; group?: string; cid: string; body: string };
+export type AckReq = { op: 'ack'; id?: ReqId; seq: number };
+export type SyncReq = { op: 'sync'; id?: ReqId; after: number; limit: number };
+export type HistoryReq = { op: 'history'; id?: ReqId; conv: string; before?: number; limit: number };
+export type ReadReq = { op: 'read'; id?: ReqId; conv: string; seq: number };
+export type UnreadReq = { op: 'unread'; id?: ReqId };
+export type PresenceReq = { op: 'presence'; id?: ReqId; users: string[] };
+export type WatchReq = { op: 'watch'; id?: ReqId; users: string[] };
+export type UnwatchReq = { op: 'unwatch'; id?: ReqId; users: string[] };
+export type GroupCreateReq = { op: 'group_create'; id?: ReqId; group: string; members: string[] };
+export type GroupAddReq = { op: 'group_add'; id?: ReqId; group: string; members: string[] };
+export type GroupRemoveReq = { op: 'group_remove'; id?: ReqId; group: string; members: string[] };
+export type GroupLeaveReq = { op: 'group_leave'; id?: ReqId; group: string };
+export type GroupInfoReq = { op: 'group_info'; id?: ReqId; group: string };
+export type TypingReq = { op: 'typing'; id?: ReqId; to?: string; group?: string };
+export type ReceiptsReq = { op: 'receipts'; id?: ReqId; conv: string };
+
+export type Request =
+  | LoginReq | PingReq | SendReq | AckReq | SyncReq | HistoryReq | ReadReq | UnreadReq
+  | PresenceReq | WatchReq | UnwatchReq | GroupCreateReq | GroupAddReq | GroupRemoveReq
+  | GroupLeaveReq | GroupInfoReq | TypingReq | ReceiptsReq;
+export type Op = Request['op'];
+
+// ---- replies and events (node -> client) ----
+export type Entry = {
+  seq: number; mid: string; conv: string; from: string; to?: string; group?: string; body: string; ts: number;
+};
+export type MsgEvent = { op: 'msg' } & Entry;
+export type WelcomeReply = { op: 'welcome'; id?: ReqId; user: string; device: string; node: string; seq: number; acked: number };
+export type PongReply = { op: 'pong'; id?: ReqId; ts: number };
+export type OkReply = { op: 'ok'; id?: ReqId };
+export type ErrorReply = { op: 'error'; id: ReqId | null; code: ErrorCode; message: string };
+export type SentReply = { op: 'sent'; id?: ReqId; mid: string; seq: number; ts: number; dup?: true };
+export type MsgsReply = { op: 'msgs'; id?: ReqId; msgs: Entry[]; more: boolean };
+export type UnreadReply = { op: 'unread'; id?: ReqId; total: number; convs: Record<string, number> };
+export type UserPresence = { online: true; devices: string[] } | { online: false; last_seen?: number };
+export type PresenceReply = { op: 'presence'; id?: ReqId; users: Record<string, UserPresence> };
+export type PresenceEvent = { op: 'presence'; user: string; online: boolean };
+export type ReadEvent = { op: 'read'; conv: string; seq: number };
+export type GoawayEvent = { op: 'goaway'; reason: 'replaced' | 'shutdown' | string; nodes?: string[] };
+export type TypingEvent = { op: 'typing'; from: string; conv: string };
+export type ReceiptEvent = { op: 'receipt'; conv: string; by: string; mid: string };
+export type ReceiptsReply = { op: 'receipts'; id?: ReqId; conv: string; read: Record<string, string> };
+export type GroupReply = { op: 'group'; id?: ReqId; group: string; owner: string; members: string[] };
+
+export type ServerFrame =
+  | MsgEvent | WelcomeReply | PongReply | OkReply | ErrorReply | SentReply | MsgsReply | UnreadReply
+  | PresenceReply | PresenceEvent | ReadEvent | GoawayEvent | TypingEvent | ReceiptEvent | ReceiptsReply
+  | GroupReply;
+
+// ---- validation ----
+export const ID_RE = /^[A-Za-z0-9_.@-]{1,64}$/;
+export const MAX_LIMIT = 1000;
+export const DEFAULT_LIMIT = 100;
+
+export type ValidateLimits = { maxBody: number; maxUsers: number; maxMembers: number };
+export const DEFAULT_VALIDATE_LIMITS: ValidateLimits = { maxBody: 16384, maxUsers: 500, maxMembers: 10000 };
+
+export class FrameError extends Error {
+  override name = 'FrameError';
+  code: ErrorCode;
+  id: ReqId | null;
+  constructor(code: ErrorCode, message: string, id: ReqId | null) {
+    super(message);
+    this.code = code;
+    this.id = id;
+  }
+}
+
+export function isId(v: unknown): v is string {
+  return typeof v === 'string' && ID_RE.test(v);
+}
+
+/** `dm:<a>:<b>` with a <= b, both ids, for a 1:1 conversation. */
+export function dmConv(a: string, b: string): string {
+  return a <= b ? `dm:${a}:${b}` : `dm:${b}:${a}`;
+}
+
+/** Parses a conversation id; undefined when it is not one. */
+export function parseConv(conv: unknown): { kind: 'dm'; a: string; b: string } | { kind: 'group'; group: string } | undefined {
+  if (typeof conv !== 'string' || conv.length > 140) return undefined;
+  if (conv.startsWith('g:')) {
+    const group = conv.slice(2);
+    return isId(group) ? { kind: 'group', group } : undefined;
+  }
+  const parts = conv.split(':');
+  if (parts.length !== 3 || parts[0] !== 'dm') return undefined;
+  const [, a, b] = parts as [string, string, string];
+  return isId(a) && isId(b) && a <= b ? { kind: 'dm', a, b } : undefined;
+}
+
+const OPS = new Set<string>([
+  'login', 'ping', 'send', 'ack', 'sync', 'history', 'read', 'unread', 'presence', 'watch', 'unwatch',
+  'group_create', 'group_add', 'group_remove', 'group_leave', 'group_info', 'typing', 'receipts',
+]);
+
+function reqIdOf(o: Record<string, unknown>): ReqId | null {
+  const id = o.id;
+  if (typeof id === 'number' && Number.isFinite(id)) return id;
+  if (typeof id === 'string' && id.length <= 64) return id;
+  return null;
+}
+
+/**
+ * Parses one text frame into a typed request. Throws FrameError (with the request's id when it
+ * had a valid one) for anything the contract calls bad_request or too_large.
+ */
+export function parseRequest(text: string, limits: ValidateLimits = DEFAULT_VALIDATE_LIMITS): Request {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new FrameError('bad_request', 'frame is not valid JSON', null);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new FrameError('bad_request', 'frame must be a JSON object', null);
+  }
+  return validateRequest(raw as Record<string, unknown>, limits);
+}
+
+export function validateRequest(o: Record<string, unknown>, limits: ValidateLimits = DEFAULT_VALIDATE_LIMITS): Request {
+  const id = reqIdOf(o);
+  const bad = (message: string): never => {
+    throw new FrameError('bad_request', message, id);
+  };
+  if ('id' in o && o.id !== undefined && id === null) bad('id must be a number or a string of at most 64 characters');
+  if (typeof o.op !== 'string') bad('missing op');
+  const op = o.op as string;
+  if (!OPS.has(op)) bad(`unknown op '${op.slice(0, 40)}'`);
+
+  const withId = <T extends object>(r: T): T => (id === null ? r : { ...r, id });
+  const ident = (field: string, required: boolean): string | undefined => {
+    const v = o[field];
+    if (v === undefined) {
+      if (required) bad(`missing ${field}`);
+      return undefined;
+    }
+    if (!isId(v)) bad(`${field} must be 1 to 64 characters from A-Z a-z 0-9 _ . @ -`);
+    return v as string;
+  };
+  const seqField = (field: string, required: boolean): number | undefined => {
+    const v = o[field];
+    if (v === undefined) {
+      if (required) bad(`missing ${field}`);
+      return undefined;
+    }
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) bad(`${field} must be a non-negative integer`);
+    return v as number;
+  };
+  const limit = (): number => {
+    const v = o.limit;
+    if (v === undefined) return DEFAULT_LIMIT;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) bad('limit must be a positive integer');
+    return Math.min(v as number, MAX_LIMIT);
+  };
+  const conv = (): string => {
+    if (o.conv === undefined) bad('missing conv');
+    if (!parseConv(o.conv)) bad('conv must be dm:<a>:<b> (a sorted before b) or g:<group>');
+    return o.conv as string;
+  };
+  const idList = (field: string, max: number, allowEmpty: boolean): string[] => {
+    const v = o[field];
+    if (v === undefined) bad(`missing ${field}`);
+    if (!Array.isArray(v)) bad(`${field} must be an array of ids`);
+    const arr = v as unknown[];
+    if (arr.length > max) throw new FrameError('too_large', `${field} may name at most ${max} ids`, id);
+    if (!allowEmpty && arr.length === 0) bad(`${field} must not be empty`);
+    for (const u of arr) if (!isId(u)) bad(`${field} must contain only ids (1 to 64 characters from A-Z a-z 0-9 _ . @ -)`);
+    return arr as string[];
+  };
+  const target = (): { to?: string; group?: string } => {
+    const to = ident('to', false);
+    const group = ident('group', false);
+    if ((to === undefined) === (group === undefined)) bad('exactly one of to and group is required');
+    return to !== undefined ? { to } : { group: group as string };
+  };
+
+  switch (op) {
+    case 'login': {
+      const token = o.token;
+      if (token !== undefined && (typeof token !== 'string' || token.length === 0 || token.length > 8192)) {
+        bad('token must be a non-empty string');
+      }
+      const user = ident('user', false);
+      if (token === undefined && user === undefined) bad('login needs token (or user in insecure mode)');
+      const device = ident('device', false);
+      const since = seqField('since', false);
+      const r: LoginReq = { op: 'login' };
+      if (token !== undefined) r.token = token as string;
+      if (user !== undefined) r.user = user;
+      if (device !== undefined) r.device = device;
+      if (since !== undefined) r.since = since;
+      return withId(r);
+    }
+    case 'ping':
+      return withId({ op: 'ping' });
+    case 'send': {
+      const t = target();
+      const cid = ident('cid', true) as string;
+      if (typeof o.body !== 'string') bad('body must be a string');
+      const body = o.body as string;
+      if (Buffer.byteLength(body, 'utf8') > limits.maxBody) {
+        throw new FrameError('too_large', `body is over ${limits.maxBody} bytes`, id);
+      }
+      return withId({ op: 'send', ...t, cid, body });
+    }
+    case 'ack':
+      return withId({ op: 'ack', seq: seqField('seq', true) as number });
+    case 'sync':
+      return withId({ op: 'sync', after: seqField('after', false) ?? 0, limit: limit() });
+    case 'history': {
+      const c = conv();
+      const before = seqField('before', false);
+      const r: HistoryReq = { op: 'history', conv: c, limit: limit() };
+      if (before !== undefined) r.before = before;
+      return withId(r);
+    }
+    case 'read':
+      return withId({ op: 'read', conv: conv(), seq: seqField('seq', true) as number });
+    case 'unread':
+      return withId({ op: 'unread' });
+    case 'presence':
+    case 'watch':
+    case 'unwatch':
+      return withId({ op, users: idList('users', limits.maxUsers, true) } as PresenceReq | WatchReq | UnwatchReq);
+    case 'group_create':
+    case 'group_add':
+    case 'group_remove': {
+      const group = ident('group', true) as string;
+      const members = idList('members', limits.maxMembers, op !== 'group_create');
+      return withId({ op, group, members } as GroupCreateReq | GroupAddReq | GroupRemoveReq);
+    }
+    case 'group_leave':
+    case 'group_info':
+      return withId({ op, group: ident('group', true) as string } as GroupLeaveReq | GroupInfoReq);
+    case 'typing':
+      return withId({ op: 'typing', ...target() });
+    case 'receipts':
+      return withId({ op: 'receipts', conv: conv() });
+  }
+  return bad(`unknown op '${op}'`);
+}

@@ -1,0 +1,76 @@
+// The consistent-hash ring: an immutable member set mapped to key owners (home + replicas).
+// Pure: no I/O, no clock; membership builds a new ring and swaps it in.
+import { createHash } from 'node:crypto';
+import HashRing from 'hashring';
+
+// Virtual nodes per member, in hashring's sense (its 'vnode count'): one md5 digest per vnode,
+// cut into 4 points on the circle, so 160 vnodes are 640 points per member. At 160 points the
+// spread of owned keys reaches 1.32 (max/min) for some member counts; at 640 it stays under 1.15.
+export const DEFAULT_VNODES = 160;
+export const DEFAULT_REPLICAS = 2;
+const POINTS_PER_VNODE = 4;
+
+export type RingInit = {
+  vnodes?: number;
+  replicas?: number; // R: the home plus R-1 replicas
+};
+
+export type Ring = {
+  // First 16 hex of sha256 over the sorted members and vnodes: equal sets give equal versions.
+  readonly version: string;
+  readonly members: readonly string[];
+  readonly vnodes: number;
+  readonly replicas: number;
+  owner(key: string): string | undefined;
+  // The home first, then distinct successors clockwise; at most min(n ?? replicas, members.length).
+  owners(key: string, n?: number): string[];
+  has(member: string): boolean;
+};
+
+export function ringVersion(members: readonly string[], vnodes: number): string {
+  return createHash('sha256').update(JSON.stringify([vnodes, members])).digest('hex').slice(0, 16);
+}
+
+function positiveInt(value: number | undefined, fallback: number, name: string): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+export function createRing(members: Iterable<string>, init: RingInit = {}): Ring {
+  const vnodes = positiveInt(init.vnodes, DEFAULT_VNODES, 'vnodes');
+  const replicas = positiveInt(init.replicas, DEFAULT_REPLICAS, 'replicas');
+  // Sorted so that points tied on the same 32-bit value resolve the same way on every node.
+  const sorted: readonly string[] = Object.freeze([...new Set(members)].sort());
+  const memberSet = new Set(sorted);
+
+  // Each member states its own vnodes and the default is 0: otherwise hashring derives the
+  // count as floor(1/n * vnodes * n), which loses a point for some n (7 members at 160 get
+  // 159 each), so a join would also move keys between the members that stayed.
+  // 'max cache size' must stay >= 1 (0 crashes); the cache is never read (see owners).
+  const hashRing = sorted.length === 0
+    ? undefined
+    : new HashRing(
+      Object.fromEntries(sorted.map((m) => [m, { vnodes }])),
+      'md5',
+      { 'vnode count': 0, replicas: POINTS_PER_VNODE, 'max cache size': 1 },
+    );
+
+  function owners(key: string, n: number = replicas): string[] {
+    const count = Math.min(Math.floor(n), sorted.length);
+    if (hashRing === undefined || !(count >= 1)) return [];
+    // range(), never get(): get's LRU cache is a plain object, so a key such as 'toString'
+    // reads and writes Object.prototype and can answer with a stale or foreign owner.
+    return hashRing.range(key, count, true);
+  }
+
+  return Object.freeze({
+    version: ringVersion(sorted, vnodes),
+    members: sorted,
+    vnodes,
+    replicas,
+    owner: (key: string): string | undefined => owners(key, 1)[0],
+    owners,
+    has: (member: string): boolean => memberSet.has(member),
+  });
+}

@@ -1,0 +1,62 @@
+// A promise wrapper over one sqlite3 connection that runs jobs strictly one after another.
+// The store's correctness arguments (dedup lookups versus commits) rely on that FIFO order.
+import sqlite3 from 'sqlite3';
+
+export type Params = (string | number | null)[];
+
+export type Db = {
+  /** Queues a job; it runs after every job queued before it has finished. */
+  job<T>(fn: (c: Conn) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+};
+
+/** What a job may do with the connection; only valid inside the job. */
+export type Conn = {
+  exec(sql: string): Promise<void>;
+  run(sql: string, params?: Params): Promise<void>;
+  all<R>(sql: string, params?: Params): Promise<R[]>;
+};
+
+function open(file: string): Promise<sqlite3.Database> {
+  return new Promise((resolve, reject) => {
+    const d = new sqlite3.Database(file, (err) => (err ? reject(err) : resolve(d)));
+  });
+}
+
+export async function openDb(file: string): Promise<Db> {
+  const db = await open(file);
+  const statements = new Map<string, sqlite3.Statement>();
+  const prepared = (sql: string): sqlite3.Statement => {
+    let st = statements.get(sql);
+    if (!st) {
+      st = db.prepare(sql);
+      statements.set(sql, st);
+    }
+    return st;
+  };
+  const conn: Conn = {
+    exec: (sql) => new Promise((ok, ko) => db.exec(sql, (e) => (e ? ko(e) : ok()))),
+    run: (sql, params = []) =>
+      new Promise((ok, ko) => prepared(sql).run(params, (e: Error | null) => (e ? ko(e) : ok()))),
+    all: <R>(sql: string, params: Params = []) =>
+      new Promise<R[]>((ok, ko) => prepared(sql).all(params, (e: Error | null, rows: R[]) => (e ? ko(e) : ok(rows)))),
+  };
+
+  let tail: Promise<unknown> = Promise.resolve();
+  let closed = false;
+  return {
+    job<T>(fn: (c: Conn) => Promise<T>): Promise<T> {
+      if (closed) return Promise.reject(new Error('store is closed'));
+      const p = tail.then(() => fn(conn));
+      tail = p.catch(() => undefined);
+      return p;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await tail;
+      for (const st of statements.values()) await new Promise<void>((ok) => st.finalize(() => ok()));
+      await new Promise<void>((ok, ko) => db.close((e) => (e ? ko(e) : ok())));
+    },
+  };
+}

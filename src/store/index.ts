@@ -1,0 +1,341 @@
+// The timeline store: entries, seq counters, send dedup, device cursors, read state, last seen.
+// Seqs are assigned in memory in call order; rows are group-committed by one FIFO of jobs.
+import { openDb } from './db.ts';
+import type { Conn, Db, Params } from './db.ts';
+import { DDL, ENTRY_COLS, PRAGMAS, SCHEMA_VERSION } from './schema.ts';
+import type { EntryRow } from './schema.ts';
+
+export type NewEntry = {
+  user: string; mid: string; conv: string; from: string; to?: string; group?: string;
+  body: string; ts: number;
+  /** idempotency key within the user's timeline: 'c:<cid>' for a sender's entry, 'm:<mid>' for a delivered copy */
+  dkey: string;
+};
+export type StoredEntry = NewEntry & { seq: number };
+
+export type StoreInit = { file: string; sync?: 'normal' | 'full'; chunkRows?: number };
+export type StoreHooks = {
+  /** Each committed batch, in commit order (so in seq order per user). */
+  onCommit?(entries: StoredEntry[]): void;
+  onBatch?(info: { rows: number; ms: number }): void;
+  /** A commit failed: memory is ahead of disk, the process should stop and restart from disk. */
+  onFatal?(err: Error): void;
+};
+
+export type Unread = { total: number; convs: Record<string, number> };
+
+export type Store = {
+  /** Uncommitted entry with that dedup key, if any. Check it synchronously right before append. */
+  peekDedup(user: string, dkey: string): StoredEntry | undefined;
+  /** Committed entries for these dedup keys. Together with peekDedup, called synchronously after
+   * this resolves, it sees every append made before the call. */
+  findDedup(keys: { user: string; dkey: string }[]): Promise<Map<string, StoredEntry>>;
+  /** Assigns seqs now, in order; `durable` resolves once the rows are committed. */
+  append(items: NewEntry[]): { entries: StoredEntry[]; durable: Promise<void> };
+  /** Resolves once everything written so far is committed. */
+  flush(): Promise<void>;
+  lastSeq(user: string): number;
+  committedSeq(user: string): number;
+  sync(user: string, after: number, limit: number): Promise<{ entries: StoredEntry[]; more: boolean }>;
+  history(user: string, conv: string, before: number | undefined, limit: number): Promise<{ entries: StoredEntry[]; more: boolean }>;
+  acked(user: string, device: string): number;
+  /** Moves the device cursor forward (clamped to the timeline's end); false if it did not move. */
+  ack(user: string, device: string, seq: number): boolean;
+  /** Moves the read cursor of a conversation forward; the seq it now stands at, or undefined if it did not move. */
+  read(user: string, conv: string, seq: number): Promise<number | undefined>;
+  unread(user: string): Unread;
+  lastSeen(user: string): number | undefined;
+  setLastSeen(user: string, ts: number): void;
+  knownUsers(): IterableIterator<string>;
+  getMeta(k: string): Promise<string | undefined>;
+  setMeta(k: string, v: string): Promise<void>;
+  close(): Promise<void>;
+};
+
+export const DEDUP_KEY = { cid: (cid: string) => `c:${cid}`, mid: (mid: string) => `m:${mid}` };
+
+const CHUNK_ROWS = 100;
+const LOOKUP_CHUNK = 400;
+
+type ConvState = { lastSeq: number; ocum: number; readSeq: number; readCum: number };
+type UserState = {
+  seq: number; committed: number; lastSeen: number | undefined;
+  convs: Map<string, ConvState>; cursors: Map<string, number>; pending: Map<string, StoredEntry>;
+};
+type Deferred = { promise: Promise<void>; resolve(): void; reject(e: Error): void };
+
+function deferred(): Deferred {
+  const d = Promise.withResolvers<void>();
+  d.promise.catch(() => undefined); // a failed commit is reported through onFatal
+  return d;
+}
+
+function fromRow(r: EntryRow): StoredEntry {
+  const e: StoredEntry = { user: r.user, seq: r.seq, mid: r.mid, conv: r.conv, from: r.sender, body: r.body, ts: r.ts, dkey: r.dkey };
+  if (r.recipient !== null) e.to = r.recipient;
+  if (r.grp !== null) e.group = r.grp;
+  return e;
+}
+
+/** Runs `INSERT … VALUES (…),(…)` in chunks: sqlite3 costs ~45 µs per call, so rows go many per call. */
+async function insertMany(c: Conn, head: string, cols: number, tail: string, rows: Params[], chunk: number): Promise<void> {
+  const one = `(${Array(cols).fill('?').join(',')})`;
+  for (let i = 0; i < rows.length; i += chunk) {
+    const part = rows.slice(i, i + chunk);
+    await c.run(`${head} VALUES ${Array(part.length).fill(one).join(',')} ${tail}`, part.flat());
+  }
+}
+
+export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Promise<Store> {
+  const db: Db = await openDb(init.file);
+  const chunk = init.chunkRows ?? CHUNK_ROWS;
+  await db.job(async (c) => {
+    await c.exec(PRAGMAS(init.sync ?? 'normal'));
+    await c.exec(DDL);
+    await c.run('INSERT OR IGNORE INTO meta (k, v) VALUES (?, ?)', ['schema', String(SCHEMA_VERSION)]);
+  });
+
+  const users = new Map<string, UserState>();
+  const userState = (user: string): UserState => {
+    let st = users.get(user);
+    if (!st) {
+      st = { seq: 0, committed: 0, lastSeen: undefined, convs: new Map(), cursors: new Map(), pending: new Map() };
+      users.set(user, st);
+    }
+    return st;
+  };
+  await db.job(async (c) => {
+    for (const r of await c.all<{ user: string; seq: number; last_seen: number | null }>('SELECT user, seq, last_seen FROM users')) {
+      const st = userState(r.user);
+      st.seq = st.committed = r.seq;
+      st.lastSeen = r.last_seen ?? undefined;
+    }
+    type ConvRow = { user: string; conv: string; last_seq: number; ocum: number; read_seq: number; read_cum: number };
+    for (const r of await c.all<ConvRow>('SELECT user, conv, last_seq, ocum, read_seq, read_cum FROM convs')) {
+      userState(r.user).convs.set(r.conv, { lastSeq: r.last_seq, ocum: r.ocum, readSeq: r.read_seq, readCum: r.read_cum });
+    }
+    for (const r of await c.all<{ user: string; device: string; acked: number }>('SELECT user, device, acked FROM cursors')) {
+      userState(r.user).cursors.set(r.device, r.acked);
+    }
+  });
+
+  // What the next commit writes. Values are read from memory when the commit starts, so a
+  // later change only re-marks the key dirty.
+  let rows: StoredEntry[] = [];
+  const dirtyUsers = new Set<string>();
+  const dirtyConvs = new Map<string, Set<string>>();
+  const dirtyCursors = new Map<string, Set<string>>();
+  // ocum is a storage detail (unread arithmetic), kept beside the entry until it is written.
+  const ocumOf = new Map<StoredEntry, number>();
+  let next = deferred();
+  let queued = false;
+  let closed = false;
+
+  const markConv = (user: string, conv: string) => {
+    let s = dirtyConvs.get(user);
+    if (!s) dirtyConvs.set(user, (s = new Set()));
+    s.add(conv);
+  };
+  const schedule = (): Promise<void> => {
+    if (closed) throw new Error('store is closed');
+    if (!queued) {
+      queued = true;
+      void db.job(commit);
+    }
+    return next.promise;
+  };
+
+  async function commit(c: Conn): Promise<void> {
+    queued = false;
+    const batch = rows;
+    rows = [];
+    const done = next;
+    next = deferred();
+    const t0 = performance.now();
+    const entryRows: Params[] = batch.map((e) => [
+      e.user, e.seq, e.mid, e.conv, e.from, e.to ?? null, e.group ?? null, e.body, e.ts, e.dkey, ocumOf.get(e) ?? 0,
+    ]);
+    const userRows: Params[] = [...dirtyUsers].map((u) => {
+      const st = userState(u);
+      return [u, st.seq, st.lastSeen ?? null];
+    });
+    dirtyUsers.clear();
+    const convRows: Params[] = [];
+    for (const [u, convs] of dirtyConvs) {
+      const st = userState(u);
+      for (const conv of convs) {
+        const cs = st.convs.get(conv)!;
+        convRows.push([u, conv, cs.lastSeq, cs.ocum, cs.readSeq, cs.readCum]);
+      }
+    }
+    dirtyConvs.clear();
+    const cursorRows: Params[] = [];
+    for (const [u, devs] of dirtyCursors) {
+      const st = userState(u);
+      for (const d of devs) cursorRows.push([u, d, st.cursors.get(d) ?? 0]);
+    }
+    dirtyCursors.clear();
+    try {
+      await c.exec('BEGIN');
+      await insertMany(c, `INSERT INTO entries (${ENTRY_COLS})`, 11, '', entryRows, chunk);
+      await insertMany(c, 'INSERT INTO users (user, seq, last_seen)', 3,
+        'ON CONFLICT (user) DO UPDATE SET seq = excluded.seq, last_seen = excluded.last_seen', userRows, chunk);
+      await insertMany(c, 'INSERT INTO convs (user, conv, last_seq, ocum, read_seq, read_cum)', 6,
+        'ON CONFLICT (user, conv) DO UPDATE SET last_seq = excluded.last_seq, ocum = excluded.ocum, read_seq = excluded.read_seq, read_cum = excluded.read_cum',
+        convRows, chunk);
+      await insertMany(c, 'INSERT INTO cursors (user, device, acked)', 3,
+        'ON CONFLICT (user, device) DO UPDATE SET acked = excluded.acked', cursorRows, chunk);
+      await c.exec('COMMIT');
+    } catch (err) {
+      await c.exec('ROLLBACK').catch(() => undefined);
+      const e = err instanceof Error ? err : new Error(String(err));
+      done.reject(e);
+      hooks.onFatal?.(e);
+      return;
+    }
+    for (const e of batch) {
+      const st = userState(e.user);
+      if (e.seq > st.committed) st.committed = e.seq;
+      st.pending.delete(e.dkey);
+      ocumOf.delete(e);
+    }
+    hooks.onBatch?.({ rows: batch.length, ms: performance.now() - t0 });
+    done.resolve();
+    if (batch.length > 0) hooks.onCommit?.(batch);
+  }
+
+  const SELECT_ENTRY = `SELECT ${ENTRY_COLS} FROM entries`;
+
+  return {
+    peekDedup: (user, dkey) => users.get(user)?.pending.get(dkey),
+
+    async findDedup(keys) {
+      const found = new Map<string, StoredEntry>();
+      if (keys.length === 0) return found;
+      await db.job(async (c) => {
+        for (let i = 0; i < keys.length; i += LOOKUP_CHUNK) {
+          const part = keys.slice(i, i + LOOKUP_CHUNK);
+          const sql = `${SELECT_ENTRY} WHERE (user, dkey) IN (VALUES ${Array(part.length).fill('(?,?)').join(',')})`;
+          for (const r of await c.all<EntryRow>(sql, part.flatMap((k) => [k.user, k.dkey]))) {
+            found.set(`${r.user}\0${r.dkey}`, fromRow(r));
+          }
+        }
+      });
+      return found;
+    },
+
+    append(items) {
+      const entries: StoredEntry[] = [];
+      for (const it of items) {
+        const st = userState(it.user);
+        if (st.pending.has(it.dkey)) throw new Error(`duplicate dedup key ${it.dkey} for ${it.user}`);
+        const seq = ++st.seq;
+        let cs = st.convs.get(it.conv);
+        if (!cs) st.convs.set(it.conv, (cs = { lastSeq: 0, ocum: 0, readSeq: 0, readCum: 0 }));
+        cs.lastSeq = seq;
+        if (it.from !== it.user) cs.ocum++;
+        const e: StoredEntry = { ...it, seq };
+        st.pending.set(it.dkey, e);
+        ocumOf.set(e, cs.ocum);
+        rows.push(e);
+        entries.push(e);
+        dirtyUsers.add(it.user);
+        markConv(it.user, it.conv);
+      }
+      return { entries, durable: schedule() };
+    },
+
+    flush: () => schedule(),
+    lastSeq: (user) => users.get(user)?.seq ?? 0,
+    committedSeq: (user) => users.get(user)?.committed ?? 0,
+
+    sync: (user, after, limit) =>
+      db.job(async (c) => {
+        const rs = await c.all<EntryRow>(`${SELECT_ENTRY} WHERE user = ? AND seq > ? ORDER BY seq LIMIT ?`, [user, after, limit + 1]);
+        return { entries: rs.slice(0, limit).map(fromRow), more: rs.length > limit };
+      }),
+
+    history: (user, conv, before, limit) =>
+      db.job(async (c) => {
+        const rs = await c.all<EntryRow>(
+          `${SELECT_ENTRY} WHERE user = ? AND conv = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+          [user, conv, before ?? Number.MAX_SAFE_INTEGER, limit + 1]);
+        return { entries: rs.slice(0, limit).map(fromRow), more: rs.length > limit };
+      }),
+
+    acked: (user, device) => users.get(user)?.cursors.get(device) ?? 0,
+
+    ack(user, device, seq) {
+      const st = userState(user);
+      const to = Math.min(seq, st.seq);
+      if (to <= (st.cursors.get(device) ?? 0)) return false;
+      st.cursors.set(device, to);
+      let s = dirtyCursors.get(user);
+      if (!s) dirtyCursors.set(user, (s = new Set()));
+      s.add(device);
+      void schedule();
+      return true;
+    },
+
+    async read(user, conv, seq) {
+      const st = users.get(user);
+      const cs = st?.convs.get(conv);
+      if (!st || !cs) return undefined;
+      const target = Math.min(seq, st.seq);
+      if (target <= cs.readSeq) return undefined;
+      let cum: number;
+      if (target >= cs.lastSeq) {
+        cum = cs.ocum;
+      } else {
+        // The newest entry of this conversation at or before target: committed rows are in the
+        // database, uncommitted ones still in memory when this job's result arrives (FIFO).
+        const rs = await db.job((c) =>
+          c.all<{ seq: number; ocum: number }>('SELECT seq, ocum FROM entries WHERE user = ? AND conv = ? AND seq <= ? ORDER BY seq DESC LIMIT 1', [user, conv, target]));
+        let best = rs[0] ?? { seq: 0, ocum: 0 };
+        for (const e of st.pending.values()) {
+          if (e.conv === conv && e.seq <= target && e.seq > best.seq) best = { seq: e.seq, ocum: ocumOf.get(e) ?? 0 };
+        }
+        cum = best.ocum;
+      }
+      if (target <= cs.readSeq) return undefined; // another read moved it further meanwhile
+      cs.readSeq = target;
+      cs.readCum = Math.max(cs.readCum, cum);
+      markConv(user, conv);
+      await schedule();
+      return target;
+    },
+
+    unread(user) {
+      const convs: Record<string, number> = {};
+      let total = 0;
+      for (const [conv, cs] of users.get(user)?.convs ?? []) {
+        const n = cs.ocum - cs.readCum;
+        if (n > 0) {
+          convs[conv] = n;
+          total += n;
+        }
+      }
+      return { total, convs };
+    },
+
+    lastSeen: (user) => users.get(user)?.lastSeen,
+    setLastSeen(user, ts) {
+      userState(user).lastSeen = ts;
+      dirtyUsers.add(user);
+      void schedule();
+    },
+    knownUsers: () => users.keys(),
+
+    getMeta: (k) =>
+      db.job(async (c) => (await c.all<{ v: string }>('SELECT v FROM meta WHERE k = ?', [k]))[0]?.v),
+    setMeta: (k, v) =>
+      db.job((c) => c.run('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v', [k, v])),
+
+    async close() {
+      if (closed) return;
+      if (rows.length || dirtyUsers.size || dirtyConvs.size || dirtyCursors.size) await schedule();
+      closed = true;
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,43 @@
+// The node's SQLite schema. One database per node; every table is keyed by the user that owns
+// the row, so a key range can later be exported and imported as a whole.
+
+export const SCHEMA_VERSION = 1;
+
+export const PRAGMAS = (sync: 'normal' | 'full'): string => `
+  PRAGMA journal_mode = WAL;
+  PRAGMA synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'};
+  PRAGMA busy_timeout = 5000;
+  PRAGMA foreign_keys = OFF;
+  PRAGMA cache_size = -65536;
+`;
+
+// entries.dkey makes every append idempotent: 'c:<cid>' on the sender's own entry (send dedup by
+// sender and cid), 'm:<mid>' on a delivered copy (a mid at most once per timeline).
+// entries.ocum counts the entries from other users in the same conversation up to and including
+// this one, so an unread count is a difference of two counters, never a scan.
+export const DDL = `
+  CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS entries (
+    user TEXT NOT NULL, seq INTEGER NOT NULL, mid TEXT NOT NULL, conv TEXT NOT NULL,
+    sender TEXT NOT NULL, recipient TEXT, grp TEXT, body TEXT NOT NULL, ts INTEGER NOT NULL,
+    dkey TEXT NOT NULL, ocum INTEGER NOT NULL,
+    UNIQUE (user, seq));
+  CREATE UNIQUE INDEX IF NOT EXISTS entries_dkey ON entries (user, dkey);
+  CREATE INDEX IF NOT EXISTS entries_conv ON entries (user, conv, seq);
+  CREATE TABLE IF NOT EXISTS users (
+    user TEXT PRIMARY KEY, seq INTEGER NOT NULL, last_seen INTEGER) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS convs (
+    user TEXT NOT NULL, conv TEXT NOT NULL, last_seq INTEGER NOT NULL, ocum INTEGER NOT NULL,
+    read_seq INTEGER NOT NULL, read_cum INTEGER NOT NULL,
+    PRIMARY KEY (user, conv)) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS cursors (
+    user TEXT NOT NULL, device TEXT NOT NULL, acked INTEGER NOT NULL,
+    PRIMARY KEY (user, device)) WITHOUT ROWID;
+`;
+
+export const ENTRY_COLS = 'user, seq, mid, conv, sender, recipient, grp, body, ts, dkey, ocum';
+
+export type EntryRow = {
+  user: string; seq: number; mid: string; conv: string; sender: string; recipient: string | null;
+  grp: string | null; body: string; ts: number; dkey: string; ocum: number;
+};
