@@ -205,7 +205,7 @@ export function createGateway(c: GatewayComponents): Gateway {
         return send(cc, { op: 'sent', ...withId, ...r });
       }
       case 'ack':
-        home.ack(s.user, s.device, req.seq);
+        await home.ack(s.user, s.device, req.seq);
         return ok(cc, id);
       case 'sync':
         return send(cc, { op: 'msgs', ...withId, ...(await home.sync(s.user, req.after, req.limit)) });

@@ -25,7 +25,8 @@ export type Home = {
   logout(s: SessionRef): void;
   sync(user: string, after: number, limit: number): Promise<Page>;
   history(user: string, conv: string, before: number | undefined, limit: number): Promise<Page>;
-  ack(user: string, device: string, seq: number): void;
+  /** Resolves once the moved cursor is durable. */
+  ack(user: string, device: string, seq: number): Promise<void>;
   read(s: SessionRef, conv: string, seq: number): Promise<void>;
   unread(user: string): Unread;
   presence(users: string[]): Record<string, UserPresence>;
@@ -113,7 +114,8 @@ export function createHome(c: HomeComponents): Home {
     for (const w of presence.watchers(user)) c.push(w.gateway, w.conn, { op: 'presence', user, online });
   };
   const wentOffline = (user: string) => {
-    store.setLastSeen(user, c.now());
+    const p = presence.lookup(user);
+    store.setLastSeen(user, (!p.online && p.lastSeen) || c.now());
     notifyWatchers(user, false);
   };
 
@@ -155,8 +157,8 @@ export function createHome(c: HomeComponents): Home {
       return { msgs: entries.map(toEntry), more };
     },
 
-    ack(user, device, seq) {
-      store.ack(user, device, seq);
+    async ack(user, device, seq) {
+      if (store.ack(user, device, seq)) await store.flush();
     },
 
     async read(s, conv, seq) {

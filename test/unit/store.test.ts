@@ -1,0 +1,169 @@
+// The store on a real SQLite file: seq assignment, dedup, cursors, unread arithmetic, group commit, reopen.
+import test from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createStore, DEDUP_KEY } from '../../src/store/index.ts';
+import type { NewEntry, Store, StoreHooks, StoredEntry } from '../../src/store/index.ts';
+
+const dirs: string[] = [];
+test.after.always(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function open(hooks: StoreHooks = {}, file?: string): Promise<{ s: Store; file: string }> {
+  if (!file) {
+    const d = await mkdtemp(join(tmpdir(), 'im-store-'));
+    dirs.push(d);
+    file = join(d, 'store.db');
+  }
+  return { s: await createStore({ file }, hooks), file };
+}
+
+let n = 0;
+/** One DM from `from` to `to`: the sender's entry and the recipient's copy. */
+function dm(from: string, to: string, cid = `c${++n}`): NewEntry[] {
+  const mid = `m${String(++n).padStart(8, '0')}`;
+  const conv = from < to ? `dm:${from}:${to}` : `dm:${to}:${from}`;
+  const base = { mid, conv, from, to, body: `b${n}`, ts: n };
+  const items: NewEntry[] = [{ ...base, user: from, dkey: DEDUP_KEY.cid(cid) }];
+  if (to !== from) items.push({ ...base, user: to, dkey: DEDUP_KEY.mid(mid) });
+  return items;
+}
+
+test('seqs are assigned per user in call order, 1..n, before commit', async (t) => {
+  const { s } = await open();
+  const a = s.append(dm('a', 'b'));
+  const b = s.append(dm('a', 'c'));
+  const c = s.append(dm('c', 'b'));
+  t.deepEqual(a.entries.map((e) => [e.user, e.seq]), [['a', 1], ['b', 1]]);
+  t.deepEqual(b.entries.map((e) => [e.user, e.seq]), [['a', 2], ['c', 1]]);
+  t.deepEqual(c.entries.map((e) => [e.user, e.seq]), [['c', 2], ['b', 2]]);
+  t.is(s.lastSeq('b'), 2);
+  t.is(s.committedSeq('b'), 0, 'nothing committed yet');
+  await Promise.all([a.durable, b.durable, c.durable]);
+  t.is(s.committedSeq('b'), 2);
+  const page = await s.sync('b', 0, 10);
+  t.deepEqual(page.entries.map((e) => e.seq), [1, 2]);
+  t.false(page.more);
+  await s.close();
+});
+
+test('dedup: pending keys are visible at once, committed ones through findDedup', async (t) => {
+  const { s } = await open();
+  const { entries, durable } = s.append(dm('a', 'b', 'dup-1'));
+  t.is(s.peekDedup('a', DEDUP_KEY.cid('dup-1'))?.seq, entries[0]!.seq);
+  t.throws(() => s.append(dm('a', 'b', 'dup-1')), { message: /duplicate dedup key/ });
+  const lookup = s.findDedup([{ user: 'a', dkey: DEDUP_KEY.cid('dup-1') }, { user: 'a', dkey: DEDUP_KEY.cid('other') }]);
+  await durable;
+  t.is(s.peekDedup('a', DEDUP_KEY.cid('dup-1')), undefined, 'no longer pending');
+  const found = await lookup;
+  t.is(found.get(`a\0${DEDUP_KEY.cid('dup-1')}`)?.mid, entries[0]!.mid, 'the commit queued before the lookup ran first');
+  t.false(found.has(`a\0${DEDUP_KEY.cid('other')}`));
+  const after = await s.findDedup([{ user: 'a', dkey: DEDUP_KEY.cid('dup-1') }, { user: 'b', dkey: DEDUP_KEY.mid(entries[0]!.mid) }]);
+  t.is(after.size, 2);
+  t.is(after.get(`a\0${DEDUP_KEY.cid('dup-1')}`)?.mid, entries[0]!.mid);
+  await s.close();
+});
+
+test('a lookup made before the commit ran sees the entry either pending or committed, never neither', async (t) => {
+  const { s } = await open();
+  for (let i = 0; i < 50; i++) {
+    const cid = `race-${i}`;
+    const { durable } = s.append(dm('r', 'q', cid));
+    const found = await s.findDedup([{ user: 'r', dkey: DEDUP_KEY.cid(cid) }]);
+    const seen = s.peekDedup('r', DEDUP_KEY.cid(cid)) ?? found.get(`r\0${DEDUP_KEY.cid(cid)}`);
+    t.truthy(seen, cid);
+    await durable;
+  }
+  await s.close();
+});
+
+test('group commit: many appends in one tick go in one transaction; onCommit sees them in order', async (t) => {
+  const batches: number[] = [];
+  const committed: StoredEntry[] = [];
+  const { s } = await open({ onBatch: ({ rows }) => batches.push(rows), onCommit: (e) => committed.push(...e) });
+  const ps = [];
+  for (let i = 0; i < 500; i++) ps.push(s.append(dm('g', 'h')).durable);
+  await Promise.all(ps);
+  t.is(batches.length, 1, `one commit for 500 sends (got ${batches.join(',')})`);
+  t.is(batches[0], 1000);
+  t.deepEqual(committed.filter((e) => e.user === 'h').map((e) => e.seq), Array.from({ length: 500 }, (_, i) => i + 1));
+  await s.close();
+});
+
+test('device cursors move forward only, clamp to the timeline, and persist', async (t) => {
+  const { s, file } = await open();
+  await s.append([...dm('x', 'y'), ...dm('x', 'y'), ...dm('x', 'y')]).durable;
+  t.is(s.acked('y', 'phone'), 0);
+  t.true(s.ack('y', 'phone', 2));
+  t.false(s.ack('y', 'phone', 1), 'lower is ignored');
+  t.false(s.ack('y', 'phone', 2), 'same is ignored');
+  t.true(s.ack('y', 'phone', 99));
+  t.is(s.acked('y', 'phone'), 3, 'clamped to the newest seq');
+  t.true(s.ack('y', 'laptop', 1));
+  await s.flush();
+  await s.close();
+  const { s: s2 } = await open({}, file);
+  t.is(s2.acked('y', 'phone'), 3);
+  t.is(s2.acked('y', 'laptop'), 1);
+  await s2.close();
+});
+
+test('unread arithmetic: others count, own do not, read moves forward only, total is the sum', async (t) => {
+  const { s, file } = await open();
+  // u's timeline: 1 a->u, 2 a->u, 3 u->a, 4 b->u, 5 a->u, 6 b->u, 7 a->u
+  for (const [f, to] of [['a', 'u'], ['a', 'u'], ['u', 'a'], ['b', 'u'], ['a', 'u'], ['b', 'u'], ['a', 'u']] as const) {
+    await s.append(dm(f, to)).durable;
+  }
+  t.deepEqual(s.unread('u'), { total: 6, convs: { 'dm:a:u': 4, 'dm:b:u': 2 } });
+  t.deepEqual(s.unread('a'), { total: 1, convs: { 'dm:a:u': 1 } });
+  t.is(await s.read('u', 'dm:a:u', 3), 3, 'reading through seq 3 (an own message) marks 1 and 2');
+  t.deepEqual(s.unread('u').convs, { 'dm:a:u': 2, 'dm:b:u': 2 });
+  t.is(await s.read('u', 'dm:a:u', 2), undefined, 'backwards is ignored');
+  t.is(await s.read('u', 'dm:a:u', 6), 6, 'a seq of another conversation counts up to the one before it');
+  t.deepEqual(s.unread('u').convs, { 'dm:a:u': 1, 'dm:b:u': 2 });
+  t.is(await s.read('u', 'dm:b:u', 1000), 7, 'past the end clamps to the newest seq');
+  t.deepEqual(s.unread('u'), { total: 1, convs: { 'dm:a:u': 1 } });
+  t.is(await s.read('u', 'dm:nobody:u', 3), undefined, 'no such conversation');
+  await s.append(dm('b', 'u')).durable;
+  t.deepEqual(s.unread('u'), { total: 2, convs: { 'dm:a:u': 1, 'dm:b:u': 1 } });
+  await s.close();
+  const { s: s2 } = await open({}, file);
+  t.deepEqual(s2.unread('u'), { total: 2, convs: { 'dm:a:u': 1, 'dm:b:u': 1 } }, 'the same after reopening');
+  await s2.close();
+});
+
+test('read to a seq whose entry is not yet committed counts it', async (t) => {
+  const { s } = await open();
+  await s.append(dm('p', 'v')).durable;          // v:1
+  s.append(dm('p', 'v'));                          // v:2 pending
+  s.append(dm('w', 'v'));                          // v:3 pending, other conv
+  t.is(await s.read('v', 'dm:p:v', 2), 2);        // the conversation's newest: answered from memory
+  s.append(dm('p', 'v'));                          // v:4 pending
+  s.append(dm('p', 'v'));                          // v:5 pending
+  t.is(await s.read('v', 'dm:p:v', 4), 4, 'DB path with pending rows');
+  t.deepEqual(s.unread('v').convs, { 'dm:p:v': 1, 'dm:v:w': 1 });
+  await s.flush();
+  await s.close();
+});
+
+test('history walks one conversation backwards with more; reopen continues seqs', async (t) => {
+  const { s, file } = await open();
+  for (let i = 0; i < 5; i++) await s.append([...dm('k', 'l'), ...dm('k', 'm')]).durable;
+  const h = await s.history('k', 'dm:k:l', undefined, 3);
+  t.deepEqual(h.entries.map((e) => e.seq), [9, 7, 5]);
+  t.true(h.more);
+  const h2 = await s.history('k', 'dm:k:l', 5, 3);
+  t.deepEqual(h2.entries.map((e) => e.seq), [3, 1]);
+  t.false(h2.more);
+  s.setLastSeen('k', 12345);
+  await s.close();
+  const { s: s2 } = await open({}, file);
+  t.is(s2.lastSeq('k'), 10);
+  t.is(s2.committedSeq('k'), 10);
+  t.is(s2.lastSeen('k'), 12345);
+  t.deepEqual(s2.append(dm('k', 'l')).entries.map((e) => e.seq), [11, 6]);
+  await s2.flush();
+  await s2.close();
+});
