@@ -118,7 +118,7 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
       if (raw !== 'normal' && raw !== 'full') throw new ConfigError(`--${flag} must be normal or full`);
       out[key] = raw;
     } else {
-      const n = Number(raw);
+      const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
       const max = kind === 'port' ? 65535 : Number.MAX_SAFE_INTEGER;
       const min = kind === 'port' ? 0 : 1;
       if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${flag} (${envName}) must be an integer from ${min} to ${max}, got '${raw}'`);

@@ -239,7 +239,7 @@ export function validateRequest(o: Record<string, unknown>, limits: ValidateLimi
     case 'group_add':
     case 'group_remove': {
       const group = ident('group', true) as string;
-      const members = idList('members', limits.maxMembers, op !== 'group_create');
+      const members = idList('members', limits.maxMembers, op === 'group_create'); // create alone is allowed
       return withId({ op, group, members } as GroupCreateReq | GroupAddReq | GroupRemoveReq);
     }
     case 'group_leave':

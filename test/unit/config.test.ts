@@ -1,0 +1,222 @@
+// parseConfig: defaults, env over defaults, flags over env, --join, --insecure, and ConfigError for every bad input (naming the flag) and --help.
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { ConfigError, DEFAULTS, parseConfig } from '../../src/node/config.ts';
+import type { Config } from '../../src/node/config.ts';
+
+function rejects(t: ExecutionContext, argv: string[], env: Record<string, string>, mention: string): void {
+  const what = `${argv.join(' ')} ${JSON.stringify(env)}`;
+  const e = t.throws(() => parseConfig(argv, env), { instanceOf: ConfigError }, what);
+  t.true(e?.message.includes(mention) === true, `'${e?.message}' should name ${mention} (${what})`);
+  t.not(e?.message, 'help');
+}
+
+// flag -> [env variable, a value, the parsed value, config key]
+const FIELDS: [string, string, string, unknown, keyof Config][] = [
+  ['name', 'IM_NAME', 'n-2.b_c', 'n-2.b_c', 'name'],
+  ['data', 'IM_DATA', '/var/lib/im', '/var/lib/im', 'data'],
+  ['host', 'IM_HOST', '0.0.0.0', '0.0.0.0', 'host'],
+  ['port', 'IM_WS_PORT', '7101', 7101, 'port'],
+  ['public-url', 'IM_PUBLIC_URL', 'ws://chat.example:80/ws', 'ws://chat.example:80/ws', 'publicUrl'],
+  ['p2p-port', 'IM_P2P_PORT', '9101', 9101, 'p2pPort'],
+  ['secret', 'IM_SECRET', 's3cret', 's3cret', 'secret'],
+  ['max-frame', 'IM_MAX_FRAME', '131072', 131072, 'maxFrame'],
+  ['max-body', 'IM_MAX_BODY', '8192', 8192, 'maxBody'],
+  ['login-timeout', 'IM_LOGIN_TIMEOUT', '5000', 5000, 'loginTimeoutMs'],
+  ['idle-timeout', 'IM_IDLE_TIMEOUT', '30000', 30000, 'idleTimeoutMs'],
+  ['presence-timeout', 'IM_PRESENCE_TIMEOUT', '7000', 7000, 'presenceTimeoutMs'],
+  ['rate', 'IM_RATE', '50', 50, 'rate'],
+  ['rate-burst', 'IM_RATE_BURST', '75', 75, 'rateBurst'],
+  ['max-buffered', 'IM_MAX_BUFFERED', '1048576', 1048576, 'maxBuffered'],
+  ['sync', 'IM_SYNC', 'full', 'full', 'sync'],
+  ['log-level', 'IM_LOG_LEVEL', 'debug', 'debug', 'logLevel'],
+];
+const NUMERIC = FIELDS.filter(([, , , v]) => typeof v === 'number').map(([flag, env]) => [flag, env] as const);
+const INTS = NUMERIC.filter(([flag]) => flag !== 'port' && flag !== 'p2p-port');
+const PORTS = NUMERIC.filter(([flag]) => flag === 'port' || flag === 'p2p-port');
+
+test('no flags and no env give the defaults', (t) => {
+  const cfg = parseConfig([], {});
+  t.deepEqual(cfg, DEFAULTS);
+  t.deepEqual(cfg, {
+    name: 'node-1', data: './data', host: '127.0.0.1', port: 7001, p2pPort: 9001, join: [], insecure: false,
+    maxFrame: 65536, maxBody: 16384, maxUsers: 500, loginTimeoutMs: 10_000, idleTimeoutMs: 60_000,
+    presenceTimeoutMs: 15_000, rate: 200, rateBurst: 400, maxBuffered: 8 * 1024 * 1024, sync: 'normal', logLevel: 'info',
+  });
+  t.false('publicUrl' in cfg);
+  t.false('secret' in cfg);
+});
+
+test('unrelated environment variables are ignored', (t) => {
+  t.deepEqual(parseConfig([], { PATH: '/bin', PORT: '1', IM_UNKNOWN: 'x', im_ws_port: '1234' }), DEFAULTS);
+});
+
+test('the result is a fresh object: changing it does not touch DEFAULTS or the next result', (t) => {
+  const a = parseConfig(['--join', 'x'], {});
+  a.join.push('y');
+  a.port = 1;
+  t.deepEqual(DEFAULTS.join, []);
+  t.is(DEFAULTS.port, 7001);
+  const b = parseConfig([], {});
+  t.deepEqual(b.join, []);
+  t.not(b.join, DEFAULTS.join);
+  t.is(b.port, 7001);
+});
+
+test('each IM_* variable overrides its default', (t) => {
+  for (const [, envName, value, parsed, key] of FIELDS) {
+    const cfg = parseConfig([], { [envName]: value });
+    t.deepEqual(cfg[key], parsed, envName);
+    t.deepEqual({ ...cfg, [key]: DEFAULTS[key] }, { ...DEFAULTS, [key]: DEFAULTS[key] }, `${envName} changes only ${key}`);
+  }
+});
+
+test('all IM_* variables together', (t) => {
+  const env: Record<string, string> = { IM_INSECURE: '1' };
+  const expected: Record<string, unknown> = { ...DEFAULTS, insecure: true };
+  for (const [, envName, value, parsed, key] of FIELDS) {
+    env[envName] = value;
+    expected[key] = parsed;
+  }
+  t.deepEqual(parseConfig([], env), expected as Config);
+});
+
+test('each flag sets its field, in both --flag value and --flag=value forms', (t) => {
+  for (const [flag, , value, parsed, key] of FIELDS) {
+    t.deepEqual(parseConfig([`--${flag}`, value], {})[key], parsed, flag);
+    t.deepEqual(parseConfig([`--${flag}=${value}`], {})[key], parsed, `${flag}=`);
+  }
+});
+
+test('flags override the environment, which overrides the defaults', (t) => {
+  const env = { IM_WS_PORT: '8001', IM_DATA: '/env/data', IM_SYNC: 'full', IM_RATE: '10', IM_NAME: 'from-env', IM_HOST: '10.0.0.1' };
+  const cfg = parseConfig(['--port', '9002', '--data', '/flag/data', '--sync', 'normal', '--rate', '20'], env);
+  t.is(cfg.port, 9002);
+  t.is(cfg.data, '/flag/data');
+  t.is(cfg.sync, 'normal');
+  t.is(cfg.rate, 20);
+  t.is(cfg.name, 'from-env'); // no flag: env wins over the default
+  t.is(cfg.host, '10.0.0.1');
+  t.is(cfg.p2pPort, 9001); // neither: the default
+  for (const [flag, envName, value, parsed, key] of FIELDS) {
+    // a valid but different env value loses to the flag
+    const other = typeof parsed === 'number' ? String((parsed as number) + 1) : flag === 'sync' ? 'normal' : `${value}x`;
+    t.deepEqual(parseConfig([`--${flag}`, value], { [envName]: other })[key], parsed, flag);
+    t.not(parseConfig([], { [envName]: other })[key], parsed, envName);
+  }
+});
+
+test('a flag given twice takes the last value', (t) => {
+  t.is(parseConfig(['--port', '8001', '--port', '8002'], {}).port, 8002);
+});
+
+test('an empty IM_* variable counts as unset', (t) => {
+  t.deepEqual(parseConfig([], { IM_WS_PORT: '', IM_DATA: '', IM_SYNC: '', IM_NAME: '', IM_RATE: '' }), DEFAULTS);
+});
+
+test('insecure mode: --insecure, IM_INSECURE=1 or true; off otherwise', (t) => {
+  t.true(parseConfig(['--insecure'], {}).insecure);
+  t.true(parseConfig([], { IM_INSECURE: '1' }).insecure);
+  t.true(parseConfig([], { IM_INSECURE: 'true' }).insecure);
+  t.true(parseConfig(['--insecure'], { IM_INSECURE: '0' }).insecure);
+  for (const v of ['0', '', 'false', 'no']) t.false(parseConfig([], { IM_INSECURE: v }).insecure, v);
+  t.false(parseConfig([], {}).insecure);
+});
+
+test('--join is repeatable and keeps the order given', (t) => {
+  t.deepEqual(parseConfig(['--join', '/ip4/127.0.0.1/tcp/9001'], {}).join, ['/ip4/127.0.0.1/tcp/9001']);
+  const cfg = parseConfig(['--join', 'a:9001', '--port', '7002', '--join=b:9002', '--join', 'c:9003'], {});
+  t.deepEqual(cfg.join, ['a:9001', 'b:9002', 'c:9003']);
+  t.is(cfg.port, 7002);
+  t.deepEqual(parseConfig([], {}).join, []);
+});
+
+test('invalid numbers throw ConfigError naming the flag', (t) => {
+  for (const [flag, envName] of NUMERIC) {
+    for (const bad of ['abc', '1.5', '-1', 'NaN', 'Infinity', '12abc', '9007199254740993']) {
+      rejects(t, [`--${flag}`, bad], {}, `--${flag}`);
+      rejects(t, [], { [envName]: bad }, `--${flag}`);
+      rejects(t, [], { [envName]: bad }, envName);
+    }
+  }
+  for (const [flag, envName] of INTS) {
+    rejects(t, [`--${flag}`, '0'], {}, `--${flag}`);
+    rejects(t, [], { [envName]: '0' }, `--${flag}`);
+    t.is(parseConfig([`--${flag}`, '1'], {})[FIELDS.find(([f]) => f === flag)![4]], 1, flag);
+  }
+});
+
+// Number(' ') is 0: a blank value must not silently become port 0 (any free port) or any other number.
+test('a blank (whitespace-only) number is rejected, not read as 0', (t) => {
+  for (const [flag, envName] of NUMERIC) {
+    for (const blank of [' ', '  ', '\t', '\n']) {
+      rejects(t, [`--${flag}`, blank], {}, `--${flag}`);
+      rejects(t, [], { [envName]: blank }, envName);
+    }
+  }
+});
+
+test('a bad value in the environment is an error even when it is not used by a flag', (t) => {
+  rejects(t, ['--port', '7005'], { IM_RATE: 'lots' }, '--rate');
+});
+
+test('ports: 0 to 65535 accepted, outside that range throws naming the flag', (t) => {
+  for (const [flag, envName] of PORTS) {
+    const key = flag === 'port' ? 'port' : 'p2pPort';
+    t.is(parseConfig([`--${flag}`, '0'], {})[key], 0);
+    t.is(parseConfig([`--${flag}`, '65535'], {})[key], 65535);
+    t.is(parseConfig([], { [envName]: '65535' })[key], 65535);
+    for (const bad of ['65536', '70000', '-1', '100000000']) {
+      rejects(t, [`--${flag}`, bad], {}, `--${flag}`);
+      rejects(t, [], { [envName]: bad }, envName);
+    }
+  }
+});
+
+test('an unknown flag, a positional argument or a missing value throws ConfigError naming it', (t) => {
+  rejects(t, ['--bogus'], {}, '--bogus');
+  rejects(t, ['--bogus=1'], {}, '--bogus');
+  rejects(t, ['--port', '7001', '--wat', 'x'], {}, '--wat');
+  rejects(t, ['-p', '7001'], {}, '-p');
+  rejects(t, ['--ws-port', '7001'], {}, '--ws-port');
+  rejects(t, ['extra'], {}, 'extra');
+  rejects(t, ['--port'], {}, '--port');
+  rejects(t, ['--join'], {}, '--join');
+  rejects(t, ['--insecure=yes'], {}, '--insecure');
+});
+
+test('a bad --sync throws ConfigError naming --sync', (t) => {
+  for (const bad of ['fast', 'FULL', 'Normal', 'off', '1', ' full']) {
+    rejects(t, ['--sync', bad], {}, '--sync');
+    rejects(t, [], { IM_SYNC: bad }, '--sync');
+  }
+  t.is(parseConfig(['--sync', 'full'], {}).sync, 'full');
+  t.is(parseConfig(['--sync', 'normal'], { IM_SYNC: 'full' }).sync, 'normal');
+});
+
+test('a bad --name throws ConfigError naming --name', (t) => {
+  for (const bad of ['my node', 'a/b', 'n:1', 'n@1', 'é', 'nœud', 'x'.repeat(65), 'a\n']) {
+    rejects(t, ['--name', bad], {}, '--name');
+    rejects(t, [], { IM_NAME: bad }, '--name');
+  }
+  for (const good of ['n', 'node-1', 'Node_2.b', 'x'.repeat(64)]) t.is(parseConfig(['--name', good], {}).name, good);
+});
+
+test('--help throws ConfigError("help"), whatever else is given', (t) => {
+  for (const [argv, env] of [
+    [['--help'], {}],
+    [['--port', '7002', '--help'], {}],
+    [['--help', '--join', 'a'], { IM_WS_PORT: '8000' }],
+    [['--help'], { IM_WS_PORT: 'not-a-port', IM_SYNC: 'bad' }],
+  ] as [string[], Record<string, string>][]) {
+    const e = t.throws(() => parseConfig(argv, env), { instanceOf: ConfigError });
+    t.is(e?.message, 'help', argv.join(' '));
+  }
+});
+
+test('ConfigError is an Error named ConfigError', (t) => {
+  const e = new ConfigError('x');
+  t.true(e instanceof Error);
+  t.is(e.name, 'ConfigError');
+  t.is(e.message, 'x');
+});
