@@ -42,7 +42,8 @@ export type Gateway = {
   accept(ws: WebSocket): void;
   push(conn: string, frame: ServerFrame): void;
   sweep(): void;
-  shutdown(nodes: string[]): void;
+  /** goaway to every client, then close; resolves when all have closed or after `graceMs`. */
+  shutdown(nodes: string[], graceMs: number): Promise<void>;
   size(): number;
 };
 
@@ -169,7 +170,8 @@ export function createGateway(c: GatewayComponents): Gateway {
     const { seq, acked } = home.login(session);
     log.debug({ conn: cc.id, user, device }, 'login');
     send(cc, { op: 'welcome', ...(req.id !== undefined ? { id: req.id } : {}), user, device, node: c.name, seq, acked });
-    void replay(cc, req.since ?? acked).catch((e) => {
+    // A since or cursor past the newest entry would make live pushes up to it look old: clamp.
+    void replay(cc, Math.min(req.since ?? acked, seq)).catch((e) => {
       log.error({ err: e, conn: cc.id }, 'replay failed');
       close(cc, 1011, 'replay failed');
     });
@@ -280,7 +282,7 @@ export function createGateway(c: GatewayComponents): Gateway {
       if (!cc) return;
       if (frame.op === 'msg') return deliverMsg(cc, frame);
       send(cc, frame);
-      if (frame.op === 'goaway') close(cc, CLOSE.replaced, 'replaced');
+      if (frame.op === 'goaway') close(cc, frame.reason === 'replaced' ? CLOSE.replaced : CLOSE.shutdown, frame.reason);
     },
 
     sweep() {
@@ -291,11 +293,16 @@ export function createGateway(c: GatewayComponents): Gateway {
       }
     },
 
-    shutdown(nodes) {
+    async shutdown(nodes, graceMs) {
+      const gone: Promise<unknown>[] = [];
       for (const cc of [...conns.values()]) {
+        if (cc.ws.readyState === cc.ws.OPEN) gone.push(new Promise((ok) => cc.ws.once('close', ok)));
         send(cc, { op: 'goaway', reason: 'shutdown', nodes });
         close(cc, CLOSE.shutdown, 'shutdown');
       }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(gone), new Promise((ok) => (timer = setTimeout(ok, graceMs)))]);
+      clearTimeout(timer);
     },
 
     size: () => conns.size,

@@ -63,6 +63,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   const push: Push = (gateway, conn, frame) => deliver(gateway, conn, frame);
   const presence = createPresence({ ttlMs: cfg.presenceTimeoutMs }, { clock: { now } });
 
+  let accepted = 0;
   const t0 = performance.now();
   const store = await createStore({ file: join(cfg.data, 'store.db'), sync: cfg.sync }, {
     onCommit: (entries) => void pushCommitted(entries, presence, push),
@@ -79,7 +80,13 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   const nextMid = createMidGenerator(await nodeTag(store), now);
   const home = createHome({
     store, presence, nextMid, midTime, now, push, log: log.child({ component: 'home' }),
-    onSent: (dup) => (dup ? metrics.messagesDup.inc() : metrics.messagesIn.inc()),
+    onSent: (dup) => {
+      if (dup) metrics.messagesDup.inc();
+      else {
+        metrics.messagesIn.inc();
+        accepted++;
+      }
+    },
   });
   const gateway = createGateway({
     name: cfg.name, config: cfg, home, auth: createAuth({ secret, insecure: cfg.insecure }),
@@ -119,6 +126,14 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   const sweepMs = Math.max(50, Math.min(1000, cfg.loginTimeoutMs / 4, cfg.idleTimeoutMs / 4));
   const sweeper = setInterval(() => gateway.sweep(), sweepMs);
   const ticker = setInterval(() => home.tick(cfg.name), Math.max(100, cfg.presenceTimeoutMs / 3));
+  // One line a minute while there is traffic, so a log shows what the node is doing.
+  let lastAccepted = 0;
+  const stats = setInterval(() => {
+    if (accepted === lastAccepted && gateway.size() === 0) return;
+    log.info({ connections: gateway.size(), online: presence.users(), accepted: accepted - lastAccepted, perSecond: Math.round((accepted - lastAccepted) / 60) }, 'stats (last minute)');
+    lastAccepted = accepted;
+  }, 60_000);
+  stats.unref();
   state = 'serving';
   if (cfg.insecure) log.warn('INSECURE MODE: logins are accepted without a token. For local development only.');
   log.info({ url, port, name: cfg.name }, 'listening');
@@ -132,7 +147,8 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
       log.info({ connections: gateway.size() }, 'draining: sending goaway to clients');
       clearInterval(sweeper);
       clearInterval(ticker);
-      gateway.shutdown([]);
+      clearInterval(stats);
+      await gateway.shutdown([], 2000);
       await server.close();
       await store.close();
       log.info('stopped');

@@ -1,0 +1,348 @@
+// The `im` command line: mint tokens, send one message, listen to a timeline. Built on the SDK;
+// exit codes: 0 done, 1 connection, login or server error, 2 bad usage.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { SignJWT } from 'jose';
+import { ImClient, ImError } from './client.ts';
+import { isId } from '../protocol/frames.ts';
+import type { MsgEvent, ServerFrame } from '../protocol/frames.ts';
+
+const DEFAULT_URL = 'ws://127.0.0.1:7001/ws';
+const REPLY_TIMEOUT_MS = 15_000;
+const PING_EVERY_MS = 20_000;
+
+const CONN_HELP = `connection options (send, listen):
+  --url URL        node to connect to          IM_URL (${DEFAULT_URL})
+  --as USER        log in as this user (needed unless --token is given)
+  --device D       device id                   (listen: cli, send: cli-send)
+  --token T        a login token               IM_TOKEN
+  --secret S       mint a token with this secret (as 'im token' finds it)
+  Without a token, one is minted when a secret can be found; otherwise the
+  login is {"user":…}, which only a node started with --insecure accepts.`;
+
+const SECRET_HELP = `secret lookup: --secret, then IM_SECRET, then the file $IM_DATA/secret
+(IM_DATA defaults to ./data; the node and scripts/cluster.sh generate it there).`;
+
+const HELP: Record<string, string> = {
+  main: `usage: im <command> [options]
+
+commands:
+  token <user>         print a login token (HS256 JWT) for a user
+  send <to> <body…>    send one message and print the 'sent' reply
+  listen               print messages as they arrive (replay first, then live)
+
+'im <command> --help' describes a command.
+${CONN_HELP}
+`,
+  token: `usage: im token <user> [--exp 1h] [--secret S]
+
+Prints an HS256 JWT with sub=<user>, signed with the cluster secret.
+  --exp SPAN       lifetime: 90s, 30m, 1h, 7d, or a number of seconds (default 1h)
+  --secret S       the secret
+${SECRET_HELP}
+`,
+  send: `usage: im send <to> <body…> [--cid C] [connection options]
+
+Logs in, sends one message to user <to> (the body is the remaining words,
+joined by spaces), prints the 'sent' reply as JSON and exits 0. An error
+reply prints 'error <code>: <message>' and exits 1.
+  --cid C          client message id, for an idempotent retry (default: random)
+The default device is cli-send, so that sending never replaces a running
+'im listen' of the same user (device cli).
+${CONN_HELP}
+`,
+  listen: `usage: im listen [--since N] [--ack] [--json] [connection options]
+
+Logs in and prints every message of the user's timeline as it arrives: the
+replay after login first (from --since, else this device's acked cursor),
+then live ones, one line each: [seq 12] alice → bob: hi
+  --since N        replay entries with seq greater than N
+  --ack            acknowledge each printed seq (moves this device's cursor)
+  --json           print the raw msg frames as JSON lines
+Runs until Ctrl-C (exit 0) or until the node closes the connection: exit 0
+after a shutdown goaway, 1 otherwise.
+${CONN_HELP}
+`,
+};
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+/** A failure that ends the command with exit 1 and only its message printed. */
+class Fail extends Error {
+  override name = 'Fail';
+}
+
+const connOptions = {
+  url: { type: 'string' },
+  as: { type: 'string' },
+  device: { type: 'string' },
+  token: { type: 'string' },
+  secret: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Env = Record<string, string | undefined>;
+
+type Options = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+type Parsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
+
+function parse(args: string[], options: Options): Parsed {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: true }) as Parsed;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** The token secret: --secret, IM_SECRET, then $IM_DATA/secret; undefined when none is found. */
+export function findSecret(flag: string | undefined, env: Env): string | undefined {
+  if (flag) return flag;
+  if (env.IM_SECRET) return env.IM_SECRET;
+  const file = join(env.IM_DATA || './data', 'secret');
+  try {
+    const s = readFileSync(file, 'utf8').trim();
+    return s || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function expiry(exp: string): string {
+  if (/^\d+$/.test(exp)) return `${exp}s`;
+  if (/^\d+(\.\d+)?\s*(s|sec|secs|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?|y|years?)$/i.test(exp)) return exp;
+  throw new UsageError(`--exp must be a span like 90s, 30m, 1h, 7d, or a number of seconds, got '${exp}'`);
+}
+
+export async function mintToken(user: string, secret: string, exp = '1h'): Promise<string> {
+  return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setIssuedAt()
+    .setExpirationTime(expiry(exp)).sign(new TextEncoder().encode(secret));
+}
+
+function checkId(what: string, v: string | undefined): string {
+  if (v === undefined) throw new UsageError(`missing ${what}`);
+  if (!isId(v)) throw new UsageError(`${what} '${v}' is not an id (1 to 64 characters from A-Z a-z 0-9 _ . @ -)`);
+  return v;
+}
+
+async function cmdToken(args: string[], env: Env): Promise<number> {
+  const { values, positionals } = parse(args, { exp: { type: 'string' }, secret: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  if (values.help) return help('token');
+  if (positionals.length > 1) throw new UsageError(`token takes one user, got ${positionals.length}`);
+  const user = checkId('user', positionals[0]);
+  const secret = findSecret(values.secret as string | undefined, env);
+  if (!secret) throw new UsageError('no secret: pass --secret, set IM_SECRET, or point IM_DATA at a node data folder with a secret file');
+  process.stdout.write(`${await mintToken(user, secret, (values.exp as string | undefined) ?? '1h')}\n`);
+  return 0;
+}
+
+type Conn = { url: string; as?: string; device: string; token?: string; secret?: string; minted: boolean };
+
+function connOf(values: Record<string, unknown>, env: Env, defaultDevice: string): Conn {
+  const url = (values.url as string | undefined) ?? env.IM_URL ?? DEFAULT_URL;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--url '${url}' is not a URL (like ${DEFAULT_URL})`);
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw new UsageError(`--url must be a ws:// or wss:// URL, got '${url}'`);
+  const as = values.as === undefined ? undefined : checkId('--as user', values.as as string);
+  const device = checkId('--device', (values.device as string | undefined) ?? defaultDevice);
+  const token = (values.token as string | undefined) ?? (env.IM_TOKEN || undefined);
+  if (token === undefined && as === undefined) throw new UsageError('--as <user> is required (or --token, or IM_TOKEN)');
+  const secret = token === undefined ? findSecret(values.secret as string | undefined, env) : undefined;
+  return { url, device, minted: token === undefined && secret !== undefined, ...(as !== undefined ? { as } : {}), ...(token !== undefined ? { token } : {}), ...(secret !== undefined ? { secret } : {}) };
+}
+
+function withTimeout<T>(p: Promise<T>, what: string, ms = REPLY_TIMEOUT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, ko) => {
+      timer = setTimeout(() => ko(new Fail(`no reply to ${what} within ${ms / 1000} s`)), ms);
+    }),
+  ]);
+}
+
+async function connect(url: string): Promise<ImClient> {
+  try {
+    return await ImClient.connect(url);
+  } catch (e) {
+    throw new Fail(`cannot connect to ${url}: ${(e as Error).message || String(e)}`);
+  }
+}
+
+/**
+ * Logs in as the connection options say. A minted token that the node rejects is followed by a
+ * {"user"} login, so a stale ./data/secret does not lock one out of an --insecure node.
+ */
+async function login(c: ImClient, conn: Conn, since?: number) {
+  const extra = { device: conn.device, ...(since !== undefined ? { since } : {}) };
+  const token = conn.token ?? (conn.secret !== undefined ? await mintToken(conn.as!, conn.secret) : undefined);
+  if (token === undefined) return withTimeout(c.login({ user: conn.as!, ...extra }), 'login');
+  try {
+    return await withTimeout(c.login({ token, ...extra }), 'login');
+  } catch (e) {
+    if (!(conn.minted && e instanceof ImError && e.code === 'unauthenticated')) throw e;
+    try {
+      return await withTimeout(c.login({ user: conn.as!, ...extra }), 'login');
+    } catch {
+      throw e;
+    }
+  }
+}
+
+async function cmdSend(args: string[], env: Env): Promise<number> {
+  const { values, positionals } = parse(args, { ...connOptions, cid: { type: 'string' } });
+  if (values.help) return help('send');
+  const to = checkId('recipient <to>', positionals[0]);
+  if (positionals.length < 2) throw new UsageError('missing message body');
+  const body = positionals.slice(1).join(' ');
+  const cid = checkId('--cid', (values.cid as string | undefined) ?? `cli-${randomBytes(9).toString('base64url')}`);
+  const conn = connOf(values, env, 'cli-send');
+  const c = await connect(conn.url);
+  try {
+    // Replay is of no use to a one-shot send; starting it past any seq skips it.
+    await login(c, conn, Number.MAX_SAFE_INTEGER);
+    const sent = await withTimeout(c.send(to, cid, body), 'send');
+    process.stdout.write(`${JSON.stringify(sent)}\n`);
+    return 0;
+  } finally {
+    c.close();
+  }
+}
+
+function line(m: MsgEvent): string {
+  const target = m.to ?? m.conv;
+  // One message per line, whatever the body holds.
+  const body = m.body.replace(/[\r\n]+/g, ' ⏎ ');
+  return `[seq ${m.seq}] ${m.from} → ${target}: ${body}`;
+}
+
+async function cmdListen(args: string[], env: Env): Promise<number> {
+  const { values, positionals } = parse(args, { ...connOptions, since: { type: 'string' }, ack: { type: 'boolean' }, json: { type: 'boolean' } });
+  if (values.help) return help('listen');
+  if (positionals.length) throw new UsageError(`listen takes no arguments, got '${positionals.join(' ')}'`);
+  let since: number | undefined;
+  if (values.since !== undefined) {
+    since = Number(values.since);
+    if (!/^\d+$/.test(values.since as string) || !Number.isSafeInteger(since)) throw new UsageError(`--since must be a non-negative integer, got '${values.since}'`);
+  }
+  const conn = connOf(values, env, 'cli');
+  const json = values.json === true;
+  const ack = values.ack === true;
+  // Handled from the start: messages may be printed before the login reply has been read.
+  let listening = false;
+  const interrupted = new Promise<number>((resolve) => {
+    const stop = () => (listening ? resolve(0) : process.exit(0));
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  const c = await connect(conn.url);
+
+  // Pushes can arrive in the same tick as the welcome, so listen before logging in. Output goes
+  // through one chain so that a gap filled by sync is printed in seq order.
+  let last: number | undefined;
+  let chain = Promise.resolve();
+  const print = (m: MsgEvent) => {
+    if (last !== undefined && m.seq <= last) return;
+    last = m.seq;
+    process.stdout.write(`${json ? JSON.stringify(m) : line(m)}\n`);
+    if (ack) c.post({ op: 'ack', seq: m.seq });
+  };
+  const fill = async (upTo: number) => {
+    while (last !== undefined && last < upTo - 1) {
+      const page = await c.sync(last, Math.min(1000, upTo - 1 - last));
+      for (const e of page.msgs) if (e.seq < upTo) print({ op: 'msg', ...e });
+      if (!page.more || page.msgs.length === 0) break;
+    }
+  };
+  c.on('msg', (m) => {
+    chain = chain.then(async () => {
+      if (last !== undefined && m.seq > last + 1) await fill(m.seq).catch(() => undefined);
+      print(m);
+    });
+  });
+  let goaway: Extract<ServerFrame, { op: 'goaway' }> | undefined;
+  c.on('event', (f) => {
+    if (f.op === 'goaway') goaway = f;
+  });
+  const closed = new Promise<number>((resolve) => {
+    c.once('close', (code, reason) => {
+      void chain.then(() => {
+        if (goaway) {
+          const nodes = goaway.nodes?.length ? ` (other nodes: ${goaway.nodes.join(' ')})` : '';
+          process.stderr.write(`im: goaway from the node: ${goaway.reason}${nodes}\n`);
+          resolve(goaway.reason === 'shutdown' ? 0 : 1);
+        } else {
+          process.stderr.write(`im: connection closed by the node (${code}${reason ? ` ${reason}` : ''})\n`);
+          resolve(1);
+        }
+      });
+    });
+  });
+
+  const welcome = await login(c, conn, since);
+  listening = true;
+  if (last === undefined) last = since ?? welcome.acked;
+  process.stderr.write(`im: listening as ${welcome.user}/${welcome.device} on ${welcome.node} (timeline at seq ${welcome.seq}, acked ${welcome.acked}); Ctrl-C to stop\n`);
+  const ping = setInterval(() => c.request({ op: 'ping' }).catch(() => undefined), PING_EVERY_MS);
+  const code = await Promise.race([closed, interrupted]);
+  clearInterval(ping);
+  c.close();
+  return code;
+}
+
+function help(cmd: string): number {
+  process.stdout.write(HELP[cmd] ?? HELP.main!);
+  return 0;
+}
+
+const COMMANDS: Record<string, (args: string[], env: Env) => Promise<number>> = {
+  token: cmdToken,
+  send: cmdSend,
+  listen: cmdListen,
+};
+
+async function main(argv: string[], env: Env): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined) {
+    process.stderr.write(HELP.main!);
+    return 2;
+  }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') return help(rest[0] ?? 'main');
+  const run = COMMANDS[cmd];
+  if (!run) throw new UsageError(`unknown command '${cmd}'`);
+  return run(rest, env);
+}
+
+// `im listen | head` closes stdout early; that is a normal way to stop.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
+const argv = process.argv.slice(2);
+main(argv, process.env).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      const cmd = argv[0] !== undefined && argv[0] in COMMANDS ? argv[0] : undefined;
+      process.stderr.write(`im: ${e.message}\n${cmd ? `${HELP[cmd]!.split('\n')[0]}\n'im ${cmd} --help' for more.\n` : "'im --help' for usage.\n"}`);
+      process.exit(2);
+    }
+    if (e instanceof ImError) {
+      process.stderr.write(`error ${e.code}: ${e.message.slice(e.code.length + 2)}\n`);
+      process.exit(1);
+    }
+    if (e instanceof Fail) {
+      process.stderr.write(`im: ${e.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`im: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);
