@@ -8,8 +8,7 @@ import type { SessionRef } from '../presence/index.ts';
 import type { Auth } from './auth.ts';
 import { AuthError } from './auth.ts';
 import type { Config } from './config.ts';
-import type { Home } from './home.ts';
-import { ForbiddenError } from './home.ts';
+import type { Homes } from './home.ts';
 import type { Metrics } from './metrics.ts';
 
 // WebSocket close codes this node uses (documented in docs/PROTOCOL-EXTENSIONS.md).
@@ -36,6 +35,7 @@ type ClientConn = {
   tokens: number;
   refilled: number;
   closed: boolean;
+  watching: Set<string>;
 };
 
 export type Gateway = {
@@ -45,12 +45,14 @@ export type Gateway = {
   /** goaway to every client, then close; resolves when all have closed or after `graceMs`. */
   shutdown(nodes: string[], graceMs: number): Promise<void>;
   size(): number;
+  /** The logged-in sessions this gateway holds (for renewing and re-registering with homes). */
+  sessions(): SessionRef[];
 };
 
 export type GatewayComponents = {
   name: string;
   config: Config;
-  home: Home;
+  homes: Homes;
   auth: Auth;
   metrics: Metrics;
   log: Logger;
@@ -58,7 +60,7 @@ export type GatewayComponents = {
 };
 
 export function createGateway(c: GatewayComponents): Gateway {
-  const { config, home, metrics, log } = c;
+  const { config, homes, metrics, log } = c;
   const conns = new Map<string, ClientConn>();
   let nextId = 0;
   const limits = { maxBody: config.maxBody, maxUsers: config.maxUsers, maxMembers: 10_000 };
@@ -97,9 +99,11 @@ export function createGateway(c: GatewayComponents): Gateway {
     metrics.connections.dec();
     if (cc.session) {
       metrics.sessions.dec();
-      home.logout(cc.session);
+      homes.logout(cc.session).catch((e) => log.warn({ err: e, conn: cc.id }, 'logout not delivered; the home expires it'));
     }
-    home.unwatchAll({ gateway: c.name, conn: cc.id });
+    if (cc.watching.size) {
+      homes.unwatch({ gateway: c.name, conn: cc.id }, [...cc.watching]).catch(() => undefined);
+    }
   }
 
   function allow(cc: ClientConn): boolean {
@@ -116,7 +120,7 @@ export function createGateway(c: GatewayComponents): Gateway {
     let after = since;
     for (;;) {
       for (;;) {
-        const page = await home.sync(user, after, REPLAY_PAGE);
+        const page = await homes.sync(user, after, REPLAY_PAGE);
         if (cc.closed) return;
         // The last frame of a page is awaited until written, so a long replay cannot pile up memory.
         const written = new Promise<void>((ok) => {
@@ -164,10 +168,22 @@ export function createGateway(c: GatewayComponents): Gateway {
     if (cc.closed) return;
     const device = req.device ?? 'default';
     const session: SessionRef = { user, device, gateway: c.name, conn: cc.id };
+    // Pushes may arrive before the home's answer: from here on they are buffered for the replay.
     cc.session = session;
     cc.replaying = true;
     metrics.sessions.inc();
-    const { seq, acked } = home.login(session);
+    let seq: number;
+    let acked: number;
+    try {
+      ({ seq, acked } = await homes.login(session));
+    } catch (e) {
+      cc.session = undefined;
+      cc.replaying = false;
+      cc.buffer = [];
+      metrics.sessions.dec();
+      throw e;
+    }
+    if (cc.closed) return;
     log.debug({ conn: cc.id, user, device }, 'login');
     send(cc, { op: 'welcome', ...(req.id !== undefined ? { id: req.id } : {}), user, device, node: c.name, seq, acked });
     // A since or cursor past the newest entry would make live pushes up to it look old: clamp.
@@ -203,28 +219,30 @@ export function createGateway(c: GatewayComponents): Gateway {
     switch (req.op) {
       case 'send': {
         if (req.group !== undefined) return error(cc, id, 'bad_request', 'groups are not supported by this version yet');
-        const r = await home.send(s.user, req.to!, req.cid, req.body);
+        const r = await homes.send(s.user, req.to!, req.cid, req.body);
         return send(cc, { op: 'sent', ...withId, ...r });
       }
       case 'ack':
-        await home.ack(s.user, s.device, req.seq);
+        await homes.ack(s.user, s.device, req.seq);
         return ok(cc, id);
       case 'sync':
-        return send(cc, { op: 'msgs', ...withId, ...(await home.sync(s.user, req.after, req.limit)) });
+        return send(cc, { op: 'msgs', ...withId, ...(await homes.sync(s.user, req.after, req.limit)) });
       case 'history':
-        return send(cc, { op: 'msgs', ...withId, ...(await home.history(s.user, req.conv, req.before, req.limit)) });
+        return send(cc, { op: 'msgs', ...withId, ...(await homes.history(s.user, req.conv, req.before, req.limit)) });
       case 'read':
-        await home.read(s, req.conv, req.seq);
+        await homes.read(s, req.conv, req.seq);
         return ok(cc, id);
       case 'unread':
-        return send(cc, { op: 'unread', ...withId, ...home.unread(s.user) });
+        return send(cc, { op: 'unread', ...withId, ...(await homes.unread(s.user)) });
       case 'presence':
-        return send(cc, { op: 'presence', ...withId, users: home.presence(req.users) });
+        return send(cc, { op: 'presence', ...withId, users: await homes.presence(req.users) });
       case 'watch':
-        home.watch({ gateway: c.name, conn: cc.id }, req.users);
+        for (const u of req.users) cc.watching.add(u);
+        await homes.watch({ gateway: c.name, conn: cc.id }, req.users);
         return ok(cc, id);
       case 'unwatch':
-        home.unwatch({ gateway: c.name, conn: cc.id }, req.users);
+        for (const u of req.users) cc.watching.delete(u);
+        await homes.unwatch({ gateway: c.name, conn: cc.id }, req.users);
         return ok(cc, id);
       default:
         return error(cc, id, 'bad_request', `op '${req.op}' is not supported by this version yet`);
@@ -250,7 +268,9 @@ export function createGateway(c: GatewayComponents): Gateway {
       return error(cc, req.id, 'rate_limited', `over ${config.rate} requests/s; retry in ${wait} ms`);
     }
     dispatch(cc, req).catch((e: unknown) => {
-      if (e instanceof ForbiddenError) return error(cc, req.id, 'forbidden', e.message);
+      const name = (e as Error)?.name;
+      if (name === 'ForbiddenError') return error(cc, req.id, 'forbidden', (e as Error).message);
+      if (name === 'UnavailableError') return error(cc, req.id, 'unavailable', `${(e as Error).message}; retrying (with the same cid) is safe`);
       log.error({ err: e, conn: cc.id, op: req.op }, 'request failed');
       error(cc, req.id, 'internal', 'internal error; it is logged on the node');
     });
@@ -261,7 +281,7 @@ export function createGateway(c: GatewayComponents): Gateway {
       const t = c.now();
       const cc: ClientConn = {
         id: `c${++nextId}`, ws, opened: t, last: t, loggingIn: false, held: [], replaying: false,
-        overflow: false, buffer: [], pushed: 0, tokens: config.rateBurst, refilled: t, closed: false,
+        overflow: false, buffer: [], pushed: 0, tokens: config.rateBurst, refilled: t, closed: false, watching: new Set(),
       };
       conns.set(cc.id, cc);
       metrics.connections.inc();
@@ -306,5 +326,6 @@ export function createGateway(c: GatewayComponents): Gateway {
     },
 
     size: () => conns.size,
+    sessions: () => [...conns.values()].flatMap((cc) => (cc.session && !cc.closed ? [cc.session] : [])),
   };
 }

@@ -1,40 +1,52 @@
 // The home role: for the users this node owns, it runs the send pipeline (dedup, mid, seq,
-// durable append), answers timeline queries, and holds presence; it pushes to gateways.
+// durable append), takes deliveries from other homes, answers timeline queries, and holds
+// presence; it pushes to whichever gateways hold the sessions.
 import type { Logger } from 'pino';
 import type { Presence, SessionRef } from '../presence/index.ts';
 import { DEDUP_KEY } from '../store/index.ts';
 import type { NewEntry, Store, StoredEntry, Unread } from '../store/index.ts';
 import { dmConv, parseConv } from '../protocol/frames.ts';
 import type { Entry, MsgEvent, ServerFrame, UserPresence } from '../protocol/frames.ts';
+import type { Delivery } from '../protocol/peer.ts';
+import { ForbiddenError } from './errors.ts';
 
 export type Watcher = { gateway: string; conn: string };
-/** Delivers a frame to one connection held by a gateway (this node's own, or later a peer's). */
+/** Delivers a frame to one connection held by a gateway (this node's own or a peer's). */
 export type Push = (gateway: string, conn: string, frame: ServerFrame) => void;
 
 export type SendResult = { mid: string; seq: number; ts: number; dup?: true };
 export type Page = { msgs: Entry[]; more: boolean };
 
-export class ForbiddenError extends Error {
-  override name = 'ForbiddenError';
-}
-
-export type Home = {
+/** What a gateway asks of the homes of its users: implemented by the local home and by the router. */
+export type Homes = {
   send(from: string, to: string, cid: string, body: string): Promise<SendResult>;
   /** Registers a logged-in session; the caller replays from `acked` (or its own since). */
-  login(s: SessionRef): { seq: number; acked: number };
-  logout(s: SessionRef): void;
+  login(s: SessionRef): Promise<{ seq: number; acked: number }>;
+  logout(s: SessionRef): Promise<void>;
   sync(user: string, after: number, limit: number): Promise<Page>;
   history(user: string, conv: string, before: number | undefined, limit: number): Promise<Page>;
   /** Resolves once the moved cursor is durable. */
   ack(user: string, device: string, seq: number): Promise<void>;
   read(s: SessionRef, conv: string, seq: number): Promise<void>;
-  unread(user: string): Unread;
-  presence(users: string[]): Record<string, UserPresence>;
-  watch(w: Watcher, users: string[]): void;
-  unwatch(w: Watcher, users: string[]): void;
+  unread(user: string): Promise<Unread>;
+  presence(users: string[]): Promise<Record<string, UserPresence>>;
+  watch(w: Watcher, users: string[]): Promise<void>;
+  unwatch(w: Watcher, users: string[]): Promise<void>;
+};
+
+/** The local home adds what only the owner does: deliveries from other homes, session upkeep. */
+export type Home = Homes & {
+  /** Appends copies delivered by a sender's home (idempotent by mid); resolves when durable. */
+  deliver(items: Delivery[]): Promise<void>;
+  /** Re-registers sessions (after a ring change); never replaces a newer session of the device. */
+  register(sessions: SessionRef[]): void;
+  /** A gateway's heartbeat for its sessions here; returns how many this home holds for it. */
+  renew(gateway: string): number;
+  /** A gateway died or left: its sessions and watches go. */
+  dropGateway(gateway: string): void;
   unwatchAll(w: Watcher): void;
-  /** Renews this node's own sessions and expires those of gateways that stopped renewing. */
-  tick(gateway: string): void;
+  /** Expires sessions of gateways that stopped renewing. */
+  tick(): void;
 };
 
 export type HomeComponents = {
@@ -45,6 +57,10 @@ export type HomeComponents = {
   now: () => number;
   push: Push;
   log: Logger;
+  /** Whether this node is the home of a user right now (always true on a lone node). */
+  owns?: (user: string) => boolean;
+  /** Hands a copy to a remote recipient's home; resolves once it is durable there. */
+  deliverRemote?: (d: Delivery) => Promise<void>;
   onSent?: (dup: boolean) => void;
 };
 
@@ -60,18 +76,28 @@ const toEntry = (e: StoredEntry): Entry => {
   return entry;
 };
 
-type PendingSend = {
-  from: string; to: string; cid: string; body: string;
-  resolve(r: SendResult): void; reject(e: Error): void;
-};
+type Work =
+  | { kind: 'send'; from: string; to: string; cid: string; body: string; resolve(r: SendResult): void; reject(e: Error): void }
+  | { kind: 'deliver'; d: Delivery; resolve(): void; reject(e: Error): void };
+
+const keyOf = (w: Work) => (w.kind === 'send' ? { user: w.from, dkey: DEDUP_KEY.cid(w.cid) } : { user: w.d.user, dkey: DEDUP_KEY.mid(w.d.mid) });
 
 export function createHome(c: HomeComponents): Home {
   const { store, presence } = c;
+  const owns = c.owns ?? (() => true);
 
-  // Sends are handled in batches: one dedup lookup per batch, then seqs assigned in arrival
-  // order, synchronously, so order per connection holds with any number in flight.
-  let queue: PendingSend[] = [];
+  // Sends and deliveries are handled in batches: one dedup lookup per batch, then seqs assigned
+  // in arrival order, synchronously, so order per connection holds with any number in flight.
+  let queue: Work[] = [];
   let scheduled = false;
+
+  function enqueue(w: Work): void {
+    queue.push(w);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(() => void drain());
+    }
+  }
 
   async function drain(): Promise<void> {
     scheduled = false;
@@ -79,36 +105,52 @@ export function createHome(c: HomeComponents): Home {
     queue = [];
     let found: Map<string, StoredEntry>;
     try {
-      found = await store.findDedup(batch.map((s) => ({ user: s.from, dkey: DEDUP_KEY.cid(s.cid) })));
+      found = await store.findDedup(batch.map(keyOf));
     } catch (e) {
-      for (const s of batch) s.reject(e as Error);
+      for (const w of batch) w.reject(e as Error);
       return;
     }
-    for (const s of batch) {
-      const dkey = DEDUP_KEY.cid(s.cid);
-      const pending = store.peekDedup(s.from, dkey);
-      const existing = pending ?? found.get(`${s.from}\0${dkey}`);
+    // From here to the end of the loop nothing awaits: see Store.findDedup.
+    for (const w of batch) {
+      const { user, dkey } = keyOf(w);
+      const pending = store.peekDedup(user, dkey);
+      const existing = pending ?? found.get(`${user}\0${dkey}`);
+      if (w.kind === 'deliver') {
+        if (existing) (pending ? store.flush() : Promise.resolve()).then(w.resolve, w.reject);
+        else store.append([{ ...w.d, dkey }]).durable.then(w.resolve, w.reject);
+        continue;
+      }
       if (existing) {
-        // On one node the sender's entry and the recipient's copy are committed in one
-        // transaction, so an existing sender entry means the delivery is durable too.
-        const r: SendResult = { mid: existing.mid, seq: existing.seq, ts: existing.ts, dup: true };
         c.onSent?.(true);
-        if (pending) store.flush().then(() => s.resolve(r), s.reject);
-        else s.resolve(r);
+        const r: SendResult = { mid: existing.mid, seq: existing.seq, ts: existing.ts, dup: true };
+        // The recipient's copy may have been lost with a node that died before `sent`: hand it
+        // over again (idempotent by mid) before answering. A local copy shares the transaction.
+        const remoteCopy = existing.to !== undefined && existing.to !== user && !owns(existing.to) && c.deliverRemote
+          ? c.deliverRemote(delivery(existing, existing.to))
+          : undefined;
+        Promise.all([pending ? store.flush() : undefined, remoteCopy]).then(() => w.resolve(r), w.reject);
         continue;
       }
       const mid = c.nextMid();
       const ts = c.midTime(mid);
-      const conv = dmConv(s.from, s.to);
-      const base = { mid, conv, from: s.from, to: s.to, body: s.body, ts };
-      const items: NewEntry[] = [{ ...base, user: s.from, dkey }];
-      if (s.to !== s.from) items.push({ ...base, user: s.to, dkey: DEDUP_KEY.mid(mid) });
+      const base = { mid, conv: dmConv(w.from, w.to), from: w.from, to: w.to, body: w.body, ts };
+      const items: NewEntry[] = [{ ...base, user: w.from, dkey }];
+      const remote = w.to !== w.from && !owns(w.to) && c.deliverRemote !== undefined;
+      if (w.to !== w.from && !remote) items.push({ ...base, user: w.to, dkey: DEDUP_KEY.mid(mid) });
       const { entries, durable } = store.append(items);
       const r: SendResult = { mid, seq: entries[0]!.seq, ts };
       c.onSent?.(false);
-      durable.then(() => s.resolve(r), s.reject);
+      const copy = remote ? c.deliverRemote!({ ...base, user: w.to }) : undefined;
+      Promise.all([durable, copy]).then(() => w.resolve(r), w.reject);
     }
   }
+
+  const delivery = (e: StoredEntry, user: string): Delivery => {
+    const d: Delivery = { user, mid: e.mid, conv: e.conv, from: e.from, body: e.body, ts: e.ts };
+    if (e.to !== undefined) d.to = e.to;
+    if (e.group !== undefined) d.group = e.group;
+    return d;
+  };
 
   const notifyWatchers = (user: string, online: boolean) => {
     for (const w of presence.watchers(user)) c.push(w.gateway, w.conn, { op: 'presence', user, online });
@@ -118,6 +160,11 @@ export function createHome(c: HomeComponents): Home {
     store.setLastSeen(user, (!p.online && p.lastSeen) || c.now());
     notifyWatchers(user, false);
   };
+  const registered = (s: SessionRef) => {
+    const { replaced, wentOnline } = presence.register(s);
+    if (replaced) c.push(replaced.gateway, replaced.conn, { op: 'goaway', reason: 'replaced' });
+    if (wentOnline) notifyWatchers(s.user, true);
+  };
 
   const checkConv = (user: string, conv: string) => {
     const p = parseConv(conv);
@@ -126,24 +173,34 @@ export function createHome(c: HomeComponents): Home {
 
   return {
     send(from, to, cid, body) {
-      return new Promise((resolve, reject) => {
-        queue.push({ from, to, cid, body, resolve, reject });
-        if (!scheduled) {
-          scheduled = true;
-          setImmediate(() => void drain());
-        }
-      });
+      return new Promise((resolve, reject) => enqueue({ kind: 'send', from, to, cid, body, resolve, reject }));
     },
 
-    login(s) {
-      const { replaced, wentOnline } = presence.register(s);
-      if (replaced) c.push(replaced.gateway, replaced.conn, { op: 'goaway', reason: 'replaced' });
-      if (wentOnline) notifyWatchers(s.user, true);
+    deliver(items) {
+      return Promise.all(items.map((d) => new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d, resolve, reject })))).then(() => undefined);
+    },
+
+    async login(s) {
+      registered(s);
       return { seq: store.committedSeq(s.user), acked: store.acked(s.user, s.device) };
     },
 
-    logout(s) {
+    async logout(s) {
       if (presence.unregister(s).wentOffline) wentOffline(s.user);
+    },
+
+    register(sessions) {
+      for (const s of sessions) {
+        const current = presence.sessions(s.user).find((o) => o.device === s.device);
+        if (current && (current.gateway !== s.gateway || current.conn !== s.conn)) continue;
+        registered(s);
+      }
+    },
+
+    renew: (gateway) => presence.renewGateway(gateway),
+
+    dropGateway(gateway) {
+      for (const u of presence.dropGateway(gateway)) wentOffline(u);
     },
 
     async sync(user, after, limit) {
@@ -170,9 +227,9 @@ export function createHome(c: HomeComponents): Home {
       }
     },
 
-    unread: (user) => store.unread(user),
+    unread: async (user) => store.unread(user),
 
-    presence(users) {
+    async presence(users) {
       const out: Record<string, UserPresence> = {};
       for (const u of users) {
         const p = presence.lookup(u);
@@ -185,12 +242,11 @@ export function createHome(c: HomeComponents): Home {
       return out;
     },
 
-    watch: (w, users) => presence.watch(w, users),
-    unwatch: (w, users) => presence.unwatch(w, users),
+    watch: async (w, users) => presence.watch(w, users),
+    unwatch: async (w, users) => presence.unwatch(w, users),
     unwatchAll: (w) => presence.unwatchAll(w),
 
-    tick(gateway) {
-      presence.renewGateway(gateway);
+    tick() {
       for (const u of presence.expire().wentOffline) wentOffline(u);
     },
   };

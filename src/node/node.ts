@@ -89,7 +89,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     },
   });
   const gateway = createGateway({
-    name: cfg.name, config: cfg, home, auth: createAuth({ secret, insecure: cfg.insecure }),
+    name: cfg.name, config: cfg, homes: home, auth: createAuth({ secret, insecure: cfg.insecure }),
     metrics, log: log.child({ component: 'gateway' }), now,
   });
   deliver = (gw, conn, frame) => {
@@ -125,7 +125,10 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
 
   const sweepMs = Math.max(50, Math.min(1000, cfg.loginTimeoutMs / 4, cfg.idleTimeoutMs / 4));
   const sweeper = setInterval(() => gateway.sweep(), sweepMs);
-  const ticker = setInterval(() => home.tick(cfg.name), Math.max(100, cfg.presenceTimeoutMs / 3));
+  const ticker = setInterval(() => {
+    home.renew(cfg.name);
+    home.tick();
+  }, Math.max(100, cfg.presenceTimeoutMs / 3));
   // One line a minute while there is traffic, so a log shows what the node is doing.
   let lastAccepted = 0;
   const stats = setInterval(() => {

@@ -1,0 +1,22 @@
+// Errors that cross module boundaries inside a node; callers branch on `name`, and the gateway
+// turns them into the contract's error codes.
+
+/** Logged in, but not allowed (contract code `forbidden`). */
+export class ForbiddenError extends Error {
+  override name = 'ForbiddenError';
+}
+
+/** The cluster could not complete it now; retrying (with the same cid) is safe (`unavailable`). */
+export class UnavailableError extends Error {
+  override name = 'UnavailableError';
+}
+
+/** A peer asked this node for a key it does not own by its ring. */
+export class NotOwnerError extends Error {
+  override name = 'NotOwnerError';
+  key: string;
+  constructor(key: string, message = `not the owner of ${key}`) {
+    super(message);
+    this.key = key;
+  }
+}

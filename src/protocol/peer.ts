@@ -1,0 +1,164 @@
+// Every peer message as a discriminated union on `t`, and the one validator for what arrives
+// from other nodes: peer input is checked like client input, never trusted.
+import { isId, parseConv } from './frames.ts';
+import type { ServerFrame } from './frames.ts';
+
+export type Session = { user: string; device: string; gateway: string; conn: string };
+export type Watcher = { gateway: string; conn: string };
+/** A timeline entry as it travels to a recipient's home (its seq is assigned there). */
+export type Delivery = { user: string; mid: string; conv: string; from: string; to?: string; group?: string; body: string; ts: number };
+
+/** Calls on a key's home. `rv` is the caller's ring version, `hops` how often it was forwarded. */
+export type HomeCall =
+  | { fn: 'send'; from: string; to: string; cid: string; body: string }
+  | { fn: 'login'; session: Session }
+  | { fn: 'logout'; session: Session }
+  | { fn: 'sync'; user: string; after: number; limit: number }
+  | { fn: 'history'; user: string; conv: string; before?: number; limit: number }
+  | { fn: 'ack'; user: string; device: string; seq: number }
+  | { fn: 'read'; session: Session; conv: string; seq: number }
+  | { fn: 'unread'; user: string };
+
+export type PeerRequest =
+  | { t: 'call'; key: string; rv: string; hops: number; call: HomeCall }
+  | { t: 'deliver'; rv: string; items: Delivery[] }
+  | { t: 'presence'; users: string[] }
+  | { t: 'watch'; watcher: Watcher; users: string[]; on: boolean }
+  | { t: 'register'; sessions: Session[] }
+  | { t: 'renew'; gateway: string; sessions: number }
+  | { t: 'join'; entries: unknown[] }
+  | { t: 'probe'; target: string }
+  | { t: 'ping' };
+
+export type PeerOneWay =
+  | { t: 'gossip'; entries: unknown[] }
+  | { t: 'push'; conn: string; frame: ServerFrame }
+  | { t: 'unwatch_all'; watcher: Watcher };
+
+/** Replies: `done` carries the call's value; `fail` a client error code the caller may pass on. */
+export type PeerReply =
+  | { t: 'done'; value?: unknown }
+  | { t: 'fail'; code: 'not_owner' | 'unavailable' | 'forbidden' | 'bad_request' | 'internal'; message: string };
+
+export class PeerFrameError extends Error {
+  override name = 'PeerFrameError';
+}
+
+const MAX_ITEMS = 100_000;
+
+type O = Record<string, unknown>;
+const bad = (m: string): never => {
+  throw new PeerFrameError(m);
+};
+const obj = (v: unknown, what: string): O => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as O) : bad(`${what} must be an object`));
+const id = (v: unknown, what: string): string => (isId(v) ? v : bad(`${what} must be an id`));
+const str = (v: unknown, what: string, max = 1 << 20): string => (typeof v === 'string' && v.length <= max ? v : bad(`${what} must be a string`));
+const nat = (v: unknown, what: string): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : bad(`${what} must be a non-negative integer`));
+const arr = (v: unknown, what: string): unknown[] => (Array.isArray(v) && v.length <= MAX_ITEMS ? v : bad(`${what} must be an array`));
+const conv = (v: unknown): string => (parseConv(v) ? (v as string) : bad('conv must be a conversation id'));
+// Node names and connection ids are ids too (config restricts names to a subset of id characters).
+const session = (v: unknown): Session => {
+  const o = obj(v, 'session');
+  return { user: id(o.user, 'user'), device: id(o.device, 'device'), gateway: id(o.gateway, 'gateway'), conn: id(o.conn, 'conn') };
+};
+const watcher = (v: unknown): Watcher => {
+  const o = obj(v, 'watcher');
+  return { gateway: id(o.gateway, 'gateway'), conn: id(o.conn, 'conn') };
+};
+
+export function validateDelivery(v: unknown, maxBody: number): Delivery {
+  const o = obj(v, 'delivery');
+  const d: Delivery = {
+    user: id(o.user, 'user'), mid: str(o.mid, 'mid', 64), conv: conv(o.conv), from: id(o.from, 'from'),
+    body: str(o.body, 'body'), ts: nat(o.ts, 'ts'),
+  };
+  if (Buffer.byteLength(d.body, 'utf8') > maxBody) bad('body over the limit');
+  if (o.to !== undefined) d.to = id(o.to, 'to');
+  if (o.group !== undefined) d.group = id(o.group, 'group');
+  return d;
+}
+
+function homeCall(v: unknown, maxBody: number): HomeCall {
+  const o = obj(v, 'call');
+  switch (o.fn) {
+    case 'send': {
+      const body = str(o.body, 'body');
+      if (Buffer.byteLength(body, 'utf8') > maxBody) bad('body over the limit');
+      return { fn: 'send', from: id(o.from, 'from'), to: id(o.to, 'to'), cid: id(o.cid, 'cid'), body };
+    }
+    case 'login':
+    case 'logout':
+      return { fn: o.fn, session: session(o.session) };
+    case 'sync':
+      return { fn: 'sync', user: id(o.user, 'user'), after: nat(o.after, 'after'), limit: Math.min(nat(o.limit, 'limit'), 1000) };
+    case 'history': {
+      const c: HomeCall = { fn: 'history', user: id(o.user, 'user'), conv: conv(o.conv), limit: Math.min(nat(o.limit, 'limit'), 1000) };
+      if (o.before !== undefined) c.before = nat(o.before, 'before');
+      return c;
+    }
+    case 'ack':
+      return { fn: 'ack', user: id(o.user, 'user'), device: id(o.device, 'device'), seq: nat(o.seq, 'seq') };
+    case 'read':
+      return { fn: 'read', session: session(o.session), conv: conv(o.conv), seq: nat(o.seq, 'seq') };
+    case 'unread':
+      return { fn: 'unread', user: id(o.user, 'user') };
+  }
+  return bad(`unknown call '${String(o.fn).slice(0, 40)}'`);
+}
+
+/** Validates a peer request; throws PeerFrameError. */
+export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
+  const o = obj(v, 'request');
+  switch (o.t) {
+    case 'call':
+      return { t: 'call', key: id(o.key, 'key'), rv: str(o.rv, 'rv', 64), hops: nat(o.hops, 'hops'), call: homeCall(o.call, maxBody) };
+    case 'deliver':
+      return { t: 'deliver', rv: str(o.rv, 'rv', 64), items: arr(o.items, 'items').map((d) => validateDelivery(d, maxBody)) };
+    case 'presence':
+      return { t: 'presence', users: arr(o.users, 'users').map((u) => id(u, 'user')) };
+    case 'watch':
+      if (typeof o.on !== 'boolean') bad('on must be a boolean');
+      return { t: 'watch', watcher: watcher(o.watcher), users: arr(o.users, 'users').map((u) => id(u, 'user')), on: o.on as boolean };
+    case 'register':
+      return { t: 'register', sessions: arr(o.sessions, 'sessions').map(session) };
+    case 'renew':
+      return { t: 'renew', gateway: id(o.gateway, 'gateway'), sessions: nat(o.sessions, 'sessions') };
+    case 'join':
+      return { t: 'join', entries: arr(o.entries, 'entries') };
+    case 'probe':
+      return { t: 'probe', target: id(o.target, 'target') };
+    case 'ping':
+      return { t: 'ping' };
+  }
+  return bad(`unknown request '${String(o.t).slice(0, 40)}'`);
+}
+
+/** Validates a one-way peer message; throws PeerFrameError. */
+export function parsePeerOneWay(v: unknown): PeerOneWay {
+  const o = obj(v, 'message');
+  switch (o.t) {
+    case 'gossip':
+      return { t: 'gossip', entries: arr(o.entries, 'entries') };
+    case 'push': {
+      const f = obj(o.frame, 'frame');
+      if (typeof f.op !== 'string') bad('frame.op must be a string');
+      if (f.op === 'msg') nat(f.seq, 'frame.seq'); // the gateway orders pushes by seq
+      return { t: 'push', conn: id(o.conn, 'conn'), frame: f as unknown as ServerFrame };
+    }
+    case 'unwatch_all':
+      return { t: 'unwatch_all', watcher: watcher(o.watcher) };
+  }
+  return bad(`unknown message '${String(o.t).slice(0, 40)}'`);
+}
+
+/** Validates a reply to one of our requests. */
+export function parsePeerReply(v: unknown): PeerReply {
+  const o = obj(v, 'reply');
+  if (o.t === 'done') return { t: 'done', value: o.value };
+  if (o.t === 'fail') {
+    const codes = ['not_owner', 'unavailable', 'forbidden', 'bad_request', 'internal'];
+    if (!codes.includes(o.code as string)) bad('unknown fail code');
+    return { t: 'fail', code: o.code as Extract<PeerReply, { t: 'fail' }>['code'], message: str(o.message, 'message', 1000) };
+  }
+  return bad('reply must be done or fail');
+}
