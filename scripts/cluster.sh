@@ -34,7 +34,9 @@ environment:
 
 Node I is started as: node src/node/main.ts --name node-I --data $IM_DATA/node-I --port ... --p2p-port ...
 (and, for I > 1, --join /ip4/127.0.0.1/tcp/<peer port of node 1>). Its log is $IM_DATA/node-I/log.
-Until clustering lands, the nodes run independently: each serves only its own clients.
+Nodes find each other through node 1 (start) or through every live node (add, restart), over
+libp2p with the private network key $IM_DATA/swarm.key (generated once), and serve every user
+from any node. start, add and restart return once the nodes list each other as up.
 EOF
 }
 
@@ -63,7 +65,12 @@ const get = async (path) => {
 };
 const h = await get("/healthz");
 if (what === "health") console.log(h.status === 200 && h.body.node === name ? "ok" : h.status || "down");
-else {
+else if (what === "up") {
+  // up BASE NAMES: "ok" when this node lists every one of NAMES (comma separated) as up
+  const c = h.status === 200 ? await get("/cluster") : { body: {} };
+  const up = new Set((c.body.members ?? []).filter((m) => m.state === "up").map((m) => m.name));
+  console.log(name.split(",").every((n) => up.has(n)) ? "ok" : [...up].join(",") || "none");
+} else {
   const c = h.status ? await get("/cluster") : { body: {} };
   const health = h.status ? `${h.status} ${h.body.state ?? ""}`.trim() : "down";
   const members = (c.body.members ?? []).map((m) => `${m.name}:${m.state}`).join(",") || "-";
@@ -131,19 +138,32 @@ ensure_secret() {
   export IM_SECRET
 }
 
-# start_node I recorded|env: launch node I detached, logging to its folder.
+# The private network key every node of this cluster shares (libp2p pnet), generated once.
+ensure_psk() {
+  PSK=$DATA/swarm.key
+  if [[ ! -s $PSK ]]; then
+    mkdir -p "$DATA"
+    (umask 077 && node -e 'process.stdout.write("/key/swarm/psk/1.0.0/\n/base16/\n" + require("node:crypto").randomBytes(32).toString("hex"))' >"$PSK.$$")
+    chmod 600 "$PSK.$$" && mv "$PSK.$$" "$PSK"
+    echo "generated the cluster's private network key into $PSK"
+  fi
+}
+
+# start_node I recorded|env SEED...: launch node I detached, logging to its folder; it joins
+# the cluster through the given seed nodes (none: it starts a new cluster).
 start_node() {
-  local i=$1 dir h w p p1 args
+  local i=$1 mode=$2 dir h w p seed sp args
+  shift 2
   dir=$(dir_of "$i")
-  read -r h w p < <(addr_of "$i" "$2")
+  read -r h w p < <(addr_of "$i" "$mode")
   ((w + 0 <= 65535 && p + 0 <= 65535)) || die "node-$i: port out of range ($w, $p)"
   mkdir -p "$dir"
   echo "$h $w $p" >"$dir/addr"
-  args=(src/node/main.ts --name "node-$i" --data "$dir" --host "$h" --port "$w" --p2p-port "$p")
-  if ((i > 1)); then
-    read -r _ _ p1 < <(addr_of 1 recorded)
-    args+=(--join "/ip4/127.0.0.1/tcp/$p1")
-  fi
+  args=(src/node/main.ts --name "node-$i" --data "$dir" --host "$h" --port "$w" --p2p-port "$p" --psk-file "$PSK")
+  for seed in "$@"; do
+    read -r _ _ sp < <(addr_of "$seed" recorded)
+    args+=(--join "/ip4/127.0.0.1/tcp/$sp")
+  done
   if [[ ${IM_INSECURE:-} == 1 ]]; then args+=(--insecure); fi
   echo "--- $(date -u +%Y-%m-%dT%H:%M:%SZ) cluster.sh: starting node-$i" >>"$dir/log"
   $DETACH nohup node "${args[@]}" >>"$dir/log" 2>&1 </dev/null &
@@ -167,6 +187,22 @@ wait_healthy() {
   done
 }
 
+# wait_members NAMES I...: every node I lists every one of NAMES (comma separated) as up.
+wait_members() {
+  local names=$1 i r end=$((SECONDS + TIMEOUT))
+  shift
+  for i in "$@"; do
+    while :; do
+      r=$(probe up "$(http_of "$i")" "$names")
+      [[ $r == ok ]] && break
+      ((SECONDS < end)) || fail_with_log "$i" "node-$i does not list all of $names as up within ${TIMEOUT}s (up: $r)"
+      sleep 0.2
+    done
+  done
+}
+live_indices() { local i; for i in $(indices); do if running "$i"; then echo "$i"; fi; done; }
+names_of() { local i out=; for i in "$@"; do out+="${out:+,}node-$i"; done; echo "$out"; }
+
 wait_exit() { # wait_exit PID: 1 on timeout
   local end=$((SECONDS + TIMEOUT))
   while alive "$1"; do
@@ -183,10 +219,14 @@ cmd_start() {
   done
   [[ -z $busy ]] || die "already running:$busy; use stop, or restart I"
   ensure_secret
-  for ((i = 1; i <= n; i++)); do start_node "$i" env; done
+  ensure_psk
+  start_node 1 env
+  for ((i = 2; i <= n; i++)); do start_node "$i" env 1; done
   for ((i = 1; i <= n; i++)); do wait_healthy "$i"; done
+  local all; all=$(seq 1 "$n")
+  # shellcheck disable=SC2086
+  wait_members "$(names_of $all)" $all
   for ((i = 1; i <= n; i++)); do echo "node-$i $(url_of "$i")"; done
-  echo "note: until clustering lands, the nodes run independently (each serves only its own clients)"
 }
 
 cmd_status() {
@@ -210,8 +250,13 @@ cmd_add() {
   local i; i=$(indices | tail -n 1)
   i=$((${i:-0} + 1))
   ensure_secret
-  start_node "$i" env
+  ensure_psk
+  local live; live=$(live_indices)
+  # shellcheck disable=SC2086
+  start_node "$i" env $live
   wait_healthy "$i"
+  # shellcheck disable=SC2086
+  wait_members "node-$i" $live "$i"
   echo "node-$i $(url_of "$i")"
 }
 
@@ -229,8 +274,13 @@ cmd_restart() {
   [[ -d $(dir_of "$i") ]] || die "there is no node-$i under $DATA"
   if running "$i"; then die "node-$i is already running (pid $(pid_of "$i"))"; fi
   ensure_secret
-  start_node "$i" recorded
+  ensure_psk
+  local live; live=$(live_indices)
+  # shellcheck disable=SC2086
+  start_node "$i" recorded $live
   wait_healthy "$i"
+  # shellcheck disable=SC2086
+  wait_members "node-$i" $live "$i"
   echo "node-$i $(url_of "$i")"
 }
 

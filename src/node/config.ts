@@ -9,7 +9,14 @@ export type Config = {
   /** The client URL this node advertises (goaway, /cluster); derived from host and port unless given. */
   publicUrl?: string;
   p2pPort: number;
+  /** libp2p private-network key file shared by the cluster; generated into DATA/swarm.key when absent. */
+  pskFile?: string;
   join: string[];
+  vnodes: number;
+  replicas: number;
+  /** Membership: no heartbeat for this long → suspect; a suspect not refuted this long → dead. */
+  suspectAfterMs: number;
+  confirmTimeoutMs: number;
   insecure: boolean;
   secret?: string;
   maxFrame: number;
@@ -33,6 +40,10 @@ export const DEFAULTS: Config = {
   port: 7001,
   p2pPort: 9001,
   join: [],
+  vnodes: 160,
+  replicas: 2,
+  suspectAfterMs: 2000,
+  confirmTimeoutMs: 3000,
   insecure: false,
   maxFrame: 65536,
   maxBody: 16384,
@@ -55,6 +66,11 @@ const FIELDS = {
   port: ['IM_WS_PORT', 'port', 'port'],
   'public-url': ['IM_PUBLIC_URL', 'string', 'publicUrl'],
   'p2p-port': ['IM_P2P_PORT', 'port', 'p2pPort'],
+  'psk-file': ['IM_PSK_FILE', 'string', 'pskFile'],
+  vnodes: ['IM_VNODES', 'int', 'vnodes'],
+  replicas: ['IM_REPLICAS', 'int', 'replicas'],
+  'suspect-after': ['IM_SUSPECT_AFTER', 'int', 'suspectAfterMs'],
+  'confirm-timeout': ['IM_CONFIRM_TIMEOUT', 'int', 'confirmTimeoutMs'],
   secret: ['IM_SECRET', 'string', 'secret'],
   'max-frame': ['IM_MAX_FRAME', 'int', 'maxFrame'],
   'max-body': ['IM_MAX_BODY', 'int', 'maxBody'],
@@ -74,8 +90,13 @@ export const USAGE = `usage: im-node [options]   (every option also reads the IM
   --host HOST              client listen address                   IM_HOST (127.0.0.1)
   --port N                 client port, HTTP and /ws (0 = any)     IM_WS_PORT (7001)
   --public-url URL         client URL to advertise                 IM_PUBLIC_URL (ws://HOST:PORT/ws)
-  --p2p-port N             peer port (used once clustering lands)  IM_P2P_PORT (9001)
-  --join MULTIADDR         a running node to join (repeatable)
+  --p2p-port N             peer port (libp2p over TCP; 0 = any)    IM_P2P_PORT (9001)
+  --psk-file FILE          the cluster's private network key       IM_PSK_FILE (DATA/swarm.key, generated)
+  --join MULTIADDR         a running node's peer address (repeatable); none = start a new cluster
+  --vnodes N               virtual nodes per member on the ring    IM_VNODES (160)
+  --replicas N             copies of each timeline (R)             IM_REPLICAS (2)
+  --suspect-after MS       no heartbeat this long → suspect        IM_SUSPECT_AFTER (2000)
+  --confirm-timeout MS     suspect not refuted this long → dead    IM_CONFIRM_TIMEOUT (3000)
   --insecure               accept {"user":…} logins without a token (development only)  IM_INSECURE=1
   --secret S               HS256 token secret                      IM_SECRET (generated into DATA/secret)
   --max-frame BYTES        largest client frame (close 1009)       IM_MAX_FRAME (65536)

@@ -47,6 +47,8 @@ export type Gateway = {
   size(): number;
   /** The logged-in sessions this gateway holds (for renewing and re-registering with homes). */
   sessions(): SessionRef[];
+  /** What each connection watches (to watch again at new homes after a ring change). */
+  watches(): { conn: string; users: string[] }[];
 };
 
 export type GatewayComponents = {
@@ -327,5 +329,6 @@ export function createGateway(c: GatewayComponents): Gateway {
 
     size: () => conns.size,
     sessions: () => [...conns.values()].flatMap((cc) => (cc.session && !cc.closed ? [cc.session] : [])),
+    watches: () => [...conns.values()].flatMap((cc) => (cc.watching.size && !cc.closed ? [{ conn: cc.id, users: [...cc.watching] }] : [])),
   };
 }

@@ -17,6 +17,12 @@ export function createMetrics(node: string) {
     messagesDup: new Counter({ name: 'im_messages_dup_total', help: 'sends answered as duplicates', ...reg }),
     messagesOut: new Counter({ name: 'im_messages_pushed_total', help: 'msg events pushed to connections', ...reg }),
     slowClients: new Counter({ name: 'im_slow_clients_dropped_total', help: 'connections closed for falling too far behind', ...reg }),
+    forwards: new Counter({ name: 'im_peer_forwards_total', help: 'calls sent to another home (forward), passed on by a home whose ring disagreed (reforward), retried (retry)', labelNames: ['kind'], ...reg }),
+    membership: new Counter({ name: 'im_membership_events_total', help: 'membership events seen by this node', labelNames: ['type'], ...reg }),
+    invalidPeerFrames: new Counter({ name: 'im_peer_invalid_frames_total', help: 'peer messages refused by validation', ...reg }),
+    peerFrames: new Gauge({ name: 'im_peer_frames', help: 'frames exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
+    peerBytes: new Gauge({ name: 'im_peer_bytes', help: 'bytes exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
+    peerMsgs: new Gauge({ name: 'im_peer_messages', help: 'peer messages (envelopes) exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
     storeCommit: new Histogram({
       name: 'im_store_commit_seconds', help: 'duration of one group commit',
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], ...reg,

@@ -1,5 +1,5 @@
-// One node: wires store, presence, home, gateway, ring and the client server, and owns their
-// lifecycle (start, drain, stop).
+// One node: wires store, presence, home, router, cluster (membership over libp2p), gateway and
+// the client server, and owns their lifecycle (start, join, drain, stop).
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -7,14 +7,19 @@ import type { Logger } from 'pino';
 import { createStore } from '../store/index.ts';
 import type { Store } from '../store/index.ts';
 import { createPresence } from '../presence/index.ts';
-import { createRing } from '../ring/index.ts';
+import type { SessionRef } from '../presence/index.ts';
+import { createMembership } from '../membership/index.ts';
 import { createAuth } from './auth.ts';
 import type { Config } from './config.ts';
+import { createCluster } from './cluster.ts';
 import { createGateway } from './gateway.ts';
+import type { Gateway } from './gateway.ts';
 import { createHome, pushCommitted } from './home.ts';
 import type { Push } from './home.ts';
 import { createMidGenerator, midTime, randomNodeTag } from './ids.ts';
 import { createMetrics } from './metrics.ts';
+import { createPeerNet, generateSwarmKey } from './peer/index.ts';
+import { createRouter } from './router.ts';
 import { createClientServer } from './server.ts';
 
 export type ImNode = {
@@ -23,30 +28,34 @@ export type ImNode = {
   stop(): Promise<void>;
 };
 
-/** The token secret: the configured one, else one generated once and kept in the data folder. */
-export async function loadSecret(cfg: Config, log: Logger): Promise<string> {
-  if (cfg.secret) return cfg.secret;
-  const file = join(cfg.data, 'secret');
+/** Reads a file from the data folder, or creates it once with `make()` (mode 600). */
+async function keptFile(file: string, make: () => Uint8Array | string, log: Logger, what: string): Promise<Buffer> {
   try {
-    const s = (await readFile(file, 'utf8')).trim();
-    if (s) return s;
+    return await readFile(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  const s = randomBytes(32).toString('hex');
-  await writeFile(file, s + '\n', { mode: 0o600 });
-  log.info({ file }, 'generated a token secret (set IM_SECRET to share one)');
-  return s;
+  const v = make();
+  await writeFile(file, v, { mode: 0o600, flag: 'wx' }).catch(async (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+  log.info({ file }, `generated ${what}`);
+  return readFile(file);
+}
+
+/** The token secret: the configured one, else one generated once and kept in the data folder. */
+export async function loadSecret(cfg: Config, log: Logger): Promise<string> {
+  if (cfg.secret) return cfg.secret;
+  const s = await keptFile(join(cfg.data, 'secret'), () => randomBytes(32).toString('hex') + '\n', log, 'a token secret (set IM_SECRET to share one)');
+  return s.toString('utf8').trim();
 }
 
 async function nodeTag(store: Store): Promise<string> {
   let tag = await store.getMeta('node_tag');
   if (!tag) {
-    tag = randomNodeTag((() => {
-      const b = randomBytes(8);
-      let i = 0;
-      return () => b[i++]! / 256;
-    })());
+    const b = randomBytes(8);
+    let i = 0;
+    tag = randomNodeTag(() => b[i++]! / 256);
     await store.setMeta('node_tag', tag);
   }
   return tag;
@@ -55,15 +64,54 @@ async function nodeTag(store: Store): Promise<string> {
 export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) => void): Promise<ImNode> {
   await mkdir(cfg.data, { recursive: true });
   const secret = await loadSecret(cfg, log);
+  const psk = cfg.pskFile
+    ? await readFile(cfg.pskFile)
+    : await keptFile(join(cfg.data, 'swarm.key'), generateSwarmKey, log, 'a private network key (nodes that join need the same file: --psk-file)');
   const metrics = createMetrics(cfg.name);
   const now = () => Date.now();
+  let accepted = 0;
 
-  // Pushes go to gateways; with one node every gateway is this node's own.
-  let deliver: Push = () => undefined;
-  const push: Push = (gateway, conn, frame) => deliver(gateway, conn, frame);
+  let gateway: Gateway | undefined;
+  let state: 'starting' | 'serving' | 'draining' = 'starting';
+
+  // The client port listens first (answering 503) so that the node knows its URL for membership.
+  let routes: Parameters<typeof createClientServer>[1]['routes'] | undefined;
+  const server = createClientServer({ maxFrame: cfg.maxFrame }, {
+    accept: (ws) => (gateway && state === 'serving' ? gateway.accept(ws) : ws.close(1013, 'starting or draining')),
+    onError: (e) => log.error({ err: e }, 'http handler failed'),
+    routes: {
+      healthz: () => routes?.healthz() ?? { status: 503, body: { ok: false, node: cfg.name, state } },
+      cluster: () => routes?.cluster() ?? { node: cfg.name, state },
+      metrics: () => routes!.metrics(),
+    },
+  });
+  const port = await server.listen(cfg.host, cfg.port);
+  const url = cfg.publicUrl ?? `ws://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}/ws`;
+
+  const net = await createPeerNet({ dataDir: cfg.data, host: cfg.host === '0.0.0.0' ? '0.0.0.0' : cfg.host, port: cfg.p2pPort, psk }, { log: log.child({ component: 'peer' }) });
+  log.info({ peer: net.peerId, addrs: net.addrs }, 'peer host listening');
+  const membership = createMembership(
+    { name: cfg.name, peer: net.peerId, addrs: net.addrs, url, incarnation: Date.now() },
+    { suspectAfterMs: cfg.suspectAfterMs, confirmTimeoutMs: cfg.confirmTimeoutMs },
+    { clock: { now } },
+  );
+  const cluster = createCluster(
+    { seeds: cfg.join, vnodes: cfg.vnodes, replicas: cfg.replicas, maxBody: cfg.maxBody },
+    {
+      net, membership, log: log.child({ component: 'cluster' }),
+      onEvent: (type) => metrics.membership.inc({ type }),
+      onInvalidFrame: () => metrics.invalidPeerFrames.inc(),
+    },
+  );
+
+  // Pushes go to the gateway that holds the connection: this node's own, or a peer's.
+  const push: Push = (gw, conn, frame) => {
+    if (gw === cfg.name) return gateway?.push(conn, frame);
+    const peer = cluster.peerOf(gw);
+    if (peer) net.send(peer, { t: 'push', conn, frame });
+  };
   const presence = createPresence({ ttlMs: cfg.presenceTimeoutMs }, { clock: { now } });
 
-  let accepted = 0;
   const t0 = performance.now();
   const store = await createStore({ file: join(cfg.data, 'store.db'), sync: cfg.sync }, {
     onCommit: (entries) => void pushCommitted(entries, presence, push),
@@ -77,9 +125,12 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   for (const _ of store.knownUsers()) known++;
   log.info({ file: join(cfg.data, 'store.db'), users: known, ms: Math.round(performance.now() - t0) }, 'store opened');
 
-  const nextMid = createMidGenerator(await nodeTag(store), now);
+  const owns = (user: string) => cluster.joined() && cluster.ring().owner(user) === cfg.name;
+  let deliverRemote: ((d: import('../protocol/peer.ts').Delivery) => Promise<void>) | undefined;
   const home = createHome({
-    store, presence, nextMid, midTime, now, push, log: log.child({ component: 'home' }),
+    store, presence, nextMid: createMidGenerator(await nodeTag(store), now), midTime, now, push, owns,
+    deliverRemote: (d) => deliverRemote!(d),
+    log: log.child({ component: 'home' }),
     onSent: (dup) => {
       if (dup) metrics.messagesDup.inc();
       else {
@@ -88,58 +139,124 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
       }
     },
   });
-  const gateway = createGateway({
-    name: cfg.name, config: cfg, homes: home, auth: createAuth({ secret, insecure: cfg.insecure }),
+  const router = createRouter({
+    self: cfg.name, ring: cluster.ring, joined: cluster.joined, local: home, peerOf: cluster.peerOf,
+    link: { request: (peer, msg, o) => net.request(peer, msg, o) }, log: log.child({ component: 'router' }),
+    ringChange: cluster.ringChange, onForward: (kind) => metrics.forwards.inc({ kind }),
+  });
+  deliverRemote = router.deliverRemote;
+  const gw = createGateway({
+    name: cfg.name, config: cfg, homes: router, auth: createAuth({ secret, insecure: cfg.insecure }),
     metrics, log: log.child({ component: 'gateway' }), now,
   });
-  deliver = (gw, conn, frame) => {
-    if (gw === cfg.name) gateway.push(conn, frame);
+  gateway = gw;
+
+  cluster.onRequest((fromName, req) => router.handle(fromName, req));
+  cluster.onMessage((fromName, msg) => {
+    if (msg.t === 'push') gw.push(msg.conn, msg.frame);
+    else if (msg.t === 'unwatch_all' && msg.watcher.gateway === fromName) home.unwatchAll(msg.watcher);
+  });
+  cluster.onMemberGone((name) => home.dropGateway(name));
+
+  /** Registers this gateway's sessions (and watches) with their homes: after a ring change, or when a home lost them. */
+  const registerWith = async (sessions: SessionRef[]) => {
+    const byOwner = new Map<string, SessionRef[]>();
+    for (const s of sessions) {
+      const o = cluster.ring().owner(s.user);
+      if (!o) continue;
+      let l = byOwner.get(o);
+      if (!l) byOwner.set(o, (l = []));
+      l.push(s);
+    }
+    await Promise.all([...byOwner].map(async ([owner, list]) => {
+      if (owner === cfg.name) return home.register(list);
+      const peer = cluster.peerOf(owner);
+      if (peer) await net.request(peer, { t: 'register', sessions: list }).catch((e) => log.warn({ owner, err: (e as Error).message }, 'could not register sessions; retrying at the next renew'));
+    }));
+  };
+  cluster.onRingChanged(() => {
+    void registerWith(gw.sessions());
+    for (const { conn, users } of gw.watches()) void router.watch({ gateway: cfg.name, conn }, users).catch(() => undefined);
+  });
+
+  // Keep sessions alive at their homes; a home that holds fewer than we have lost some: re-register.
+  const renew = async () => {
+    home.tick();
+    const byOwner = new Map<string, SessionRef[]>();
+    for (const s of gw.sessions()) {
+      const o = cluster.joined() ? cluster.ring().owner(s.user) : undefined;
+      if (!o) continue;
+      let l = byOwner.get(o);
+      if (!l) byOwner.set(o, (l = []));
+      l.push(s);
+    }
+    if (!byOwner.has(cfg.name)) home.renew(cfg.name);
+    await Promise.all([...byOwner].map(async ([owner, list]) => {
+      if (owner === cfg.name) {
+        if (home.renew(cfg.name) < list.length) home.register(list);
+        return;
+      }
+      const peer = cluster.peerOf(owner);
+      if (!peer) return;
+      try {
+        const r = (await net.request(peer, { t: 'renew', gateway: cfg.name, sessions: list.length })) as { t?: string; value?: unknown };
+        if (r.t === 'done' && typeof r.value === 'number' && r.value < list.length) await registerWith(list);
+      } catch (e) {
+        log.debug({ owner, err: (e as Error).message }, 'renew failed');
+      }
+    }));
   };
 
-  const ring = createRing([cfg.name]);
-  let state: 'starting' | 'serving' | 'draining' = 'starting';
-  let url = '';
-  const server = createClientServer({ maxFrame: cfg.maxFrame }, {
-    accept: (ws) => gateway.accept(ws),
-    onError: (e) => log.error({ err: e }, 'http handler failed'),
-    routes: {
-      healthz: () => ({ status: state === 'serving' ? 200 : 503, body: { ok: state === 'serving', node: cfg.name, state } }),
-      cluster: () => {
-        let owned = 0;
-        for (const u of store.knownUsers()) if (ring.owner(u) === cfg.name) owned++;
-        return {
-          node: cfg.name,
-          members: [{ name: cfg.name, peer: null, url, state: 'up' }],
-          ring: { version: ring.version, vnodes: ring.vnodes, replicas: ring.replicas },
-          owned,
-          connections: gateway.size(),
-          sessions: presence.sessionCount(),
-          online: presence.users(),
-        };
-      },
-      metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+  routes = {
+    healthz: () => {
+      const ok = state === 'serving' && cluster.joined();
+      return { status: ok ? 200 : 503, body: { ok, node: cfg.name, state: state === 'serving' && !ok ? 'joining' : state } };
     },
-  });
-  const port = await server.listen(cfg.host, cfg.port);
-  url = cfg.publicUrl ?? `ws://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}/ws`;
+    cluster: () => {
+      const ring = cluster.ring();
+      let owned = 0;
+      for (const u of store.knownUsers()) if (ring.owner(u) === cfg.name) owned++;
+      return {
+        node: cfg.name,
+        peer: net.peerId,
+        joined: cluster.joined(),
+        members: cluster.members().map((m) => ({ name: m.name, peer: m.peer, url: m.url, state: m.state, incarnation: m.incarnation })),
+        ring: { version: ring.version, vnodes: ring.vnodes, replicas: ring.replicas, members: ring.members },
+        owned,
+        connections: gw.size(),
+        sessions: presence.sessionCount(),
+        online: presence.users(),
+      };
+    },
+    metrics: async () => {
+      for (const s of net.stats()) {
+        const name = cluster.nameOf(s.peer) ?? s.peer;
+        metrics.peerFrames.set({ peer: name, dir: 'out' }, s.framesOut);
+        metrics.peerFrames.set({ peer: name, dir: 'in' }, s.framesIn);
+        metrics.peerBytes.set({ peer: name, dir: 'out' }, s.bytesOut);
+        metrics.peerBytes.set({ peer: name, dir: 'in' }, s.bytesIn);
+        metrics.peerMsgs.set({ peer: name, dir: 'out' }, s.msgsOut);
+        metrics.peerMsgs.set({ peer: name, dir: 'in' }, s.msgsIn);
+      }
+      return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
+    },
+  };
 
+  cluster.start();
   const sweepMs = Math.max(50, Math.min(1000, cfg.loginTimeoutMs / 4, cfg.idleTimeoutMs / 4));
-  const sweeper = setInterval(() => gateway.sweep(), sweepMs);
-  const ticker = setInterval(() => {
-    home.renew(cfg.name);
-    home.tick();
-  }, Math.max(100, cfg.presenceTimeoutMs / 3));
+  const sweeper = setInterval(() => gw.sweep(), sweepMs);
+  const ticker = setInterval(() => void renew(), Math.max(100, cfg.presenceTimeoutMs / 3));
   // One line a minute while there is traffic, so a log shows what the node is doing.
   let lastAccepted = 0;
   const stats = setInterval(() => {
-    if (accepted === lastAccepted && gateway.size() === 0) return;
-    log.info({ connections: gateway.size(), online: presence.users(), accepted: accepted - lastAccepted, perSecond: Math.round((accepted - lastAccepted) / 60) }, 'stats (last minute)');
+    if (accepted === lastAccepted && gw.size() === 0) return;
+    log.info({ connections: gw.size(), online: presence.users(), accepted: accepted - lastAccepted, perSecond: Math.round((accepted - lastAccepted) / 60) }, 'stats (last minute)');
     lastAccepted = accepted;
   }, 60_000);
   stats.unref();
   state = 'serving';
   if (cfg.insecure) log.warn('INSECURE MODE: logins are accepted without a token. For local development only.');
-  log.info({ url, port, name: cfg.name }, 'listening');
+  log.info({ url, port, name: cfg.name, p2p: net.addrs }, 'listening');
 
   return {
     url,
@@ -147,12 +264,16 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     async stop() {
       if (state === 'draining') return;
       state = 'draining';
-      log.info({ connections: gateway.size() }, 'draining: sending goaway to clients');
+      const others = cluster.members().filter((m) => m.name !== cfg.name && m.state === 'up').map((m) => m.url);
+      log.info({ connections: gw.size(), others: others.length }, 'draining: leaving the cluster, sending goaway to clients');
       clearInterval(sweeper);
       clearInterval(ticker);
       clearInterval(stats);
-      await gateway.shutdown([], 2000);
+      await cluster.leave();
+      await gw.shutdown(others, 2000);
       await server.close();
+      cluster.stop();
+      await net.stop();
       await store.close();
       log.info('stopped');
     },

@@ -22,6 +22,9 @@ export class TestNode {
   url = '';
   http = '';
   port = 0;
+  p2pPort = 0;
+  /** This node's peer multiaddr (with /p2p/<id>), for --join. */
+  p2p = '';
   log: string[] = [];
 
   constructor(data: string, opts: NodeOpts) {
@@ -30,7 +33,7 @@ export class TestNode {
   }
 
   async start(port = this.port): Promise<void> {
-    const args = [MAIN, '--data', this.data, '--port', String(port), '--name', this.opts.name ?? 'n1', '--secret', SECRET, ...(this.opts.args ?? [])];
+    const args = [MAIN, '--data', this.data, '--port', String(port), '--p2p-port', String(this.p2pPort), '--name', this.opts.name ?? 'n1', '--secret', SECRET, ...(this.opts.args ?? [])];
     const proc = spawn(process.execPath, args, { env: { ...process.env, ...this.opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     let buf = '';
@@ -45,10 +48,12 @@ export class TestNode {
           buf = buf.slice(i + 1);
           this.log.push(line);
           try {
-            const j = JSON.parse(line) as { msg?: string; url?: string; port?: number };
+            const j = JSON.parse(line) as { msg?: string; url?: string; port?: number; p2p?: string[] };
             if (j.msg === 'listening') {
               this.url = j.url!;
               this.port = j.port!;
+              this.p2p = j.p2p?.[0] ?? '';
+              this.p2pPort = Number(/\/tcp\/(\d+)/.exec(this.p2p)?.[1] ?? 0);
               this.http = `http://127.0.0.1:${j.port}`;
               proc.off('exit', onExit);
               ok();

@@ -103,8 +103,12 @@ test.serial('start 2 starts two serving nodes and prints their URLs', async (t) 
   t.is(r.code, 0, r.err);
   t.true(r.out.includes(`ws://127.0.0.1:${ws}/ws`), r.out);
   t.true(r.out.includes(`ws://127.0.0.1:${ws + 1}/ws`), r.out);
-  t.regex(r.out, /independent/);
   t.like(await healthz(1), { status: 200, node: 'node-1' });
+  // start returns only once every node lists every node up, on one ring
+  const views = await Promise.all([ws, ws + 1].map(async (p) => (await fetch(`http://127.0.0.1:${p}/cluster`)).json() as Promise<{ members: { name: string; state: string }[]; ring: { version: string } }>));
+  for (const v of views) t.deepEqual(v.members.map((m) => `${m.name}:${m.state}`), ['node-1:up', 'node-2:up']);
+  t.is(views[0]!.ring.version, views[1]!.ring.version);
+  t.is((await stat(join(data, 'swarm.key'))).mode & 0o777, 0o600);
   t.like(await healthz(2), { status: 200, node: 'node-2' });
   t.is((await stat(join(data, 'secret'))).mode & 0o777, 0o600);
   t.true(alive(await pidOf(1)) && alive(await pidOf(2)));
@@ -116,8 +120,8 @@ test.serial('start 2 starts two serving nodes and prints their URLs', async (t) 
 test.serial('status lists both nodes alive', async (t) => {
   const r = await sh('status');
   t.is(r.code, 0, r.err);
-  t.regex(r.out, /^node-1\s+\d+\s+alive\s+ws:\S+\s+200\b.*node-1:up/m);
-  t.regex(r.out, /^node-2\s+\d+\s+alive\s+ws:\S+\s+200\b.*node-2:up/m);
+  t.regex(r.out, /^node-1\s+\d+\s+alive\s+ws:\S+\s+200\b.*node-1:up,node-2:up/m);
+  t.regex(r.out, /^node-2\s+\d+\s+alive\s+ws:\S+\s+200\b.*node-1:up,node-2:up/m);
 });
 
 test.serial('kill 2 ends node 2 and leaves node 1 serving', async (t) => {

@@ -1,0 +1,244 @@
+// Cluster glue: runs membership over the peer transport (join, gossip, heartbeats, probes),
+// turns membership events into ring swaps, and dispatches peer traffic to its handlers.
+import type { Logger } from 'pino';
+import { createRing } from '../ring/index.ts';
+import type { Ring } from '../ring/index.ts';
+import type { Membership, MembershipEvent, MemberView } from '../membership/index.ts';
+import { PeerFrameError, parsePeerOneWay, parsePeerRequest } from '../protocol/peer.ts';
+import type { PeerOneWay, PeerReply, PeerRequest } from '../protocol/peer.ts';
+import type { PeerNet } from './peer/index.ts';
+
+export type ClusterInit = {
+  seeds: string[];
+  vnodes?: number;
+  replicas?: number;
+  gossipMs?: number;
+  probeTimeoutMs?: number;
+  maxBody: number;
+};
+
+export type ClusterComponents = {
+  net: PeerNet;
+  membership: Membership;
+  log: Logger;
+  onEvent?: (type: MembershipEvent['type']) => void;
+  onInvalidFrame?: (from: string) => void;
+};
+
+export type Cluster = {
+  ring(): Ring;
+  joined(): boolean;
+  peerOf(name: string): string | undefined;
+  nameOf(peer: string): string | undefined;
+  members(): MemberView[];
+  /** Resolves on the next ring change, or after `ms`. */
+  ringChange(ms: number): Promise<void>;
+  onRingChanged(cb: (ring: Ring, prev: Ring) => void): void;
+  onMemberGone(cb: (name: string) => void): void;
+  /** Serves peer requests other than membership's own (join, probe, ping). */
+  onRequest(cb: (fromName: string | undefined, req: PeerRequest) => Promise<PeerReply>): void;
+  onMessage(cb: (fromName: string | undefined, msg: PeerOneWay) => void): void;
+  start(): void;
+  /** Announces a graceful leave to every member (gossip), so they drop this node from the ring. */
+  leave(): Promise<void>;
+  stop(): void;
+};
+
+const GOSSIP_MS = 500;
+
+export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster {
+  const { net, membership: m, log } = c;
+  const opts = { vnodes: init.vnodes, replicas: init.replicas };
+  const self = m.self().name;
+  let ring: Ring = createRing(m.ringMembers(), opts);
+  let waiters: (() => void)[] = [];
+  const ringListeners: ((r: Ring, prev: Ring) => void)[] = [];
+  const goneListeners: ((name: string) => void)[] = [];
+  let requestHandler: (fromName: string | undefined, req: PeerRequest) => Promise<PeerReply> = async () => ({ t: 'fail', code: 'unavailable', message: 'starting' });
+  let messageHandler: (fromName: string | undefined, msg: PeerOneWay) => void = () => undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  const known = new Set<string>();
+  function learnAddrs(): void {
+    for (const mv of m.members()) {
+      if (mv.name === self || known.has(`${mv.peer}`) || mv.addrs.length === 0) continue;
+      known.add(mv.peer);
+      net.addAddrs(mv.peer, mv.addrs);
+    }
+  }
+
+  function apply(events: MembershipEvent[]): void {
+    for (const e of events) {
+      c.onEvent?.(e.type);
+      if (e.type === 'ring:changed') {
+        const prev = ring;
+        ring = createRing(e.members, opts);
+        log.info({ version: ring.version, members: ring.members, was: prev.version }, 'ring changed');
+        for (const cb of ringListeners) cb(ring, prev);
+        const w = waiters;
+        waiters = [];
+        for (const ok of w) ok();
+        continue;
+      }
+      const mv = e.member;
+      const what = { member: mv.name, peer: mv.peer, url: mv.url, incarnation: mv.incarnation };
+      if (e.type === 'member:joined') log.info(what, 'member joined');
+      else if (e.type === 'member:suspected') log.warn(what, 'member suspected');
+      else if (e.type === 'member:recovered') log.info(what, 'member recovered');
+      else if (e.type === 'member:left') log.info(what, 'member leaving');
+      else if (e.type === 'member:died') log.warn(what, 'member died');
+      if (e.type === 'member:died' || e.type === 'member:left') for (const cb of goneListeners) cb(mv.name);
+    }
+    learnAddrs();
+  }
+
+  const nameOf = (peer: string) => m.byPeer(peer)?.name;
+  const alivePeers = () => m.members().filter((mv) => mv.name !== self && (mv.state === 'up' || mv.state === 'suspect' || mv.state === 'leaving'));
+
+  function gossip(): void {
+    const entries = m.digest();
+    for (const mv of alivePeers()) net.send(mv.peer, { t: 'gossip', entries });
+  }
+
+  async function probe(target: string, via: string): Promise<void> {
+    const peer = m.peerOf(via);
+    if (!peer) return;
+    try {
+      const r = (await net.request(peer, { t: 'probe', target }, { timeoutMs: (init.probeTimeoutMs ?? 1000) * 2 })) as { t?: string; value?: unknown };
+      apply(m.probeResult(target, r.t === 'done' && r.value === true));
+    } catch {
+      apply(m.probeResult(target, false));
+    }
+  }
+
+  function round(): void {
+    if (stopped) return;
+    apply(m.tick());
+    for (const p of m.probes()) void probe(p.target, p.via);
+    gossip();
+  }
+
+  async function join(): Promise<void> {
+    for (let attempt = 0; !stopped && !m.joined(); attempt++) {
+      for (const addr of init.seeds) {
+        if (stopped || m.joined()) return;
+        try {
+          const peer = await net.dial(addr);
+          const r = (await net.request(peer, { t: 'join', entries: m.digest() })) as { t?: string; value?: unknown };
+          if (r.t !== 'done') throw new Error(`join refused: ${JSON.stringify(r).slice(0, 200)}`);
+          apply(m.merge(r.value, nameOf(peer)));
+          m.markJoined();
+          apply(m.tick());
+          log.info({ seed: addr, members: m.ringMembers() }, 'joined the cluster');
+          gossip();
+          return;
+        } catch (e) {
+          if (attempt % 10 === 0) log.warn({ seed: addr, err: (e as Error).message }, 'cannot join through seed yet; retrying');
+        }
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  net.onPeer(({ peer, up }) => {
+    const name = nameOf(peer);
+    if (!name) return;
+    if (up) apply(m.heard(name));
+    else apply(m.unreachable(name));
+  });
+
+  net.onMessage((from, raw) => {
+    let msg: PeerOneWay;
+    try {
+      msg = parsePeerOneWay(raw);
+    } catch (e) {
+      c.onInvalidFrame?.(from);
+      log.warn({ peer: from, err: (e as Error).message }, 'invalid peer message dropped');
+      return;
+    }
+    if (msg.t === 'gossip') {
+      apply(m.merge(msg.entries, nameOf(from)));
+      const name = nameOf(from);
+      if (name) apply(m.heard(name));
+      return;
+    }
+    messageHandler(nameOf(from), msg);
+  });
+
+  net.onRequest(async (from, raw) => {
+    let req: PeerRequest;
+    try {
+      req = parsePeerRequest(raw, init.maxBody);
+    } catch (e) {
+      c.onInvalidFrame?.(from);
+      log.warn({ peer: from, err: (e as Error).message }, 'invalid peer request refused');
+      if (e instanceof PeerFrameError) return { t: 'fail', code: 'bad_request', message: e.message };
+      throw e;
+    }
+    const name = nameOf(from);
+    if (name) apply(m.heard(name));
+    switch (req.t) {
+      case 'join':
+        apply(m.merge(req.entries, name));
+        return { t: 'done', value: m.digest() };
+      case 'ping':
+        return { t: 'done', value: true };
+      case 'probe': {
+        const peer = m.peerOf(req.target);
+        if (!peer) return { t: 'done', value: false };
+        try {
+          const r = (await net.request(peer, { t: 'ping' }, { timeoutMs: init.probeTimeoutMs ?? 1000 })) as { t?: string };
+          return { t: 'done', value: r.t === 'done' };
+        } catch {
+          return { t: 'done', value: false };
+        }
+      }
+      default:
+        return requestHandler(name, req);
+    }
+  });
+
+  return {
+    ring: () => ring,
+    joined: () => m.joined(),
+    peerOf: (name) => m.peerOf(name),
+    nameOf,
+    members: () => m.members(),
+    ringChange: (ms) =>
+      new Promise<void>((ok) => {
+        const t = setTimeout(ok, ms);
+        waiters.push(() => {
+          clearTimeout(t);
+          ok();
+        });
+      }),
+    onRingChanged: (cb) => void ringListeners.push(cb),
+    onMemberGone: (cb) => void goneListeners.push(cb),
+    onRequest: (cb) => void (requestHandler = cb),
+    onMessage: (cb) => void (messageHandler = cb),
+    start() {
+      if (init.seeds.length === 0) {
+        m.markJoined();
+        apply(m.tick());
+        log.info({ members: m.ringMembers() }, 'no seeds given: starting a new cluster');
+      } else {
+        void join();
+      }
+      timer = setInterval(round, init.gossipMs ?? GOSSIP_MS);
+    },
+    async leave() {
+      apply(m.leave());
+      gossip();
+      // One more round so that the leave reaches members that missed the first frame.
+      await new Promise((r) => setTimeout(r, init.gossipMs ?? GOSSIP_MS));
+      gossip();
+    },
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+      for (const ok of waiters) ok();
+      waiters = [];
+    },
+  };
+}

@@ -1,0 +1,39 @@
+// The libp2p host: TCP, noise, yamux, a private network by pre-shared key, fast hang detection,
+// and nothing else (libp2p 3 starts no services unless asked: no identify, no ping handler).
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import type { PrivateKey } from '@libp2p/interface';
+import { preSharedKey } from '@libp2p/pnet';
+import { tcp } from '@libp2p/tcp';
+import { createLibp2p } from 'libp2p';
+import type { Libp2p } from 'libp2p';
+
+// libp2p refuses more than 5 inbound connections per second per remote host by default; a cluster
+// on one machine, or nodes restarting together, would trip it. The pre-shared key is our gate.
+const INBOUND_PER_SECOND = 1000;
+const MAX_PENDING_INBOUND = 128;
+
+export type HostInit = {
+  privateKey: PrivateKey;
+  host: string;
+  port: number;
+  psk: Uint8Array;
+  pingIntervalMs: number;
+};
+
+/** A host that is configured but not started, so that handlers are in place before it listens. */
+export function createHost(init: HostInit): Promise<Libp2p> {
+  return createLibp2p({
+    start: false,
+    privateKey: init.privateKey,
+    addresses: { listen: [`/ip4/${init.host}/tcp/${init.port}`] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionProtector: preSharedKey({ psk: init.psk }),
+    // The monitor pings /ipfs/ping/1.0.0; "protocol not supported" still proves the peer alive, so no
+    // ping service is needed. Interval and timeout both short: a hung peer is dropped in about 2 s.
+    connectionMonitor: { pingInterval: init.pingIntervalMs, pingTimeout: { minTimeout: init.pingIntervalMs } },
+    connectionManager: { inboundConnectionThreshold: INBOUND_PER_SECOND, maxIncomingPendingConnections: MAX_PENDING_INBOUND },
+  });
+}

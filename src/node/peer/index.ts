@@ -1,0 +1,90 @@
+// The peer transport's whole public surface: one libp2p host per node in a private network, and
+// JSON messages and requests between nodes over one long-lived, coalescing stream per peer.
+import { generateKey } from '@libp2p/pnet';
+import type { Logger } from 'pino';
+import { createPeerNetImpl } from './peer-net.ts';
+
+export { PEER_PROTOCOL } from './envelope.ts';
+export { PeerGoneError, PeerMessageError, PeerRemoteError, PeerTimeoutError } from './errors.ts';
+export { DEFAULT_HOST, DIAL_TIMEOUT_MS, MAX_FRAME_BYTES, PING_INTERVAL_MS, REQUEST_TIMEOUT_MS } from './peer-net.ts';
+
+/** Any JSON-serialisable object with a type tag. */
+export type PeerMsg = { t: string } & Record<string, unknown>;
+
+export type PeerNetInit = {
+  /** The identity is kept in dataDir/peer.key (Ed25519 protobuf, mode 600): same peer id after a restart. */
+  dataDir: string;
+  /** Listen address; default 127.0.0.1. */
+  host?: string;
+  /** 0 = any free port. */
+  port: number;
+  /** Contents of a libp2p swarm key file: only nodes with the same key connect (@libp2p/pnet). */
+  psk: Uint8Array;
+  /** Default 3000. Every dial has one: a dial to a node with another key may hang. */
+  dialTimeoutMs?: number;
+  /** Default 5000. */
+  requestTimeoutMs?: number;
+  /** Default 4 MiB. An incoming frame larger than this aborts its stream. */
+  maxFrameBytes?: number;
+  /** Connection monitor ping interval and timeout; default 1000 (a hung peer is dropped in ~2 s). */
+  pingIntervalMs?: number;
+};
+
+export type PeerStats = {
+  peer: string;
+  framesOut: number;
+  framesIn: number;
+  bytesOut: number;
+  bytesIn: number;
+  /** Envelopes (messages, requests, responses) out and in. */
+  msgsOut: number;
+  msgsIn: number;
+  /** Envelopes that could not be sent (peer unreachable, stream closed, too large). */
+  dropped: number;
+  /** Invalid incoming frames (each aborted its stream). */
+  badFrames: number;
+  /** Characters of encoded envelopes waiting in our queue for this peer. */
+  queued: number;
+  /** Bytes in libp2p's stream write buffers now, and the most seen right after a write. */
+  buffered: number;
+  peakBuffered: number;
+  /** Times a write found the stream full and waited for its drain event. */
+  stalls: number;
+};
+
+export type PeerNet = {
+  readonly peerId: string;
+  /** Listen multiaddrs including /p2p/<id>, e.g. /ip4/127.0.0.1/tcp/9001/p2p/12D3… */
+  readonly addrs: string[];
+  /** Connects (within dialTimeoutMs) and resolves the remote peer id; remembers the address. */
+  dial(addr: string, signal?: AbortSignal): Promise<string>;
+  /** Where a peer listens, so that send/request can dial it lazily. */
+  addAddrs(peer: string, addrs: string[]): void;
+  connected(peer: string): boolean;
+  /** One-way, ordered per peer, coalesced per tick; dials lazily; never throws (drops, logs, counts). */
+  send(peer: string, msg: PeerMsg): void;
+  /** Rejects with PeerTimeoutError, PeerGoneError, PeerRemoteError or PeerMessageError (or the signal's reason). */
+  request(peer: string, msg: PeerMsg, opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<PeerMsg>;
+  /** msg is parsed JSON, not validated: the handler validates it. */
+  onMessage(h: (from: string, msg: unknown) => void): void;
+  /** A throw or rejection becomes a PeerRemoteError, with its message, at the caller. */
+  onRequest(h: (from: string, msg: unknown) => Promise<PeerMsg>): void;
+  /** libp2p peer:connect / peer:disconnect (the latter when the last connection closes). */
+  onPeer(h: (ev: { peer: string; up: boolean }) => void): void;
+  stats(): PeerStats[];
+  /** Aborts work in flight, rejects pending requests with PeerGoneError, stops libp2p. */
+  stop(): Promise<void>;
+};
+
+export type PeerNetComponents = { log: Logger };
+
+export function createPeerNet(init: PeerNetInit, components: PeerNetComponents): Promise<PeerNet> {
+  return createPeerNetImpl(init, components.log);
+}
+
+/** A new swarm key file's contents: "/key/swarm/psk/1.0.0/\n/base16/\n<64 hex>" (95 bytes). */
+export function generateSwarmKey(): Uint8Array {
+  const key = new Uint8Array(95);
+  generateKey(key);
+  return key;
+}

@@ -1,0 +1,384 @@
+// The peer transport: one libp2p host per node, long-lived streams per peer multiplexed by request
+// id. Owns the streams' readers, dispatch to the handlers, and the public operations.
+import { setMaxListeners } from 'node:events';
+import type { Connection, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { CODE_P2P, multiaddr } from '@multiformats/multiaddr';
+import type { Multiaddr } from '@multiformats/multiaddr';
+import * as lp from 'it-length-prefixed';
+import type { Libp2p } from 'libp2p';
+import type { Logger } from 'pino';
+import {
+  encodeError, encodeMessage, encodeRequest, encodeResponse, fitsFrame, parseFrame, prefixBytes, PEER_PROTOCOL,
+} from './envelope.ts';
+import type { Envelope } from './envelope.ts';
+import { PeerGoneError, PeerMessageError, PeerRemoteError, PeerTimeoutError } from './errors.ts';
+import { createHost } from './host.ts';
+import { loadOrCreateKey } from './identity.ts';
+import { Link } from './link.ts';
+import type { PeerMsg, PeerNet, PeerNetInit, PeerStats } from './index.ts';
+import { Requests } from './requests.ts';
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DIAL_TIMEOUT_MS = 3000;
+export const REQUEST_TIMEOUT_MS = 5000;
+export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+export const PING_INTERVAL_MS = 1000;
+// Streams of our protocol per connection: normally one or two (both sides opening at once).
+const MAX_STREAMS = 256;
+
+type Settings = Required<Omit<PeerNetInit, 'dataDir' | 'psk'>>;
+type Handlers = {
+  message?: (from: string, msg: unknown) => void;
+  request?: (from: string, msg: unknown) => Promise<PeerMsg>;
+  peer: Array<(ev: { peer: string; up: boolean }) => void>;
+};
+
+const LP_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'UnexpectedEOFError']);
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+function withoutPeerId(ma: Multiaddr): Multiaddr {
+  return ma.getComponents().some((c) => c.code === CODE_P2P) ? ma.decapsulateCode(CODE_P2P) : ma;
+}
+
+class PeerNetImpl implements PeerNet {
+  readonly peerId: string;
+  #node: Libp2p;
+  #log: Logger;
+  #cfg: Settings;
+  #links = new Map<string, Link>();
+  #requests = new Requests();
+  #handlers: Handlers = { peer: [] };
+  #shutdown = new AbortController();
+  // addAddrs writes the peer store asynchronously; a lazy dial waits for the write.
+  #addrWrites = new Map<string, Promise<void>>();
+
+  constructor(node: Libp2p, cfg: Settings, log: Logger) {
+    this.#node = node;
+    this.#cfg = cfg;
+    this.#log = log;
+    this.peerId = node.peerId.toString();
+    // Every wait in every link listens on it.
+    setMaxListeners(Infinity, this.#shutdown.signal);
+  }
+
+  get addrs(): string[] {
+    return this.#node.getMultiaddrs().map((a) => a.toString());
+  }
+
+  async start(): Promise<void> {
+    await this.#node.handle(PEER_PROTOCOL, (stream, conn) => this.#accept(stream, conn), {
+      maxInboundStreams: MAX_STREAMS,
+      maxOutboundStreams: MAX_STREAMS,
+    });
+    this.#node.addEventListener('peer:connect', (e) => this.#peerEvent(e.detail.toString(), true));
+    this.#node.addEventListener('peer:disconnect', (e) => this.#peerEvent(e.detail.toString(), false));
+    await this.#node.start();
+  }
+
+  async dial(addr: string, signal?: AbortSignal): Promise<string> {
+    const ma = multiaddr(addr);
+    const timeout = AbortSignal.timeout(this.#cfg.dialTimeoutMs);
+    const signals = [timeout, this.#shutdown.signal];
+    if (signal) signals.push(signal);
+    let conn: Connection;
+    try {
+      conn = await this.#node.dial(ma, { signal: AbortSignal.any(signals) });
+    } catch (e) {
+      if (signal?.aborted) throw signal.reason;
+      if (this.#shutdown.signal.aborted) throw new PeerGoneError(addr, 'peer net stopped');
+      if (timeout.aborted) throw new PeerTimeoutError(addr, `dial ${addr} timed out after ${this.#cfg.dialTimeoutMs} ms`);
+      throw new PeerGoneError(addr, `dial ${addr} failed: ${errText(e)}`, { cause: e });
+    }
+    const peer = conn.remotePeer.toString();
+    // Remember the address so that a later send can redial it.
+    this.addAddrs(peer, [withoutPeerId(ma).toString()]);
+    return peer;
+  }
+
+  addAddrs(peer: string, addrs: string[]): void {
+    let id;
+    try {
+      id = peerIdFromString(peer);
+    } catch {
+      this.#log.warn({ peer }, 'addAddrs: not a peer id');
+      return;
+    }
+    const mas: Multiaddr[] = [];
+    for (const a of addrs) {
+      try {
+        mas.push(withoutPeerId(multiaddr(a)));
+      } catch {
+        this.#log.warn({ peer, addr: a }, 'addAddrs: not a multiaddr');
+      }
+    }
+    if (mas.length === 0) return;
+    const prev = this.#addrWrites.get(peer) ?? Promise.resolve();
+    const write = prev
+      .then(() => this.#node.peerStore.merge(id, { multiaddrs: mas }))
+      .then(
+        () => undefined,
+        (e: unknown) => this.#log.warn({ peer, err: errText(e) }, 'could not store peer addresses'),
+      );
+    this.#addrWrites.set(peer, write);
+    void write.then(() => {
+      if (this.#addrWrites.get(peer) === write) this.#addrWrites.delete(peer);
+    });
+  }
+
+  connected(peer: string): boolean {
+    try {
+      return this.#node.getConnections(peerIdFromString(peer)).some((c) => c.status === 'open');
+    } catch {
+      return false;
+    }
+  }
+
+  send(peer: string, msg: PeerMsg): void {
+    const link = this.#link(peer);
+    if (!link) return;
+    if (this.#shutdown.signal.aborted) {
+      link.counters.dropped++;
+      return;
+    }
+    let env: string;
+    try {
+      env = encodeMessage(msg);
+    } catch (e) {
+      link.counters.dropped++;
+      this.#log.warn({ peer, t: msg?.t, err: errText(e) }, 'peer message dropped: not serialisable');
+      return;
+    }
+    if (!fitsFrame(env, this.#cfg.maxFrameBytes)) {
+      link.counters.dropped++;
+      this.#log.warn({ peer, t: msg.t, chars: env.length }, 'peer message dropped: larger than maxFrameBytes');
+      return;
+    }
+    link.enqueue({ env });
+  }
+
+  request(peer: string, msg: PeerMsg, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<PeerMsg> {
+    const { signal } = opts;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#shutdown.signal.aborted) return Promise.reject(new PeerGoneError(peer, 'peer net stopped'));
+    const link = this.#link(peer);
+    if (!link) return Promise.reject(new PeerGoneError(peer, `not a peer id: ${peer}`));
+    const { id, answer } = this.#requests.add(peer, msg.t, opts.timeoutMs ?? this.#cfg.requestTimeoutMs, signal);
+    let env: string;
+    try {
+      env = encodeRequest(id, msg);
+      if (!fitsFrame(env, this.#cfg.maxFrameBytes)) {
+        this.#requests.fail(id, new PeerMessageError(peer, `request of ${env.length} characters exceeds maxFrameBytes`));
+        return answer;
+      }
+    } catch (e) {
+      this.#requests.fail(id, new PeerMessageError(peer, `request not serialisable: ${errText(e)}`));
+      return answer;
+    }
+    link.enqueue({ env, req: id });
+    return answer;
+  }
+
+  onMessage(h: (from: string, msg: unknown) => void): void {
+    this.#handlers.message = h;
+  }
+
+  onRequest(h: (from: string, msg: unknown) => Promise<PeerMsg>): void {
+    this.#handlers.request = h;
+  }
+
+  onPeer(h: (ev: { peer: string; up: boolean }) => void): void {
+    this.#handlers.peer.push(h);
+  }
+
+  stats(): PeerStats[] {
+    return [...this.#links.values()].map((l) => ({
+      peer: l.peer,
+      ...l.counters,
+      queued: l.queuedChars,
+      buffered: l.buffered,
+    }));
+  }
+
+  async stop(): Promise<void> {
+    if (this.#shutdown.signal.aborted) return;
+    this.#shutdown.abort();
+    for (const link of this.#links.values()) link.clear(new PeerGoneError(link.peer, 'peer net stopped'));
+    this.#requests.rejectAll('peer net stopped');
+    await this.#node.stop();
+  }
+
+  #link(peer: string): Link | undefined {
+    let link = this.#links.get(peer);
+    if (link) return link;
+    try {
+      peerIdFromString(peer);
+    } catch {
+      this.#log.warn({ peer }, 'not a peer id; dropping');
+      return undefined;
+    }
+    link = new Link({
+      peer,
+      maxChunkChars: Math.max(1024, Math.floor(this.#cfg.maxFrameBytes / 4)),
+      log: this.#log,
+      signal: this.#shutdown.signal,
+      hooks: {
+        open: (p) => this.#open(p),
+        isPending: (id) => this.#requests.has(id),
+        written: (id, stream) => this.#requests.written(id, stream),
+        failed: (id, err) => {
+          const e = err.name.startsWith('Peer') ? err : new PeerGoneError(peer, `peer ${peer} unreachable: ${err.message}`, { cause: err });
+          this.#requests.fail(id, e);
+        },
+      },
+    });
+    this.#links.set(peer, link);
+    return link;
+  }
+
+  async #open(peer: string): Promise<Stream> {
+    await this.#addrWrites.get(peer);
+    const timeout = AbortSignal.timeout(this.#cfg.dialTimeoutMs);
+    let stream: Stream;
+    try {
+      stream = await this.#node.dialProtocol(peerIdFromString(peer), PEER_PROTOCOL, {
+        signal: AbortSignal.any([timeout, this.#shutdown.signal]),
+      });
+    } catch (e) {
+      const why = timeout.aborted ? `timed out after ${this.#cfg.dialTimeoutMs} ms` : errText(e);
+      throw new PeerGoneError(peer, `peer ${peer} unreachable: ${why}`, { cause: e });
+    }
+    this.#attach(peer, stream);
+    return stream;
+  }
+
+  #accept(stream: Stream, conn: Connection): void {
+    if (this.#shutdown.signal.aborted) {
+      stream.abort(new Error('peer net stopped'));
+      return;
+    }
+    this.#attach(conn.remotePeer.toString(), stream);
+  }
+
+  #attach(peer: string, stream: Stream): void {
+    const link = this.#link(peer)!;
+    link.attach(stream);
+    void this.#read(link, stream);
+  }
+
+  async #read(link: Link, stream: Stream): Promise<void> {
+    const c = link.counters;
+    try {
+      for await (const data of lp.decode(stream, { maxDataLength: this.#cfg.maxFrameBytes })) {
+        c.framesIn++;
+        c.bytesIn += data.byteLength + prefixBytes(data.byteLength);
+        const envs = parseFrame(data.subarray());
+        if (typeof envs === 'string') {
+          this.#badFrame(link, stream, envs);
+          return;
+        }
+        c.msgsIn += envs.length;
+        for (const env of envs) this.#dispatch(link, stream, env);
+      }
+      // The peer closed its side: close ours too, so the stream is not kept half-open.
+      if (stream.status === 'open') void stream.close().catch(() => undefined);
+    } catch (e) {
+      if (e instanceof Error && LP_ERRORS.has(e.name)) this.#badFrame(link, stream, e.message);
+      else if (!this.#shutdown.signal.aborted) this.#log.debug({ peer: link.peer, err: errText(e) }, 'peer stream ended');
+    } finally {
+      link.detach(stream);
+      this.#requests.streamClosed(link.peer, stream);
+    }
+  }
+
+  #badFrame(link: Link, stream: Stream, reason: string): void {
+    link.counters.badFrames++;
+    this.#log.warn({ peer: link.peer, reason }, 'invalid frame from peer; aborting its stream');
+    stream.abort(new Error(`invalid frame: ${reason}`));
+  }
+
+  #dispatch(link: Link, stream: Stream, env: Envelope): void {
+    const from = link.peer;
+    switch (env.k) {
+      case 'm': {
+        const h = this.#handlers.message;
+        if (!h) return;
+        try {
+          h(from, env.m);
+        } catch (e) {
+          this.#log.error({ peer: from, err: errText(e) }, 'peer message handler threw');
+        }
+        return;
+      }
+      case 'q':
+        this.#serve(link, stream, env.id, env.m);
+        return;
+      case 'r':
+      case 'e': {
+        const settle = env.k === 'r' ? { ok: env.m as PeerMsg } : { err: new PeerRemoteError(from, env.message) };
+        if (!this.#requests.answer(from, env.id, settle)) {
+          this.#log.debug({ peer: from, id: env.id }, 'answer to no pending request (timed out?)');
+        }
+      }
+    }
+  }
+
+  #serve(link: Link, stream: Stream, id: number, m: unknown): void {
+    const h = this.#handlers.request;
+    let answer: Promise<PeerMsg>;
+    try {
+      answer = h ? Promise.resolve(h(link.peer, m)) : Promise.reject(new Error('no request handler'));
+    } catch (e) {
+      answer = Promise.reject(e);
+    }
+    const reply = (env: string): void => {
+      if (!this.#shutdown.signal.aborted) link.enqueue({ env, stream });
+    };
+    answer.then(
+      (res) => {
+        let env: string;
+        try {
+          env = encodeResponse(id, res);
+        } catch (e) {
+          env = encodeError(id, `response not serialisable: ${errText(e)}`);
+        }
+        if (!fitsFrame(env, this.#cfg.maxFrameBytes)) env = encodeError(id, 'response larger than maxFrameBytes');
+        reply(env);
+      },
+      (e: unknown) => reply(encodeError(id, errText(e))),
+    );
+  }
+
+  #peerEvent(peer: string, up: boolean): void {
+    if (!up) this.#requests.peerGone(peer);
+    for (const h of this.#handlers.peer) {
+      try {
+        h({ peer, up });
+      } catch (e) {
+        this.#log.error({ peer, err: errText(e) }, 'peer event handler threw');
+      }
+    }
+  }
+}
+
+export async function createPeerNetImpl(init: PeerNetInit, log: Logger): Promise<PeerNet> {
+  const cfg: Settings = {
+    host: init.host ?? DEFAULT_HOST,
+    port: init.port,
+    dialTimeoutMs: init.dialTimeoutMs ?? DIAL_TIMEOUT_MS,
+    requestTimeoutMs: init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
+    maxFrameBytes: init.maxFrameBytes ?? MAX_FRAME_BYTES,
+    pingIntervalMs: init.pingIntervalMs ?? PING_INTERVAL_MS,
+  };
+  const privateKey = await loadOrCreateKey(init.dataDir, log);
+  const node = await createHost({ privateKey, host: cfg.host, port: cfg.port, psk: init.psk, pingIntervalMs: cfg.pingIntervalMs });
+  const net = new PeerNetImpl(node, cfg, log);
+  try {
+    await net.start();
+  } catch (e) {
+    await Promise.resolve(node.stop()).catch(() => undefined);
+    throw e;
+  }
+  log.info({ peerId: net.peerId, addrs: net.addrs }, 'peer net listening');
+  return net;
+}

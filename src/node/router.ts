@@ -1,0 +1,299 @@
+// The router: the Homes API over the ring. A call for a key runs on this node when it is the
+// key's home, else it goes to the home peer to peer; the home checks ownership by its own ring,
+// forwards once if the caller's ring was stale, or answers not_owner so that the caller retries.
+import type { Logger } from 'pino';
+import type { Ring } from '../ring/index.ts';
+import type { SessionRef } from '../presence/index.ts';
+import { isId } from '../protocol/frames.ts';
+import type { Entry, UserPresence } from '../protocol/frames.ts';
+import { parsePeerReply } from '../protocol/peer.ts';
+import type { Delivery, HomeCall, PeerReply, PeerRequest } from '../protocol/peer.ts';
+import type { Unread } from '../store/index.ts';
+import { ForbiddenError, UnavailableError } from './errors.ts';
+import type { Home, Homes, Page, SendResult, Watcher } from './home.ts';
+
+/** What the router needs of the peer transport. */
+export type PeerLink = {
+  request(peer: string, msg: PeerRequest, opts?: { timeoutMs?: number }): Promise<unknown>;
+};
+
+export type RouterComponents = {
+  self: string;
+  ring: () => Ring;
+  joined: () => boolean;
+  local: Home;
+  peerOf: (name: string) => string | undefined;
+  link: PeerLink;
+  log: Logger;
+  /** Resolves when the ring changes or after `ms`, whichever is first (to retry on a new ring). */
+  ringChange: (ms: number) => Promise<void>;
+  onForward?: (kind: 'forward' | 'reforward' | 'retry') => void;
+  requestTimeoutMs?: number;
+  attempts?: number;
+};
+
+export type Router = Homes & {
+  /** Hands a copy to the recipient's home, in order per destination node; resolves when durable there. */
+  deliverRemote(d: Delivery): Promise<void>;
+  /** Serves a peer's call, deliver, presence, watch, register or renew request. */
+  handle(fromName: string | undefined, req: PeerRequest): Promise<PeerReply>;
+};
+
+const ATTEMPTS = 6;
+const RETRY_MS = 300;
+const DELIVER_BATCH = 1000;
+
+type Fail = Extract<PeerReply, { t: 'fail' }>;
+const fail = (code: Fail['code'], message: string): Fail => ({ t: 'fail', code, message });
+const done = (value?: unknown): PeerReply => ({ t: 'done', value });
+
+function keyOfCall(c: HomeCall): string {
+  switch (c.fn) {
+    case 'send': return c.from;
+    case 'login': case 'logout': case 'read': return c.session.user;
+    default: return c.user;
+  }
+}
+
+// Replies are peer input too: check the shapes the gateway relies on.
+const isNat = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+function checkValue(fn: HomeCall['fn'], v: unknown): boolean {
+  const o = v as Record<string, unknown> | null;
+  switch (fn) {
+    case 'send': return !!o && typeof o.mid === 'string' && isNat(o.seq) && isNat(o.ts);
+    case 'login': return !!o && isNat(o.seq) && isNat(o.acked);
+    case 'sync': case 'history':
+      return !!o && typeof o.more === 'boolean' && Array.isArray(o.msgs) &&
+        (o.msgs as Entry[]).every((e) => e && isNat(e.seq) && typeof e.mid === 'string' && typeof e.body === 'string');
+    case 'unread': return !!o && isNat(o.total) && typeof o.convs === 'object' && o.convs !== null;
+    default: return true;
+  }
+}
+
+export function createRouter(c: RouterComponents): Router {
+  const { self, local, log } = c;
+  const attempts = c.attempts ?? ATTEMPTS;
+  const timeoutMs = c.requestTimeoutMs ?? 5000;
+
+  /** Runs a call on the key's home, retrying on a stale ring or a lost peer until attempts run out. */
+  async function call<T>(key: string, hc: HomeCall, here: () => Promise<T>): Promise<T> {
+    let last = 'no owner';
+    for (let i = 0; i < attempts; i++) {
+      if (i > 0) {
+        c.onForward?.('retry');
+        await c.ringChange(RETRY_MS);
+      }
+      if (!c.joined()) {
+        last = 'this node has not joined the cluster yet';
+        continue;
+      }
+      const ring = c.ring();
+      const owner = ring.owner(key);
+      if (owner === undefined) continue;
+      if (owner === self) return here();
+      const peer = c.peerOf(owner);
+      if (!peer) {
+        last = `no address for ${owner}`;
+        continue;
+      }
+      c.onForward?.('forward');
+      let reply: PeerReply;
+      try {
+        reply = parsePeerReply(await c.link.request(peer, { t: 'call', key, rv: ring.version, hops: 0, call: hc }, { timeoutMs }));
+      } catch (e) {
+        last = `${owner}: ${(e as Error).message}`;
+        continue;
+      }
+      if (reply.t === 'done') {
+        if (!checkValue(hc.fn, reply.value)) throw new Error(`malformed ${hc.fn} reply from ${owner}`);
+        return reply.value as T;
+      }
+      if (reply.code === 'forbidden') throw new ForbiddenError(reply.message);
+      if (reply.code === 'not_owner' || reply.code === 'unavailable') {
+        last = `${owner}: ${reply.message}`;
+        continue;
+      }
+      throw new Error(`${owner} answered ${reply.code}: ${reply.message}`);
+    }
+    throw new UnavailableError(`the home of ${key} is not reachable (${last})`);
+  }
+
+  /** Splits users by home and runs `here` locally and `there` per remote home. */
+  async function perHome<T>(users: string[], here: (us: string[]) => Promise<T>, there: (peer: string, us: string[]) => Promise<T>): Promise<T[]> {
+    if (!c.joined()) throw new UnavailableError('this node has not joined the cluster yet');
+    const byOwner = new Map<string, string[]>();
+    for (const u of new Set(users)) {
+      const o = c.ring().owner(u) ?? self;
+      let l = byOwner.get(o);
+      if (!l) byOwner.set(o, (l = []));
+      l.push(u);
+    }
+    return Promise.all([...byOwner].map(async ([owner, us]) => {
+      if (owner === self) return here(us);
+      const peer = c.peerOf(owner);
+      if (!peer) throw new UnavailableError(`no address for ${owner}`);
+      try {
+        return await there(peer, us);
+      } catch (e) {
+        if ((e as Error).name === 'ForbiddenError') throw e;
+        throw new UnavailableError(`${owner}: ${(e as Error).message}`);
+      }
+    }));
+  }
+
+  async function remote(peer: string, req: PeerRequest): Promise<unknown> {
+    const reply = parsePeerReply(await c.link.request(peer, req, { timeoutMs }));
+    if (reply.t === 'fail') throw new UnavailableError(reply.message);
+    return reply.value;
+  }
+
+  // Deliveries to one destination node go out in order, one batch in flight at a time, so that
+  // messages from one connection land in each recipient's timeline in the order they were sent.
+  type Pending = { d: Delivery; tries: number; resolve(): void; reject(e: Error): void };
+  const channels = new Map<string, { queue: Pending[]; busy: boolean }>();
+
+  function route(p: Pending): void {
+    const owner = c.joined() ? c.ring().owner(p.d.user) : undefined;
+    if (owner === self) {
+      local.deliver([p.d]).then(p.resolve, p.reject);
+      return;
+    }
+    const dest = owner ?? '';
+    let ch = channels.get(dest);
+    if (!ch) channels.set(dest, (ch = { queue: [], busy: false }));
+    ch.queue.push(p);
+    if (!ch.busy) void flush(dest, ch);
+  }
+
+  function retry(p: Pending, why: string): void {
+    if (++p.tries >= attempts) return p.reject(new UnavailableError(`the home of ${p.d.user} is not reachable (${why})`));
+    c.onForward?.('retry');
+    void c.ringChange(RETRY_MS).then(() => route(p));
+  }
+
+  async function flush(dest: string, ch: { queue: Pending[]; busy: boolean }): Promise<void> {
+    ch.busy = true;
+    while (ch.queue.length) {
+      const batch = ch.queue.splice(0, DELIVER_BATCH);
+      const peer = dest ? c.peerOf(dest) : undefined;
+      if (!peer) {
+        for (const p of batch) retry(p, `no address for ${dest || 'the owner'}`);
+        continue;
+      }
+      c.onForward?.('forward');
+      try {
+        const reply = parsePeerReply(await c.link.request(peer, { t: 'deliver', rv: c.ring().version, items: batch.map((p) => p.d) }, { timeoutMs }));
+        if (reply.t === 'fail') throw new Error(reply.message);
+        const results = reply.value;
+        if (!Array.isArray(results) || results.length !== batch.length) throw new Error(`malformed deliver reply from ${dest}`);
+        batch.forEach((p, i) => (results[i] === 'ok' ? p.resolve() : retry(p, `${dest}: ${String(results[i])}`)));
+      } catch (e) {
+        for (const p of batch) retry(p, `${dest}: ${(e as Error).message}`);
+      }
+    }
+    ch.busy = false;
+  }
+
+  const owned = (key: string) => c.joined() && c.ring().owner(key) === self;
+
+  async function serveCall(fromName: string | undefined, req: Extract<PeerRequest, { t: 'call' }>): Promise<PeerReply> {
+    const hc = req.call;
+    if (keyOfCall(hc) !== req.key) return fail('bad_request', 'key does not match the call');
+    if ((hc.fn === 'login' || hc.fn === 'logout' || hc.fn === 'read') && hc.session.gateway !== fromName && req.hops === 0) {
+      return fail('bad_request', 'a session must belong to the calling gateway');
+    }
+    if (!c.joined()) return fail('unavailable', `${self} has not joined the cluster yet`);
+    const owner = c.ring().owner(req.key);
+    if (owner !== self) {
+      // The caller's ring is older or newer than ours: pass it on once, never in a loop.
+      const peer = owner ? c.peerOf(owner) : undefined;
+      if (req.hops >= 1 || !peer) return fail('not_owner', `${self} does not own ${req.key} (ring ${c.ring().version})`);
+      c.onForward?.('reforward');
+      try {
+        return parsePeerReply(await c.link.request(peer, { ...req, hops: req.hops + 1 }, { timeoutMs }));
+      } catch (e) {
+        return fail('unavailable', `${owner}: ${(e as Error).message}`);
+      }
+    }
+    try {
+      switch (hc.fn) {
+        case 'send': return done(await local.send(hc.from, hc.to, hc.cid, hc.body));
+        case 'login': return done(await local.login(hc.session));
+        case 'logout': return done(await local.logout(hc.session));
+        case 'sync': return done(await local.sync(hc.user, hc.after, hc.limit));
+        case 'history': return done(await local.history(hc.user, hc.conv, hc.before, hc.limit));
+        case 'ack': return done(await local.ack(hc.user, hc.device, hc.seq));
+        case 'read': return done(await local.read(hc.session, hc.conv, hc.seq));
+        case 'unread': return done(await local.unread(hc.user));
+      }
+    } catch (e) {
+      if ((e as Error).name === 'ForbiddenError') return fail('forbidden', (e as Error).message);
+      if ((e as Error).name === 'UnavailableError') return fail('unavailable', (e as Error).message);
+      log.error({ err: e, fn: hc.fn }, 'peer call failed');
+      return fail('internal', 'internal error; it is logged on the home');
+    }
+  }
+
+  return {
+    send: (from, to, cid, body) => call<SendResult>(from, { fn: 'send', from, to, cid, body }, () => local.send(from, to, cid, body)),
+    login: (s) => call(s.user, { fn: 'login', session: s }, () => local.login(s)),
+    logout: (s) => call(s.user, { fn: 'logout', session: s }, () => local.logout(s)),
+    sync: (user, after, limit) => call<Page>(user, { fn: 'sync', user, after, limit }, () => local.sync(user, after, limit)),
+    history: (user, conv, before, limit) =>
+      call<Page>(user, { fn: 'history', user, conv, limit, ...(before !== undefined ? { before } : {}) }, () => local.history(user, conv, before, limit)),
+    ack: (user, device, seq) => call(user, { fn: 'ack', user, device, seq }, () => local.ack(user, device, seq)),
+    read: (s, conv, seq) => call(s.user, { fn: 'read', session: s, conv, seq }, () => local.read(s, conv, seq)),
+    unread: (user) => call<Unread>(user, { fn: 'unread', user }, () => local.unread(user)),
+
+    async presence(users) {
+      const parts = await perHome<Record<string, UserPresence>>(users, (us) => local.presence(us), async (peer, us) => {
+        const v = await remote(peer, { t: 'presence', users: us });
+        if (typeof v !== 'object' || v === null) throw new Error('malformed presence reply');
+        return Object.fromEntries(us.map((u) => [u, (v as Record<string, UserPresence>)[u] ?? { online: false }]));
+      });
+      const out: Record<string, UserPresence> = {};
+      for (const u of users) for (const p of parts) if (p[u]) out[u] = p[u];
+      return out;
+    },
+
+    async watch(w: Watcher, users: string[]) {
+      await perHome(users, (us) => local.watch(w, us), async (peer, us) => void (await remote(peer, { t: 'watch', watcher: w, users: us, on: true })));
+    },
+    async unwatch(w: Watcher, users: string[]) {
+      await perHome(users, (us) => local.unwatch(w, us), async (peer, us) => void (await remote(peer, { t: 'watch', watcher: w, users: us, on: false })));
+    },
+
+    deliverRemote(d) {
+      return new Promise((resolve, reject) => route({ d, tries: 0, resolve, reject }));
+    },
+
+    async handle(fromName, req) {
+      const ownGateway = (gw: string) => gw === fromName;
+      switch (req.t) {
+        case 'call':
+          return serveCall(fromName, req);
+        case 'deliver': {
+          const mine = req.items.map((d) => owned(d.user));
+          await local.deliver(req.items.filter((_, i) => mine[i]));
+          return done(mine.map((m) => (m ? 'ok' : 'not_owner')));
+        }
+        case 'presence':
+          return done(await local.presence(req.users.filter(isId)));
+        case 'watch':
+          if (!ownGateway(req.watcher.gateway)) return fail('bad_request', 'a watcher must belong to the calling gateway');
+          await (req.on ? local.watch(req.watcher, req.users) : local.unwatch(req.watcher, req.users));
+          return done();
+        case 'register': {
+          const ok: SessionRef[] = req.sessions.filter((s) => ownGateway(s.gateway) && owned(s.user));
+          local.register(ok);
+          return done(ok.length);
+        }
+        case 'renew':
+          if (!ownGateway(req.gateway)) return fail('bad_request', 'a gateway renews only its own sessions');
+          return done(local.renew(req.gateway));
+        default:
+          return fail('bad_request', `unexpected request '${req.t}'`);
+      }
+    },
+  };
+}
