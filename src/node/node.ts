@@ -175,6 +175,8 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     }));
   };
   cluster.onRingChanged(() => {
+    const dropped = presence.forget(owns);
+    if (dropped) log.info({ users: dropped }, 'presence of users now homed elsewhere dropped here');
     void registerWith(gw.sessions());
     for (const { conn, users } of gw.watches()) void router.watch({ gateway: cfg.name, conn }, users).catch(() => undefined);
   });

@@ -37,6 +37,9 @@ export type Presence = {
   unwatchAll(w: Watcher): void;
   watchers(user: string): Watcher[];
   setLastSeen(user: string, ts: number): void;
+  // The ring moved some users to another home: drop their sessions and watches here without
+  // any offline event (they live on at the new home). Returns how many users were dropped.
+  forget(keep: (user: string) => boolean): number;
   users(): number;
   sessionCount(): number;
 };
@@ -230,6 +233,22 @@ export function createPresence(init: PresenceInit, components: PresenceComponent
       seen(user, ts);
     },
 
+    forget(keep) {
+      let n = 0;
+      for (const [user, devices] of [...byUser]) {
+        if (keep(user)) continue;
+        for (const sess of [...devices.values()]) detach(sess);
+        n++;
+      }
+      for (const [user, set] of [...watchedBy]) {
+        if (keep(user)) continue;
+        for (const state of [...set]) {
+          dropWatch(state, user);
+          forgetWatcherIfIdle(state);
+        }
+      }
+      return n;
+    },
     users: () => byUser.size,
     sessionCount: () => sessionTotal,
   };

@@ -50,7 +50,7 @@ export class TestCluster {
 
   /** Waits until every live node is joined, lists exactly the live nodes as up, on one ring version. */
   async converged(timeoutMs = 15_000): Promise<string> {
-    return until(async () => {
+    return until<string | undefined>(async () => {
       const live = this.live();
       const names = live.map((n) => n.opts.name).sort();
       const views = await Promise.all(live.map((n) => this.view(n)));
@@ -62,7 +62,7 @@ export class TestCluster {
         versions.add(v.ring.version);
       }
       return versions.size === 1 ? [...versions][0] : undefined;
-    }, 'the cluster to converge', timeoutMs, 50);
+    }, 'the cluster to converge', timeoutMs, 50) as Promise<string>;
   }
 }
 

@@ -180,3 +180,19 @@ test('lookup of a never-seen user has no lastSeen; setLastSeen seeds it', (t) =>
 test('rejects a non-positive ttl', (t) => {
   t.throws(() => setup(0), { instanceOf: RangeError });
 });
+
+test('forget drops the sessions and watches of users this home no longer owns, silently', (t) => {
+  const clock = { now: () => 1000 };
+  const p = createPresence({ ttlMs: 15_000 }, { clock });
+  p.register({ user: 'moved', device: 'a', gateway: 'g1', conn: 'c1' });
+  p.register({ user: 'kept', device: 'a', gateway: 'g1', conn: 'c2' });
+  p.watch({ gateway: 'g2', conn: 'w1' }, ['moved', 'kept']);
+  t.is(p.forget((u) => u !== 'moved'), 1);
+  t.deepEqual(p.sessions('moved'), []);
+  t.false(p.lookup('moved').online);
+  t.deepEqual(p.lookup('moved'), { online: false }, 'no last_seen: it did not go offline');
+  t.deepEqual(p.watchers('moved'), []);
+  t.deepEqual(p.watchers('kept'), [{ gateway: 'g2', conn: 'w1' }]);
+  t.is(p.sessions('kept').length, 1);
+  t.is(p.sessionCount(), 1);
+});
