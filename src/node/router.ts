@@ -29,7 +29,8 @@ export type RouterComponents = {
   ringChange: (ms: number) => Promise<void>;
   onForward?: (kind: 'forward' | 'reforward' | 'retry') => void;
   requestTimeoutMs?: number;
-  attempts?: number;
+  /** How long a call or a delivery keeps retrying before the client is told `unavailable`. */
+  deadlineMs?: number;
 };
 
 export type Router = Homes & {
@@ -39,7 +40,7 @@ export type Router = Homes & {
   handle(fromName: string | undefined, req: PeerRequest): Promise<PeerReply>;
 };
 
-const ATTEMPTS = 6;
+const DEADLINE_MS = 8000;
 const RETRY_MS = 300;
 const DELIVER_BATCH = 1000;
 
@@ -72,13 +73,16 @@ function checkValue(fn: HomeCall['fn'], v: unknown): boolean {
 
 export function createRouter(c: RouterComponents): Router {
   const { self, local, log } = c;
-  const attempts = c.attempts ?? ATTEMPTS;
+  const deadlineMs = c.deadlineMs ?? DEADLINE_MS;
   const timeoutMs = c.requestTimeoutMs ?? 5000;
+  /** The request timeout left before a deadline (at least 100 ms). */
+  const left = (deadline: number) => Math.max(100, Math.min(timeoutMs, deadline - Date.now()));
 
-  /** Runs a call on the key's home, retrying on a stale ring or a lost peer until attempts run out. */
+  /** Runs a call on the key's home, retrying on a stale ring or a lost peer until the deadline. */
   async function call<T>(key: string, hc: HomeCall, here: () => Promise<T>): Promise<T> {
     let last = 'no owner';
-    for (let i = 0; i < attempts; i++) {
+    const deadline = Date.now() + deadlineMs;
+    for (let i = 0; i === 0 || Date.now() < deadline; i++) {
       if (i > 0) {
         c.onForward?.('retry');
         await c.ringChange(RETRY_MS);
@@ -99,7 +103,7 @@ export function createRouter(c: RouterComponents): Router {
       c.onForward?.('forward');
       let reply: PeerReply;
       try {
-        reply = parsePeerReply(await c.link.request(peer, { t: 'call', key, rv: ring.version, hops: 0, call: hc }, { timeoutMs }));
+        reply = parsePeerReply(await c.link.request(peer, { t: 'call', key, rv: ring.version, hops: 0, call: hc }, { timeoutMs: left(deadline) }));
       } catch (e) {
         last = `${owner}: ${(e as Error).message}`;
         continue;
@@ -149,7 +153,7 @@ export function createRouter(c: RouterComponents): Router {
 
   // Deliveries to one destination node go out in order, one batch in flight at a time, so that
   // messages from one connection land in each recipient's timeline in the order they were sent.
-  type Pending = { d: Delivery; tries: number; resolve(): void; reject(e: Error): void };
+  type Pending = { d: Delivery; deadline: number; resolve(): void; reject(e: Error): void };
   const channels = new Map<string, { queue: Pending[]; busy: boolean }>();
 
   function route(p: Pending): void {
@@ -166,7 +170,7 @@ export function createRouter(c: RouterComponents): Router {
   }
 
   function retry(p: Pending, why: string): void {
-    if (++p.tries >= attempts) return p.reject(new UnavailableError(`the home of ${p.d.user} is not reachable (${why})`));
+    if (Date.now() >= p.deadline) return p.reject(new UnavailableError(`the home of ${p.d.user} is not reachable (${why})`));
     c.onForward?.('retry');
     void c.ringChange(RETRY_MS).then(() => route(p));
   }
@@ -182,7 +186,7 @@ export function createRouter(c: RouterComponents): Router {
       }
       c.onForward?.('forward');
       try {
-        const reply = parsePeerReply(await c.link.request(peer, { t: 'deliver', rv: c.ring().version, items: batch.map((p) => p.d) }, { timeoutMs }));
+        const reply = parsePeerReply(await c.link.request(peer, { t: 'deliver', rv: c.ring().version, items: batch.map((p) => p.d) }, { timeoutMs: left(Math.min(...batch.map((p) => p.deadline))) }));
         if (reply.t === 'fail') throw new Error(reply.message);
         const results = reply.value;
         if (!Array.isArray(results) || results.length !== batch.length) throw new Error(`malformed deliver reply from ${dest}`);
@@ -264,7 +268,7 @@ export function createRouter(c: RouterComponents): Router {
     },
 
     deliverRemote(d) {
-      return new Promise((resolve, reject) => route({ d, tries: 0, resolve, reject }));
+      return new Promise((resolve, reject) => route({ d, deadline: Date.now() + deadlineMs, resolve, reject }));
     },
 
     async handle(fromName, req) {
