@@ -13,7 +13,8 @@ export type Db = {
 /** What a job may do with the connection; only valid inside the job. */
 export type Conn = {
   exec(sql: string): Promise<void>;
-  run(sql: string, params?: Params): Promise<void>;
+  /** Resolves with the number of rows the statement changed. */
+  run(sql: string, params?: Params): Promise<number>;
   all<R>(sql: string, params?: Params): Promise<R[]>;
 };
 
@@ -37,7 +38,11 @@ export async function openDb(file: string): Promise<Db> {
   const conn: Conn = {
     exec: (sql) => new Promise((ok, ko) => db.exec(sql, (e) => (e ? ko(e) : ok()))),
     run: (sql, params = []) =>
-      new Promise((ok, ko) => prepared(sql).run(params, (e: Error | null) => (e ? ko(e) : ok()))),
+      new Promise((ok, ko) =>
+        prepared(sql).run(params, function (this: sqlite3.RunResult, e: Error | null) {
+          if (e) ko(e);
+          else ok(this.changes);
+        })),
     all: <R>(sql: string, params: Params = []) =>
       new Promise<R[]>((ok, ko) => prepared(sql).all(params, (e: Error | null, rows: R[]) => (e ? ko(e) : ok(rows)))),
   };
@@ -60,3 +65,15 @@ export async function openDb(file: string): Promise<Db> {
     },
   };
 }
+
+/** Runs `INSERT … VALUES (…),(…)` in chunks: sqlite3 costs ~45 µs per call, so rows go many per call. */
+export async function insertMany(c: Conn, head: string, cols: number, tail: string, rows: Params[], chunk: number): Promise<void> {
+  const one = `(${Array(cols).fill('?').join(',')})`;
+  for (let i = 0; i < rows.length; i += chunk) {
+    const part = rows.slice(i, i + chunk);
+    await c.run(`${head} VALUES ${Array(part.length).fill(one).join(',')} ${tail}`, part.flat());
+  }
+}
+
+/** `?,?,…` for an IN list or a VALUES row. */
+export const marks = (n: number, row = '?'): string => Array(n).fill(row).join(',');

@@ -1,17 +1,18 @@
 // The timeline store: entries, seq counters, send dedup, device cursors, read state, last seen.
 // Seqs are assigned in memory in call order; rows are group-committed by one FIFO of jobs.
-import { openDb } from './db.ts';
+// Export, import and drop of whole users (for replication and migration) are in migration.ts.
+import { insertMany, openDb } from './db.ts';
 import type { Conn, Db, Params } from './db.ts';
+import { createMigration } from './migration.ts';
+import type { Migration } from './migration.ts';
 import { DDL, ENTRY_COLS, PRAGMAS, SCHEMA_VERSION } from './schema.ts';
 import type { EntryRow } from './schema.ts';
+import { fromRow, LOOKUP_CHUNK, newUserState, pairKey } from './state.ts';
+import type { StoreCore, StoredEntry, NewEntry, UserState } from './state.ts';
 
-export type NewEntry = {
-  user: string; mid: string; conv: string; from: string; to?: string; group?: string;
-  body: string; ts: number;
-  /** idempotency key within the user's timeline: 'c:<cid>' for a sender's entry, 'm:<mid>' for a delivered copy */
-  dkey: string;
-};
-export type StoredEntry = NewEntry & { seq: number };
+export type { NewEntry, StoredEntry } from './state.ts';
+export type { ExportedEntry, ExportPage, UserSnapshot } from './migration.ts';
+export { ConflictError, GapError } from './migration.ts';
 
 export type StoreInit = { file: string; sync?: 'normal' | 'full'; chunkRows?: number };
 export type StoreHooks = {
@@ -50,40 +51,18 @@ export type Store = {
   getMeta(k: string): Promise<string | undefined>;
   setMeta(k: string, v: string): Promise<void>;
   close(): Promise<void>;
-};
+} & Migration;
 
 export const DEDUP_KEY = { cid: (cid: string) => `c:${cid}`, mid: (mid: string) => `m:${mid}` };
 
 const CHUNK_ROWS = 100;
-const LOOKUP_CHUNK = 400;
 
-type ConvState = { lastSeq: number; ocum: number; readSeq: number; readCum: number };
-type UserState = {
-  seq: number; committed: number; lastSeen: number | undefined;
-  convs: Map<string, ConvState>; cursors: Map<string, number>; pending: Map<string, StoredEntry>;
-};
 type Deferred = { promise: Promise<void>; resolve(): void; reject(e: Error): void };
 
 function deferred(): Deferred {
   const d = Promise.withResolvers<void>();
   d.promise.catch(() => undefined); // a failed commit is reported through onFatal
   return d;
-}
-
-function fromRow(r: EntryRow): StoredEntry {
-  const e: StoredEntry = { user: r.user, seq: r.seq, mid: r.mid, conv: r.conv, from: r.sender, body: r.body, ts: r.ts, dkey: r.dkey };
-  if (r.recipient !== null) e.to = r.recipient;
-  if (r.grp !== null) e.group = r.grp;
-  return e;
-}
-
-/** Runs `INSERT … VALUES (…),(…)` in chunks: sqlite3 costs ~45 µs per call, so rows go many per call. */
-async function insertMany(c: Conn, head: string, cols: number, tail: string, rows: Params[], chunk: number): Promise<void> {
-  const one = `(${Array(cols).fill('?').join(',')})`;
-  for (let i = 0; i < rows.length; i += chunk) {
-    const part = rows.slice(i, i + chunk);
-    await c.run(`${head} VALUES ${Array(part.length).fill(one).join(',')} ${tail}`, part.flat());
-  }
 }
 
 export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Promise<Store> {
@@ -98,10 +77,7 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
   const users = new Map<string, UserState>();
   const userState = (user: string): UserState => {
     let st = users.get(user);
-    if (!st) {
-      st = { seq: 0, committed: 0, lastSeen: undefined, convs: new Map(), cursors: new Map(), pending: new Map() };
-      users.set(user, st);
-    }
+    if (!st) users.set(user, (st = newUserState()));
     return st;
   };
   await db.job(async (c) => {
@@ -164,7 +140,8 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
     for (const [u, convs] of dirtyConvs) {
       const st = userState(u);
       for (const conv of convs) {
-        const cs = st.convs.get(conv)!;
+        const cs = st.convs.get(conv);
+        if (!cs) continue; // dropped since it was marked
         convRows.push([u, conv, cs.lastSeq, cs.ocum, cs.readSeq, cs.readCum]);
       }
     }
@@ -205,8 +182,18 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
   }
 
   const SELECT_ENTRY = `SELECT ${ENTRY_COLS} FROM entries`;
+  const importing = new Map<string, number>();
+  const core: StoreCore = {
+    db, users, userState, importing, chunk,
+    forgetDirty(user) {
+      dirtyUsers.delete(user);
+      dirtyConvs.delete(user);
+      dirtyCursors.delete(user);
+    },
+  };
 
   return {
+    ...createMigration(core),
     peekDedup: (user, dkey) => users.get(user)?.pending.get(dkey),
 
     async findDedup(keys) {
@@ -217,7 +204,7 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
           const part = keys.slice(i, i + LOOKUP_CHUNK);
           const sql = `${SELECT_ENTRY} WHERE (user, dkey) IN (VALUES ${Array(part.length).fill('(?,?)').join(',')})`;
           for (const r of await c.all<EntryRow>(sql, part.flatMap((k) => [k.user, k.dkey]))) {
-            found.set(`${r.user}\0${r.dkey}`, fromRow(r));
+            found.set(pairKey(r.user, r.dkey), fromRow(r));
           }
         }
       });
@@ -225,6 +212,9 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
     },
 
     append(items) {
+      if (importing.size > 0) {
+        for (const it of items) if (importing.has(it.user)) throw new Error(`${it.user} is being imported; append after the import`);
+      }
       const entries: StoredEntry[] = [];
       for (const it of items) {
         const st = userState(it.user);
@@ -297,6 +287,7 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
         }
         cum = best.ocum;
       }
+      if (users.get(user) !== st) return undefined; // the user was dropped meanwhile
       if (target <= cs.readSeq) return undefined; // another read moved it further meanwhile
       cs.readSeq = target;
       cs.readCum = Math.max(cs.readCum, cum);
@@ -329,7 +320,9 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
     getMeta: (k) =>
       db.job(async (c) => (await c.all<{ v: string }>('SELECT v FROM meta WHERE k = ?', [k]))[0]?.v),
     setMeta: (k, v) =>
-      db.job((c) => c.run('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v', [k, v])),
+      db.job(async (c) => {
+        await c.run('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v', [k, v]);
+      }),
 
     async close() {
       if (closed) return;

@@ -1,0 +1,371 @@
+// Moving whole users between nodes: export of their committed data in pages, import of exported
+// or replicated data with the seqs it came with, drop once they are owned elsewhere.
+// Every read and write here is one job of the store's FIFO, so it never runs inside a group
+// commit, and a commit queued before it has finished when it runs.
+import { insertMany, marks } from './db.ts';
+import type { Conn, Params } from './db.ts';
+import { ENTRY_COLS } from './schema.ts';
+import type { EntryRow } from './schema.ts';
+import { fromRow, LOOKUP_CHUNK, pairKey } from './state.ts';
+import type { ConvState, StoreCore, StoredEntry, UserState } from './state.ts';
+
+export type UserSnapshot = {
+  user: string; seq: number; lastSeen?: number;
+  convs: { conv: string; lastSeq: number; ocum: number; readSeq: number; readCum: number }[];
+  cursors: { device: string; acked: number }[];
+};
+/** ocum is the storage's unread counter; it travels with the entry so unread stays a difference. */
+export type ExportedEntry = StoredEntry & { ocum: number };
+export type ExportPage = { users: UserSnapshot[]; entries: ExportedEntry[] };
+
+/** An imported entry contradicts one already stored (same user and seq, other mid; or its dedup
+ * key is stored at another seq). Nothing of the import was written. */
+export class ConflictError extends Error {
+  readonly user: string;
+  readonly seq: number;
+  constructor(user: string, seq: number, detail: string) {
+    super(`conflict in ${user}'s timeline at seq ${seq}: ${detail}`);
+    this.name = 'ConflictError';
+    this.user = user;
+    this.seq = seq;
+  }
+}
+
+/** An import would leave a hole in a timeline: its entries (or its snapshot's seq) do not follow
+ * on from what is stored. Nothing was written; export again with `after` = what is stored
+ * (userSeqs). Seqs 1..n without gaps is invariant 2 of the design. */
+export class GapError extends Error {
+  readonly user: string;
+  /** the seq the import had to bring next */
+  readonly expected: number;
+  readonly got: number;
+  constructor(user: string, expected: number, got: number) {
+    super(`gap in ${user}'s timeline: expected seq ${expected}, got ${got}`);
+    this.name = 'GapError';
+    this.user = user;
+    this.expected = expected;
+    this.got = got;
+  }
+}
+
+export type Migration = {
+  /** Committed data of the users for which `select` is true: their state, and entries with
+   * seq > `after[user]` (default 0), in pages of about `pageRows` rows (entries, and a snapshot's
+   * conversations and cursors). The states are read in one job, and entries only up to the seq
+   * each state names, so the whole export is one consistent point in time; entries appended
+   * during the export come with a later export with `after`. A user's snapshot comes in the page
+   * of its last entries, so importing pages in order keeps the importer's timeline whole. */
+  exportUsers(select: (user: string) => boolean, opts?: { after?: Record<string, number>; pageRows?: number }): AsyncIterable<ExportPage>;
+  /** Writes exported or replicated data as it is (seqs kept), in one transaction. Idempotent:
+   * an entry already present with the same mid is skipped. Throws, writing nothing, a
+   * ConflictError for a contradicting entry, a GapError for entries that do not follow on from
+   * the stored timeline, and an Error for a user with uncommitted local appends. Counters and
+   * cursors only move forward. Appends to the users concerned throw until it settles; later
+   * appends continue after the imported seq. Resolves when durable. Fires no onCommit. */
+  importData(data: ExportPage): Promise<void>;
+  /** Removes the users' data (entries, state, dedup) from disk and memory once they are owned
+   * elsewhere; the number of entries removed. Throws, removing nothing, if one of them has
+   * uncommitted appends. Resolves when durable. */
+  dropUsers(users: string[]): Promise<number>;
+  /** Committed seq of each known user for which `select` is true: what this node holds, to
+   * compare with another node's, and the `after` to export to it. */
+  userSeqs(select: (user: string) => boolean): Map<string, number>;
+};
+
+const PAGE_ROWS = 2000;
+/** Ranges per query in an export page (3 parameters each). */
+const RANGE_CHUNK = 300;
+/** Rows per INSERT in an import: bigger than the commit's chunk, as imports come in large pages. */
+const IMPORT_CHUNK = 500;
+
+type Range = { user: string; lo: number; hi: number };
+
+const maxDefined = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined ? b : b === undefined ? a : Math.max(a, b);
+
+function mergeConv(into: ConvState, c: ConvState): void {
+  into.lastSeq = Math.max(into.lastSeq, c.lastSeq);
+  into.ocum = Math.max(into.ocum, c.ocum);
+  into.readSeq = Math.max(into.readSeq, c.readSeq);
+  into.readCum = Math.max(into.readCum, c.readCum);
+}
+
+export function createMigration(core: StoreCore): Migration {
+  const { db, users } = core;
+
+  /** The snapshots of `names` as on disk, in one job so that they are of one point in time. */
+  async function readSnapshots(c: Conn, names: string[]): Promise<Map<string, UserSnapshot>> {
+    const snaps = new Map<string, UserSnapshot>();
+    for (let i = 0; i < names.length; i += LOOKUP_CHUNK) {
+      const part = names.slice(i, i + LOOKUP_CHUNK);
+      const inList = `user IN (${marks(part.length)})`;
+      for (const r of await c.all<{ user: string; seq: number; last_seen: number | null }>(
+        `SELECT user, seq, last_seen FROM users WHERE ${inList} ORDER BY user`, part)) {
+        const s: UserSnapshot = { user: r.user, seq: r.seq, convs: [], cursors: [] };
+        if (r.last_seen !== null) s.lastSeen = r.last_seen;
+        snaps.set(r.user, s);
+      }
+      type ConvRow = { user: string; conv: string; last_seq: number; ocum: number; read_seq: number; read_cum: number };
+      for (const r of await c.all<ConvRow>(
+        `SELECT user, conv, last_seq, ocum, read_seq, read_cum FROM convs WHERE ${inList} ORDER BY user, conv`, part)) {
+        snaps.get(r.user)?.convs.push({ conv: r.conv, lastSeq: r.last_seq, ocum: r.ocum, readSeq: r.read_seq, readCum: r.read_cum });
+      }
+      for (const r of await c.all<{ user: string; device: string; acked: number }>(
+        `SELECT user, device, acked FROM cursors WHERE ${inList} ORDER BY user, device`, part)) {
+        snaps.get(r.user)?.cursors.push({ device: r.device, acked: r.acked });
+      }
+    }
+    return snaps;
+  }
+
+  async function readPage(c: Conn, ranges: Range[], owners: Map<string, UserState>): Promise<ExportedEntry[]> {
+    for (const r of ranges) {
+      // Entries at or below a snapshot's seq never change, but a drop removes them.
+      if (users.get(r.user) !== owners.get(r.user)) throw new Error(`${r.user} was dropped during its export`);
+    }
+    const out: ExportedEntry[] = [];
+    for (let i = 0; i < ranges.length; i += RANGE_CHUNK) {
+      const part = ranges.slice(i, i + RANGE_CHUNK);
+      const sql = `WITH r(u, lo, hi) AS (VALUES ${marks(part.length, '(?,?,?)')})
+        SELECT ${ENTRY_COLS} FROM r JOIN entries e ON e.user = r.u AND e.seq > r.lo AND e.seq <= r.hi ORDER BY e.user, e.seq`;
+      for (const row of await c.all<EntryRow>(sql, part.flatMap((r) => [r.user, r.lo, r.hi]))) {
+        out.push({ ...fromRow(row), ocum: row.ocum });
+      }
+    }
+    return out;
+  }
+
+  async function* exportUsers(select: (user: string) => boolean, opts: { after?: Record<string, number>; pageRows?: number } = {}): AsyncGenerator<ExportPage> {
+    const pageRows = Math.max(1, opts.pageRows ?? PAGE_ROWS);
+    const after = opts.after ?? {};
+    // The in-memory state objects at snapshot time: a later page checks the user was not
+    // dropped (and perhaps imported again) in between.
+    const owners = new Map<string, UserState>();
+    const snaps = await db.job(async (c) => {
+      const names = [...users.keys()].filter(select).sort();
+      for (const u of names) owners.set(u, users.get(u)!);
+      return readSnapshots(c, names);
+    });
+
+    let ranges: Range[] = [];
+    let page: UserSnapshot[] = [];
+    let weight = 0;
+    const take = async (): Promise<ExportPage> => {
+      const r = ranges;
+      const p = page;
+      ranges = [];
+      page = [];
+      weight = 0;
+      return { users: p, entries: r.length ? await db.job((c) => readPage(c, r, owners)) : [] };
+    };
+    // Seqs are 1..n without gaps, so a range's row count is its width and pages are planned
+    // without counting rows.
+    for (const snap of snaps.values()) {
+      let lo = Math.max(0, after[snap.user] ?? 0);
+      while (lo < snap.seq) {
+        const n = Math.min(snap.seq - lo, pageRows - weight);
+        ranges.push({ user: snap.user, lo, hi: lo + n });
+        lo += n;
+        weight += n;
+        if (lo < snap.seq && weight >= pageRows) yield await take();
+      }
+      page.push(snap);
+      weight += 1 + snap.convs.length + snap.cursors.length;
+      if (weight >= pageRows) yield await take();
+    }
+    if (page.length > 0 || ranges.length > 0) yield await take();
+  }
+
+  /** After a failed insert: which imported entry collides with a stored one, if any. */
+  async function findCollision(c: Conn, fresh: ExportedEntry[]): Promise<ConflictError | undefined> {
+    for (let i = 0; i < fresh.length; i += LOOKUP_CHUNK) {
+      const part = fresh.slice(i, i + LOOKUP_CHUNK);
+      const bySeq = await c.all<{ user: string; seq: number; mid: string }>(
+        `SELECT user, seq, mid FROM entries WHERE (user, seq) IN (VALUES ${marks(part.length, '(?,?)')})`, part.flatMap((e) => [e.user, e.seq]));
+      const byKey = await c.all<{ user: string; seq: number; dkey: string }>(
+        `SELECT user, seq, dkey FROM entries WHERE (user, dkey) IN (VALUES ${marks(part.length, '(?,?)')})`, part.flatMap((e) => [e.user, e.dkey]));
+      const mids = new Map(bySeq.map((r) => [pairKey(r.user, r.seq), r.mid]));
+      const seqs = new Map(byKey.map((r) => [pairKey(r.user, r.dkey), r.seq]));
+      for (const e of part) {
+        const mid = mids.get(pairKey(e.user, e.seq));
+        if (mid !== undefined && mid !== e.mid) return new ConflictError(e.user, e.seq, `stored mid ${mid}, imported ${e.mid}`);
+        const seq = seqs.get(pairKey(e.user, e.dkey));
+        if (seq !== undefined && seq !== e.seq) return new ConflictError(e.user, e.seq, `dedup key ${e.dkey} is stored at seq ${seq}`);
+      }
+    }
+    return undefined;
+  }
+
+  async function importJob(c: Conn, data: ExportPage): Promise<void> {
+    // The import's entries per user and seq; a repeat within it is as idempotent as one on disk.
+    const byUser = new Map<string, Map<number, ExportedEntry>>();
+    for (const e of data.entries) {
+      let m = byUser.get(e.user);
+      if (!m) byUser.set(e.user, (m = new Map()));
+      const prev = m.get(e.seq);
+      if (prev && prev.mid !== e.mid) throw new ConflictError(e.user, e.seq, `imported twice, as ${prev.mid} and ${e.mid}`);
+      m.set(e.seq, e);
+    }
+    // Entries at or below the committed seq should be on disk already; the rest must continue
+    // the timeline without a hole.
+    const overlap: ExportedEntry[] = [];
+    const fresh: ExportedEntry[] = [];
+    const top = new Map<string, number>();
+    for (const [u, m] of byUser) {
+      const st = users.get(u);
+      if (st && st.pending.size > 0) throw new Error(`cannot import entries of ${u}: it has uncommitted local appends`);
+      let seq = st?.committed ?? 0;
+      const dkeys = new Map<string, number>();
+      for (const e of [...m.values()].sort((a, b) => a.seq - b.seq)) {
+        if (e.seq <= (st?.committed ?? 0)) {
+          overlap.push(e);
+          continue;
+        }
+        if (e.seq !== seq + 1) throw new GapError(u, seq + 1, e.seq);
+        const other = dkeys.get(e.dkey);
+        if (other !== undefined) throw new ConflictError(u, e.seq, `dedup key ${e.dkey} also imported at seq ${other}`);
+        dkeys.set(e.dkey, e.seq);
+        fresh.push(e);
+        seq = e.seq;
+      }
+      top.set(u, seq);
+    }
+    const snaps = new Map<string, UserSnapshot>();
+    for (const s of data.users) {
+      const st = users.get(s.user);
+      if (st && st.pending.size > 0 && s.seq > st.committed) {
+        throw new Error(`cannot import ${s.user} up to seq ${s.seq}: it has uncommitted local appends`);
+      }
+      const have = top.get(s.user) ?? st?.committed ?? 0;
+      if (s.seq > have) throw new GapError(s.user, have + 1, s.seq);
+      const prev = snaps.get(s.user);
+      snaps.set(s.user, prev ? { ...s, seq: Math.max(prev.seq, s.seq), lastSeen: maxDefined(prev.lastSeen, s.lastSeen),
+        convs: [...prev.convs, ...s.convs], cursors: [...prev.cursors, ...s.cursors] } : s);
+    }
+    for (let i = 0; i < overlap.length; i += LOOKUP_CHUNK) {
+      const part = overlap.slice(i, i + LOOKUP_CHUNK);
+      const rs = await c.all<{ user: string; seq: number; mid: string }>(
+        `SELECT user, seq, mid FROM entries WHERE (user, seq) IN (VALUES ${marks(part.length, '(?,?)')})`, part.flatMap((e) => [e.user, e.seq]));
+      const mids = new Map(rs.map((r) => [pairKey(r.user, r.seq), r.mid]));
+      for (const e of part) {
+        const mid = mids.get(pairKey(e.user, e.seq));
+        if (mid === undefined) fresh.push(e); // a hole below the committed seq: fill it
+        else if (mid !== e.mid) throw new ConflictError(e.user, e.seq, `stored mid ${mid}, imported ${e.mid}`);
+      }
+    }
+
+    // What the import moves forward: per user its seq and last seen, per conversation the
+    // snapshot's counters and those the new entries imply, per device the cursor.
+    const touched = new Set([...top.keys(), ...snaps.keys()]);
+    const convs = new Map<string, Map<string, ConvState>>();
+    const conv = (u: string, name: string): ConvState => {
+      let m = convs.get(u);
+      if (!m) convs.set(u, (m = new Map()));
+      let cs = m.get(name);
+      if (!cs) m.set(name, (cs = { lastSeq: 0, ocum: 0, readSeq: 0, readCum: 0 }));
+      return cs;
+    };
+    for (const e of fresh) mergeConv(conv(e.user, e.conv), { lastSeq: e.seq, ocum: e.ocum, readSeq: 0, readCum: 0 });
+    for (const s of snaps.values()) for (const cv of s.convs) mergeConv(conv(s.user, cv.conv), cv);
+    const seqOf = (u: string) => Math.max(top.get(u) ?? 0, snaps.get(u)?.seq ?? 0);
+
+    const entryRows: Params[] = fresh.map((e) => [
+      e.user, e.seq, e.mid, e.conv, e.from, e.to ?? null, e.group ?? null, e.body, e.ts, e.dkey, e.ocum,
+    ]);
+    const userRows: Params[] = [...touched].map((u) => [u, seqOf(u), snaps.get(u)?.lastSeen ?? null]);
+    const convRows: Params[] = [];
+    for (const [u, m] of convs) for (const [name, cs] of m) convRows.push([u, name, cs.lastSeq, cs.ocum, cs.readSeq, cs.readCum]);
+    const cursorRows: Params[] = [];
+    for (const s of snaps.values()) for (const cu of s.cursors) cursorRows.push([s.user, cu.device, cu.acked]);
+
+    // max() in SQL, not values from memory: memory may hold uncommitted local changes of a user
+    // that only a snapshot touches, and those are the next commit's to write.
+    await c.exec('BEGIN');
+    try {
+      await insertMany(c, `INSERT INTO entries (${ENTRY_COLS})`, 11, '', entryRows, IMPORT_CHUNK);
+      await insertMany(c, 'INSERT INTO users (user, seq, last_seen)', 3,
+        `ON CONFLICT (user) DO UPDATE SET seq = max(seq, excluded.seq),
+           last_seen = coalesce(max(last_seen, excluded.last_seen), last_seen, excluded.last_seen)`, userRows, core.chunk);
+      await insertMany(c, 'INSERT INTO convs (user, conv, last_seq, ocum, read_seq, read_cum)', 6,
+        `ON CONFLICT (user, conv) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), ocum = max(ocum, excluded.ocum),
+           read_seq = max(read_seq, excluded.read_seq), read_cum = max(read_cum, excluded.read_cum)`, convRows, core.chunk);
+      await insertMany(c, 'INSERT INTO cursors (user, device, acked)', 3,
+        'ON CONFLICT (user, device) DO UPDATE SET acked = max(acked, excluded.acked)', cursorRows, core.chunk);
+      await c.exec('COMMIT');
+    } catch (err) {
+      await c.exec('ROLLBACK').catch(() => undefined);
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT') throw (await findCollision(c, fresh)) ?? err;
+      throw err;
+    }
+
+    for (const u of touched) {
+      const st = core.userState(u);
+      const seq = seqOf(u);
+      st.seq = Math.max(st.seq, seq);
+      st.committed = Math.max(st.committed, seq);
+      st.lastSeen = maxDefined(st.lastSeen, snaps.get(u)?.lastSeen);
+      for (const [name, cs] of convs.get(u) ?? []) {
+        const mine = st.convs.get(name);
+        if (mine) mergeConv(mine, cs);
+        else st.convs.set(name, { ...cs });
+      }
+      for (const cu of snaps.get(u)?.cursors ?? []) st.cursors.set(cu.device, Math.max(st.cursors.get(cu.device) ?? 0, cu.acked));
+    }
+  }
+
+  return {
+    exportUsers,
+
+    async importData(data) {
+      // Checked at the call as well as in the job: by the time the job runs, a commit queued
+      // before it has written those appends, and the misuse would only show as a conflict.
+      for (const e of data.entries) {
+        if ((users.get(e.user)?.pending.size ?? 0) > 0) throw new Error(`cannot import entries of ${e.user}: it has uncommitted local appends`);
+      }
+      const touched = new Set([...data.users.map((s) => s.user), ...data.entries.map((e) => e.user)]);
+      for (const u of touched) core.importing.set(u, (core.importing.get(u) ?? 0) + 1);
+      try {
+        await db.job((c) => importJob(c, data));
+      } finally {
+        for (const u of touched) {
+          const n = (core.importing.get(u) ?? 1) - 1;
+          if (n > 0) core.importing.set(u, n);
+          else core.importing.delete(u);
+        }
+      }
+    },
+
+    dropUsers: (names) =>
+      db.job(async (c) => {
+        const drop = [...new Set(names)];
+        for (const u of drop) {
+          if ((users.get(u)?.pending.size ?? 0) > 0) throw new Error(`cannot drop ${u}: it has uncommitted appends`);
+        }
+        let removed = 0;
+        await c.exec('BEGIN');
+        try {
+          for (let i = 0; i < drop.length; i += LOOKUP_CHUNK) {
+            const part = drop.slice(i, i + LOOKUP_CHUNK);
+            const inList = `user IN (${marks(part.length)})`;
+            removed += await c.run(`DELETE FROM entries WHERE ${inList}`, part);
+            for (const table of ['users', 'convs', 'cursors']) await c.run(`DELETE FROM ${table} WHERE ${inList}`, part);
+          }
+          await c.exec('COMMIT');
+        } catch (err) {
+          await c.exec('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+        for (const u of drop) {
+          users.delete(u);
+          core.forgetDirty(u);
+        }
+        return removed;
+      }),
+
+    userSeqs(select) {
+      const out = new Map<string, number>();
+      for (const [u, st] of users) if (select(u)) out.set(u, st.committed);
+      return out;
+    },
+  };
+}

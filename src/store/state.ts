@@ -1,0 +1,56 @@
+// Types and in-memory state shared by the store's parts: appends and group commits (index.ts)
+// and export, import and drop of whole users (migration.ts). Both work on the same objects, so
+// a change made by one is seen by the other at once, with no copy to keep in step.
+import type { Db } from './db.ts';
+import type { EntryRow } from './schema.ts';
+
+export type NewEntry = {
+  user: string; mid: string; conv: string; from: string; to?: string; group?: string;
+  body: string; ts: number;
+  /** idempotency key within the user's timeline: 'c:<cid>' for a sender's entry, 'm:<mid>' for a delivered copy */
+  dkey: string;
+};
+export type StoredEntry = NewEntry & { seq: number };
+
+export type ConvState = { lastSeq: number; ocum: number; readSeq: number; readCum: number };
+export type UserState = {
+  /** seq counter: the newest seq handed out, committed or not */
+  seq: number;
+  /** newest seq on disk */
+  committed: number;
+  lastSeen: number | undefined;
+  convs: Map<string, ConvState>; cursors: Map<string, number>;
+  /** appended, not yet committed, by dedup key */
+  pending: Map<string, StoredEntry>;
+};
+
+export function newUserState(): UserState {
+  return { seq: 0, committed: 0, lastSeen: undefined, convs: new Map(), cursors: new Map(), pending: new Map() };
+}
+
+export function fromRow(r: EntryRow): StoredEntry {
+  const e: StoredEntry = { user: r.user, seq: r.seq, mid: r.mid, conv: r.conv, from: r.sender, body: r.body, ts: r.ts, dkey: r.dkey };
+  if (r.recipient !== null) e.to = r.recipient;
+  if (r.grp !== null) e.group = r.grp;
+  return e;
+}
+
+/** What migration.ts needs of the store's internals. */
+export type StoreCore = {
+  db: Db;
+  users: Map<string, UserState>;
+  userState(user: string): UserState;
+  /** Users with an import in flight, with a count: appends to them are refused until it settles,
+   * since an append would take a seq the import is about to write. */
+  importing: Map<string, number>;
+  /** Forgets what the next commit would write for a user whose data was just dropped, so that the
+   * commit does not bring a row of it back. */
+  forgetDirty(user: string): void;
+  /** Rows per multi-row INSERT. */
+  chunk: number;
+};
+
+/** Keys of (user, x) pairs in maps, in the form findDedup's answer uses. */
+export const pairKey = (user: string, x: string | number): string => `${user}\0${x}`;
+
+export const LOOKUP_CHUNK = 400;
