@@ -1,10 +1,10 @@
 // Starts several real node processes that form one cluster on 127.0.0.1 (a shared private
 // network key, node 1 as the seed), and waits until their views of the ring agree.
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startNode, until } from './node.ts';
+import { onCleanup, startNode, until } from './node.ts';
 import type { TestNode } from './node.ts';
 
 export type ClusterView = {
@@ -68,6 +68,7 @@ export class TestCluster {
 
 export async function startCluster(n: number, args: string[] = []): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'im-psk-'));
+  onCleanup(() => rm(dir, { recursive: true, force: true }));
   const psk = join(dir, 'swarm.key');
   await writeFile(psk, `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}`, { mode: 0o600 });
   const c = new TestCluster(psk, args);

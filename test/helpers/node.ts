@@ -123,6 +123,12 @@ export async function startNode(opts: NodeOpts = {}): Promise<TestNode> {
 }
 
 /** Closes every client and kills every node this test file started, and removes their data. */
+const extra: (() => Promise<unknown>)[] = [];
+/** Registers more clean-up work (temporary files) for `cleanup`. */
+export function onCleanup(fn: () => Promise<unknown>): void {
+  extra.push(fn);
+}
+
 export async function cleanup(): Promise<void> {
   for (const c of clients) c.close();
   clients.clear();
@@ -131,6 +137,7 @@ export async function cleanup(): Promise<void> {
     await rm(n.data, { recursive: true, force: true });
   }
   nodes.clear();
+  for (const fn of extra.splice(0)) await fn();
 }
 
 /** Polls a condition until it holds (no fixed sleeps in tests). */

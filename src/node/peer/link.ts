@@ -82,6 +82,8 @@ export class Link {
     framesOut: 0, framesIn: 0, bytesOut: 0, bytesIn: 0, msgsOut: 0, msgsIn: 0, dropped: 0, badFrames: 0, peakBuffered: 0, stalls: 0,
   };
   #init: LinkInit;
+  #lastDropLog = 0;
+  #droppedSinceLog = 0;
   #queue: Out[] = [];
   #head = 0;
   #queuedChars = 0;
@@ -279,8 +281,14 @@ export class Link {
   /** No stream could be opened: drop what waits for one (responses keep their own stream). */
   #unreachable(err: Error): void {
     const n = this.#dropWhere((o) => o.stream === undefined, err);
-    if (n > 0 && !this.#init.signal.aborted) {
-      this.#init.log.warn({ peer: this.peer, dropped: n, err: err.message }, 'peer unreachable; dropped queued envelopes');
-    }
+    if (n === 0 || this.#init.signal.aborted) return;
+    // Gossip keeps trying a dead or leaving member a few times a second until it is declared
+    // dead: say so once per 10 s, with the count, rather than on every attempt.
+    this.#droppedSinceLog += n;
+    const now = Date.now();
+    if (now - this.#lastDropLog < 10_000) return;
+    this.#init.log.warn({ peer: this.peer, dropped: this.#droppedSinceLog, err: err.message }, 'peer unreachable; dropped queued envelopes');
+    this.#lastDropLog = now;
+    this.#droppedSinceLog = 0;
   }
 }
