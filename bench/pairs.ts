@@ -1,29 +1,36 @@
 // Load generator: users in pairs, each sending to its partner with a bounded window of unacknowledged
-// sends; measures delivered msgs/s, send-to-receipt latency, and loss, duplication and reordering.
+// sends; measures delivered msgs/s, send-to-receipt latency, loss, duplication and reordering, and
+// the peer traffic (frames, envelopes, bytes between nodes) per delivered message.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { ImClient, ImError } from '../src/client/client.ts';
-import type { MsgEvent, SentReply } from '../src/protocol/frames.ts';
+import type { MsgEvent, SentReply, WelcomeReply } from '../src/protocol/frames.ts';
 
 const MAIN = resolve(import.meta.dirname, '../src/node/main.ts');
 const OWN_NODE_ARGS = ['--insecure', '--rate', '100000', '--rate-burst', '100000'];
 const CONNECT_BATCH = 50;
 const PING_EVERY_MS = 20_000;
+const CONVERGE_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 15_000;
 
 const USAGE = `usage: npm run bench -- [options]      (or: node bench/pairs.ts [options])
 
 U users in U/2 pairs; each user holds one connection and sends M messages of
 about B bytes to its partner, with at most W sends awaiting 'sent'.
-  --url URL        node(s) to load: repeatable or comma-separated; the two users
-                   of a pair go to different URLs. Default: start a node of our
-                   own (insecure, ${OWN_NODE_ARGS.slice(1).join(' ')}) in a temp dir
+  --nodes N        start a cluster of N nodes of our own (1): temp folders, free
+                   ports, a shared swarm key, nodes 2..N joining node 1; insecure,
+                   ${OWN_NODE_ARGS.slice(1).join(' ')}. With N > 1 the two users of
+                   every pair connect to different nodes. Stopped at the end
+  --url URL        load existing node(s) instead: repeatable or comma-separated;
+                   the two users of a pair go to different URLs
   --users U        even number of users (200)
   --msgs M         messages per user (200)
   --window W       unacknowledged sends per connection (10)
@@ -31,13 +38,24 @@ about B bytes to its partner, with at most W sends awaiting 'sent'.
   --secret S       mint tokens with this secret (else IM_SECRET, $IM_DATA/secret;
                    with none, log in with {"user"}: the node must be insecure)
   --timeout S      wait at most S seconds after the last 'sent' for deliveries (30)
+  --run ID         user names p<ID>-a<i>, p<ID>-b<i> (default: random); the same ID
+                   and node names give the same homes on the ring. Against existing
+                   nodes, reuse an ID only on fresh data (cids repeat: sends are dups)
+  --idle S         before the load, sample the peer traffic of the idle cluster for
+                   S seconds (membership gossip, heartbeats, session renewals) (0)
+  --keep           keep our nodes' folder (data, logs) even when the run passed;
+                   it is always kept when it failed
   --json           also print the result as one JSON object
+Peer traffic: /metrics of every node (ours, or the --url nodes and the members
+their /cluster lists) is read before and after the load; the growth of the
+im_peer_frames, im_peer_messages and im_peer_bytes gauges with dir="out", summed
+over nodes and peers, is divided by the messages delivered.
 Exit status: 0 when nothing was lost, duplicated or reordered, 1 otherwise.
 `;
 
 type Opts = {
-  urls: string[]; users: number; msgs: number; window: number; body: number;
-  secret?: string; timeoutS: number; json: boolean;
+  urls: string[]; nodes: number; users: number; msgs: number; window: number; body: number;
+  secret?: string; timeoutS: number; run?: string; idleS: number; keep: boolean; json: boolean;
 };
 
 function fail(message: string, code = 2): never {
@@ -51,9 +69,10 @@ function parseOpts(argv: string[]): Opts {
     ({ values } = parseArgs({
       args: argv,
       options: {
-        url: { type: 'string', multiple: true }, users: { type: 'string' }, msgs: { type: 'string' },
-        window: { type: 'string' }, body: { type: 'string' }, secret: { type: 'string' },
-        timeout: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        url: { type: 'string', multiple: true }, nodes: { type: 'string' }, users: { type: 'string' }, msgs: { type: 'string' },
+        window: { type: 'string' }, body: { type: 'string' }, secret: { type: 'string' }, timeout: { type: 'string' },
+        run: { type: 'string' }, idle: { type: 'string' }, keep: { type: 'boolean' },
+        json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
       allowPositionals: false,
@@ -76,10 +95,15 @@ function parseOpts(argv: string[]): Opts {
   if (users % 2) fail(`--users must be even (users come in pairs), got ${users}`);
   const urls = ((values.url as string[] | undefined) ?? []).flatMap((u) => u.split(',')).map((u) => u.trim()).filter(Boolean);
   for (const u of urls) if (!/^wss?:\/\/.+/.test(u)) fail(`--url must be ws:// or wss:// URLs, got '${u}'`);
+  const nodes = int('nodes', 1, 1);
+  if (urls.length && values.nodes !== undefined) fail('--nodes starts nodes of our own; --url uses existing ones: give one or the other');
+  const run = values.run as string | undefined;
+  if (run !== undefined && !/^[A-Za-z0-9]{1,16}$/.test(run)) fail(`--run must be 1 to 16 letters or digits, got '${run}'`);
   const secret = (values.secret as string | undefined) ?? process.env.IM_SECRET ?? readSecretFile();
   return {
-    urls, users, msgs: int('msgs', 200, 1), window: int('window', 10, 1), body: int('body', 100, 1),
-    timeoutS: int('timeout', 30, 1), json: values.json === true, ...(secret ? { secret } : {}),
+    urls, nodes, users, msgs: int('msgs', 200, 1), window: int('window', 10, 1), body: int('body', 100, 1),
+    timeoutS: int('timeout', 30, 1), idleS: int('idle', 0, 0), keep: values.keep === true, json: values.json === true,
+    ...(run ? { run } : {}), ...(secret ? { secret } : {}),
   };
 }
 
@@ -91,55 +115,221 @@ function readSecretFile(): string | undefined {
   }
 }
 
-// ---- our own node, when no URL is given ----
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type OwnNode = { url: string; data: string; proc: ChildProcess; problems: string[]; stop(): Promise<void> };
+async function getJson(url: string): Promise<unknown> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return r.ok ? await r.json() : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
-async function startOwnNode(): Promise<OwnNode> {
-  const data = await mkdtemp(join(tmpdir(), 'im-bench-'));
-  const proc = spawn(process.execPath, [MAIN, '--data', data, '--port', '0', '--name', 'bench-1', ...OWN_NODE_ARGS], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  // A node still running when we exit for any reason would outlive the benchmark.
-  process.on('exit', () => proc.kill('SIGKILL'));
-  const tail: string[] = [];
-  const problems: string[] = []; // warn and worse, reported with the results
-  let buf = '';
-  const url = await new Promise<string>((ok, ko) => {
-    proc.once('exit', (code) => ko(new Error(`the node exited (${code}) before listening:\n${tail.join('\n')}`)));
-    proc.stderr!.on('data', (d: Buffer) => tail.push(d.toString()));
-    proc.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        tail.push(line);
-        if (tail.length > 50) tail.shift();
-        try {
-          const j = JSON.parse(line) as { msg?: string; url?: string; level?: number };
-          if (j.msg === 'listening' && j.url) ok(j.url);
-          else if ((j.level ?? 0) >= 40 && !/INSECURE/.test(j.msg ?? '')) problems.push(line);
-        } catch {
-          // not a log line
-        }
+/** ws://host:port/ws → http://host:port (where /cluster and /metrics are served). */
+function httpBase(wsUrl: string): string {
+  const u = new URL(wsUrl);
+  return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
+}
+
+// ---- our own nodes, when no URL is given ----
+
+type Phase = 'startup' | 'run' | 'shutdown';
+/** A warning or worse from one of our nodes' logs (or its unexpected exit), with when it happened. */
+type Problem = { node: string; phase: Phase; line: string };
+
+type OwnNode = {
+  name: string; url: string; http: string; p2p: string; data: string; logFile: string;
+  proc: ChildProcess; exit?: { code: number | null; signal: string | null };
+};
+
+type ClusterView = {
+  joined?: boolean;
+  members?: { name: string; state: string }[];
+  ring?: { version: string; members: string[] };
+};
+
+class OwnCluster {
+  readonly dir: string;
+  readonly psk: string;
+  nodes: OwnNode[] = [];
+  problems: Problem[] = [];
+  phase: Phase = 'startup';
+
+  constructor(dir: string) {
+    this.dir = dir;
+    this.psk = join(dir, 'swarm.key');
+  }
+
+  static async start(n: number): Promise<OwnCluster> {
+    const c = new OwnCluster(await mkdtemp(join(tmpdir(), 'im-bench-')));
+    try {
+      await writeFile(c.psk, `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}`, { mode: 0o600 });
+      const first = await c.startNode('bench-1', []);
+      await Promise.all(Array.from({ length: n - 1 }, (_, i) => c.startNode(`bench-${i + 2}`, [first.p2p])));
+      return c;
+    } catch (e) {
+      await c.stop();
+      throw new Error(`${(e as Error).message}\n(logs kept in ${c.dir})`);
+    }
+  }
+
+  async startNode(name: string, seeds: string[]): Promise<OwnNode> {
+    const data = join(this.dir, name);
+    await mkdir(data);
+    const logFile = join(this.dir, `${name}.log`);
+    const log = createWriteStream(logFile);
+    const args = [
+      MAIN, '--name', name, '--data', data, '--port', '0', '--p2p-port', '0', '--psk-file', this.psk,
+      ...OWN_NODE_ARGS, ...seeds.flatMap((s) => ['--join', s]),
+    ];
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A node still running when we exit for any reason would outlive the benchmark.
+    process.on('exit', () => proc.kill('SIGKILL'));
+    const node: OwnNode = { name, url: '', http: '', p2p: '', data, logFile, proc };
+    this.nodes.push(node);
+    proc.once('exit', (code, signal) => {
+      node.exit = { code, signal };
+      if (this.phase !== 'shutdown' || (code !== 0 && code !== null) || signal) {
+        this.problems.push({ node: name, phase: this.phase, line: `exited with ${signal ?? `code ${code}`}` });
       }
     });
-  });
-  return {
-    url, data, proc, problems,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const gone = once(proc, 'exit');
-        proc.kill('SIGTERM');
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    // Both pipes end after the process exits; close the log file then.
+    void Promise.all([once(proc.stdout!, 'end'), once(proc.stderr!, 'end')]).then(() => log.end());
+    const tail: string[] = [];
+    let buf = '';
+    return new Promise<OwnNode>((ok, ko) => {
+      proc.once('exit', (code) => ko(new Error(`node ${name} exited (${code}) before listening:\n${tail.join('\n')}`)));
+      proc.stderr!.on('data', (d: Buffer) => {
+        log.write(d);
+        tail.push(d.toString());
+        this.problems.push({ node: name, phase: this.phase, line: `stderr: ${d.toString().trim().slice(0, 500)}` });
+      });
+      proc.stdout!.on('data', (d: Buffer) => {
+        log.write(d);
+        buf += d.toString();
+        let i: number;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          tail.push(line);
+          if (tail.length > 50) tail.shift();
+          try {
+            const j = JSON.parse(line) as { msg?: string; url?: string; port?: number; p2p?: string[]; level?: number };
+            if (j.msg === 'listening' && j.url) {
+              node.url = j.url;
+              node.http = httpBase(j.url);
+              node.p2p = j.p2p?.[0] ?? '';
+              if (!node.p2p) ko(new Error(`node ${name} logged no peer address`));
+              else ok(node);
+            } else if ((j.level ?? 0) >= 40 && !/INSECURE/.test(j.msg ?? '')) {
+              this.problems.push({ node: name, phase: this.phase, line });
+            }
+          } catch {
+            // not a log line
+          }
+        }
+      });
+    });
+  }
+
+  /** Waits until every node is joined and lists all N members up, on one ring version; returns it. */
+  async converged(timeoutMs = CONVERGE_TIMEOUT_MS): Promise<string> {
+    const names = this.nodes.map((n) => n.name).sort();
+    const want = JSON.stringify(names);
+    const end = Date.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      const views = (await Promise.all(this.nodes.map((n) => getJson(`${n.http}/cluster`)))) as (ClusterView | undefined)[];
+      const versions = new Set<string>();
+      let ok = true;
+      for (const v of views) {
+        const up = (v?.members ?? []).filter((m) => m.state === 'up').map((m) => m.name).sort();
+        if (!v?.joined || JSON.stringify(up) !== want || JSON.stringify([...(v.ring?.members ?? [])].sort()) !== want) ok = false;
+        versions.add(v?.ring?.version ?? '?');
+      }
+      if (ok && versions.size === 1) return [...versions][0]!;
+      last = JSON.stringify(views);
+      if (Date.now() > end) throw new Error(`the cluster did not converge within ${timeoutMs / 1000} s; last views: ${last.slice(0, 2000)}`);
+      await sleep(50);
+    }
+  }
+
+  /** CPU seconds used by each node so far. */
+  cpu(): (number | undefined)[] {
+    return this.nodes.map((n) => procCpuS(n.proc.pid));
+  }
+
+  /** SIGTERM to every node at once (graceful leave), then waits for their exits (SIGKILL after a while). */
+  async stop(): Promise<void> {
+    this.phase = 'shutdown';
+    await Promise.all(this.nodes.map(async (n) => {
+      const p = n.proc;
+      if (p.exitCode === null && p.signalCode === null) {
+        const gone = once(p, 'exit');
+        p.kill('SIGTERM');
+        const timer = setTimeout(() => {
+          this.problems.push({ node: n.name, phase: 'shutdown', line: `still running ${STOP_TIMEOUT_MS / 1000} s after SIGTERM: SIGKILL` });
+          p.kill('SIGKILL');
+        }, STOP_TIMEOUT_MS);
         await gone;
         clearTimeout(timer);
       }
-      await rm(data, { recursive: true, force: true });
-    },
-  };
+      // Let the log file take the last lines.
+      if (p.stdout && !p.stdout.readableEnded) await Promise.race([once(p.stdout, 'end'), sleep(1000)]);
+    }));
+  }
+
+  remove(): Promise<void> {
+    return rm(this.dir, { recursive: true, force: true });
+  }
 }
+
+// ---- peer traffic, from the nodes' /metrics ----
+
+type PeerTotals = { frames: number; envelopes: number; bytes: number };
+
+const PEER_GAUGES: Record<string, keyof PeerTotals> = { im_peer_frames: 'frames', im_peer_messages: 'envelopes', im_peer_bytes: 'bytes' };
+
+/** Sums the peer gauges with dir="out" over every peer of every node (frames each node sent). */
+async function peerTotals(bases: string[]): Promise<PeerTotals> {
+  const t: PeerTotals = { frames: 0, envelopes: 0, bytes: 0 };
+  await Promise.all(bases.map(async (b) => {
+    let text: string;
+    try {
+      const r = await fetch(`${b}/metrics`, { signal: AbortSignal.timeout(5000) });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      text = await r.text();
+    } catch (e) {
+      throw new Error(`${b}/metrics: ${(e as Error).message}`);
+    }
+    for (const line of text.split('\n')) {
+      const m = /^(im_peer_frames|im_peer_messages|im_peer_bytes)\{([^}]*)\}\s+(\S+)/.exec(line);
+      if (!m || !/(?:^|,)dir="out"(?:,|$)/.test(m[2]!)) continue;
+      t[PEER_GAUGES[m[1]!]!] += Number(m[3]);
+    }
+  }));
+  return t;
+}
+
+/** The nodes to read /metrics from: the given ones and every member up in their /cluster views. */
+async function metricsBases(urls: string[]): Promise<string[]> {
+  const bases = new Set(urls.map(httpBase));
+  const views = (await Promise.all([...bases].map((b) => getJson(`${b}/cluster`)))) as ({ members?: { url?: string; state?: string }[] } | undefined)[];
+  for (const v of views) {
+    for (const m of v?.members ?? []) {
+      if (m.state !== 'up' || typeof m.url !== 'string') continue;
+      try {
+        bases.add(httpBase(m.url));
+      } catch {
+        // not a URL
+      }
+    }
+  }
+  return [...bases];
+}
+
+const diff = (a: PeerTotals, b: PeerTotals): PeerTotals => ({ frames: b.frames - a.frames, envelopes: b.envelopes - a.envelopes, bytes: b.bytes - a.bytes });
 
 // ---- the load ----
 
@@ -160,6 +350,8 @@ function procCpuS(pid: number | undefined): number | undefined {
 type Party = {
   user: string;
   url: string;
+  /** The node that welcomed this connection. */
+  node: string;
   partner: Party;
   c: ImClient;
   next: number;
@@ -198,36 +390,75 @@ function bodyOf(counter: number, ts: number, size: number): string {
   return head.length >= size ? head : head + 'x'.repeat(size - head.length);
 }
 
+type Result = { ok: boolean; lines: string[] };
+
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const o = parseOpts(argv);
   const cpu = cpus();
   const machine = `${cpu[0]?.model.trim() ?? 'unknown cpu'}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM`;
   const say = (s: string) => process.stdout.write(s + '\n');
-  say(`command:  node bench/pairs.ts ${argv.join(' ')}`);
+  const command = `node bench/pairs.ts ${argv.join(' ')}`;
+  say(`command:  ${command}`);
   say(`machine:  ${machine}; node ${process.version}`);
 
-  let own: OwnNode | undefined;
+  let own: OwnCluster | undefined;
   let urls = o.urls;
-  if (!urls.length) {
-    own = await startOwnNode();
-    urls = [own.url];
-    say(`target:   a node of our own at ${own.url} (${OWN_NODE_ARGS.join(' ')}), data in ${own.data}; it shares this machine`);
-  } else {
-    say(`target:   ${urls.join(' ')}`);
-  }
-  const secret = own ? undefined : o.secret;
-  const total = o.users * o.msgs;
-  say(`load:     ${o.users} users in ${o.users / 2} pairs, ${o.msgs} msgs each (${total} in all), window ${o.window}, body ${o.body} B, login ${secret ? 'with minted tokens' : 'insecure {"user"}'}`);
-
   const parties: Party[] = [];
-  const stopAll = async () => {
+  let stopping: Promise<void> | undefined;
+  const stopAll = () => (stopping ??= (async () => {
     for (const p of parties) p.c.close();
     await own?.stop();
-  };
-  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  })());
+  process.once('SIGINT', () => void stopAll().then(() => {
+    if (own) process.stderr.write(`pairs: interrupted; node data and logs kept in ${own.dir}\n`);
+    process.exit(130);
+  }));
 
-  const run = Math.random().toString(36).slice(2, 8);
+  let res: Result = { ok: false, lines: [] };
+  try {
+    if (!urls.length) {
+      const t0 = clock();
+      own = await OwnCluster.start(o.nodes);
+      const version = await own.converged();
+      urls = own.nodes.map((n) => n.url);
+      say(`target:   ${o.nodes === 1 ? 'a node' : `a cluster of ${o.nodes} nodes`} of our own (${OWN_NODE_ARGS.join(' ')}), on this machine: ` +
+        `${own.nodes.map((n) => `${n.name} ${n.url}`).join(', ')}; ring ${version} after ${((clock() - t0) / 1000).toFixed(1)} s; data and logs in ${own.dir}`);
+    } else {
+      say(`target:   ${urls.join(' ')}`);
+    }
+    res = await runLoad(o, urls, own, parties, { command, machine, say });
+  } catch (e) {
+    await stopAll();
+    if (own) (e as Error).message += `\n(node data and logs kept in ${own.dir})`;
+    throw e;
+  }
+  await stopAll();
+  // What the nodes logged while stopping, or how they exited, comes after the results.
+  const lines = [...res.lines];
+  if (own) {
+    const late = own.problems.filter((p) => p.phase === 'shutdown');
+    if (late.length) {
+      lines.push(`\nwhile stopping, the nodes logged ${late.length} warnings or errors; the first:`);
+      for (const p of late.slice(0, 5)) lines.push(`  ${p.node}: ${p.line.slice(0, 400)}`);
+    }
+    if (!res.ok || o.keep) lines.push(`\nnode data and logs kept in ${own.dir} (${own.nodes.map((n) => `${n.name}.log`).join(', ')})`);
+    else await own.remove();
+  }
+  for (const l of lines) say(l);
+  return res.ok ? 0 : 1;
+}
+
+async function runLoad(
+  o: Opts, urls: string[], own: OwnCluster | undefined, parties: Party[],
+  out: { command: string; machine: string; say: (s: string) => void },
+): Promise<Result> {
+  const { say } = out;
+  const secret = own ? undefined : o.secret;
+  const total = o.users * o.msgs;
+  const run = o.run ?? Math.random().toString(36).slice(2, 8);
+  say(`load:     ${o.users} users in ${o.users / 2} pairs (p${run}-a<i> and p${run}-b<i>), ${o.msgs} msgs each (${total} in all), window ${o.window}, body ${o.body} B, login ${secret ? 'with minted tokens' : 'insecure {"user"}'}`);
+
   const latency = new Percentiles(total);
   const sentLatency = new Percentiles(total);
   const errors: Record<string, number> = {};
@@ -236,176 +467,233 @@ async function main(): Promise<number> {
   let lastReceipt = 0;
   let delivered = 0;
 
-  try {
-    // Users a<i> and b<i> are partners; in order a0 b0 a1 b1 …, round-robin over the URLs puts
-    // the two of a pair on different URLs whenever there are several.
-    const specs = Array.from({ length: o.users }, (_, i) => ({
-      user: `p${run}-${i % 2 ? 'b' : 'a'}${i >> 1}`,
-      url: urls[i % urls.length]!,
+  // Users a<i> and b<i> are partners; in order a0 b0 a1 b1 …, round-robin over the URLs puts
+  // the two of a pair on different URLs whenever there are several (i and i + 1 differ mod n).
+  const specs = Array.from({ length: o.users }, (_, i) => ({
+    user: `p${run}-${i % 2 ? 'b' : 'a'}${i >> 1}`,
+    url: urls[i % urls.length]!,
+  }));
+  const t0 = clock();
+  for (let i = 0; i < specs.length; i += CONNECT_BATCH) {
+    const batch = specs.slice(i, i + CONNECT_BATCH);
+    const made = await Promise.all(batch.map(async (s) => {
+      let c: ImClient;
+      try {
+        c = await ImClient.connect(s.url, { timeoutMs: 10_000 });
+      } catch (e) {
+        throw new Error(`cannot connect to ${s.url}: ${(e as Error).message}`);
+      }
+      const token = secret ? await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(s.user).setIssuedAt()
+        .setExpirationTime('1h').sign(new TextEncoder().encode(secret)) : undefined;
+      const welcome: WelcomeReply = await c.login(token ? { token, device: 'bench' } : { user: s.user, device: 'bench' }).catch((e: Error) => {
+        c.close();
+        throw new Error(`login of ${s.user} at ${s.url} failed: ${e.message}`);
+      });
+      return { ...s, c, node: welcome.node };
     }));
-    const t0 = clock();
-    for (let i = 0; i < specs.length; i += CONNECT_BATCH) {
-      const batch = specs.slice(i, i + CONNECT_BATCH);
-      const made = await Promise.all(batch.map(async (s) => {
-        let c: ImClient;
-        try {
-          c = await ImClient.connect(s.url, { timeoutMs: 10_000 });
-        } catch (e) {
-          throw new Error(`cannot connect to ${s.url}: ${(e as Error).message}`);
-        }
-        const token = secret ? await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(s.user).setIssuedAt()
-          .setExpirationTime('1h').sign(new TextEncoder().encode(secret)) : undefined;
-        await c.login(token ? { token, device: 'bench' } : { user: s.user, device: 'bench' }).catch((e: Error) => {
-          c.close();
-          throw new Error(`login of ${s.user} at ${s.url} failed: ${e.message}`);
-        });
-        return { ...s, c };
-      }));
-      for (const m of made) {
-        parties.push({
-          ...m, partner: undefined as unknown as Party, next: 0, inflight: 0,
-          acked: new Uint8Array(o.msgs), ackedCount: 0, received: new Uint8Array(o.msgs), receivedCount: 0,
-          mids: new Set(), lastCounter: -1, dup: 0, ooo: 0,
+    for (const m of made) {
+      parties.push({
+        ...m, partner: undefined as unknown as Party, next: 0, inflight: 0,
+        acked: new Uint8Array(o.msgs), ackedCount: 0, received: new Uint8Array(o.msgs), receivedCount: 0,
+        mids: new Set(), lastCounter: -1, dup: 0, ooo: 0,
+      });
+    }
+  }
+  let split = 0;
+  for (let i = 0; i < parties.length; i += 2) {
+    parties[i]!.partner = parties[i + 1]!;
+    parties[i + 1]!.partner = parties[i]!;
+    if (parties[i]!.node !== parties[i + 1]!.node) split++;
+  }
+  const pairs = parties.length / 2;
+  const nodesSeen = new Set(parties.map((p) => p.node));
+  say(`setup:    ${parties.length} connections logged in in ${((clock() - t0) / 1000).toFixed(1)} s, at ${nodesSeen.size} node(s) (by their welcome); ${split} of ${pairs} pairs split across nodes`);
+  // With a cluster of our own, every pair must span two nodes: that is the point of --nodes.
+  if (own && own.nodes.length > 1 && split !== pairs) throw new Error(`only ${split} of ${pairs} pairs are split across nodes`);
+
+  for (const p of parties) {
+    p.c.on('msg', (m: MsgEvent) => {
+      const now = clock();
+      if (p.mids.has(m.mid)) {
+        p.dup++;
+        return;
+      }
+      p.mids.add(m.mid);
+      if (m.from !== p.partner.user) return; // the echo of our own send
+      const a = m.body.indexOf(' ');
+      const b = m.body.indexOf(' ', a + 1);
+      const counter = Number(m.body.slice(0, a));
+      const sentAt = Number(m.body.slice(a + 1, b));
+      if (counter < p.lastCounter) p.ooo++;
+      p.lastCounter = counter;
+      if (p.received[counter]) return;
+      p.received[counter] = 1;
+      p.receivedCount++;
+      delivered++;
+      lastReceipt = now;
+      latency.add(now - sentAt);
+    });
+    p.c.on('close', (code, reason) => {
+      p.closed = { code, reason };
+    });
+  }
+  const ping = setInterval(() => {
+    for (const p of parties) if (!p.closed) p.c.post({ op: 'ping' });
+  }, PING_EVERY_MS);
+
+  // Peer traffic: the nodes' counters before and after the load (n/a if a node's /metrics is not reachable).
+  const bases = own ? own.nodes.map((n) => n.http) : await metricsBases(urls);
+  let peerError: string | undefined;
+  const readPeers = () => peerTotals(bases).catch((e: Error) => {
+    peerError ??= e.message;
+    return undefined;
+  });
+  let idle: (PeerTotals & { seconds: number }) | undefined;
+  if (o.idleS > 0) {
+    const a = await readPeers();
+    const ta = clock();
+    await sleep(o.idleS * 1000);
+    const b = await readPeers();
+    if (a && b) idle = { ...diff(a, b), seconds: (clock() - ta) / 1000 };
+  }
+  const peers0 = await readPeers();
+
+  // Every connection keeps up to W sends in flight until it has sent M.
+  if (own) own.phase = 'run';
+  firstSend = clock();
+  const cpu0 = process.cpuUsage();
+  const nodeCpu0 = own?.cpu();
+  await Promise.all(parties.map((p) => new Promise<void>((done) => {
+    const pump = () => {
+      while (p.inflight < o.window && p.next < o.msgs && !p.closed) {
+        const k = p.next++;
+        p.inflight++;
+        const t = clock();
+        p.c.request<SentReply>({ op: 'send', to: p.partner.user, cid: `${p.user}-${k}`, body: bodyOf(k, t, o.body) }).then(
+          () => {
+            const now = clock();
+            p.acked[k] = 1;
+            p.ackedCount++;
+            lastSent = now;
+            sentLatency.add(now - t);
+          },
+          (e: Error) => {
+            const code = e instanceof ImError ? e.code : 'connection closed';
+            errors[code] = (errors[code] ?? 0) + 1;
+          },
+        ).finally(() => {
+          p.inflight--;
+          if (p.inflight === 0 && (p.next >= o.msgs || p.closed)) done();
+          else pump();
         });
       }
-    }
-    for (let i = 0; i < parties.length; i += 2) {
-      parties[i]!.partner = parties[i + 1]!;
-      parties[i + 1]!.partner = parties[i]!;
-    }
-    say(`setup:    ${parties.length} connections logged in in ${((clock() - t0) / 1000).toFixed(1)} s`);
-
-    for (const p of parties) {
-      p.c.on('msg', (m: MsgEvent) => {
-        const now = clock();
-        if (p.mids.has(m.mid)) {
-          p.dup++;
-          return;
-        }
-        p.mids.add(m.mid);
-        if (m.from !== p.partner.user) return; // the echo of our own send
-        const a = m.body.indexOf(' ');
-        const b = m.body.indexOf(' ', a + 1);
-        const counter = Number(m.body.slice(0, a));
-        const sentAt = Number(m.body.slice(a + 1, b));
-        if (counter < p.lastCounter) p.ooo++;
-        p.lastCounter = counter;
-        if (p.received[counter]) return;
-        p.received[counter] = 1;
-        p.receivedCount++;
-        delivered++;
-        lastReceipt = now;
-        latency.add(now - sentAt);
-      });
-      p.c.on('close', (code, reason) => {
-        p.closed = { code, reason };
-      });
-    }
-    const ping = setInterval(() => {
-      for (const p of parties) if (!p.closed) p.c.post({ op: 'ping' });
-    }, PING_EVERY_MS);
-
-    // Every connection keeps up to W sends in flight until it has sent M.
-    firstSend = clock();
-    const cpu0 = process.cpuUsage();
-    const nodeCpu0 = procCpuS(own?.proc.pid);
-    await Promise.all(parties.map((p) => new Promise<void>((done) => {
-      const pump = () => {
-        while (p.inflight < o.window && p.next < o.msgs && !p.closed) {
-          const k = p.next++;
-          p.inflight++;
-          const t = clock();
-          p.c.request<SentReply>({ op: 'send', to: p.partner.user, cid: `${p.user}-${k}`, body: bodyOf(k, t, o.body) }).then(
-            () => {
-              const now = clock();
-              p.acked[k] = 1;
-              p.ackedCount++;
-              lastSent = now;
-              sentLatency.add(now - t);
-            },
-            (e: Error) => {
-              const code = e instanceof ImError ? e.code : 'connection closed';
-              errors[code] = (errors[code] ?? 0) + 1;
-            },
-          ).finally(() => {
-            p.inflight--;
-            if (p.inflight === 0 && (p.next >= o.msgs || p.closed)) done();
-            else pump();
-          });
-        }
-        if (p.inflight === 0) done();
-      };
-      pump();
-    })));
-
-    // Wait until every acknowledged send has reached its recipient, or give up after the timeout.
-    const lostNow = () => {
-      let lost = 0;
-      for (const p of parties) for (let k = 0; k < o.msgs; k++) if (p.partner.acked[k] && !p.received[k]) lost++;
-      return lost;
+      if (p.inflight === 0) done();
     };
-    const deadline = clock() + o.timeoutS * 1000;
-    for (;;) {
-      const maybeDone = parties.every((p) => p.receivedCount >= p.partner.ackedCount || p.closed);
-      if (maybeDone && lostNow() === 0) break;
-      if (clock() > deadline) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    clearInterval(ping);
-    const cpuUsed = process.cpuUsage(cpu0);
-    const benchCpuS = (cpuUsed.user + cpuUsed.system) / 1e6;
-    const nodeCpu1 = procCpuS(own?.proc.pid);
-    const nodeCpuS = nodeCpu0 !== undefined && nodeCpu1 !== undefined ? nodeCpu1 - nodeCpu0 : undefined;
+    pump();
+  })));
 
-    const acked = parties.reduce((n, p) => n + p.ackedCount, 0);
-    const lost = lostNow();
-    const dup = parties.reduce((n, p) => n + p.dup, 0);
-    const ooo = parties.reduce((n, p) => n + p.ooo, 0);
-    const closedEarly = parties.filter((p) => p.closed).map((p) => `${p.user} (${p.closed!.code} ${p.closed!.reason})`);
-    const wallMs = (lastReceipt || clock()) - firstSend;
-    const sendMs = (lastSent || clock()) - firstSend;
-    const lat = latency.summary();
-    const slat = sentLatency.summary();
-    const result = {
-      command: `node bench/pairs.ts ${argv.join(' ')}`,
-      machine, node: process.version, target: own ? 'own node' : urls,
-      users: o.users, msgs: o.msgs, window: o.window, body: o.body,
-      attempted: total, acked, delivered,
-      wall_s: Math.round(wallMs) / 1000,
-      delivered_per_s: Math.round((delivered / wallMs) * 1000),
-      acked_per_s: Math.round((acked / sendMs) * 1000),
-      latency_ms: lat ?? null, sent_latency_ms: slat ?? null,
-      lost, duplicated: dup, out_of_order: ooo, errors, closed_early: closedEarly.length,
-      cpu_s: { bench: Math.round(benchCpuS * 100) / 100, ...(nodeCpuS !== undefined ? { node: Math.round(nodeCpuS * 100) / 100 } : {}) },
-    };
-
-    const rows: [string, string][] = [
-      ['sends acknowledged', `${acked} of ${total}`],
-      ['messages delivered', `${delivered}`],
-      ['wall time (first send → last receipt)', `${result.wall_s.toFixed(2)} s`],
-      ['delivered msgs/s', `${result.delivered_per_s}`],
-      ['send → receipt p50 / p99 / max', lat ? `${lat.p50} / ${lat.p99} / ${lat.max} ms` : 'n/a'],
-      ['send → sent p50 / p99 / max', slat ? `${slat.p50} / ${slat.p99} / ${slat.max} ms` : 'n/a'],
-      ['lost / duplicated / out-of-order', `${lost} / ${dup} / ${ooo}`],
-      ['send errors', Object.keys(errors).length ? Object.entries(errors).map(([k, v]) => `${k}: ${v}`).join(', ') : 'none'],
-      ['CPU used: load generator / node', `${benchCpuS.toFixed(2)} s / ${nodeCpuS !== undefined ? `${nodeCpuS.toFixed(2)} s` : 'n/a (not our node)'} (over ${(wallMs / 1000).toFixed(2)} s of wall time)`],
-      ['connections closed early', closedEarly.length ? closedEarly.slice(0, 5).join(', ') + (closedEarly.length > 5 ? ', …' : '') : 'none'],
-    ];
-    const w = Math.max(...rows.map(([k]) => k.length));
-    say('');
-    for (const [k, v] of rows) say(`  ${k.padEnd(w)}  ${v}`);
-    if (own?.problems.length) {
-      say(`\nthe node logged ${own.problems.length} warnings or errors; the first:`);
-      for (const l of own.problems.slice(0, 5)) say(`  ${l}`);
-    }
-    if (errors.rate_limited) say(`\nsends were rate_limited: the node's --rate/--rate-burst (default 200/400 per connection) cap this load`);
-    if (o.json) say(JSON.stringify(result));
-    const ok = lost === 0 && dup === 0 && ooo === 0 && closedEarly.length === 0;
-    if (!ok) say('\nFAILED: messages were lost, duplicated or reordered, or connections closed');
-    return ok ? 0 : 1;
-  } finally {
-    await stopAll();
+  // Wait until every acknowledged send has reached its recipient, or give up after the timeout.
+  const lostNow = () => {
+    let lost = 0;
+    for (const p of parties) for (let k = 0; k < o.msgs; k++) if (p.partner.acked[k] && !p.received[k]) lost++;
+    return lost;
+  };
+  const deadline = clock() + o.timeoutS * 1000;
+  for (;;) {
+    const maybeDone = parties.every((p) => p.receivedCount >= p.partner.ackedCount || p.closed);
+    if (maybeDone && lostNow() === 0) break;
+    if (clock() > deadline) break;
+    await sleep(20);
   }
+  clearInterval(ping);
+  const cpuUsed = process.cpuUsage(cpu0);
+  const benchCpuS = (cpuUsed.user + cpuUsed.system) / 1e6;
+  const nodeCpu1 = own?.cpu();
+  const nodeCpus = nodeCpu0 && nodeCpu1 ? nodeCpu0.map((a, i) => (a !== undefined && nodeCpu1[i] !== undefined ? nodeCpu1[i]! - a : undefined)) : undefined;
+  const nodeCpuS = nodeCpus?.every((c) => c !== undefined) ? nodeCpus.reduce<number>((s, c) => s + c!, 0) : undefined;
+  const peers1 = await readPeers();
+  if (own) own.phase = 'shutdown'; // anything logged from here on is reported after the stop
+
+  const acked = parties.reduce((n, p) => n + p.ackedCount, 0);
+  const lost = lostNow();
+  const dup = parties.reduce((n, p) => n + p.dup, 0);
+  const ooo = parties.reduce((n, p) => n + p.ooo, 0);
+  const closedEarly = parties.filter((p) => p.closed).map((p) => `${p.user} (${p.closed!.code} ${p.closed!.reason})`);
+  const wallMs = (lastReceipt || clock()) - firstSend;
+  const sendMs = (lastSent || clock()) - firstSend;
+  const lat = latency.summary();
+  const slat = sentLatency.summary();
+  const round2 = (x: number) => Math.round(x * 100) / 100;
+  const peerDelta = peers0 && peers1 ? diff(peers0, peers1) : undefined;
+  const per = peerDelta && delivered
+    ? { frames: peerDelta.frames / delivered, envelopes: peerDelta.envelopes / delivered, bytes: peerDelta.bytes / delivered }
+    : undefined;
+  const result = {
+    command: out.command,
+    machine: out.machine, node: process.version,
+    target: own ? `own ${own.nodes.length === 1 ? 'node' : `cluster of ${own.nodes.length} nodes`}` : urls,
+    nodes: own ? own.nodes.length : nodesSeen.size,
+    users: o.users, msgs: o.msgs, window: o.window, body: o.body, run,
+    pairs, pairs_split: split,
+    attempted: o.users * o.msgs, acked, delivered,
+    wall_s: Math.round(wallMs) / 1000,
+    delivered_per_s: Math.round((delivered / wallMs) * 1000),
+    acked_per_s: Math.round((acked / sendMs) * 1000),
+    latency_ms: lat ?? null, sent_latency_ms: slat ?? null,
+    lost, duplicated: dup, out_of_order: ooo, errors, closed_early: closedEarly.length,
+    peer: peerDelta && per
+      ? {
+        frames: peerDelta.frames, envelopes: peerDelta.envelopes, bytes: peerDelta.bytes,
+        frames_per_msg: round2(per.frames), envelopes_per_msg: round2(per.envelopes), bytes_per_msg: Math.round(per.bytes),
+        envelopes_per_frame: peerDelta.frames ? round2(peerDelta.envelopes / peerDelta.frames) : null,
+        ...(idle ? { idle: { seconds: round2(idle.seconds), frames: idle.frames, envelopes: idle.envelopes, bytes: idle.bytes } } : {}),
+      }
+      : null,
+    cpu_s: {
+      bench: round2(benchCpuS),
+      ...(nodeCpuS !== undefined ? { nodes: round2(nodeCpuS), per_node: nodeCpus!.map((c) => round2(c!)) } : {}),
+    },
+  };
+
+  const perMsg = (what: string, v: number | undefined, digits: number, totalV: number | undefined) =>
+    v === undefined ? `n/a (${peerError ?? 'nothing delivered'})` : `${v.toFixed(digits)}  (${totalV} ${what} in all)`;
+  const rows: [string, string][] = [
+    ['sends acknowledged', `${acked} of ${result.attempted}`],
+    ['messages delivered', `${delivered}`],
+    ['wall time (first send → last receipt)', `${result.wall_s.toFixed(2)} s`],
+    ['delivered msgs/s', `${result.delivered_per_s}`],
+    ['send → receipt p50 / p99 / max', lat ? `${lat.p50} / ${lat.p99} / ${lat.max} ms` : 'n/a'],
+    ['send → sent p50 / p99 / max', slat ? `${slat.p50} / ${slat.p99} / ${slat.max} ms` : 'n/a'],
+    ['lost / duplicated / out-of-order', `${lost} / ${dup} / ${ooo}`],
+    ['send errors', Object.keys(errors).length ? Object.entries(errors).map(([k, v]) => `${k}: ${v}`).join(', ') : 'none'],
+    ['peer frames per msg (out, all nodes)', perMsg('frames', per?.frames, 3, peerDelta?.frames)],
+    ['peer envelopes per msg', perMsg('envelopes', per?.envelopes, 3, peerDelta?.envelopes)
+      + (peerDelta?.frames ? `, ${(peerDelta.envelopes / peerDelta.frames).toFixed(1)} per frame` : '')],
+    ['peer bytes per msg', perMsg('bytes', per?.bytes, 0, peerDelta?.bytes)],
+  ];
+  if (idle) {
+    rows.push(['idle peer traffic (before the load)', `${(idle.frames / idle.seconds).toFixed(1)} frames/s, ${(idle.envelopes / idle.seconds).toFixed(1)} envelopes/s, ${Math.round(idle.bytes / idle.seconds)} B/s (over ${idle.seconds.toFixed(1)} s)`]);
+  }
+  rows.push(
+    ['CPU used: load generator / nodes', `${benchCpuS.toFixed(2)} s / ${nodeCpuS !== undefined
+      ? `${nodeCpuS.toFixed(2)} s${nodeCpus!.length > 1 ? ` (${nodeCpus!.map((c) => c!.toFixed(2)).join(' + ')})` : ''}`
+      : 'n/a (not our nodes)'} (over ${(wallMs / 1000).toFixed(2)} s of wall time)`],
+    ['connections closed early', closedEarly.length ? closedEarly.slice(0, 5).join(', ') + (closedEarly.length > 5 ? ', …' : '') : 'none'],
+  );
+  const lines: string[] = [];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  lines.push('');
+  for (const [k, v] of rows) lines.push(`  ${k.padEnd(w)}  ${v}`);
+  const early = own?.problems.filter((p) => p.phase !== 'shutdown') ?? [];
+  if (early.length) {
+    lines.push(`\nthe nodes logged ${early.length} warnings or errors before or during the load; the first:`);
+    for (const p of early.slice(0, 8)) lines.push(`  ${p.node} (${p.phase}): ${p.line.slice(0, 400)}`);
+  }
+  if (errors.rate_limited) lines.push(`\nsends were rate_limited: the node's --rate/--rate-burst (default 200/400 per connection) cap this load`);
+  if (o.json) lines.push(JSON.stringify(result));
+  const ok = lost === 0 && dup === 0 && ooo === 0 && closedEarly.length === 0;
+  if (!ok) lines.push(`\nFAILED: messages were lost, duplicated or reordered, or connections closed (users p${run}-*; rerun with --run ${run} for the same homes)`);
+  return { ok, lines };
 }
 
 main().then(
