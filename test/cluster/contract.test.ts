@@ -1,12 +1,11 @@
 // The client contract with the parties on different nodes of a three-node cluster.
 import test from 'ava';
-import { cleanup, token, until } from '../helpers/node.ts';
+import { cleanup, readAll, token, until } from '../helpers/node.ts';
 import type { TestNode } from '../helpers/node.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import type { TestCluster } from '../helpers/cluster.ts';
 import { createRing } from '../../src/ring/index.ts';
-import type { Entry, MsgEvent, PresenceEvent, ServerFrame } from '../../src/protocol/frames.ts';
-import type { ImClient } from '../../src/client/client.ts';
+import type { MsgEvent, PresenceEvent, ServerFrame } from '../../src/protocol/frames.ts';
 
 let cluster: TestCluster;
 let n1: TestNode, n2: TestNode, n3: TestNode;
@@ -20,16 +19,6 @@ test.after.always(cleanup);
 function userOn(node: TestNode, prefix: string): string {
   const ring = createRing(cluster.nodes.map((n) => n.opts.name!));
   for (let i = 0; ; i++) if (ring.owner(`${prefix}${i}`) === node.opts.name) return `${prefix}${i}`;
-}
-
-async function readAll(c: ImClient): Promise<Entry[]> {
-  const all: Entry[] = [];
-  for (let after = 0; ;) {
-    const page = await c.sync(after, 1000);
-    all.push(...page.msgs);
-    if (!page.more) return all;
-    after = page.msgs.at(-1)!.seq;
-  }
 }
 
 test('a message between users homed and connected on different nodes', async (t) => {

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { SignJWT } from 'jose';
 import { ImClient } from '../../src/client/client.ts';
+import type { Entry } from '../../src/protocol/frames.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MAIN = join(ROOT, 'src/node/main.ts');
@@ -138,6 +139,17 @@ export async function cleanup(): Promise<void> {
   }
   nodes.clear();
   for (const fn of extra.splice(0)) await fn();
+}
+
+/** A user's whole timeline through sync, page by page. */
+export async function readAll(c: ImClient): Promise<Entry[]> {
+  const all: Entry[] = [];
+  for (let after = 0; ;) {
+    const page = await c.sync(after, 1000);
+    all.push(...page.msgs);
+    if (!page.more) return all;
+    after = page.msgs.at(-1)!.seq;
+  }
 }
 
 /** Polls a condition until it holds (no fixed sleeps in tests). */

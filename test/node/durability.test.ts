@@ -1,21 +1,10 @@
 // What a client was told is durable survives SIGKILL: kill the node the moment replies arrive,
 // restart it on the same data folder, and check every confirmed message, seq and cursor.
 import test from 'ava';
-import { cleanup, startNode, token } from '../helpers/node.ts';
-import type { ImClient } from '../../src/client/client.ts';
-import type { Entry, SentReply } from '../../src/protocol/frames.ts';
+import { cleanup, readAll, startNode, token } from '../helpers/node.ts';
+import type { SentReply } from '../../src/protocol/frames.ts';
 
 test.after.always(cleanup);
-
-async function readAll(c: ImClient): Promise<Entry[]> {
-  const all: Entry[] = [];
-  for (let after = 0; ;) {
-    const page = await c.sync(after, 1000);
-    all.push(...page.msgs);
-    if (!page.more) return all;
-    after = page.msgs.at(-1)!.seq;
-  }
-}
 
 test('SIGKILL right after sent loses nothing; seqs continue and cids still dedup after restart', async (t) => {
   const node = await startNode({ name: 'dur', args: ['--rate', '100000', '--rate-burst', '100000'] });

@@ -1,37 +1,15 @@
 // Moving users between stores on real SQLite files: export, import (idempotent, conflicts, gaps),
 // drop, paging, consistency with concurrent appends, and a throughput figure.
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ConflictError, createStore, DEDUP_KEY, GapError } from '../../src/store/index.ts';
+import { dm, openStore, removeStores } from '../helpers/store.ts';
+import { ConflictError, DEDUP_KEY, GapError } from '../../src/store/index.ts';
 import type { ExportPage, NewEntry, Store } from '../../src/store/index.ts';
 
-const dirs: string[] = [];
-test.after.always(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+test.after.always(removeStores);
 
-async function open(file?: string): Promise<{ s: Store; file: string }> {
-  if (!file) {
-    const d = await mkdtemp(join(tmpdir(), 'im-store-mig-'));
-    dirs.push(d);
-    file = join(d, 'store.db');
-  }
-  return { s: await createStore({ file }), file };
-}
+const open = (file?: string) => openStore({}, file);
 
 let n = 0;
-/** One DM from `from` to `to`: the sender's entry and the recipient's copy. */
-function dm(from: string, to: string, cid = `c${++n}`): NewEntry[] {
-  const mid = `m${String(++n).padStart(8, '0')}`;
-  const conv = from < to ? `dm:${from}:${to}` : `dm:${to}:${from}`;
-  const base = { mid, conv, from, to, body: `b${n}`, ts: n };
-  const items: NewEntry[] = [{ ...base, user: from, dkey: DEDUP_KEY.cid(cid) }];
-  if (to !== from) items.push({ ...base, user: to, dkey: DEDUP_KEY.mid(mid) });
-  return items;
-}
-
 /** A group message: one entry per member, the sender's keyed by cid. */
 function gm(group: string, from: string, members: string[]): NewEntry[] {
   const mid = `m${String(++n).padStart(8, '0')}`;

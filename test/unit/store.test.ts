@@ -1,35 +1,12 @@
 // The store on a real SQLite file: seq assignment, dedup, cursors, unread arithmetic, group commit, reopen.
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createStore, DEDUP_KEY } from '../../src/store/index.ts';
-import type { NewEntry, Store, StoreHooks, StoredEntry } from '../../src/store/index.ts';
+import { dm, openStore, removeStores } from '../helpers/store.ts';
+import { DEDUP_KEY } from '../../src/store/index.ts';
+import type { StoredEntry } from '../../src/store/index.ts';
 
-const dirs: string[] = [];
-test.after.always(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+test.after.always(removeStores);
 
-async function open(hooks: StoreHooks = {}, file?: string): Promise<{ s: Store; file: string }> {
-  if (!file) {
-    const d = await mkdtemp(join(tmpdir(), 'im-store-'));
-    dirs.push(d);
-    file = join(d, 'store.db');
-  }
-  return { s: await createStore({ file }, hooks), file };
-}
-
-let n = 0;
-/** One DM from `from` to `to`: the sender's entry and the recipient's copy. */
-function dm(from: string, to: string, cid = `c${++n}`): NewEntry[] {
-  const mid = `m${String(++n).padStart(8, '0')}`;
-  const conv = from < to ? `dm:${from}:${to}` : `dm:${to}:${from}`;
-  const base = { mid, conv, from, to, body: `b${n}`, ts: n };
-  const items: NewEntry[] = [{ ...base, user: from, dkey: DEDUP_KEY.cid(cid) }];
-  if (to !== from) items.push({ ...base, user: to, dkey: DEDUP_KEY.mid(mid) });
-  return items;
-}
+const open = openStore;
 
 test('seqs are assigned per user in call order, 1..n, before commit', async (t) => {
   const { s } = await open();

@@ -1,0 +1,34 @@
+// Store test helpers: stores on real SQLite files in temporary folders, and DM entry pairs.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createStore, DEDUP_KEY } from '../../src/store/index.ts';
+import type { NewEntry, Store, StoreHooks } from '../../src/store/index.ts';
+
+const dirs: string[] = [];
+
+/** Opens a store on `file`, or on a fresh file in a new temporary folder. */
+export async function openStore(hooks: StoreHooks = {}, file?: string): Promise<{ s: Store; file: string }> {
+  if (!file) {
+    const d = await mkdtemp(join(tmpdir(), 'im-store-'));
+    dirs.push(d);
+    file = join(d, 'store.db');
+  }
+  return { s: await createStore({ file }, hooks), file };
+}
+
+/** Removes every folder openStore made. */
+export async function removeStores(): Promise<void> {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+}
+
+let n = 0;
+/** One DM from `from` to `to`: the sender's entry and the recipient's copy. */
+export function dm(from: string, to: string, cid = `c${++n}`): NewEntry[] {
+  const mid = `m${String(++n).padStart(8, '0')}`;
+  const conv = from < to ? `dm:${from}:${to}` : `dm:${to}:${from}`;
+  const base = { mid, conv, from, to, body: `b${n}`, ts: n };
+  const items: NewEntry[] = [{ ...base, user: from, dkey: DEDUP_KEY.cid(cid) }];
+  if (to !== from) items.push({ ...base, user: to, dkey: DEDUP_KEY.mid(mid) });
+  return items;
+}
