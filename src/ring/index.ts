@@ -9,6 +9,7 @@ import HashRing from 'hashring';
 export const DEFAULT_VNODES = 160;
 export const DEFAULT_REPLICAS = 2;
 const POINTS_PER_VNODE = 4;
+const MEMO_MAX = 100_000;
 
 export type RingInit = {
   vnodes?: number;
@@ -56,12 +57,22 @@ export function createRing(members: Iterable<string>, init: RingInit = {}): Ring
       { 'vnode count': 0, replicas: POINTS_PER_VNODE, 'max cache size': 1 },
     );
 
+  // range() hashes the key on every call; the ring never changes, so remember answers (a Map,
+  // safe for any key), and start afresh when it grows large.
+  const memo = new Map<string, string[]>();
   function owners(key: string, n: number = replicas): string[] {
     const count = Math.min(Math.floor(n), sorted.length);
     if (hashRing === undefined || !(count >= 1)) return [];
-    // range(), never get(): get's LRU cache is a plain object, so a key such as 'toString'
-    // reads and writes Object.prototype and can answer with a stale or foreign owner.
-    return hashRing.range(key, count, true);
+    const k = `${count}\0${key}`;
+    let hit = memo.get(k);
+    if (hit === undefined) {
+      if (memo.size >= MEMO_MAX) memo.clear();
+      // range(), never get(): get's LRU cache is a plain object, so a key such as 'toString'
+      // reads and writes Object.prototype and can answer with a stale or foreign owner.
+      hit = hashRing.range(key, count, true);
+      memo.set(k, hit);
+    }
+    return [...hit];
   }
 
   return Object.freeze({
