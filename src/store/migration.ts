@@ -76,7 +76,7 @@ const PAGE_ROWS = 2000;
 /** Ranges per query in an export page (3 parameters each). */
 const RANGE_CHUNK = 300;
 /** Rows per INSERT in an import: bigger than the commit's chunk, as imports come in large pages. */
-const IMPORT_CHUNK = 500;
+const IMPORT_CHUNK = 1000;
 
 type Range = { user: string; lo: number; hi: number };
 
