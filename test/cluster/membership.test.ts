@@ -246,6 +246,37 @@ test.serial('a node restarted on its old data keeps its peer id and rejoins', as
   await chat(t, a.nodes[3]!, homedOn(all, 'n1', 'r-c'), n2, homedOn(all, 'n2', 'r-d'), 'after-quick-restart');
 });
 
+/** How many times this node has seen a member die (from /metrics). */
+async function deaths(n: TestNode): Promise<number> {
+  const m = await n.get('/metrics');
+  return Number(/im_membership_events_total\{type="member:died",node="[^"]+"\} (\d+)/.exec(m.text)?.[1] ?? 0);
+}
+
+test.serial('a node whose event loop stalls for over a second is not thrown out', async (t) => {
+  const n3 = a.nodes[2]!;
+  const others = a.nodes.filter((n) => n !== n3);
+  const before = await a.converged();
+  const died = await Promise.all(others.map(deaths));
+  t.true(died[0]! >= 1, 'n1 counted the earlier crash (the metric is read)');
+  // SIGSTOP freezes the whole process (event loop, heartbeats, pings) like a long GC or a busy loop.
+  n3.proc!.kill('SIGSTOP');
+  const t0 = performance.now();
+  const seen = new Set<string>();
+  try {
+    while (performance.now() - t0 < 1500) {
+      for (const v of await Promise.all(others.map((n) => a.view(n)))) {
+        seen.add(v!.ring.version);
+        t.not(v!.members.find((m) => m.name === 'n3')!.state, 'dead');
+      }
+    }
+  } finally {
+    n3.proc!.kill('SIGCONT');
+  }
+  t.deepEqual([...seen], [before], 'the ring never changed while n3 was frozen');
+  t.is(await a.converged(), before);
+  t.deepEqual(await Promise.all(others.map(deaths)), died, 'no member:died event anywhere');
+});
+
 // ---------------------------------------------------------------- cluster B: leave, strangers
 
 let b: TestCluster;
