@@ -10,6 +10,8 @@ import type { PeerNet } from './peer/index.ts';
 
 export type ClusterInit = {
   seeds: string[];
+  /** With no seed reachable for this long, start a new cluster alone (used for remembered seeds). */
+  aloneAfterMs?: number;
   vnodes?: number;
   replicas?: number;
   gossipMs?: number;
@@ -119,8 +121,19 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
     gossip();
   }
 
+  function startAlone(why: string): void {
+    m.markJoined();
+    apply(m.tick());
+    log.info({ members: m.ringMembers() }, why);
+  }
+
   async function join(): Promise<void> {
+    const giveUpAt = Date.now() + (init.aloneAfterMs ?? Infinity);
     for (let attempt = 0; !stopped && !m.joined(); attempt++) {
+      if (Date.now() >= giveUpAt) {
+        log.warn({ seeds: init.seeds, waitedMs: init.aloneAfterMs }, 'no remembered member answered: starting a new cluster alone');
+        return startAlone('started a new cluster alone');
+      }
       for (const addr of init.seeds) {
         if (stopped || m.joined()) return;
         try {
@@ -219,9 +232,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
     onMessage: (cb) => void (messageHandler = cb),
     start() {
       if (init.seeds.length === 0) {
-        m.markJoined();
-        apply(m.tick());
-        log.info({ members: m.ringMembers() }, 'no seeds given: starting a new cluster');
+        startAlone('no seeds given: starting a new cluster');
       } else {
         void join();
       }

@@ -47,6 +47,8 @@ export type Home = Homes & {
   unwatchAll(w: Watcher): void;
   /** Expires sessions of gateways that stopped renewing. */
   tick(): void;
+  /** Hands over every outbox copy not already in flight (at start, and now and then). */
+  replayOutbox(): Promise<{ delivered: number; failed: number }>;
 };
 
 export type HomeComponents = {
@@ -126,7 +128,7 @@ export function createHome(c: HomeComponents): Home {
         // The recipient's copy may have been lost with a node that died before `sent`: hand it
         // over again (idempotent by mid) before answering. A local copy shares the transaction.
         const remoteCopy = existing.to !== undefined && existing.to !== user && !owns(existing.to) && c.deliverRemote
-          ? c.deliverRemote(delivery(existing, existing.to))
+          ? handOver(user, delivery(existing, existing.to))
           : undefined;
         Promise.all([pending ? store.flush() : undefined, remoteCopy]).then(() => w.resolve(r), w.reject);
         continue;
@@ -137,12 +139,32 @@ export function createHome(c: HomeComponents): Home {
       const items: NewEntry[] = [{ ...base, user: w.from, dkey }];
       const remote = w.to !== w.from && !owns(w.to) && c.deliverRemote !== undefined;
       if (w.to !== w.from && !remote) items.push({ ...base, user: w.to, dkey: DEDUP_KEY.mid(mid) });
-      const { entries, durable } = store.append(items);
+      // A copy for another node's home is kept in the outbox, in the same transaction as the
+      // sender's entry, until that home has it: a crash in between cannot lose it.
+      const copyOf: Delivery = { ...base, user: w.to };
+      const ob = remote ? [{ user: w.from, mid, dest: w.to, item: copyOf }] : [];
+      const { entries, durable } = store.append(items, ob);
       const r: SendResult = { mid, seq: entries[0]!.seq, ts };
       c.onSent?.(false);
-      const copy = remote ? c.deliverRemote!({ ...base, user: w.to }) : undefined;
+      const copy = remote ? handOver(w.from, copyOf) : undefined;
       Promise.all([durable, copy]).then(() => w.resolve(r), w.reject);
     }
+  }
+
+  /** Hands a copy to its home and, once it is there, clears the sender's outbox row. */
+  const inFlight = new Set<string>();
+  function handOver(sender: string, d: Delivery): Promise<void> {
+    const key = `${sender}\0${d.mid}\0${d.user}`;
+    inFlight.add(key);
+    return c.deliverRemote!(d).then(
+      () => {
+        inFlight.delete(key);
+        store.outboxDone([{ user: sender, mid: d.mid, dest: d.user }]);
+      },
+      (e: Error) => {
+        inFlight.delete(key);
+        throw e;
+      });
   }
 
   const delivery = (e: StoredEntry, user: string): Delivery => {
@@ -248,6 +270,25 @@ export function createHome(c: HomeComponents): Home {
 
     tick() {
       for (const u of presence.expire().wentOffline) wentOffline(u);
+    },
+
+    async replayOutbox() {
+      let delivered = 0;
+      let failed = 0;
+      if (!c.deliverRemote) return { delivered, failed };
+      const rows = await store.outbox();
+      await Promise.all(rows.map(async (row) => {
+        if (inFlight.has(`${row.user}\0${row.mid}\0${row.dest}`)) return;
+        const d = row.item as Delivery;
+        try {
+          await handOver(row.user, d);
+          delivered++;
+        } catch (e) {
+          failed++;
+          c.log.warn({ mid: row.mid, to: row.dest, err: (e as Error).message }, 'outbox copy not delivered yet; will retry');
+        }
+      }));
+      return { delivered, failed };
     },
   };
 }

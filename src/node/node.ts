@@ -22,6 +22,8 @@ import { createPeerNet, generateSwarmKey } from './peer/index.ts';
 import { createRouter } from './router.ts';
 import { createClientServer } from './server.ts';
 
+const REJOIN_ALONE_AFTER_MS = 15_000;
+
 export type ImNode = {
   readonly url: string;
   readonly port: number;
@@ -90,26 +92,6 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
 
   const net = await createPeerNet({ dataDir: cfg.data, host: cfg.host === '0.0.0.0' ? '0.0.0.0' : cfg.host, port: cfg.p2pPort, psk }, { log: log.child({ component: 'peer' }) });
   log.info({ peer: net.peerId, addrs: net.addrs }, 'peer host listening');
-  const membership = createMembership(
-    { name: cfg.name, peer: net.peerId, addrs: net.addrs, url, incarnation: Date.now() },
-    { suspectAfterMs: cfg.suspectAfterMs, confirmTimeoutMs: cfg.confirmTimeoutMs },
-    { clock: { now } },
-  );
-  const cluster = createCluster(
-    { seeds: cfg.join, vnodes: cfg.vnodes, replicas: cfg.replicas, maxBody: cfg.maxBody },
-    {
-      net, membership, log: log.child({ component: 'cluster' }),
-      onEvent: (type) => metrics.membership.inc({ type }),
-      onInvalidFrame: () => metrics.invalidPeerFrames.inc(),
-    },
-  );
-
-  // Pushes go to the gateway that holds the connection: this node's own, or a peer's.
-  const push: Push = (gw, conn, frame) => {
-    if (gw === cfg.name) return gateway?.push(conn, frame);
-    const peer = cluster.peerOf(gw);
-    if (peer) net.send(peer, { t: 'push', conn, frame });
-  };
   const presence = createPresence({ ttlMs: cfg.presenceTimeoutMs }, { clock: { now } });
 
   const t0 = performance.now();
@@ -124,6 +106,34 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   let known = 0;
   for (const _ of store.knownUsers()) known++;
   log.info({ file: join(cfg.data, 'store.db'), users: known, ms: Math.round(performance.now() - t0) }, 'store opened');
+  const membership = createMembership(
+    { name: cfg.name, peer: net.peerId, addrs: net.addrs, url, incarnation: Date.now() },
+    { suspectAfterMs: cfg.suspectAfterMs, confirmTimeoutMs: cfg.confirmTimeoutMs },
+    { clock: { now } },
+  );
+  // A node restarted without --join rejoins the members it knew (kept in its store), rather than
+  // starting a cluster of its own that would claim every key; if none answers for a while, it
+  // starts alone (logged loudly).
+  const remembered = cfg.join.length ? [] : (JSON.parse((await store.getMeta('peers')) ?? '[]') as string[]);
+  if (remembered.length) log.info({ seeds: remembered }, 'rejoining the members this node knew before its restart');
+  const cluster = createCluster(
+    {
+      seeds: cfg.join.length ? cfg.join : remembered, aloneAfterMs: cfg.join.length ? undefined : REJOIN_ALONE_AFTER_MS,
+      vnodes: cfg.vnodes, replicas: cfg.replicas, maxBody: cfg.maxBody,
+    },
+    {
+      net, membership, log: log.child({ component: 'cluster' }),
+      onEvent: (type) => metrics.membership.inc({ type }),
+      onInvalidFrame: () => metrics.invalidPeerFrames.inc(),
+    },
+  );
+
+  // Pushes go to the gateway that holds the connection: this node's own, or a peer's.
+  const push: Push = (gw, conn, frame) => {
+    if (gw === cfg.name) return gateway?.push(conn, frame);
+    const peer = cluster.peerOf(gw);
+    if (peer) net.send(peer, { t: 'push', conn, frame });
+  };
 
   const owns = (user: string) => cluster.joined() && cluster.ring().owner(user) === cfg.name;
   let deliverRemote: ((d: import('../protocol/peer.ts').Delivery) => Promise<void>) | undefined;
@@ -175,6 +185,8 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     }));
   };
   cluster.onRingChanged(() => {
+    const peers = cluster.members().filter((m) => m.name !== cfg.name && m.state !== 'dead').flatMap((m) => m.addrs.slice(0, 1));
+    if (peers.length) void store.setMeta('peers', JSON.stringify(peers)).catch(() => undefined);
     const dropped = presence.forget(owns);
     if (dropped) log.info({ users: dropped }, 'presence of users now homed elsewhere dropped here');
     void registerWith(gw.sessions());
@@ -208,6 +220,22 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
       }
     }));
   };
+
+  // Copies a crash kept from reaching other homes: hand them over once joined, then now and then.
+  let replaying = false;
+  const replayOutbox = async () => {
+    if (replaying || !cluster.joined() || state === 'draining') return;
+    replaying = true;
+    try {
+      const r = await home.replayOutbox();
+      if (r.delivered || r.failed) log.info(r, 'outbox replayed');
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'outbox replay failed');
+    } finally {
+      replaying = false;
+    }
+  };
+  cluster.onRingChanged(() => void replayOutbox());
 
   routes = {
     healthz: () => {
@@ -248,6 +276,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   const sweepMs = Math.max(50, Math.min(1000, cfg.loginTimeoutMs / 4, cfg.idleTimeoutMs / 4));
   const sweeper = setInterval(() => gw.sweep(), sweepMs);
   const ticker = setInterval(() => void renew(), Math.max(100, cfg.presenceTimeoutMs / 3));
+  const outboxTimer = setInterval(() => void replayOutbox(), 10_000);
   // One line a minute while there is traffic, so a log shows what the node is doing.
   let lastAccepted = 0;
   const stats = setInterval(() => {
@@ -270,6 +299,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
       log.info({ connections: gw.size(), others: others.length }, 'draining: leaving the cluster, sending goaway to clients');
       clearInterval(sweeper);
       clearInterval(ticker);
+      clearInterval(outboxTimer);
       clearInterval(stats);
       await cluster.leave();
       await gw.shutdown(others, 2000);

@@ -23,6 +23,10 @@ export type StoreHooks = {
   onFatal?(err: Error): void;
 };
 
+/** A copy that a sender's home must still hand to `dest`'s home; `item` is opaque JSON to the store. */
+export type OutboxKey = { user: string; mid: string; dest: string };
+export type OutboxRow = OutboxKey & { item: unknown };
+
 export type Unread = { total: number; convs: Record<string, number> };
 
 export type Store = {
@@ -32,7 +36,11 @@ export type Store = {
    * this resolves, it sees every append made before the call. */
   findDedup(keys: { user: string; dkey: string }[]): Promise<Map<string, StoredEntry>>;
   /** Assigns seqs now, in order; `durable` resolves once the rows are committed. */
-  append(items: NewEntry[]): { entries: StoredEntry[]; durable: Promise<void> };
+  append(items: NewEntry[], outbox?: OutboxRow[]): { entries: StoredEntry[]; durable: Promise<void> };
+  /** Outbox rows whose copies have been delivered: deleted with the next commit. */
+  outboxDone(rows: OutboxKey[]): void;
+  /** Every outbox row still on disk (copies not yet known to be delivered). */
+  outbox(): Promise<OutboxRow[]>;
   /** Resolves once everything written so far is committed. */
   flush(): Promise<void>;
   lastSeq(user: string): number;
@@ -98,6 +106,8 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
   // What the next commit writes. Values are read from memory when the commit starts, so a
   // later change only re-marks the key dirty.
   let rows: StoredEntry[] = [];
+  let outboxIn: Params[] = [];
+  let outboxOut: Params[] = [];
   const dirtyUsers = new Set<string>();
   const dirtyConvs = new Map<string, Set<string>>();
   const dirtyCursors = new Map<string, Set<string>>();
@@ -125,6 +135,10 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
     queued = false;
     const batch = rows;
     rows = [];
+    const obIn = outboxIn;
+    const obOut = outboxOut;
+    outboxIn = [];
+    outboxOut = [];
     const done = next;
     next = deferred();
     const t0 = performance.now();
@@ -162,6 +176,11 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
         convRows, chunk);
       await insertMany(c, 'INSERT INTO cursors (user, device, acked)', 3,
         'ON CONFLICT (user, device) DO UPDATE SET acked = excluded.acked', cursorRows, chunk);
+      await insertMany(c, 'INSERT OR IGNORE INTO outbox (user, mid, dest, item)', 4, '', obIn, chunk);
+      for (let i = 0; i < obOut.length; i += chunk) {
+        await c.run('DELETE FROM outbox WHERE (user, mid, dest) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(?))',
+          [JSON.stringify(obOut.slice(i, i + chunk))]);
+      }
       await c.exec('COMMIT');
     } catch (err) {
       await c.exec('ROLLBACK').catch(() => undefined);
@@ -212,7 +231,7 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
       return found;
     },
 
-    append(items) {
+    append(items, outbox = []) {
       if (importing.size > 0) {
         for (const it of items) if (importing.has(it.user)) throw new Error(`${it.user} is being imported; append after the import`);
       }
@@ -233,8 +252,20 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
         dirtyUsers.add(it.user);
         markConv(it.user, it.conv);
       }
+      for (const o of outbox) outboxIn.push([o.user, o.mid, o.dest, JSON.stringify(o.item)]);
       return { entries, durable: schedule() };
     },
+
+    outboxDone(keys) {
+      if (keys.length === 0) return;
+      for (const k of keys) outboxOut.push([k.user, k.mid, k.dest]);
+      void schedule();
+    },
+
+    outbox: () =>
+      db.job(async (c) =>
+        (await c.all<{ user: string; mid: string; dest: string; item: string }>('SELECT user, mid, dest, item FROM outbox'))
+          .map((r) => ({ user: r.user, mid: r.mid, dest: r.dest, item: JSON.parse(r.item) as unknown }))),
 
     flush: () => schedule(),
     lastSeq: (user) => users.get(user)?.seq ?? 0,
@@ -327,7 +358,7 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
 
     async close() {
       if (closed) return;
-      if (rows.length || dirtyUsers.size || dirtyConvs.size || dirtyCursors.size) await schedule();
+      if (rows.length || outboxIn.length || outboxOut.length || dirtyUsers.size || dirtyConvs.size || dirtyCursors.size) await schedule();
       closed = true;
       await db.close();
     },

@@ -15,6 +15,8 @@ export const PRAGMAS = (sync: 'normal' | 'full'): string => `
 // sender and cid), 'm:<mid>' on a delivered copy (a mid at most once per timeline).
 // entries.ocum counts the entries from other users in the same conversation up to and including
 // this one, so an unread count is a difference of two counters, never a scan.
+// outbox holds copies a sender's home still has to hand to recipients' homes on other nodes,
+// written in the same transaction as the sender's entry and deleted once delivered.
 export const DDL = `
   CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS entries (
@@ -30,6 +32,9 @@ export const DDL = `
     user TEXT NOT NULL, conv TEXT NOT NULL, last_seq INTEGER NOT NULL, ocum INTEGER NOT NULL,
     read_seq INTEGER NOT NULL, read_cum INTEGER NOT NULL,
     PRIMARY KEY (user, conv)) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS outbox (
+    user TEXT NOT NULL, mid TEXT NOT NULL, dest TEXT NOT NULL, item TEXT NOT NULL,
+    PRIMARY KEY (user, mid, dest)) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS cursors (
     user TEXT NOT NULL, device TEXT NOT NULL, acked INTEGER NOT NULL,
     PRIMARY KEY (user, device)) WITHOUT ROWID;

@@ -144,3 +144,17 @@ test('history walks one conversation backwards with more; reopen continues seqs'
   await s2.flush();
   await s2.close();
 });
+
+test('outbox rows are written with the entries, listed until done, and survive reopening', async (t) => {
+  const { s, file } = await open();
+  const [e] = dm('ob-a', 'ob-b');
+  await s.append([e!], [{ user: 'ob-a', mid: e!.mid, dest: 'ob-b', item: { hello: 'world', n: 1 } }]).durable;
+  await s.append(dm('ob-a', 'ob-c'), [{ user: 'ob-a', mid: 'other', dest: 'ob-c', item: [1, 2] }]).durable;
+  t.deepEqual((await s.outbox()).map((r) => [r.mid, r.dest, r.item]).sort(), [[e!.mid, 'ob-b', { hello: 'world', n: 1 }], ['other', 'ob-c', [1, 2]]].sort());
+  s.outboxDone([{ user: 'ob-a', mid: 'other', dest: 'ob-c' }]);
+  await s.flush();
+  await s.close();
+  const { s: s2 } = await open({}, file);
+  t.deepEqual((await s2.outbox()).map((r) => r.dest), ['ob-b']);
+  await s2.close();
+});

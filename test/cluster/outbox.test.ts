@@ -1,0 +1,51 @@
+// A sender's home that crashes after storing a message but before the recipient's home had its
+// copy hands the copy over after restarting, with no client retry (the outbox).
+import test from 'ava';
+import { cleanup, token, until } from '../helpers/node.ts';
+import type { TestNode } from '../helpers/node.ts';
+import { startCluster } from '../helpers/cluster.ts';
+import { createRing } from '../../src/ring/index.ts';
+
+test.after.always(cleanup);
+
+test('a copy stuck when its sender home dies reaches the recipient once that home is back', async (t) => {
+  const cluster = await startCluster(3);
+  const [a, b, c] = cluster.nodes as [TestNode, TestNode, TestNode];
+  const ring = createRing(['n1', 'n2', 'n3']);
+  const on = (node: TestNode, prefix: string) => {
+    for (let i = 0; ; i++) if (ring.owner(`${prefix}${i}`) === node.opts.name) return `${prefix}${i}`;
+  };
+  const alice = on(a, 'ob-alice');
+  const bob = on(b, 'ob-bob');
+  // alice's own timeline is read at her home (a); bob's at his (b), through the neutral node c.
+  const { c: sender } = await a.login(alice, 'phone');
+  const { c: reader } = await a.login(alice, 'tablet');
+
+  await b.kill(); // bob's home is down: the copy cannot be handed over (and nothing is in flight to it)
+  void sender.send(bob, 'stuck-1', 'across a crash').catch(() => undefined);
+  await until(async () => (await reader.sync(0)).msgs.some((m) => m.body === 'across a crash'), "alice's entry committed at her home");
+  await a.kill(); // the sender's home dies too, before the copy was handed over
+  // Both come back before anyone declared them dead, so bob's home is b again.
+  await b.start(b.port);
+  await a.start(a.port);
+  await cluster.converged(20_000);
+
+  const viewer = await c.client();
+  await viewer.login({ token: await token(bob), device: 'check' });
+  const got = await until(async () => {
+    try {
+      return (await viewer.sync(0)).msgs.find((m) => m.body === 'across a crash');
+    } catch {
+      return undefined; // bob's home may still be settling after its freeze
+    }
+  }, "bob's copy", 20_000, 200).catch((e) => {
+    t.log(a.log.filter((l) => /outbox|ring|join|deliver|warn/i.test(l)).slice(-30).join('\n'));
+    throw e;
+  });
+  t.is(got!.from, alice);
+  t.true(a.log.some((l) => l.includes('outbox replayed')), 'the restarted home replayed its outbox');
+  // n1 was started without --join (it founded the cluster): on restart it rejoined the members
+  // it remembered instead of founding a cluster of its own that would own every key.
+  t.true(a.log.some((l) => l.includes('rejoining the members this node knew')));
+  t.false(a.log.some((l) => l.includes('starting a new cluster alone')));
+});
