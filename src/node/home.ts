@@ -44,7 +44,6 @@ export type Home = Homes & {
   renew(gateway: string): number;
   /** A gateway died or left: its sessions and watches go. */
   dropGateway(gateway: string): void;
-  unwatchAll(w: Watcher): void;
   /** Expires sessions of gateways that stopped renewing. */
   tick(): void;
   /** Hands over every outbox copy not already in flight (at start, and now and then). */
@@ -266,7 +265,6 @@ export function createHome(c: HomeComponents): Home {
 
     watch: async (w, users) => presence.watch(w, users),
     unwatch: async (w, users) => presence.unwatch(w, users),
-    unwatchAll: (w) => presence.unwatchAll(w),
 
     tick() {
       for (const u of presence.expire().wentOffline) wentOffline(u);

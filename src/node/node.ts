@@ -7,8 +7,8 @@ import type { Logger } from 'pino';
 import { createStore } from '../store/index.ts';
 import type { Store } from '../store/index.ts';
 import { createPresence } from '../presence/index.ts';
-import type { SessionRef } from '../presence/index.ts';
 import { createMembership } from '../membership/index.ts';
+import type { Delivery } from '../protocol/peer.ts';
 import { createAuth } from './auth.ts';
 import type { Config } from './config.ts';
 import { createCluster } from './cluster.ts';
@@ -21,6 +21,7 @@ import { createMetrics } from './metrics.ts';
 import { createPeerNet, generateSwarmKey } from './peer/index.ts';
 import { createRouter } from './router.ts';
 import { createClientServer } from './server.ts';
+import { createUpkeep } from './upkeep.ts';
 
 const REJOIN_ALONE_AFTER_MS = 15_000;
 
@@ -136,7 +137,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   };
 
   const owns = (user: string) => cluster.joined() && cluster.ring().owner(user) === cfg.name;
-  let deliverRemote: ((d: import('../protocol/peer.ts').Delivery) => Promise<void>) | undefined;
+  let deliverRemote: ((d: Delivery) => Promise<void>) | undefined;
   const home = createHome({
     store, presence, nextMid: createMidGenerator(await nodeTag(store), now), midTime, now, push, owns,
     deliverRemote: (d) => deliverRemote!(d),
@@ -162,64 +163,23 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   gateway = gw;
 
   cluster.onRequest((fromName, req) => router.handle(fromName, req));
-  cluster.onMessage((fromName, msg) => {
+  cluster.onMessage((_fromName, msg) => {
     if (msg.t === 'push') gw.push(msg.conn, msg.frame);
-    else if (msg.t === 'unwatch_all' && msg.watcher.gateway === fromName) home.unwatchAll(msg.watcher);
   });
   cluster.onMemberGone((name) => home.dropGateway(name));
 
-  /** Registers this gateway's sessions (and watches) with their homes: after a ring change, or when a home lost them. */
-  const registerWith = async (sessions: SessionRef[]) => {
-    const byOwner = new Map<string, SessionRef[]>();
-    for (const s of sessions) {
-      const o = cluster.ring().owner(s.user);
-      if (!o) continue;
-      let l = byOwner.get(o);
-      if (!l) byOwner.set(o, (l = []));
-      l.push(s);
-    }
-    await Promise.all([...byOwner].map(async ([owner, list]) => {
-      if (owner === cfg.name) return home.register(list);
-      const peer = cluster.peerOf(owner);
-      if (peer) await net.request(peer, { t: 'register', sessions: list }).catch((e) => log.warn({ owner, err: (e as Error).message }, 'could not register sessions; retrying at the next renew'));
-    }));
-  };
+  const upkeep = createUpkeep({
+    self: cfg.name, ring: () => (cluster.joined() ? cluster.ring() : undefined), peerOf: cluster.peerOf,
+    request: (peer, msg) => net.request(peer, msg), home, homes: router, sessions: gw.sessions, watches: gw.watches,
+    log: log.child({ component: 'upkeep' }),
+  });
   cluster.onRingChanged(() => {
     const peers = cluster.members().filter((m) => m.name !== cfg.name && m.state !== 'dead').flatMap((m) => m.addrs.slice(0, 1));
     if (peers.length) void store.setMeta('peers', JSON.stringify(peers)).catch(() => undefined);
     const dropped = presence.forget(owns);
     if (dropped) log.info({ users: dropped }, 'presence of users now homed elsewhere dropped here');
-    void registerWith(gw.sessions());
-    for (const { conn, users } of gw.watches()) void router.watch({ gateway: cfg.name, conn }, users).catch(() => undefined);
+    void upkeep.ringChanged();
   });
-
-  // Keep sessions alive at their homes; a home that holds fewer than we have lost some: re-register.
-  const renew = async () => {
-    home.tick();
-    const byOwner = new Map<string, SessionRef[]>();
-    for (const s of gw.sessions()) {
-      const o = cluster.joined() ? cluster.ring().owner(s.user) : undefined;
-      if (!o) continue;
-      let l = byOwner.get(o);
-      if (!l) byOwner.set(o, (l = []));
-      l.push(s);
-    }
-    if (!byOwner.has(cfg.name)) home.renew(cfg.name);
-    await Promise.all([...byOwner].map(async ([owner, list]) => {
-      if (owner === cfg.name) {
-        if (home.renew(cfg.name) < list.length) home.register(list);
-        return;
-      }
-      const peer = cluster.peerOf(owner);
-      if (!peer) return;
-      try {
-        const r = (await net.request(peer, { t: 'renew', gateway: cfg.name, sessions: list.length })) as { t?: string; value?: unknown };
-        if (r.t === 'done' && typeof r.value === 'number' && r.value < list.length) await registerWith(list);
-      } catch (e) {
-        log.debug({ owner, err: (e as Error).message }, 'renew failed');
-      }
-    }));
-  };
 
   // Copies a crash kept from reaching other homes: hand them over once joined, then now and then.
   let replaying = false;
@@ -275,7 +235,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   cluster.start();
   const sweepMs = Math.max(50, Math.min(1000, cfg.loginTimeoutMs / 4, cfg.idleTimeoutMs / 4));
   const sweeper = setInterval(() => gw.sweep(), sweepMs);
-  const ticker = setInterval(() => void renew(), Math.max(100, cfg.presenceTimeoutMs / 3));
+  const ticker = setInterval(() => void upkeep.renew(), Math.max(100, cfg.presenceTimeoutMs / 3));
   const outboxTimer = setInterval(() => void replayOutbox(), 10_000);
   // One line a minute while there is traffic, so a log shows what the node is doing.
   let lastAccepted = 0;

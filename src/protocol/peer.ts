@@ -32,8 +32,7 @@ export type PeerRequest =
 
 export type PeerOneWay =
   | { t: 'gossip'; entries: unknown[] }
-  | { t: 'push'; conn: string; frame: ServerFrame }
-  | { t: 'unwatch_all'; watcher: Watcher };
+  | { t: 'push'; conn: string; frame: ServerFrame };
 
 /** Replies: `done` carries the call's value; `fail` a client error code the caller may pass on. */
 export type PeerReply =
@@ -145,8 +144,6 @@ export function parsePeerOneWay(v: unknown): PeerOneWay {
       if (f.op === 'msg') nat(f.seq, 'frame.seq'); // the gateway orders pushes by seq
       return { t: 'push', conn: id(o.conn, 'conn'), frame: f as unknown as ServerFrame };
     }
-    case 'unwatch_all':
-      return { t: 'unwatch_all', watcher: watcher(o.watcher) };
   }
   return bad(`unknown message '${String(o.t).slice(0, 40)}'`);
 }
