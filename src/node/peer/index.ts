@@ -3,6 +3,7 @@
 import { generateKey } from '@libp2p/pnet';
 import type { Logger } from 'pino';
 import { createPeerNetImpl } from './peer-net.ts';
+import type { LinkCounters } from './link.ts';
 
 export { PEER_PROTOCOL } from './envelope.ts';
 export { PeerGoneError, PeerMessageError, PeerRemoteError, PeerTimeoutError } from './errors.ts';
@@ -30,26 +31,13 @@ export type PeerNetInit = {
   pingIntervalMs?: number;
 };
 
-export type PeerStats = {
+/** Per peer: the link's counters (frames, bytes, envelopes, drops, bad frames, stalls) and its queues now. */
+export type PeerStats = LinkCounters & {
   peer: string;
-  framesOut: number;
-  framesIn: number;
-  bytesOut: number;
-  bytesIn: number;
-  /** Envelopes (messages, requests, responses) out and in. */
-  msgsOut: number;
-  msgsIn: number;
-  /** Envelopes that could not be sent (peer unreachable, stream closed, too large). */
-  dropped: number;
-  /** Invalid incoming frames (each aborted its stream). */
-  badFrames: number;
   /** Characters of encoded envelopes waiting in our queue for this peer. */
   queued: number;
-  /** Bytes in libp2p's stream write buffers now, and the most seen right after a write. */
+  /** Bytes in libp2p's stream write buffers now. */
   buffered: number;
-  peakBuffered: number;
-  /** Times a write found the stream full and waited for its drain event. */
-  stalls: number;
 };
 
 export type PeerNet = {
