@@ -17,6 +17,8 @@ export type ClusterInit = {
   gossipMs?: number;
   probeTimeoutMs?: number;
   maxBody: number;
+  /** Runs after a seed answered with its member table and before this node joins (the data copy). */
+  beforeJoin?: (members: { name: string; peer: string; addrs: string[] }[]) => Promise<void>;
 };
 
 export type ClusterComponents = {
@@ -138,6 +140,13 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
         if (stopped || m.joined()) return;
         try {
           const peer = await net.dial(addr);
+          if (init.beforeJoin) {
+            const t = (await net.request(peer, { t: 'members' })) as { t?: string; value?: unknown };
+            const alive = (Array.isArray(t.value) ? t.value : []).filter((e: Record<string, unknown>) =>
+              e && e.status === 'alive' && typeof e.name === 'string' && typeof e.peer === 'string' && Array.isArray(e.addrs) && e.name !== self) as { name: string; peer: string; addrs: string[] }[];
+            for (const a of alive) net.addAddrs(a.peer, a.addrs.filter((x) => typeof x === 'string'));
+            await init.beforeJoin(alive);
+          }
           const r = (await net.request(peer, { t: 'join', entries: m.digest() })) as { t?: string; value?: unknown };
           if (r.t !== 'done') throw new Error(`join refused: ${JSON.stringify(r).slice(0, 200)}`);
           apply(m.merge(r.value, nameOf(peer)));
@@ -197,6 +206,8 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
         return { t: 'done', value: m.digest() };
       case 'ping':
         return { t: 'done', value: true };
+      case 'members':
+        return { t: 'done', value: m.joined() ? m.digest() : [] };
       case 'probe': {
         const peer = m.peerOf(req.target);
         if (!peer) return { t: 'done', value: false };

@@ -8,7 +8,7 @@ import type { NewEntry, Store, StoredEntry, Unread } from '../store/index.ts';
 import { dmConv, parseConv } from '../protocol/frames.ts';
 import type { Entry, MsgEvent, ServerFrame, UserPresence } from '../protocol/frames.ts';
 import type { Delivery } from '../protocol/peer.ts';
-import { ForbiddenError } from './errors.ts';
+import { ForbiddenError, UnavailableError } from './errors.ts';
 
 export type Watcher = { gateway: string; conn: string };
 /** Delivers a frame to one connection held by a gateway (this node's own or a peer's). */
@@ -48,6 +48,8 @@ export type Home = Homes & {
   tick(): void;
   /** Hands over every outbox copy not already in flight (at start, and now and then). */
   replayOutbox(): Promise<{ delivered: number; failed: number }>;
+  /** Stops writing to these users (they are being handed to a newcomer) until `release` or `ms`. */
+  freeze(select: (user: string) => boolean, ms: number): { release(): void };
 };
 
 export type HomeComponents = {
@@ -85,7 +87,17 @@ const keyOf = (w: Work) => (w.kind === 'send' ? { user: w.from, dkey: DEDUP_KEY.
 
 export function createHome(c: HomeComponents): Home {
   const { store, presence } = c;
-  const owns = c.owns ?? (() => true);
+  // Users being handed to a newcomer: no writes until the ring moves them (answered unavailable,
+  // which is safe to retry), so that the copy the newcomer takes is final.
+  const freezes = new Set<(user: string) => boolean>();
+  const frozen = (user: string) => {
+    for (const f of freezes) if (f(user)) return true;
+    return false;
+  };
+  const refuseFrozen = (user: string) => {
+    if (freezes.size && frozen(user)) throw new UnavailableError(`${user} is moving to another node`);
+  };
+  const owns = (user: string) => (c.owns ?? (() => true))(user) && !(freezes.size && frozen(user));
 
   // Sends and deliveries are handled in batches: one dedup lookup per batch, then seqs assigned
   // in arrival order, synchronously, so order per connection holds with any number in flight.
@@ -114,6 +126,10 @@ export function createHome(c: HomeComponents): Home {
     // From here to the end of the loop nothing awaits: see Store.findDedup.
     for (const w of batch) {
       const { user, dkey } = keyOf(w);
+      if (freezes.size && frozen(user)) {
+        w.reject(new UnavailableError(`${user} is moving to another node`));
+        continue;
+      }
       const pending = store.peekDedup(user, dkey);
       const existing = pending ?? found.get(`${user}\0${dkey}`);
       if (w.kind === 'deliver') {
@@ -236,11 +252,13 @@ export function createHome(c: HomeComponents): Home {
     },
 
     async ack(user, device, seq) {
+      refuseFrozen(user);
       if (store.ack(user, device, seq)) await store.flush();
     },
 
     async read(s, conv, seq) {
       checkConv(s.user, conv);
+      refuseFrozen(s.user);
       const moved = await store.read(s.user, conv, seq);
       if (moved === undefined) return;
       for (const o of presence.sessions(s.user)) {
@@ -268,6 +286,18 @@ export function createHome(c: HomeComponents): Home {
 
     tick() {
       for (const u of presence.expire().wentOffline) wentOffline(u);
+    },
+
+    freeze(select, ms) {
+      freezes.add(select);
+      const timer = setTimeout(() => freezes.delete(select), ms);
+      timer.unref();
+      return {
+        release() {
+          clearTimeout(timer);
+          freezes.delete(select);
+        },
+      };
     },
 
     async replayOutbox() {

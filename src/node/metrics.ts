@@ -23,6 +23,8 @@ export function createMetrics(node: string) {
     peerFrames: new Gauge({ name: 'im_peer_frames', help: 'frames exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
     peerBytes: new Gauge({ name: 'im_peer_bytes', help: 'bytes exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
     peerMsgs: new Gauge({ name: 'im_peer_messages', help: 'peer messages (envelopes) exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
+    handoffEntries: new Counter({ name: 'im_handoff_entries_total', help: 'timeline entries copied to this node by join handoffs', ...reg }),
+    handoffUsers: new Counter({ name: 'im_handoff_users_total', help: 'users whose state was copied to this node by join handoffs', ...reg }),
     storeCommit: new Histogram({
       name: 'im_store_commit_seconds', help: 'duration of one group commit',
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], ...reg,

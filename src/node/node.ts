@@ -22,6 +22,8 @@ import { createPeerNet, generateSwarmKey } from './peer/index.ts';
 import { createRouter } from './router.ts';
 import { createClientServer } from './server.ts';
 import { createUpkeep } from './upkeep.ts';
+import { createHandoff } from './handoff.ts';
+import type { Handoff } from './handoff.ts';
 
 const REJOIN_ALONE_AFTER_MS = 15_000;
 
@@ -121,6 +123,10 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     {
       seeds: cfg.join.length ? cfg.join : remembered, aloneAfterMs: cfg.join.length ? undefined : REJOIN_ALONE_AFTER_MS,
       vnodes: cfg.vnodes, replicas: cfg.replicas, maxBody: cfg.maxBody,
+      beforeJoin: async (members) => {
+        const r = await handoff!.acquire(members);
+        log.info(r, 'handoff: this node now holds what it will own');
+      },
     },
     {
       net, membership, log: log.child({ component: 'cluster' }),
@@ -136,6 +142,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     if (peer) net.send(peer, { t: 'push', conn, frame });
   };
 
+  let handoff: Handoff | undefined;
   const owns = (user: string) => cluster.joined() && cluster.ring().owner(user) === cfg.name;
   let deliverRemote: ((d: Delivery) => Promise<void>) | undefined;
   const home = createHome({
@@ -162,12 +169,20 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   });
   gateway = gw;
 
-  cluster.onRequest((fromName, req) => router.handle(fromName, req));
+  cluster.onRequest((fromName, req) => (req.t === 'handoff' ? handoff!.serve(req) : router.handle(fromName, req)));
   cluster.onMessage((_fromName, msg) => {
     if (msg.t === 'push') gw.push(msg.conn, msg.frame);
   });
   cluster.onMemberGone((name) => home.dropGateway(name));
 
+  handoff = createHandoff({
+    self: cfg.name, store, home, ring: cluster.ring, request: (peer, msg, o) => net.request(peer, msg, o),
+    log: log.child({ component: 'handoff' }), vnodes: cfg.vnodes, replicas: cfg.replicas,
+    onProgress: (entries, users) => {
+      metrics.handoffEntries.inc(entries);
+      metrics.handoffUsers.inc(users);
+    },
+  });
   const upkeep = createUpkeep({
     self: cfg.name, ring: () => (cluster.joined() ? cluster.ring() : undefined), peerOf: cluster.peerOf,
     request: (peer, msg) => net.request(peer, msg), home, homes: router, sessions: gw.sessions, watches: gw.watches,
@@ -176,6 +191,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   cluster.onRingChanged(() => {
     const peers = cluster.members().filter((m) => m.name !== cfg.name && m.state !== 'dead').flatMap((m) => m.addrs.slice(0, 1));
     if (peers.length) void store.setMeta('peers', JSON.stringify(peers)).catch(() => undefined);
+    void handoff!.ringChanged(cluster.ring());
     const dropped = presence.forget(owns);
     if (dropped) log.info({ users: dropped }, 'presence of users now homed elsewhere dropped here');
     void upkeep.ringChanged();

@@ -159,7 +159,8 @@ export function createRouter(c: RouterComponents): Router {
   function route(p: Pending): void {
     const owner = c.joined() ? c.ring().owner(p.d.user) : undefined;
     if (owner === self) {
-      local.deliver([p.d]).then(p.resolve, p.reject);
+      // Unavailable here means the recipient is being handed to a newcomer: retry on the new ring.
+      local.deliver([p.d]).then(p.resolve, (e: Error) => (e.name === 'UnavailableError' ? retry(p, e.message) : p.reject(e)));
       return;
     }
     const dest = owner ?? '';

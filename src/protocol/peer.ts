@@ -28,7 +28,13 @@ export type PeerRequest =
   | { t: 'renew'; gateway: string; sessions: number }
   | { t: 'join'; entries: unknown[] }
   | { t: 'probe'; target: string }
-  | { t: 'ping' };
+  | { t: 'ping' }
+  /** The member table, without joining it (a newcomer copies data before it joins). */
+  | { t: 'members' }
+  /** A newcomer `target` copies the users it will own in the ring of `members` from their home:
+   * one export page after `after` (seqs it holds); with `freeze`, the home first stops writing
+   * those users (until its ring includes the target, or a timeout) so the copy is final. */
+  | { t: 'handoff'; target: string; members: string[]; from: string; to: string | null; after: Record<string, number>; freeze: boolean; limit: number };
 
 export type PeerOneWay =
   | { t: 'gossip'; entries: unknown[] }
@@ -128,6 +134,18 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
       return { t: 'probe', target: id(o.target, 'target') };
     case 'ping':
       return { t: 'ping' };
+    case 'members':
+      return { t: 'members' };
+    case 'handoff': {
+      const after: Record<string, number> = {};
+      for (const [u, n] of Object.entries(obj(o.after, 'after'))) after[id(u, 'after user')] = nat(n, 'after seq');
+      if (typeof o.freeze !== 'boolean') bad('freeze must be a boolean');
+      return {
+        t: 'handoff', target: id(o.target, 'target'), members: arr(o.members, 'members').map((m) => id(m, 'member')),
+        from: str(o.from, 'from', 64), to: o.to === null ? null : id(o.to, 'to'),
+        after, freeze: o.freeze as boolean, limit: Math.min(Math.max(nat(o.limit, 'limit'), 1), 10_000),
+      };
+    }
   }
   return bad(`unknown request '${String(o.t).slice(0, 40)}'`);
 }

@@ -16,7 +16,7 @@ test('SIGKILL right after sent loses nothing; seqs continue and cids still dedup
 
   // Every `sent` the client receives was written by the node before it died, so all count.
   const confirmed = new Map<string, SentReply>(); // cid -> reply
-  const total = 3000;
+  const total = 20_000;
   const killAfter = 400;
   let replies = 0;
   // Kill synchronously inside the handler that sees the killAfter-th reply: nothing else runs first.

@@ -1,0 +1,167 @@
+// Join handoff, copy then switch: before a newcomer joins, it copies from every member the users
+// it will own in the ring that includes it (while those members keep serving), then asks them to
+// freeze those users and copies the tail, and only then joins, so the ring switches to a node
+// that already holds everything. The members release the freeze and drop the moved users once
+// their ring includes the newcomer.
+import type { Logger } from 'pino';
+import { createRing } from '../ring/index.ts';
+import type { Ring } from '../ring/index.ts';
+import type { ExportPage, Store } from '../store/index.ts';
+import type { PeerReply, PeerRequest } from '../protocol/peer.ts';
+import type { Home } from './home.ts';
+
+export type HandoffComponents = {
+  self: string;
+  store: Store;
+  home: Home;
+  ring: () => Ring;
+  request: (peer: string, msg: PeerRequest, opts?: { timeoutMs?: number }) => Promise<unknown>;
+  log: Logger;
+  vnodes: number;
+  replicas: number;
+  onProgress?: (entries: number, users: number) => void;
+};
+
+export type Handoff = {
+  /** Newcomer side: copy what this node will own from the members of `table`, then freeze-copy the tail. */
+  acquire(members: { name: string; peer: string }[]): Promise<{ users: number; entries: number; ms: number }>;
+  /** Member side: one page of the users `req.target` will own. */
+  serve(req: Extract<PeerRequest, { t: 'handoff' }>): Promise<PeerReply>;
+  /** Member side: the ring changed; release freezes whose newcomer is in it and drop what moved. */
+  ringChanged(ring: Ring): Promise<void>;
+};
+
+const FREEZE_MS = 10_000;
+const PAGE_ROWS = 2000;
+const WINDOW_USERS = 2000;
+
+export function createHandoff(c: HandoffComponents): Handoff {
+  const { self, store, log } = c;
+  const opts = { vnodes: c.vnodes, replicas: c.replicas };
+  // Per newcomer: the freeze and the users handed to it (to drop once the ring includes it).
+  const outgoing = new Map<string, { release(): void; select: (u: string) => boolean }>();
+
+  /** Windows of user names [from, to] so that no request carries more than WINDOW_USERS seqs. */
+  function windows(names: string[]): { from: string; to: string | null }[] {
+    const out: { from: string; to: string | null }[] = [];
+    let from = '';
+    for (let i = WINDOW_USERS; i < names.length; i += WINDOW_USERS) {
+      out.push({ from, to: names[i - 1]! });
+      from = names[i - 1]!;
+    }
+    out.push({ from, to: null });
+    return out;
+  }
+
+  async function importPage(page: ExportPage): Promise<void> {
+    try {
+      await store.importData(page);
+    } catch (e) {
+      const name = (e as Error).name;
+      if (name !== 'ConflictError' && name !== 'GapError') throw e;
+      // What this node held for those users is stale (from before a restart): take the member's.
+      const users = [...new Set([...page.users.map((u) => u.user), ...page.entries.map((x) => x.user)])];
+      log.warn({ users: users.length, err: (e as Error).message }, 'handoff: replacing stale local data');
+      await store.dropUsers(users);
+      throw new RetryFromScratch();
+    }
+  }
+
+  async function pull(member: { name: string; peer: string }, members: string[], freeze: boolean): Promise<{ users: number; entries: number }> {
+    const future = createRing(members, opts);
+    const mine = (u: string) => future.owner(u) === self;
+    let users = 0;
+    let entries = 0;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const held = [...store.userSeqs(mine)].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+        for (const w of windows(held.map(([u]) => u))) {
+          const after = Object.fromEntries(held.filter(([u]) => u > w.from && (w.to === null || u <= w.to)));
+          let from = w.from;
+          for (;;) {
+            const r = (await c.request(member.peer, {
+              t: 'handoff', target: self, members, from, to: w.to, after, freeze, limit: PAGE_ROWS,
+            }, { timeoutMs: 30_000 })) as { t?: string; value?: ExportPage; message?: string };
+            if (r.t !== 'done' || !r.value) throw new Error(`${member.name} refused the handoff: ${r.message ?? JSON.stringify(r).slice(0, 200)}`);
+            const page = r.value;
+            if (page.users.length === 0 && page.entries.length === 0) break;
+            await importPage(page);
+            users += page.users.length;
+            entries += page.entries.length;
+            c.onProgress?.(page.entries.length, page.users.length);
+            for (const e of page.entries) after[e.user] = Math.max(after[e.user] ?? 0, e.seq);
+            if (page.users.length) from = page.users[page.users.length - 1]!.user;
+          }
+        }
+        return { users, entries };
+      } catch (e) {
+        if (!(e instanceof RetryFromScratch)) throw e;
+      }
+    }
+    throw new Error(`handoff from ${member.name} kept conflicting`);
+  }
+
+  return {
+    async acquire(members) {
+      const t0 = performance.now();
+      const others = members.filter((m) => m.name !== self);
+      if (others.length === 0) return { users: 0, entries: 0, ms: 0 };
+      const names = [...new Set([...others.map((m) => m.name), self])].sort();
+      let users = 0;
+      let entries = 0;
+      for (const freeze of [false, true]) {
+        const got = await Promise.all(others.map((m) => pull(m, names, freeze)));
+        for (const g of got) {
+          users += g.users;
+          entries += g.entries;
+        }
+        log.info({ freeze, users, entries, ms: Math.round(performance.now() - t0) }, freeze ? 'handoff: final copy done, joining' : 'handoff: bulk copy done, freezing the tail');
+      }
+      return { users, entries, ms: Math.round(performance.now() - t0) };
+    },
+
+    async serve(req) {
+      const current = c.ring();
+      if (!current.has(self)) return { t: 'fail', code: 'unavailable', message: `${self} is not in its own ring yet` };
+      const future = createRing(req.members, opts);
+      const select = (u: string) => u > req.from && (req.to === null || u <= req.to) &&
+        current.owner(u) === self && future.owner(u) === req.target;
+      if (req.freeze) {
+        const moving = (u: string) => current.owner(u) === self && future.owner(u) === req.target;
+        if (!outgoing.has(req.target)) {
+          outgoing.set(req.target, { ...c.home.freeze(moving, FREEZE_MS), select: moving });
+          log.info({ to: req.target }, 'handoff: writes to the users moving to the newcomer paused');
+          setTimeout(() => {
+            const o = outgoing.get(req.target);
+            if (o?.select === moving) outgoing.delete(req.target);
+          }, FREEZE_MS).unref();
+        }
+        await store.flush();
+      }
+      for await (const page of store.exportUsers(select, { after: req.after, pageRows: req.limit })) {
+        return { t: 'done', value: page };
+      }
+      return { t: 'done', value: { users: [], entries: [] } };
+    },
+
+    async ringChanged(ring) {
+      for (const [target, o] of outgoing) {
+        if (!ring.has(target)) continue;
+        outgoing.delete(target);
+        o.release();
+        const moved = [...store.userSeqs(o.select)].map(([u]) => u).filter((u) => ring.owner(u) !== self);
+        if (moved.length === 0) continue;
+        try {
+          const n = await store.dropUsers(moved);
+          log.info({ to: target, users: moved.length, entries: n }, 'handoff: users now homed on the newcomer dropped here');
+        } catch (e) {
+          log.warn({ to: target, err: (e as Error).message }, 'handoff: could not drop moved users yet');
+        }
+      }
+    },
+  };
+}
+
+class RetryFromScratch extends Error {
+  override name = 'RetryFromScratch';
+}
