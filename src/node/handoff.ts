@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import { createRing } from '../ring/index.ts';
 import type { Ring } from '../ring/index.ts';
 import type { ExportPage, Store } from '../store/index.ts';
-import type { PeerReply, PeerRequest } from '../protocol/peer.ts';
+import { validatePage } from '../protocol/peer.ts';
+import type { Page, PeerReply, PeerRequest } from '../protocol/peer.ts';
 import type { Home } from './home.ts';
 
 export type HandoffComponents = {
@@ -16,6 +17,8 @@ export type HandoffComponents = {
   home: Home;
   ring: () => Ring;
   request: (peer: string, msg: PeerRequest, opts?: { timeoutMs?: number }) => Promise<unknown>;
+  peerOf: (name: string) => string | undefined;
+  maxBody: number;
   log: Logger;
   vnodes: number;
   replicas: number;
@@ -29,6 +32,11 @@ export type Handoff = {
   serve(req: Extract<PeerRequest, { t: 'handoff' }>): Promise<PeerReply>;
   /** Member side: the ring changed; release freezes whose newcomer is in it and drop what moved. */
   ringChanged(ring: Ring): Promise<void>;
+  /** Leaver side: push every user this node owns to its owner in the ring without this node,
+   * in bulk while serving, then the tail with writes paused (they stay paused until exit). */
+  release(): Promise<{ users: number; entries: number; ms: number }>;
+  /** Receiver side of release: import one pushed page. */
+  absorb(page: Page): Promise<PeerReply>;
 };
 
 const FREEZE_MS = 10_000;
@@ -83,7 +91,7 @@ export function createHandoff(c: HandoffComponents): Handoff {
               t: 'handoff', target: self, members, from, to: w.to, after, freeze, limit: PAGE_ROWS,
             }, { timeoutMs: 30_000 })) as { t?: string; value?: ExportPage; message?: string };
             if (r.t !== 'done' || !r.value) throw new Error(`${member.name} refused the handoff: ${r.message ?? JSON.stringify(r).slice(0, 200)}`);
-            const page = r.value;
+            const page = validatePage(r.value, c.maxBody);
             if (page.users.length === 0 && page.entries.length === 0) break;
             await importPage(page);
             users += page.users.length;
@@ -142,6 +150,60 @@ export function createHandoff(c: HandoffComponents): Handoff {
         return { t: 'done', value: page };
       }
       return { t: 'done', value: { users: [], entries: [] } };
+    },
+
+    async release() {
+      const t0 = performance.now();
+      const current = c.ring();
+      const rest = current.members.filter((m) => m !== self);
+      if (rest.length === 0 || !current.has(self)) return { users: 0, entries: 0, ms: 0 };
+      const future = createRing(rest, opts);
+      const mine = (u: string) => current.owner(u) === self;
+      const sent: Record<string, number> = {};
+      let users = 0;
+      let entries = 0;
+      const push = async (after: Record<string, number>) => {
+        for await (const page of store.exportUsers(mine, { after, pageRows: PAGE_ROWS })) {
+          const byDest = new Map<string, ExportPage>();
+          const part = (u: string) => {
+            const d = future.owner(u)!;
+            let p = byDest.get(d);
+            if (!p) byDest.set(d, (p = { users: [], entries: [] }));
+            return p;
+          };
+          for (const e of page.entries) part(e.user).entries.push(e);
+          for (const snap of page.users) part(snap.user).users.push(snap);
+          await Promise.all([...byDest].map(async ([dest, p]) => {
+            const peer = c.peerOf(dest);
+            if (!peer) throw new Error(`no address for ${dest}`);
+            const r = (await c.request(peer, { t: 'absorb', page: p }, { timeoutMs: 30_000 })) as { t?: string; message?: string };
+            if (r.t !== 'done') throw new Error(`${dest} refused the handoff: ${r.message ?? ''}`);
+          }));
+          for (const e of page.entries) sent[e.user] = Math.max(sent[e.user] ?? 0, e.seq);
+          users += page.users.length;
+          entries += page.entries.length;
+          c.onProgress?.(page.entries.length, page.users.length);
+        }
+      };
+      await push({});
+      log.info({ users, entries, ms: Math.round(performance.now() - t0) }, 'leave: bulk copy done, pausing writes for the tail');
+      c.home.freeze(mine, 60_000);
+      await store.flush();
+      await push({ ...sent });
+      const r = { users, entries, ms: Math.round(performance.now() - t0) };
+      log.info(r, 'leave: every user this node owned is now with its next owner');
+      return r;
+    },
+
+    async absorb(page) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await importPage(page);
+          return { t: 'done' };
+        } catch (e) {
+          if (!(e instanceof RetryFromScratch) || attempt > 0) throw e;
+        }
+      }
     },
 
     async ringChanged(ring) {

@@ -169,7 +169,11 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   });
   gateway = gw;
 
-  cluster.onRequest((fromName, req) => (req.t === 'handoff' ? handoff!.serve(req) : router.handle(fromName, req)));
+  cluster.onRequest((fromName, req) => {
+    if (req.t === 'handoff') return handoff!.serve(req);
+    if (req.t === 'absorb') return handoff!.absorb(req.page);
+    return router.handle(fromName, req);
+  });
   cluster.onMessage((_fromName, msg) => {
     if (msg.t === 'push') gw.push(msg.conn, msg.frame);
   });
@@ -177,7 +181,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
 
   handoff = createHandoff({
     self: cfg.name, store, home, ring: cluster.ring, request: (peer, msg, o) => net.request(peer, msg, o),
-    log: log.child({ component: 'handoff' }), vnodes: cfg.vnodes, replicas: cfg.replicas,
+    peerOf: cluster.peerOf, maxBody: cfg.maxBody, log: log.child({ component: 'handoff' }), vnodes: cfg.vnodes, replicas: cfg.replicas,
     onProgress: (entries, users) => {
       metrics.handoffEntries.inc(entries);
       metrics.handoffUsers.inc(users);
@@ -277,6 +281,12 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
       clearInterval(ticker);
       clearInterval(outboxTimer);
       clearInterval(stats);
+      // Hand every user this node owns to its next owner before leaving the ring.
+      try {
+        await handoff!.release();
+      } catch (e) {
+        log.error({ err: (e as Error).message }, 'leave: handoff failed; the users it did not reach stay on this node\'s disk');
+      }
       await cluster.leave();
       await gw.shutdown(others, 2000);
       await server.close();

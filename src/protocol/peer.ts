@@ -34,7 +34,9 @@ export type PeerRequest =
   /** A newcomer `target` copies the users it will own in the ring of `members` from their home:
    * one export page after `after` (seqs it holds); with `freeze`, the home first stops writing
    * those users (until its ring includes the target, or a timeout) so the copy is final. */
-  | { t: 'handoff'; target: string; members: string[]; from: string; to: string | null; after: Record<string, number>; freeze: boolean; limit: number };
+  | { t: 'handoff'; target: string; members: string[]; from: string; to: string | null; after: Record<string, number>; freeze: boolean; limit: number }
+  /** A leaving node pushes one export page of users the receiver will own once it is gone. */
+  | { t: 'absorb'; page: Page };
 
 export type PeerOneWay =
   | { t: 'gossip'; entries: unknown[] }
@@ -111,6 +113,43 @@ function homeCall(v: unknown, maxBody: number): HomeCall {
   return bad(`unknown call '${String(o.fn).slice(0, 40)}'`);
 }
 
+/** An export page (see the store's ExportPage), as it travels between nodes in a handoff. */
+export type PageSnapshot = {
+  user: string; seq: number; lastSeen?: number;
+  convs: { conv: string; lastSeq: number; ocum: number; readSeq: number; readCum: number }[];
+  cursors: { device: string; acked: number }[];
+};
+export type PageEntry = Delivery & { seq: number; dkey: string; ocum: number };
+export type Page = { users: PageSnapshot[]; entries: PageEntry[] };
+
+/** Validates an export page from a peer (a handoff reply or an absorb request); throws PeerFrameError. */
+export function validatePage(v: unknown, maxBody: number): Page {
+  const o = obj(v, 'page');
+  const users = arr(o.users, 'page.users').map((x): PageSnapshot => {
+    const u = obj(x, 'snapshot');
+    const snap: PageSnapshot = {
+      user: id(u.user, 'snapshot.user'), seq: nat(u.seq, 'snapshot.seq'),
+      convs: arr(u.convs, 'snapshot.convs').map((y) => {
+        const cv = obj(y, 'conv state');
+        return { conv: conv(cv.conv), lastSeq: nat(cv.lastSeq, 'lastSeq'), ocum: nat(cv.ocum, 'ocum'), readSeq: nat(cv.readSeq, 'readSeq'), readCum: nat(cv.readCum, 'readCum') };
+      }),
+      cursors: arr(u.cursors, 'snapshot.cursors').map((y) => {
+        const cu = obj(y, 'cursor');
+        return { device: id(cu.device, 'device'), acked: nat(cu.acked, 'acked') };
+      }),
+    };
+    if (u.lastSeen !== undefined) snap.lastSeen = nat(u.lastSeen, 'lastSeen');
+    return snap;
+  });
+  const entries = arr(o.entries, 'page.entries').map((x): PageEntry => {
+    const e = obj(x, 'entry');
+    const dkey = str(e.dkey, 'dkey', 80);
+    if (!/^[cm]:/.test(dkey)) bad('dkey must start with c: or m:');
+    return { ...validateDelivery(e, maxBody), seq: nat(e.seq, 'seq'), dkey, ocum: nat(e.ocum, 'ocum') };
+  });
+  return { users, entries };
+}
+
 /** Validates a peer request; throws PeerFrameError. */
 export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
   const o = obj(v, 'request');
@@ -136,6 +175,8 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
       return { t: 'ping' };
     case 'members':
       return { t: 'members' };
+    case 'absorb':
+      return { t: 'absorb', page: validatePage(o.page, maxBody) };
     case 'handoff': {
       const after: Record<string, number> = {};
       for (const [u, n] of Object.entries(obj(o.after, 'after'))) after[id(u, 'after user')] = nat(n, 'after seq');
