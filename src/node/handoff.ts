@@ -211,7 +211,8 @@ export function createHandoff(c: HandoffComponents): Handoff {
         if (!ring.has(target)) continue;
         outgoing.delete(target);
         o.release();
-        const moved = [...store.userSeqs(o.select)].map(([u]) => u).filter((u) => ring.owner(u) !== self);
+        // Drop only what this node neither owns nor replicates in the new ring.
+        const moved = [...store.userSeqs(o.select)].map(([u]) => u).filter((u) => !ring.owners(u, ring.replicas).includes(self));
         if (moved.length === 0) continue;
         try {
           const n = await store.dropUsers(moved);

@@ -64,6 +64,8 @@ export type HomeComponents = {
   owns?: (user: string) => boolean;
   /** Hands a copy to a remote recipient's home; resolves once it is durable there. */
   deliverRemote?: (d: Delivery) => Promise<void>;
+  /** Resolves once the user's replicas hold everything committed for the user so far. */
+  replicated?: (user: string) => Promise<void>;
   onSent?: (dup: boolean) => void;
 };
 
@@ -98,6 +100,9 @@ export function createHome(c: HomeComponents): Home {
     if (freezes.size && frozen(user)) throw new UnavailableError(`${user} is moving to another node`);
   };
   const owns = (user: string) => (c.owns ?? (() => true))(user) && !(freezes.size && frozen(user));
+  const replicated = c.replicated ?? (() => Promise.resolve());
+  /** Durable here and on the user's replicas. */
+  const everywhere = (durable: Promise<void>, user: string) => durable.then(() => replicated(user));
 
   // Sends and deliveries are handled in batches: one dedup lookup per batch, then seqs assigned
   // in arrival order, synchronously, so order per connection holds with any number in flight.
@@ -133,19 +138,21 @@ export function createHome(c: HomeComponents): Home {
       const pending = store.peekDedup(user, dkey);
       const existing = pending ?? found.get(`${user}\0${dkey}`);
       if (w.kind === 'deliver') {
-        if (existing) (pending ? store.flush() : Promise.resolve()).then(w.resolve, w.reject);
-        else store.append([{ ...w.d, dkey }]).durable.then(w.resolve, w.reject);
+        if (existing) everywhere(pending ? store.flush() : Promise.resolve(), user).then(w.resolve, w.reject);
+        else everywhere(store.append([{ ...w.d, dkey }]).durable, user).then(w.resolve, w.reject);
         continue;
       }
       if (existing) {
         c.onSent?.(true);
         const r: SendResult = { mid: existing.mid, seq: existing.seq, ts: existing.ts, dup: true };
-        // The recipient's copy may have been lost with a node that died before `sent`: hand it
-        // over again (idempotent by mid) before answering. A local copy shares the transaction.
-        const remoteCopy = existing.to !== undefined && existing.to !== user && !owns(existing.to) && c.deliverRemote
-          ? handOver(user, delivery(existing, existing.to))
-          : undefined;
-        Promise.all([pending ? store.flush() : undefined, remoteCopy]).then(() => w.resolve(r), w.reject);
+        // The recipient's copy may be missing: the entry may have been made by a home that died
+        // (this node holds it as that home's replica) before the copy was handed over. Hand it
+        // over again, idempotent by mid, here or at the recipient's home, before answering.
+        const to = existing.to;
+        const copy = to === undefined || to === user ? undefined
+          : owns(to) ? new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d: delivery(existing, to), resolve, reject }))
+          : c.deliverRemote ? handOver(user, delivery(existing, to)) : undefined;
+        Promise.all([everywhere(pending ? store.flush() : Promise.resolve(), user), copy]).then(() => w.resolve(r), w.reject);
         continue;
       }
       const mid = c.nextMid();
@@ -162,7 +169,9 @@ export function createHome(c: HomeComponents): Home {
       const r: SendResult = { mid, seq: entries[0]!.seq, ts };
       c.onSent?.(false);
       const copy = remote ? handOver(w.from, copyOf) : undefined;
-      Promise.all([durable, copy]).then(() => w.resolve(r), w.reject);
+      // A local recipient's copy is in the same transaction; its replicas may be other nodes.
+      const local = w.to !== w.from && !remote ? everywhere(durable, w.to) : undefined;
+      Promise.all([everywhere(durable, w.from), local, copy]).then(() => w.resolve(r), w.reject);
     }
   }
 
@@ -253,7 +262,7 @@ export function createHome(c: HomeComponents): Home {
 
     async ack(user, device, seq) {
       refuseFrozen(user);
-      if (store.ack(user, device, seq)) await store.flush();
+      if (store.ack(user, device, seq)) await everywhere(store.flush(), user);
     },
 
     async read(s, conv, seq) {
@@ -261,6 +270,7 @@ export function createHome(c: HomeComponents): Home {
       refuseFrozen(s.user);
       const moved = await store.read(s.user, conv, seq);
       if (moved === undefined) return;
+      await replicated(s.user);
       for (const o of presence.sessions(s.user)) {
         if (o.gateway !== s.gateway || o.conn !== s.conn) c.push(o.gateway, o.conn, { op: 'read', conv, seq: moved });
       }

@@ -23,6 +23,7 @@ export function createMetrics(node: string) {
     peerFrames: new Gauge({ name: 'im_peer_frames', help: 'frames exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
     peerBytes: new Gauge({ name: 'im_peer_bytes', help: 'bytes exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
     peerMsgs: new Gauge({ name: 'im_peer_messages', help: 'peer messages (envelopes) exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
+    replicatedEntries: new Counter({ name: 'im_replicated_entries_total', help: 'timeline entries sent to replicas (acknowledged batches)', ...reg }),
     handoffEntries: new Counter({ name: 'im_handoff_entries_total', help: 'timeline entries copied to this node by join handoffs', ...reg }),
     handoffUsers: new Counter({ name: 'im_handoff_users_total', help: 'users whose state was copied to this node by join handoffs', ...reg }),
     storeCommit: new Histogram({

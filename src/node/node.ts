@@ -23,6 +23,8 @@ import { createRouter } from './router.ts';
 import { createClientServer } from './server.ts';
 import { createUpkeep } from './upkeep.ts';
 import { createHandoff } from './handoff.ts';
+import { createReplicator } from './replicator.ts';
+import type { Replicator } from './replicator.ts';
 import type { Handoff } from './handoff.ts';
 
 const REJOIN_ALONE_AFTER_MS = 15_000;
@@ -99,7 +101,10 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
 
   const t0 = performance.now();
   const store = await createStore({ file: join(cfg.data, 'store.db'), sync: cfg.sync }, {
-    onCommit: (entries) => void pushCommitted(entries, presence, push),
+    onCommit: (entries, changed) => {
+      pushCommitted(entries, presence, push);
+      replicator?.committed(entries, changed);
+    },
     onBatch: ({ rows, ms }) => {
       metrics.storeCommit.observe(ms / 1000);
       metrics.storeBatch.observe(rows);
@@ -143,11 +148,13 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   };
 
   let handoff: Handoff | undefined;
+  let replicator: Replicator | undefined;
   const owns = (user: string) => cluster.joined() && cluster.ring().owner(user) === cfg.name;
   let deliverRemote: ((d: Delivery) => Promise<void>) | undefined;
   const home = createHome({
     store, presence, nextMid: createMidGenerator(await nodeTag(store), now), midTime, now, push, owns,
     deliverRemote: (d) => deliverRemote!(d),
+    replicated: (user) => replicator!.wait(user),
     log: log.child({ component: 'home' }),
     onSent: (dup) => {
       if (dup) metrics.messagesDup.inc();
@@ -172,6 +179,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   cluster.onRequest((fromName, req) => {
     if (req.t === 'handoff') return handoff!.serve(req);
     if (req.t === 'absorb') return handoff!.absorb(req.page);
+    if (req.t === 'replicate') return replicator!.apply(fromName, req.page);
     return router.handle(fromName, req);
   });
   cluster.onMessage((_fromName, msg) => {
@@ -179,6 +187,12 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   });
   cluster.onMemberGone((name) => home.dropGateway(name));
 
+  replicator = createReplicator({
+    self: cfg.name, store, ring: cluster.ring, joined: cluster.joined, peerOf: cluster.peerOf,
+    request: (peer, msg, o) => net.request(peer, msg, o), ringChange: cluster.ringChange,
+    log: log.child({ component: 'replicator' }),
+    onBatch: (_to, entries) => metrics.replicatedEntries.inc(entries),
+  });
   handoff = createHandoff({
     self: cfg.name, store, home, ring: cluster.ring, request: (peer, msg, o) => net.request(peer, msg, o),
     peerOf: cluster.peerOf, maxBody: cfg.maxBody, log: log.child({ component: 'handoff' }), vnodes: cfg.vnodes, replicas: cfg.replicas,
@@ -196,6 +210,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     const peers = cluster.members().filter((m) => m.name !== cfg.name && m.state !== 'dead').flatMap((m) => m.addrs.slice(0, 1));
     if (peers.length) void store.setMeta('peers', JSON.stringify(peers)).catch(() => undefined);
     void handoff!.ringChanged(cluster.ring());
+    replicator!.ringChanged();
     const dropped = presence.forget(owns);
     if (dropped) log.info({ users: dropped }, 'presence of users now homed elsewhere dropped here');
     void upkeep.ringChanged();

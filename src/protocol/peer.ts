@@ -36,7 +36,9 @@ export type PeerRequest =
    * those users (until its ring includes the target, or a timeout) so the copy is final. */
   | { t: 'handoff'; target: string; members: string[]; from: string; to: string | null; after: Record<string, number>; freeze: boolean; limit: number }
   /** A leaving node pushes one export page of users the receiver will own once it is gone. */
-  | { t: 'absorb'; page: Page };
+  | { t: 'absorb'; page: Page }
+  /** A home sends its users' new entries and state to one of their replicas. */
+  | { t: 'replicate'; page: Page };
 
 export type PeerOneWay =
   | { t: 'gossip'; entries: unknown[] }
@@ -177,6 +179,8 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
       return { t: 'members' };
     case 'absorb':
       return { t: 'absorb', page: validatePage(o.page, maxBody) };
+    case 'replicate':
+      return { t: 'replicate', page: validatePage(o.page, maxBody) };
     case 'handoff': {
       const after: Record<string, number> = {};
       for (const [u, n] of Object.entries(obj(o.after, 'after'))) after[id(u, 'after user')] = nat(n, 'after seq');

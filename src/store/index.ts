@@ -4,7 +4,7 @@
 import { insertMany, openDb } from './db.ts';
 import type { Conn, Db, Params } from './db.ts';
 import { createMigration } from './migration.ts';
-import type { Migration } from './migration.ts';
+import type { ExportedEntry, Migration, UserSnapshot } from './migration.ts';
 import { DDL, ENTRY_COLS, PRAGMAS, SCHEMA_VERSION } from './schema.ts';
 import type { EntryRow } from './schema.ts';
 import { fromRow, LOOKUP_CHUNK, newUserState, pairKey } from './state.ts';
@@ -16,8 +16,8 @@ export { ConflictError, GapError } from './migration.ts';
 
 export type StoreInit = { file: string; sync?: 'normal' | 'full'; chunkRows?: number };
 export type StoreHooks = {
-  /** Each committed batch, in commit order (so in seq order per user). */
-  onCommit?(entries: StoredEntry[]): void;
+  /** Each committed batch, in commit order (so in seq order per user), with what else it wrote. */
+  onCommit?(entries: ExportedEntry[], changed: Changed): void;
   onBatch?(info: { rows: number; ms: number }): void;
   /** A commit failed: memory is ahead of disk, the process should stop and restart from disk. */
   onFatal?(err: Error): void;
@@ -26,6 +26,9 @@ export type StoreHooks = {
 /** A copy that a sender's home must still hand to `dest`'s home; `item` is opaque JSON to the store. */
 export type OutboxKey = { user: string; mid: string; dest: string };
 export type OutboxRow = OutboxKey & { item: unknown };
+
+/** The user state a commit wrote besides entries: users (seq, last seen), conversations, cursors. */
+export type Changed = { users: string[]; convs: [string, string][]; cursors: [string, string][] };
 
 export type Unread = { total: number; convs: Record<string, number> };
 
@@ -41,6 +44,8 @@ export type Store = {
   outboxDone(rows: OutboxKey[]): void;
   /** Every outbox row still on disk (copies not yet known to be delivered). */
   outbox(): Promise<OutboxRow[]>;
+  /** A user's state from memory (for replication): seq, last seen, and the named (or all) conversations and cursors. */
+  snapshot(user: string, convs?: string[], devices?: string[]): UserSnapshot | undefined;
   /** Resolves once everything written so far is committed. */
   flush(): Promise<void>;
   lastSeq(user: string): number;
@@ -145,6 +150,7 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
     const entryRows: Params[] = batch.map((e) => [
       e.user, e.seq, e.mid, e.conv, e.from, e.to ?? null, e.group ?? null, e.body, e.ts, e.dkey, ocumOf.get(e) ?? 0,
     ]);
+    const changed: Changed = { users: [...dirtyUsers], convs: [], cursors: [] };
     const userRows: Params[] = [...dirtyUsers].map((u) => {
       const st = userState(u);
       return [u, st.seq, st.lastSeen ?? null];
@@ -157,13 +163,17 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
         const cs = st.convs.get(conv);
         if (!cs) continue; // dropped since it was marked
         convRows.push([u, conv, cs.lastSeq, cs.ocum, cs.readSeq, cs.readCum]);
+        changed.convs.push([u, conv]);
       }
     }
     dirtyConvs.clear();
     const cursorRows: Params[] = [];
     for (const [u, devs] of dirtyCursors) {
       const st = userState(u);
-      for (const d of devs) cursorRows.push([u, d, st.cursors.get(d) ?? 0]);
+      for (const d of devs) {
+        cursorRows.push([u, d, st.cursors.get(d) ?? 0]);
+        changed.cursors.push([u, d]);
+      }
     }
     dirtyCursors.clear();
     try {
@@ -189,15 +199,17 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
       hooks.onFatal?.(e);
       return;
     }
+    const exported: ExportedEntry[] = [];
     for (const e of batch) {
       const st = userState(e.user);
       if (e.seq > st.committed) st.committed = e.seq;
       st.pending.delete(e.dkey);
+      exported.push({ ...e, ocum: ocumOf.get(e) ?? 0 });
       ocumOf.delete(e);
     }
     hooks.onBatch?.({ rows: batch.length, ms: performance.now() - t0 });
     done.resolve();
-    if (batch.length > 0) hooks.onCommit?.(batch);
+    if (batch.length > 0 || changed.users.length || changed.cursors.length || changed.convs.length) hooks.onCommit?.(exported, changed);
   }
 
   const SELECT_ENTRY = `SELECT ${ENTRY_COLS} FROM entries`;
@@ -260,6 +272,18 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
       if (keys.length === 0) return;
       for (const k of keys) outboxOut.push([k.user, k.mid, k.dest]);
       void schedule();
+    },
+
+    snapshot(user, convs, devices) {
+      const st = users.get(user);
+      if (!st) return undefined;
+      const snap: UserSnapshot = {
+        user, seq: st.committed,
+        convs: [...st.convs].filter(([c]) => !convs || convs.includes(c)).map(([conv, cs]) => ({ conv, ...cs })),
+        cursors: [...st.cursors].filter(([d]) => !devices || devices.includes(d)).map(([device, acked]) => ({ device, acked })),
+      };
+      if (st.lastSeen !== undefined) snap.lastSeen = st.lastSeen;
+      return snap;
     },
 
     outbox: () =>

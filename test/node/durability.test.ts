@@ -23,13 +23,21 @@ test('SIGKILL right after sent loses nothing; seqs continue and cids still dedup
   alice.on('frame', (f) => {
     if (f.op === 'sent' && ++replies === killAfter) node.proc!.kill('SIGKILL');
   });
+  // At most 200 sends in flight, so the kill always lands with most of the stream unsent, however
+  // fast or slow the node is; every new send goes out when a reply (or error) comes back.
   const cids: string[] = [];
-  for (let i = 0; i < total && alice.ws.readyState === alice.ws.OPEN; i++) {
-    const cid = `k${i}`;
-    cids.push(cid);
-    alice.send('dur-b', cid, `body ${i}`).then((r) => confirmed.set(cid, r), () => undefined);
-    if (i % 50 === 49) await new Promise((r) => setImmediate(r));
-  }
+  await new Promise<void>((done) => {
+    let next = 0;
+    const pump = () => {
+      if (alice.ws.readyState !== alice.ws.OPEN || next >= total) return done();
+      const cid = `k${next}`;
+      const i = next++;
+      cids.push(cid);
+      alice.send('dur-b', cid, `body ${i}`).then((r) => confirmed.set(cid, r), () => undefined).finally(pump);
+    };
+    for (let k = 0; k < 200; k++) pump();
+    alice.once('close', () => done());
+  });
   await alice.closedWith(10_000);
   t.true(replies >= killAfter, 'the node was killed mid-stream');
   t.true(confirmed.size >= killAfter);

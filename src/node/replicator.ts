@@ -1,0 +1,263 @@
+// Replication: every commit a home makes for its users (entries and state) goes to the users'
+// replicas, the next R-1 owners on the ring, in order per replica with one batch in flight;
+// `sent` and `ok` wait until every current replica has it. A replica that misses earlier data
+// says how far it is, and the home backfills from its store. Replicas accept writes only from
+// the node their own ring names as the user's home (fencing).
+import type { Logger } from 'pino';
+import type { Ring } from '../ring/index.ts';
+import type { Changed, ExportedEntry, ExportPage, Store, UserSnapshot } from '../store/index.ts';
+import type { Page, PeerReply, PeerRequest } from '../protocol/peer.ts';
+import { UnavailableError } from './errors.ts';
+
+export type ReplicatorComponents = {
+  self: string;
+  store: Store;
+  ring: () => Ring;
+  joined: () => boolean;
+  peerOf: (name: string) => string | undefined;
+  request: (peer: string, msg: PeerRequest, opts?: { timeoutMs?: number }) => Promise<unknown>;
+  ringChange: (ms: number) => Promise<void>;
+  log: Logger;
+  deadlineMs?: number;
+  onBatch?: (dest: string, entries: number, users: number) => void;
+};
+
+export type Replicator = {
+  /** The store committed these (from its onCommit hook): queue them for the replicas. */
+  committed(entries: ExportedEntry[], changed: Changed): void;
+  /** Resolves once every current replica of `user` has everything committed for it so far. */
+  wait(user: string): Promise<void>;
+  /** Replica side: apply a page from a home. */
+  apply(fromName: string | undefined, page: Page): Promise<PeerReply>;
+  /** The ring changed: send every owned user's state to its replicas (new ones get backfilled). */
+  ringChanged(): void;
+  pending(): number;
+};
+
+type Item = { entries: ExportedEntry[]; snap?: UserSnapshot; version: number; backfill?: number };
+// items: queued; inflight: the version of each user's batch on the wire; version: acked.
+type Dest = { items: Map<string, Item>; inflight: Map<string, number>; busy: boolean; version: Map<string, number> };
+type Waiter = { user: string; required: Map<string, number>; resolve(): void; reject(e: Error): void; timer: NodeJS.Timeout };
+
+const BATCH_USERS = 500;
+const DEADLINE_MS = 10_000;
+
+function mergeSnap(a: UserSnapshot | undefined, b: UserSnapshot | undefined): UserSnapshot | undefined {
+  if (!a || !b) return a ?? b;
+  const convs = new Map(a.convs.map((c) => [c.conv, c]));
+  for (const c of b.convs) convs.set(c.conv, c);
+  const cursors = new Map(a.cursors.map((c) => [c.device, c]));
+  for (const c of b.cursors) cursors.set(c.device, c);
+  const s: UserSnapshot = { user: a.user, seq: Math.max(a.seq, b.seq), convs: [...convs.values()], cursors: [...cursors.values()] };
+  const ls = Math.max(a.lastSeen ?? -1, b.lastSeen ?? -1);
+  if (ls >= 0) s.lastSeen = ls;
+  return s;
+}
+
+export function createReplicator(c: ReplicatorComponents): Replicator {
+  const { self, store, log } = c;
+  const deadlineMs = c.deadlineMs ?? DEADLINE_MS;
+  const dests = new Map<string, Dest>();
+  const waiters = new Set<Waiter>();
+  let version = 0;
+
+  const replicasOf = (user: string): string[] => {
+    if (!c.joined()) return [];
+    const ring = c.ring();
+    const owners = ring.owners(user, ring.replicas);
+    return owners[0] === self ? owners.slice(1) : [];
+  };
+  const dest = (name: string): Dest => {
+    let d = dests.get(name);
+    if (!d) dests.set(name, (d = { items: new Map(), inflight: new Map(), busy: false, version: new Map() }));
+    return d;
+  };
+
+  function enqueue(to: string, user: string, entries: ExportedEntry[], snap: UserSnapshot | undefined, backfill?: number): void {
+    const d = dest(to);
+    const v = ++version;
+    const it = d.items.get(user);
+    if (it) {
+      it.entries.push(...entries);
+      it.snap = mergeSnap(it.snap, snap);
+      it.version = v;
+      if (backfill !== undefined) it.backfill = Math.min(it.backfill ?? backfill, backfill);
+    } else {
+      d.items.set(user, { entries: [...entries], snap, version: v, ...(backfill !== undefined ? { backfill } : {}) });
+    }
+    if (!d.busy) void flush(to, d);
+  }
+
+  function settle(user: string): void {
+    for (const w of waiters) {
+      if (w.user !== user) continue;
+      if (replicasOf(user).every((r) => (dests.get(r)?.version.get(user) ?? 0) >= (w.required.get(r) ?? 1))) {
+        waiters.delete(w);
+        clearTimeout(w.timer);
+        w.resolve();
+      }
+    }
+  }
+
+  /** The data a backfilled user needs: everything after what the replica said it has. */
+  async function backfillPages(user: string, after: number): Promise<ExportPage[]> {
+    const pages: ExportPage[] = [];
+    for await (const p of store.exportUsers((u) => u === user, { after: { [user]: after }, pageRows: 5000 })) pages.push(p);
+    return pages;
+  }
+
+  async function flush(to: string, d: Dest): Promise<void> {
+    d.busy = true;
+    try {
+      while (d.items.size) {
+        const batch = [...d.items].slice(0, BATCH_USERS);
+        for (const [u, it] of batch) {
+          d.items.delete(u);
+          d.inflight.set(u, it.version);
+        }
+        const peer = c.peerOf(to);
+        const page: ExportPage = { users: [], entries: [] };
+        for (const [u, it] of batch) {
+          if (it.backfill !== undefined) {
+            for (const p of await backfillPages(u, it.backfill)) {
+              page.entries.push(...p.entries);
+              page.users.push(...p.users);
+            }
+          } else {
+            page.entries.push(...it.entries);
+          }
+          if (it.snap) page.users.push(it.snap);
+        }
+        let reply: { t?: string; value?: { gaps?: Record<string, number>; refused?: string[] } } | undefined;
+        try {
+          if (!peer) throw new Error(`no address for ${to}`);
+          reply = (await c.request(peer, { t: 'replicate', page }, { timeoutMs: 5000 })) as typeof reply;
+          if (reply?.t !== 'done') throw new Error(`replica ${to} failed: ${JSON.stringify(reply).slice(0, 200)}`);
+        } catch (e) {
+          // Put the batch back (newer items for the same users merge in) and wait for the ring
+          // to change (a dead replica is replaced) or a short while.
+          for (const [u, it] of batch) {
+            d.inflight.delete(u);
+            if (!replicasOf(u).includes(to)) continue;
+            const cur = d.items.get(u);
+            if (cur) {
+              cur.entries.unshift(...it.entries);
+              cur.snap = mergeSnap(it.snap, cur.snap);
+              if (it.backfill !== undefined) cur.backfill = Math.min(cur.backfill ?? it.backfill, it.backfill);
+            } else {
+              d.items.set(u, it);
+            }
+          }
+          log.debug({ to, err: (e as Error).message }, 'replication batch failed; retrying');
+          await c.ringChange(300);
+          for (const [u] of [...d.items]) if (!replicasOf(u).includes(to)) d.items.delete(u);
+          continue;
+        }
+        const gaps = reply.value?.gaps ?? {};
+        const refused = new Set(reply.value?.refused ?? []);
+        c.onBatch?.(to, page.entries.length, page.users.length);
+        for (const [u, it] of batch) {
+          d.inflight.delete(u);
+          if (gaps[u] !== undefined) {
+            enqueue(to, u, [], store.snapshot(u), gaps[u]);
+            continue;
+          }
+          if (refused.has(u)) {
+            // Our rings disagree on who is home or replica: try again once they settle.
+            if (replicasOf(u).includes(to)) setTimeout(() => enqueue(to, u, it.entries, it.snap, it.backfill), 300).unref();
+            continue;
+          }
+          d.version.set(u, Math.max(d.version.get(u) ?? 0, it.version));
+          settle(u);
+        }
+      }
+    } finally {
+      d.busy = false;
+    }
+  }
+
+  return {
+    committed(entries, changed) {
+      const byUser = new Map<string, { entries: ExportedEntry[]; convs: Set<string>; devices: Set<string> }>();
+      const of = (u: string) => {
+        let x = byUser.get(u);
+        if (!x) byUser.set(u, (x = { entries: [], convs: new Set(), devices: new Set() }));
+        return x;
+      };
+      for (const e of entries) of(e.user).entries.push(e);
+      for (const u of changed.users) of(u);
+      for (const [u, conv] of changed.convs) of(u).convs.add(conv);
+      for (const [u, dev] of changed.cursors) of(u).devices.add(dev);
+      for (const [u, x] of byUser) {
+        const to = replicasOf(u);
+        if (to.length === 0) continue;
+        const snap = store.snapshot(u, [...x.convs], [...x.devices]);
+        for (const r of to) enqueue(r, u, x.entries, snap);
+      }
+    },
+
+    wait(user) {
+      const to = replicasOf(user);
+      if (to.length === 0) return Promise.resolve();
+      const required = new Map(to.map((r) => {
+        const d = dests.get(r);
+        return [r, Math.max(d?.items.get(user)?.version ?? 0, d?.inflight.get(user) ?? 0)];
+      }));
+      if (to.every((r) => (dests.get(r)?.version.get(user) ?? 0) >= required.get(r)!)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const w: Waiter = {
+          user, required, resolve, reject,
+          timer: setTimeout(() => {
+            waiters.delete(w);
+            reject(new UnavailableError(`the replicas of ${user} did not confirm in time`));
+          }, deadlineMs),
+        };
+        waiters.add(w);
+      });
+    },
+
+    async apply(fromName, page) {
+      const ring = c.ring();
+      const refused: string[] = [];
+      const ok = (u: string) => {
+        const owners = ring.owners(u, ring.replicas);
+        return c.joined() && owners[0] === fromName && owners.includes(self);
+      };
+      let p: ExportPage = { users: page.users.filter((s) => ok(s.user)), entries: page.entries.filter((e) => ok(e.user)) };
+      for (const u of new Set([...page.users.map((s) => s.user), ...page.entries.map((e) => e.user)])) if (!ok(u)) refused.push(u);
+      const gaps: Record<string, number> = {};
+      for (let i = 0; i < 50; i++) {
+        try {
+          await store.importData(p);
+          break;
+        } catch (e) {
+          const err = e as Error & { user?: string; expected?: number };
+          if (err.name !== 'GapError' && err.name !== 'ConflictError') throw e;
+          const u = err.user!;
+          if (err.name === 'ConflictError') {
+            // What this replica held for the user is stale: take the home's copy from scratch.
+            await store.dropUsers([u]);
+            gaps[u] = 0;
+          } else {
+            gaps[u] = store.userSeqs((x) => x === u).get(u) ?? 0;
+          }
+          p = { users: p.users.filter((s) => s.user !== u), entries: p.entries.filter((x) => x.user !== u) };
+        }
+      }
+      return { t: 'done', value: { gaps, refused } };
+    },
+
+    ringChanged() {
+      const ring = c.ring();
+      for (const [u] of store.userSeqs((x) => ring.owner(x) === self)) {
+        const to = replicasOf(u);
+        if (to.length === 0) continue;
+        const snap = store.snapshot(u);
+        for (const r of to) enqueue(r, u, [], snap);
+      }
+      for (const w of waiters) settle(w.user);
+    },
+
+    pending: () => [...dests.values()].reduce((n, d) => n + d.items.size, 0),
+  };
+}
