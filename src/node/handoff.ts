@@ -37,6 +37,8 @@ export type Handoff = {
   release(): Promise<{ users: number; entries: number; ms: number }>;
   /** Receiver side of release: import one pushed page. */
   absorb(page: Page): Promise<PeerReply>;
+  /** Newcomers this node has paused users for and not yet seen in its ring. */
+  outgoing(): string[];
 };
 
 const FREEZE_MS = 10_000;
@@ -82,8 +84,11 @@ export function createHandoff(c: HandoffComponents): Handoff {
     let entries = 0;
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        const held = [...store.userSeqs(mine)].sort((a, b) => (a[0] < b[0] ? -1 : 1));
-        for (const w of windows(held.map(([u]) => u))) {
+        // The bulk pass copies everything, so that what this node holds from before (a restart)
+        // is compared entry by entry and replaced where it diverged; the final pass then needs
+        // only what came after the bulk pass.
+        const held = freeze ? [...store.userSeqs(mine)].sort((a, b) => (a[0] < b[0] ? -1 : 1)) : [];
+        for (const w of freeze ? windows(held.map(([u]) => u)) : [{ from: '', to: null }]) {
           const after = Object.fromEntries(held.filter(([u]) => u > w.from && (w.to === null || u <= w.to)));
           let from = w.from;
           for (;;) {
@@ -194,6 +199,8 @@ export function createHandoff(c: HandoffComponents): Handoff {
       log.info(r, 'leave: every user this node owned is now with its next owner');
       return r;
     },
+
+    outgoing: () => [...outgoing.keys()],
 
     async absorb(page) {
       for (let attempt = 0; ; attempt++) {

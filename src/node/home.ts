@@ -96,10 +96,13 @@ export function createHome(c: HomeComponents): Home {
     for (const f of freezes) if (f(user)) return true;
     return false;
   };
-  const refuseFrozen = (user: string) => {
-    if (freezes.size && frozen(user)) throw new UnavailableError(`${user} is moving to another node`);
-  };
   const owns = (user: string) => (c.owns ?? (() => true))(user) && !(freezes.size && frozen(user));
+  // Ownership is checked again when a write is applied, not only when the call was routed: the
+  // ring may have moved the user (or a handoff paused it) while the call waited in the queue,
+  // and a write applied by a former home would be confirmed without reaching the new one.
+  const refuseFrozen = (user: string) => {
+    if (!owns(user)) throw new UnavailableError(`${user} is moving to another node`);
+  };
   const replicated = c.replicated ?? (() => Promise.resolve());
   /** Durable here and on the user's replicas. */
   const everywhere = (durable: Promise<void>, user: string) => durable.then(() => replicated(user));
@@ -131,7 +134,7 @@ export function createHome(c: HomeComponents): Home {
     // From here to the end of the loop nothing awaits: see Store.findDedup.
     for (const w of batch) {
       const { user, dkey } = keyOf(w);
-      if (freezes.size && frozen(user)) {
+      if (!owns(user)) {
         w.reject(new UnavailableError(`${user} is moving to another node`));
         continue;
       }

@@ -122,11 +122,12 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   // A node restarted without --join rejoins the members it knew (kept in its store), rather than
   // starting a cluster of its own that would claim every key; if none answers for a while, it
   // starts alone (logged loudly).
-  const remembered = cfg.join.length ? [] : (JSON.parse((await store.getMeta('peers')) ?? '[]') as string[]);
+  // Given seeds come first; the remembered ones help when those seeds are gone.
+  const remembered = (JSON.parse((await store.getMeta('peers')) ?? '[]') as string[]).filter((a) => !cfg.join.includes(a));
   if (remembered.length) log.info({ seeds: remembered }, 'rejoining the members this node knew before its restart');
   const cluster = createCluster(
     {
-      seeds: cfg.join.length ? cfg.join : remembered, aloneAfterMs: cfg.join.length ? undefined : REJOIN_ALONE_AFTER_MS,
+      seeds: [...cfg.join, ...remembered], aloneAfterMs: cfg.join.length ? undefined : REJOIN_ALONE_AFTER_MS,
       vnodes: cfg.vnodes, replicas: cfg.replicas, maxBody: cfg.maxBody,
       beforeJoin: async (members) => {
         const r = await handoff!.acquire(members);
@@ -248,6 +249,8 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
         members: cluster.members().map((m) => ({ name: m.name, peer: m.peer, url: m.url, state: m.state, incarnation: m.incarnation })),
         ring: { version: ring.version, vnodes: ring.vnodes, replicas: ring.replicas, members: ring.members },
         owned,
+        // Work in flight that operators may want to see finish before the next change.
+        migrations: { replicationQueued: replicator!.pending(), handoffsOut: handoff!.outgoing() },
         connections: gw.size(),
         sessions: presence.sessionCount(),
         online: presence.users(),

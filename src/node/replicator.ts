@@ -119,7 +119,9 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         const page: ExportPage = { users: [], entries: [] };
         for (const [u, it] of batch) {
           if (it.backfill !== undefined) {
-            for (const p of await backfillPages(u, it.backfill)) {
+            // From one entry before what the replica has: if its copy diverged (stale data from
+            // before a restart), the import conflicts on that entry and it starts afresh.
+            for (const p of await backfillPages(u, Math.max(0, it.backfill - 1))) {
               page.entries.push(...p.entries);
               page.users.push(...p.users);
             }
@@ -197,6 +199,11 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
     },
 
     wait(user) {
+      // A node that stopped being the user's home while the write was in flight must not
+      // confirm it: the new home may not have it. The client retries (same cid) there.
+      if (c.joined() && c.ring().owner(user) !== self) {
+        return Promise.reject(new UnavailableError(`${user} moved to another node while this write was in flight`));
+      }
       const to = replicasOf(user);
       if (to.length === 0) return Promise.resolve();
       const required = new Map(to.map((r) => {

@@ -135,7 +135,8 @@ export async function cleanup(): Promise<void> {
   clients.clear();
   for (const n of nodes) {
     await n.kill();
-    await rm(n.data, { recursive: true, force: true });
+    // IM_TEST_KEEP=1 keeps the data folders for a post-mortem (open store.db with sqlite3).
+    if (!process.env.IM_TEST_KEEP) await rm(n.data, { recursive: true, force: true });
   }
   nodes.clear();
   for (const fn of extra.splice(0)) await fn();
