@@ -1,0 +1,94 @@
+// Handoff rate: a 3-node cluster whose stores already hold E timeline entries (written offline
+// with the store itself, on each user's home and replica), then a fourth node joins and copies
+// the users it will own. Prints entries copied, the time and entries/s, from the joiner's log.
+//   npm run bench:handoff -- --entries 1000000 --users 10000
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir, cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createRing } from '../src/ring/index.ts';
+import { createStore, DEDUP_KEY } from '../src/store/index.ts';
+import type { NewEntry, Store } from '../src/store/index.ts';
+
+const { values } = parseArgs({ options: { entries: { type: 'string', default: '1000000' }, users: { type: 'string', default: '10000' } } });
+const ENTRIES = Number(values.entries);
+const USERS = Number(values.users);
+const MAIN = resolve(import.meta.dirname, '../src/node/main.ts');
+const names = ['n1', 'n2', 'n3'];
+const ring = createRing(names);
+
+const base = await mkdtemp(join(tmpdir(), 'im-bench-handoff-'));
+const psk = join(base, 'swarm.key');
+await writeFile(psk, `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}`);
+const procs: ChildProcess[] = [];
+
+try {
+  // Offline fill: DMs between neighbouring users; each entry goes to the stores of its user's home
+  // and replica, as the cluster would have written it.
+  const t0 = performance.now();
+  const stores = new Map<string, Store>();
+  for (const n of names) {
+    await mkdir(join(base, n), { recursive: true });
+    stores.set(n, await createStore({ file: join(base, n, 'store.db') }));
+  }
+  let made = 0;
+  let k = 0;
+  while (made < ENTRIES) {
+    const batch = new Map<string, NewEntry[]>(names.map((n) => [n, []]));
+    for (let i = 0; i < 2000 && made < ENTRIES; i++, k++) {
+      const a = `u${k % USERS}`;
+      const b = `u${(k + 1) % USERS}`;
+      const mid = `m${String(k).padStart(12, '0')}`;
+      const msg = { mid, conv: a < b ? `dm:${a}:${b}` : `dm:${b}:${a}`, from: a, to: b, body: 'x'.repeat(100), ts: 1_700_000_000_000 + k };
+      for (const [user, dkey] of [[a, DEDUP_KEY.cid(`c${k}`)], [b, DEDUP_KEY.mid(mid)]] as const) {
+        for (const owner of ring.owners(user, 2)) batch.get(owner)!.push({ ...msg, user, dkey });
+        made++;
+      }
+    }
+    await Promise.all(names.map((n) => stores.get(n)!.append(batch.get(n)!).durable));
+  }
+  for (const s of stores.values()) await s.close();
+  console.log(`filled ${made} entries for ${USERS} users (x2 with replicas) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  const start = (name: string, seeds: string[]) =>
+    new Promise<{ p2p: string; log: string[]; proc: ChildProcess }>((ok, ko) => {
+      const log: string[] = [];
+      const proc = spawn(process.execPath, [MAIN, '--name', name, '--data', join(base, name), '--port', '0', '--p2p-port', '0',
+        '--psk-file', psk, '--insecure', ...seeds.flatMap((s) => ['--join', s])], { stdio: ['ignore', 'pipe', 'inherit'] });
+      procs.push(proc);
+      let buf = '';
+      proc.stdout!.on('data', (d: Buffer) => {
+        buf += d.toString();
+        for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) {
+          const line = buf.slice(0, i);
+          log.push(line);
+          const j = JSON.parse(line) as { msg?: string; p2p?: string[] };
+          if (j.msg === 'listening') ok({ p2p: j.p2p![0]!, log, proc });
+        }
+      });
+      proc.once('exit', (c) => ko(new Error(`${name} exited ${c}`)));
+    });
+  const first = await start('n1', []);
+  await start('n2', [first.p2p]);
+  await start('n3', [first.p2p]);
+  const t1 = performance.now();
+  const n4 = await start('n4', [first.p2p]);
+  const done = await new Promise<{ users: number; entries: number; ms: number }>((ok) => {
+    const check = setInterval(() => {
+      const l = n4.log.find((x) => x.includes('handoff: this node now holds what it will own'));
+      if (l) {
+        clearInterval(check);
+        ok(JSON.parse(l) as { users: number; entries: number; ms: number });
+      }
+    }, 100);
+  });
+  const wall = performance.now() - t1;
+  console.log(`machine: ${cpus()[0]?.model} x${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
+  console.log(`join of n4: copied ${done.entries} entries of ${done.users} user snapshots in ${done.ms} ms (both passes) = ${Math.round(done.entries / (done.ms / 1000))} entries/s; process start to joined ${Math.round(wall)} ms`);
+} finally {
+  for (const p of procs) p.kill('SIGKILL');
+  await rm(base, { recursive: true, force: true });
+}
