@@ -17,7 +17,9 @@ const STEPS = Number(process.env.CHURN_STEPS ?? 6);
 // Fixed seeds in npm test (two schedules that once found bugs); npm run soak explores more.
 const SEEDS = (process.env.CHURN_SEED ?? '577887,22').split(',').map(Number);
 
-/** Waits until the live nodes agree and no replication or handoff is still in flight. */
+/** Waits until the live nodes agree and no replication or handoff is queued. Known gap: the
+ * replication count covers queued batches, not one on the wire, and counting those exposes a
+ * replication livelock under some schedules (docs/CLUSTER.md, "Known problems"). */
 async function settled(cluster: TestCluster): Promise<void> {
   await cluster.converged(30_000);
   await until(async () => {
