@@ -71,20 +71,25 @@ try {
       });
       proc.once('exit', (c) => ko(new Error(`${name} exited ${c}`)));
     });
-  const first = await start('n1', []);
-  await start('n2', [first.p2p]);
-  await start('n3', [first.p2p]);
-  const t1 = performance.now();
-  const n4 = await start('n4', [first.p2p]);
-  const done = await new Promise<{ users: number; entries: number; ms: number }>((ok) => {
+  /** The joiner's own report of its copy, once it has joined. */
+  const handoffOf = (log: string[]) => new Promise<{ users: number; entries: number; ms: number }>((ok) => {
     const check = setInterval(() => {
-      const l = n4.log.find((x) => x.includes('handoff: this node now holds what it will own'));
+      const l = log.find((x) => x.includes('handoff: this node now holds what it will own'));
       if (l) {
         clearInterval(check);
         ok(JSON.parse(l) as { users: number; entries: number; ms: number });
       }
     }, 100);
   });
+  // n2 and n3 start on data they already hold; their rejoin copy compares it all. Only then n4.
+  const first = await start('n1', []);
+  const n2 = await start('n2', [first.p2p]);
+  await handoffOf(n2.log);
+  const n3 = await start('n3', [first.p2p]);
+  await handoffOf(n3.log);
+  const t1 = performance.now();
+  const n4 = await start('n4', [first.p2p]);
+  const done = await handoffOf(n4.log);
   const wall = performance.now() - t1;
   console.log(`machine: ${cpus()[0]?.model} x${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
   console.log(`join of n4: copied ${done.entries} entries of ${done.users} user snapshots in ${done.ms} ms (both passes) = ${Math.round(done.entries / (done.ms / 1000))} entries/s; process start to joined ${Math.round(wall)} ms`);
