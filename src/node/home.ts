@@ -2,7 +2,9 @@
 // durable append), takes deliveries from other homes, answers timeline queries, and holds
 // presence; it pushes to whichever gateways hold the sessions.
 import type { Logger } from 'pino';
-import type { Presence, SessionRef } from '../presence/index.ts';
+import type { Presence, SessionRef, Watcher } from '../presence/index.ts';
+
+export type { Watcher };
 import { DEDUP_KEY } from '../store/index.ts';
 import type { NewEntry, Store, StoredEntry, Unread } from '../store/index.ts';
 import { dmConv, parseConv } from '../protocol/frames.ts';
@@ -10,7 +12,6 @@ import type { Entry, MsgEvent, ServerFrame, UserPresence } from '../protocol/fra
 import type { Delivery } from '../protocol/peer.ts';
 import { ForbiddenError, UnavailableError } from './errors.ts';
 
-export type Watcher = { gateway: string; conn: string };
 /** Delivers a frame to one connection held by a gateway (this node's own or a peer's). */
 export type Push = (gateway: string, conn: string, frame: ServerFrame) => void;
 
@@ -100,7 +101,7 @@ export function createHome(c: HomeComponents): Home {
   // Ownership is checked again when a write is applied, not only when the call was routed: the
   // ring may have moved the user (or a handoff paused it) while the call waited in the queue,
   // and a write applied by a former home would be confirmed without reaching the new one.
-  const refuseFrozen = (user: string) => {
+  const refuseUnowned = (user: string) => {
     if (!owns(user)) throw new UnavailableError(`${user} is moving to another node`);
   };
   const replicated = c.replicated ?? (() => Promise.resolve());
@@ -264,13 +265,13 @@ export function createHome(c: HomeComponents): Home {
     },
 
     async ack(user, device, seq) {
-      refuseFrozen(user);
+      refuseUnowned(user);
       if (store.ack(user, device, seq)) await everywhere(store.flush(), user);
     },
 
     async read(s, conv, seq) {
       checkConv(s.user, conv);
-      refuseFrozen(s.user);
+      refuseUnowned(s.user);
       const moved = await store.read(s.user, conv, seq);
       if (moved === undefined) return;
       await replicated(s.user);
