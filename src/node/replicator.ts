@@ -230,26 +230,20 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         const owners = ring.owners(u, ring.replicas);
         return c.joined() && owners[0] === fromName && owners.includes(self);
       };
-      let p: ExportPage = { users: page.users.filter((s) => ok(s.user)), entries: page.entries.filter((e) => ok(e.user)) };
+      const p: ExportPage = { users: page.users.filter((s) => ok(s.user)), entries: page.entries.filter((e) => ok(e.user)) };
       for (const u of new Set([...page.users.map((s) => s.user), ...page.entries.map((e) => e.user)])) if (!ok(u)) refused.push(u);
+      // Every user of the batch is answered: imported, refused, or a gap to backfill from.
       const gaps: Record<string, number> = {};
-      for (let i = 0; i < 50; i++) {
-        try {
-          await store.importData(p);
-          break;
-        } catch (e) {
-          const err = e as Error & { user?: string; expected?: number };
-          if (err.name !== 'GapError' && err.name !== 'ConflictError') throw e;
-          const u = err.user!;
-          if (err.name === 'ConflictError') {
-            // What this replica held for the user is stale: take the home's copy from scratch.
-            await store.dropUsers([u]);
-            gaps[u] = 0;
-          } else {
-            gaps[u] = store.userSeqs((x) => x === u).get(u) ?? 0;
-          }
-          p = { users: p.users.filter((s) => s.user !== u), entries: p.entries.filter((x) => x.user !== u) };
-        }
+      const stale: string[] = [];
+      for (const [u, err] of await store.importEach(p)) {
+        if (err.name === 'ConflictError') stale.push(u);
+        else gaps[u] = store.userSeqs((x) => x === u).get(u) ?? 0;
+      }
+      if (stale.length) {
+        // What this replica held for them is stale (from before a restart): take the home's copy from scratch.
+        log.warn({ from: fromName, users: stale.length }, 'replica: replacing stale copies');
+        await store.dropUsers(stale);
+        for (const u of stale) gaps[u] = 0;
       }
       return { t: 'done', value: { gaps, refused } };
     },

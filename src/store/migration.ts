@@ -48,6 +48,8 @@ export class GapError extends Error {
   }
 }
 
+export type ImportRejection = GapError | ConflictError;
+
 export type Migration = {
   /** Committed data of the users for which `select` is true: their state, and entries with
    * seq > `after[user]` (default 0), in pages of about `pageRows` rows (entries, and a snapshot's
@@ -63,6 +65,10 @@ export type Migration = {
    * cursors only move forward. Appends to the users concerned throw until it settles; later
    * appends continue after the imported seq. Resolves when durable. Fires no onCommit. */
   importData(data: ExportPage): Promise<void>;
+  /** importData for data from several independent users (a replication batch): a user whose
+   * data would leave a hole or contradicts what is stored is left out, nothing of it written,
+   * and returned with its error; the others are imported in the same transaction. */
+  importEach(data: ExportPage): Promise<Map<string, ImportRejection>>;
   /** Removes the users' data (entries, state, dedup) from disk and memory once they are owned
    * elsewhere; the number of entries removed. Throws, removing nothing, if one of them has
    * uncommitted appends. Resolves when durable. */
@@ -196,14 +202,22 @@ export function createMigration(core: StoreCore): Migration {
     return undefined;
   }
 
-  async function importJob(c: Conn, data: ExportPage): Promise<void> {
+  /** Validates an import: the entries to insert per user, the committed seq each user reaches
+   * and the snapshots to merge. A user whose data would leave a hole or contradicts what is
+   * stored throws, or with `rejected` is recorded there and left out. */
+  async function plan(c: Conn, data: ExportPage, rejected?: Map<string, ImportRejection>) {
+    const fail = (e: ImportRejection): void => {
+      if (!rejected) throw e;
+      if (!rejected.has(e.user)) rejected.set(e.user, e);
+    };
+    const ok = (u: string): boolean => !rejected?.has(u);
     // The import's entries per user and seq; a repeat within it is as idempotent as one on disk.
     const byUser = new Map<string, Map<number, ExportedEntry>>();
     for (const e of data.entries) {
       let m = byUser.get(e.user);
       if (!m) byUser.set(e.user, (m = new Map()));
       const prev = m.get(e.seq);
-      if (prev && prev.mid !== e.mid) throw new ConflictError(e.user, e.seq, `imported twice, as ${prev.mid} and ${e.mid}`);
+      if (prev && prev.mid !== e.mid) fail(new ConflictError(e.user, e.seq, `imported twice, as ${prev.mid} and ${e.mid}`));
       m.set(e.seq, e);
     }
     // Entries at or below the committed seq should be on disk already; the rest must continue
@@ -212,32 +226,49 @@ export function createMigration(core: StoreCore): Migration {
     const fresh: ExportedEntry[] = [];
     const top = new Map<string, number>();
     for (const [u, m] of byUser) {
+      if (!ok(u)) continue;
       const st = users.get(u);
       if (st && st.pending.size > 0) throw new Error(`cannot import entries of ${u}: it has uncommitted local appends`);
       let seq = st?.committed ?? 0;
       const dkeys = new Map<string, number>();
-      for (const e of [...m.values()].sort((a, b) => a.seq - b.seq)) {
-        if (e.seq <= (st?.committed ?? 0)) {
-          overlap.push(e);
+      const mine: ExportedEntry[] = [];
+      const mineOverlap: ExportedEntry[] = [];
+      try {
+        for (const e of [...m.values()].sort((a, b) => a.seq - b.seq)) {
+          if (e.seq <= (st?.committed ?? 0)) {
+            mineOverlap.push(e);
+            continue;
+          }
+          if (e.seq !== seq + 1) throw new GapError(u, seq + 1, e.seq);
+          const other = dkeys.get(e.dkey);
+          if (other !== undefined) throw new ConflictError(u, e.seq, `dedup key ${e.dkey} also imported at seq ${other}`);
+          dkeys.set(e.dkey, e.seq);
+          mine.push(e);
+          seq = e.seq;
+        }
+      } catch (e) {
+        if (e instanceof GapError || e instanceof ConflictError) {
+          fail(e);
           continue;
         }
-        if (e.seq !== seq + 1) throw new GapError(u, seq + 1, e.seq);
-        const other = dkeys.get(e.dkey);
-        if (other !== undefined) throw new ConflictError(u, e.seq, `dedup key ${e.dkey} also imported at seq ${other}`);
-        dkeys.set(e.dkey, e.seq);
-        fresh.push(e);
-        seq = e.seq;
+        throw e;
       }
+      fresh.push(...mine);
+      overlap.push(...mineOverlap);
       top.set(u, seq);
     }
     const snaps = new Map<string, UserSnapshot>();
     for (const s of data.users) {
+      if (!ok(s.user)) continue;
       const st = users.get(s.user);
       if (st && st.pending.size > 0 && s.seq > st.committed) {
         throw new Error(`cannot import ${s.user} up to seq ${s.seq}: it has uncommitted local appends`);
       }
       const have = top.get(s.user) ?? st?.committed ?? 0;
-      if (s.seq > have) throw new GapError(s.user, have + 1, s.seq);
+      if (s.seq > have) {
+        fail(new GapError(s.user, have + 1, s.seq));
+        continue;
+      }
       const prev = snaps.get(s.user);
       snaps.set(s.user, prev ? { ...s, seq: Math.max(prev.seq, s.seq), lastSeen: maxDefined(prev.lastSeen, s.lastSeen),
         convs: [...prev.convs, ...s.convs], cursors: [...prev.cursors, ...s.cursors] } : s);
@@ -250,9 +281,19 @@ export function createMigration(core: StoreCore): Migration {
       for (const e of part) {
         const mid = mids.get(pairKey(e.user, e.seq));
         if (mid === undefined) fresh.push(e); // a hole below the committed seq: fill it
-        else if (mid !== e.mid) throw new ConflictError(e.user, e.seq, `stored mid ${mid}, imported ${e.mid}`);
+        else if (mid !== e.mid) fail(new ConflictError(e.user, e.seq, `stored mid ${mid}, imported ${e.mid}`));
       }
     }
+    // A user rejected late (an overlap conflict) or by the snapshot check: none of its data goes in.
+    for (const u of rejected?.keys() ?? []) {
+      top.delete(u);
+      snaps.delete(u);
+    }
+    return { fresh: fresh.filter((e) => ok(e.user)), top, snaps };
+  }
+
+  async function importJob(c: Conn, data: ExportPage, rejected?: Map<string, ImportRejection>): Promise<void> {
+    const { fresh, top, snaps } = await plan(c, data, rejected);
 
     // What the import moves forward: per user its seq and last seen, per conversation the
     // snapshot's counters and those the new entries imply, per device the cursor.
@@ -294,8 +335,12 @@ export function createMigration(core: StoreCore): Migration {
       await c.exec('COMMIT');
     } catch (err) {
       await c.exec('ROLLBACK').catch(() => undefined);
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT') throw (await findCollision(c, fresh)) ?? err;
-      throw err;
+      const collision = (err as { code?: string }).code === 'SQLITE_CONSTRAINT' ? await findCollision(c, fresh) : undefined;
+      if (!collision) throw err;
+      if (!rejected) throw collision;
+      // Leave that user out and import the others (the check is per entry, so this ends).
+      rejected.set(collision.user, collision);
+      return importJob(c, data, rejected);
     }
 
     for (const u of touched) {
@@ -313,27 +358,31 @@ export function createMigration(core: StoreCore): Migration {
     }
   }
 
+  async function runImport(data: ExportPage, rejected?: Map<string, ImportRejection>): Promise<Map<string, ImportRejection>> {
+    // Checked at the call as well as in the job: by the time the job runs, a commit queued
+    // before it has written those appends, and the misuse would only show as a conflict.
+    for (const e of data.entries) {
+      if ((users.get(e.user)?.pending.size ?? 0) > 0) throw new Error(`cannot import entries of ${e.user}: it has uncommitted local appends`);
+    }
+    const touched = new Set([...data.users.map((s) => s.user), ...data.entries.map((e) => e.user)]);
+    for (const u of touched) core.importing.set(u, (core.importing.get(u) ?? 0) + 1);
+    try {
+      await db.job((c) => importJob(c, data, rejected));
+      return rejected ?? new Map();
+    } finally {
+      for (const u of touched) {
+        const n = (core.importing.get(u) ?? 1) - 1;
+        if (n > 0) core.importing.set(u, n);
+        else core.importing.delete(u);
+      }
+    }
+  }
+
   return {
     exportUsers,
 
-    async importData(data) {
-      // Checked at the call as well as in the job: by the time the job runs, a commit queued
-      // before it has written those appends, and the misuse would only show as a conflict.
-      for (const e of data.entries) {
-        if ((users.get(e.user)?.pending.size ?? 0) > 0) throw new Error(`cannot import entries of ${e.user}: it has uncommitted local appends`);
-      }
-      const touched = new Set([...data.users.map((s) => s.user), ...data.entries.map((e) => e.user)]);
-      for (const u of touched) core.importing.set(u, (core.importing.get(u) ?? 0) + 1);
-      try {
-        await db.job((c) => importJob(c, data));
-      } finally {
-        for (const u of touched) {
-          const n = (core.importing.get(u) ?? 1) - 1;
-          if (n > 0) core.importing.set(u, n);
-          else core.importing.delete(u);
-        }
-      }
-    },
+    importData: (data) => runImport(data).then(() => undefined),
+    importEach: (data) => runImport(data, new Map()),
 
     dropUsers: (names) =>
       db.job(async (c) => {

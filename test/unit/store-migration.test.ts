@@ -200,6 +200,48 @@ test('an import that would leave a gap throws GapError and writes nothing', asyn
   await Promise.all([a.close(), b.close()]);
 });
 
+test('importEach imports every user it can and reports each one it cannot, with nothing of theirs written', async (t) => {
+  const { s: a } = await open();
+  const { s: b } = await open();
+  await fill(a);
+  const everyone = (u: string) => ['a', 'b', 'c', 'd'].includes(u);
+  // b already holds c, and a diverged copy of d (another mid at seq 2).
+  await move(a, b, (u) => u === 'c' || u === 'd');
+  const all = (await collect(a, everyone)).reduce<ExportPage>((x, p) => ({ users: [...x.users, ...p.users], entries: [...x.entries, ...p.entries] }), { users: [], entries: [] });
+  const dOld = (await b.sync('d', 1, 1)).entries[0]!;
+  const page: ExportPage = {
+    // a: a snapshot without its entries (a gap); b: everything; c: everything again (idempotent);
+    // d: one entry contradicting what b holds.
+    users: all.users,
+    entries: all.entries.filter((e) => e.user === 'b' || e.user === 'c').concat([{ ...dOld, mid: 'forked', ocum: 0 }]),
+  };
+  const wantC = await view(b, 'c');
+  const wantD = await view(b, 'd');
+  const rejected = await b.importEach(page);
+  t.deepEqual([...rejected.keys()].sort(), ['a', 'd']);
+  t.true(rejected.get('a') instanceof GapError);
+  t.is((rejected.get('a') as GapError).expected, 1);
+  t.true(rejected.get('d') instanceof ConflictError);
+  t.deepEqual(await view(b, 'b'), await view(a, 'b'), 'b went in whole');
+  t.deepEqual(await view(b, 'c'), wantC, 'c unchanged by the repeat');
+  t.deepEqual(await view(b, 'd'), wantD, 'nothing of the conflicting user written');
+  t.is(b.lastSeq('a'), 0, 'nothing of the gapped user written');
+
+  // A collision found only by the unique index (a dedup key stored at another seq) rejects
+  // that user alone.
+  const { s: c2 } = await open();
+  await move(a, c2, (u) => u === 'b');
+  const bTail = all.entries.filter((e) => e.user === 'b').at(-1)!;
+  const stolen = { ...bTail, seq: bTail.seq + 1, mid: 'new', dkey: (await c2.sync('b', 0, 1)).entries[0]!.dkey };
+  const aEntries = all.entries.filter((e) => e.user === 'a');
+  const r2 = await c2.importEach({ users: [], entries: [stolen, ...aEntries] });
+  t.deepEqual([...r2.keys()], ['b']);
+  t.regex(r2.get('b')!.message, /dedup key/);
+  t.is(c2.lastSeq('a'), aEntries.length, 'the other user in the batch went in');
+  t.is(c2.lastSeq('b'), bTail.seq);
+  await Promise.all([a.close(), b.close(), c2.close()]);
+});
+
 test('imports refuse users with uncommitted local appends, and appends wait for an import to settle', async (t) => {
   const { s: a } = await open();
   const { s: b } = await open();
