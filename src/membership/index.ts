@@ -57,7 +57,9 @@ export type Membership = {
   ringMembers(): string[];
   joined(): boolean;
   markJoined(): void; // the ring:changed it causes comes with the next call (tick, merge, ...)
-  digest(): GossipEntry[];
+  /** The member table to gossip. Self is left out until joined (a node that is still copying its
+   * data must not be taken into anyone's ring from its gossip), except in the join request. */
+  digest(opts?: { joining?: boolean }): GossipEntry[];
   merge(entries: unknown, from?: string): MembershipEvent[]; // from: the sender's name, heard as alive
   tick(): MembershipEvent[];
   heard(name: string): MembershipEvent[];
@@ -244,7 +246,7 @@ export function createMembership(
     joined: () => joinedFlag,
     markJoined: () => { joinedFlag = true; },
 
-    digest: () => [...table.values()].sort(byName).map((e) => ({
+    digest: (opts) => [...table.values()].filter((e) => e !== me || joinedFlag || opts?.joining).sort(byName).map((e) => ({
       ...e.info, addrs: [...e.info.addrs], incarnation: e.incarnation, heartbeat: e.heartbeat, status: e.status,
     })),
 

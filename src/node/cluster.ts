@@ -147,7 +147,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
             for (const a of alive) net.addAddrs(a.peer, a.addrs.filter((x) => typeof x === 'string'));
             await init.beforeJoin(alive);
           }
-          const r = (await net.request(peer, { t: 'join', entries: m.digest() })) as { t?: string; value?: unknown };
+          const r = (await net.request(peer, { t: 'join', entries: m.digest({ joining: true }) })) as { t?: string; value?: unknown };
           if (r.t !== 'done') throw new Error(`join refused: ${JSON.stringify(r).slice(0, 200)}`);
           apply(m.merge(r.value, nameOf(peer)));
           m.markJoined();

@@ -130,11 +130,24 @@ test('ring:changed comes last, and the change markJoined makes comes with the ne
   t.deepEqual(sim.node('c').ringMembers(), ['a', 'b', 'c']);
 });
 
+test('a node that has not joined leaves itself out of its gossip, and is taken in only by its join request', (t) => {
+  const sim = createSim();
+  const a = sim.start('a');
+  a.markJoined();
+  const b = sim.start('b');
+  a.merge(b.digest(), 'b');
+  t.deepEqual(a.ringMembers(), ['a'], 'gossip from a node still copying its data does not put it in the ring');
+  t.false(b.digest().some((g) => g.name === 'b'));
+  t.deepEqual(a.merge(b.digest({ joining: true }), 'b').map((e) => e.type), ['member:joined', 'ring:changed']);
+  t.deepEqual(a.ringMembers(), ['a', 'b']);
+});
+
 test('a member is suspected after suspectAfterMs without heartbeat progress, and stays in the ring', (t) => {
   const sim = createSim();
   const a = sim.start('a');
   a.markJoined();
   const b = sim.start('b');
+  b.markJoined();
   a.merge(b.digest());
   sim.clock.t += SUSPECT - 1;
   t.deepEqual(a.tick(), []);
