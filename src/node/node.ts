@@ -250,7 +250,10 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
         ring: { version: ring.version, vnodes: ring.vnodes, replicas: ring.replicas, members: ring.members },
         owned,
         // Work in flight that operators may want to see finish before the next change.
-        migrations: { replicationQueued: replicator!.pending(), handoffsOut: handoff!.outgoing() },
+        migrations: {
+          replicationQueued: replicator!.pending(), replicationBehind: replicator!.behind(),
+          replication: replicator!.progress(), handoffsOut: handoff!.outgoing(),
+        },
         connections: gw.size(),
         sessions: presence.sessionCount(),
         online: presence.users(),

@@ -31,16 +31,48 @@ export type Replicator = {
   apply(fromName: string | undefined, page: Page): Promise<PeerReply>;
   /** The ring changed: send every owned user's state to its replicas (new ones get backfilled). */
   ringChanged(): void;
+  /** Users queued, on the wire or waiting to be asked again, over all replicas. */
   pending(): number;
+  /** (replica, user) pairs not known to be in sync: a ring change, a gap or a refusal put them
+   * here, a clean acknowledgement takes them out. Live writes do not count, so this reaches 0
+   * under traffic once re-replication after a change has finished. */
+  behind(): number;
+  /** Per replica with work: users queued, on the wire, waiting to ask again after a refusal, behind. */
+  progress(): Record<string, ReplicaProgress>;
 };
+
+export type ReplicaProgress = { queued: number; inflight: number; deferred: number; behind: number };
 
 type Item = { entries: ExportedEntry[]; snap?: UserSnapshot; version: number; backfill?: number };
 // items: queued; inflight: the version of each user's batch on the wire; version: acked.
-type Dest = { items: Map<string, Item>; inflight: Map<string, number>; busy: boolean; version: Map<string, number> };
+type Dest = {
+  items: Map<string, Item>; inflight: Map<string, number>; busy: boolean; version: Map<string, number>;
+  warned: number; deferred: number; behind: Set<string>;
+};
 type Waiter = { user: string; required: Map<string, number>; resolve(): void; reject(e: Error): void; timer: NodeJS.Timeout };
 
 const BATCH_USERS = 500;
+/** Estimated JSON characters of one batch: far below the peer frame limit (4 MiB). */
+const BATCH_CHARS = 1 << 20;
+/** Queued entries of one user beyond which it is sent as a backfill from the store instead. */
+const ITEM_ROWS = 1000;
+/** Rows per store page of a backfill: 100 bodies of 16 KiB, escaped, still fit a frame. */
+const BACKFILL_PAGE_ROWS = 100;
 const DEADLINE_MS = 10_000;
+const WARN_EVERY_MS = 5000;
+/** A replica refused (its ring names another home): ask again after this long. */
+const REFUSED_RETRY_MS = 300;
+
+const entryChars = (e: ExportedEntry): number => 256 + 2 * e.body.length;
+const snapChars = (s: UserSnapshot): number => 128 + 96 * (s.convs.length + s.cursors.length);
+
+/** A backfilled item carries no entries (the store has them); a long queue becomes a backfill. */
+function normalize(it: Item): void {
+  if (it.backfill === undefined && it.entries.length > ITEM_ROWS) {
+    it.backfill = Math.min(...it.entries.map((e) => e.seq)) - 1;
+  }
+  if (it.backfill !== undefined) it.entries = [];
+}
 
 function mergeSnap(a: UserSnapshot | undefined, b: UserSnapshot | undefined): UserSnapshot | undefined {
   if (!a || !b) return a ?? b;
@@ -69,7 +101,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
   };
   const dest = (name: string): Dest => {
     let d = dests.get(name);
-    if (!d) dests.set(name, (d = { items: new Map(), inflight: new Map(), busy: false, version: new Map() }));
+    if (!d) dests.set(name, (d = { items: new Map(), inflight: new Map(), busy: false, version: new Map(), warned: 0, deferred: 0, behind: new Set() }));
     return d;
   };
 
@@ -78,14 +110,23 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
     const v = ++version;
     const it = d.items.get(user);
     if (it) {
-      it.entries.push(...entries);
+      if (it.backfill === undefined) it.entries.push(...entries);
       it.snap = mergeSnap(it.snap, snap);
       it.version = v;
       if (backfill !== undefined) it.backfill = Math.min(it.backfill ?? backfill, backfill);
+      normalize(it);
     } else {
-      d.items.set(user, { entries: [...entries], snap, version: v, ...(backfill !== undefined ? { backfill } : {}) });
+      const fresh: Item = { entries: [...entries], snap, version: v, ...(backfill !== undefined ? { backfill } : {}) };
+      normalize(fresh);
+      d.items.set(user, fresh);
     }
     if (!d.busy) void flush(to, d);
+  }
+
+  /** Forgets queued work and sync state of users whose replica `to` no longer is. */
+  function prune(to: string, d: Dest): void {
+    for (const [u] of [...d.items]) if (!replicasOf(u).includes(to)) d.items.delete(u);
+    for (const u of [...d.behind]) if (!replicasOf(u).includes(to)) d.behind.delete(u);
   }
 
   function settle(user: string): void {
@@ -99,37 +140,66 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
     }
   }
 
-  /** The data a backfilled user needs: everything after what the replica said it has. */
-  async function backfillPages(user: string, after: number): Promise<ExportPage[]> {
-    const pages: ExportPage[] = [];
-    for await (const p of store.exportUsers((u) => u === user, { after: { [user]: after }, pageRows: 5000 })) pages.push(p);
-    return pages;
+  /** Part of what a backfilled user needs, everything after what the replica said it has, about
+   * `budget` characters of it or one store page at least; `done` when it reached the end. */
+  async function backfillPart(user: string, after: number, budget: number): Promise<{ page: ExportPage; chars: number; done: boolean; last: number }> {
+    const page: ExportPage = { users: [], entries: [] };
+    let chars = 0;
+    let last = after;
+    const pages = store.exportUsers((u) => u === user, { after: { [user]: after }, pageRows: BACKFILL_PAGE_ROWS })[Symbol.asyncIterator]();
+    for (;;) {
+      if (page.entries.length > 0 && chars >= budget) {
+        await pages.return?.();
+        return { page, chars, done: false, last };
+      }
+      const r = await pages.next();
+      if (r.done) return { page, chars, done: true, last };
+      for (const e of r.value.entries) {
+        page.entries.push(e);
+        chars += entryChars(e);
+        last = Math.max(last, e.seq);
+      }
+      for (const u of r.value.users) {
+        page.users.push(u);
+        chars += snapChars(u);
+      }
+    }
   }
 
   async function flush(to: string, d: Dest): Promise<void> {
     d.busy = true;
     try {
       while (d.items.size) {
-        const batch = [...d.items].slice(0, BATCH_USERS);
-        for (const [u, it] of batch) {
+        // One batch: whole users in queue order, up to a size the peer frame takes with room
+        // to spare; a long backfill goes part by part, the rest queued again after each part.
+        const batch: [string, Item, number | undefined][] = [];
+        const page: ExportPage = { users: [], entries: [] };
+        let chars = 0;
+        for (const [u, it] of [...d.items]) {
+          if (batch.length >= BATCH_USERS || (batch.length > 0 && chars >= BATCH_CHARS)) break;
           d.items.delete(u);
           d.inflight.set(u, it.version);
-        }
-        const peer = c.peerOf(to);
-        const page: ExportPage = { users: [], entries: [] };
-        for (const [u, it] of batch) {
+          let partial: number | undefined;
           if (it.backfill !== undefined) {
             // From one entry before what the replica has: if its copy diverged (stale data from
             // before a restart), the import conflicts on that entry and it starts afresh.
-            for (const p of await backfillPages(u, Math.max(0, it.backfill - 1))) {
-              page.entries.push(...p.entries);
-              page.users.push(...p.users);
-            }
+            const part = await backfillPart(u, Math.max(0, it.backfill - 1), BATCH_CHARS - chars);
+            page.entries.push(...part.page.entries);
+            page.users.push(...part.page.users);
+            chars += part.chars;
+            if (!part.done) partial = part.last;
           } else {
             page.entries.push(...it.entries);
+            for (const e of it.entries) chars += entryChars(e);
           }
-          if (it.snap) page.users.push(it.snap);
+          if (it.snap && partial === undefined) {
+            page.users.push(it.snap);
+            chars += snapChars(it.snap);
+          }
+          batch.push([u, it, partial]);
         }
+        const peer = c.peerOf(to);
+        log.debug({ to, users: batch.length, entries: page.entries.length, snaps: page.users.length, chars, partial: batch.filter((b) => b[2] !== undefined).length }, 'replication batch');
         let reply: { t?: string; value?: { gaps?: Record<string, number>; refused?: string[] } } | undefined;
         try {
           if (!peer) throw new Error(`no address for ${to}`);
@@ -140,35 +210,60 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
           // to change (a dead replica is replaced) or a short while.
           for (const [u, it] of batch) {
             d.inflight.delete(u);
-            if (!replicasOf(u).includes(to)) continue;
+            if (!replicasOf(u).includes(to)) {
+              d.behind.delete(u);
+              continue;
+            }
+            d.behind.add(u);
             const cur = d.items.get(u);
             if (cur) {
-              cur.entries.unshift(...it.entries);
+              if (cur.backfill === undefined) cur.entries.unshift(...it.entries);
               cur.snap = mergeSnap(it.snap, cur.snap);
               if (it.backfill !== undefined) cur.backfill = Math.min(cur.backfill ?? it.backfill, it.backfill);
+              normalize(cur);
             } else {
               d.items.set(u, it);
             }
           }
-          log.debug({ to, err: (e as Error).message }, 'replication batch failed; retrying');
+          // A dead replica fails every batch until the ring drops it: say so once a while.
+          const now = Date.now();
+          if (now - d.warned > WARN_EVERY_MS) {
+            d.warned = now;
+            log.warn({ to, users: batch.length, entries: page.entries.length, err: (e as Error).message }, 'replication batch failed; retrying');
+          }
           await c.ringChange(300);
-          for (const [u] of [...d.items]) if (!replicasOf(u).includes(to)) d.items.delete(u);
+          prune(to, d);
           continue;
         }
         const gaps = reply.value?.gaps ?? {};
         const refused = new Set(reply.value?.refused ?? []);
         c.onBatch?.(to, page.entries.length, page.users.length);
-        for (const [u, it] of batch) {
+        for (const [u, it, partial] of batch) {
           d.inflight.delete(u);
           if (gaps[u] !== undefined) {
+            d.behind.add(u);
             enqueue(to, u, [], store.snapshot(u), gaps[u]);
             continue;
           }
           if (refused.has(u)) {
             // Our rings disagree on who is home or replica: try again once they settle.
-            if (replicasOf(u).includes(to)) setTimeout(() => enqueue(to, u, it.entries, it.snap, it.backfill), 300).unref();
+            if (replicasOf(u).includes(to)) {
+              d.behind.add(u);
+              d.deferred++;
+              setTimeout(() => {
+                d.deferred--;
+                if (replicasOf(u).includes(to)) enqueue(to, u, it.entries, it.snap, it.backfill);
+                else d.behind.delete(u);
+              }, REFUSED_RETRY_MS).unref();
+            }
             continue;
           }
+          if (partial !== undefined) {
+            // The replica now has everything up to `partial`: the rest of the backfill next.
+            enqueue(to, u, [], it.snap, partial);
+            continue;
+          }
+          d.behind.delete(u);
           d.version.set(u, Math.max(d.version.get(u) ?? 0, it.version));
           settle(u);
         }
@@ -250,15 +345,31 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
 
     ringChanged() {
       const ring = c.ring();
+      for (const [name, d] of dests) prune(name, d);
       for (const [u] of store.userSeqs((x) => ring.owner(x) === self)) {
         const to = replicasOf(u);
         if (to.length === 0) continue;
         const snap = store.snapshot(u);
-        for (const r of to) enqueue(r, u, [], snap);
+        for (const r of to) {
+          dest(r).behind.add(u);
+          enqueue(r, u, [], snap);
+        }
       }
       for (const w of waiters) settle(w.user);
     },
 
-    pending: () => [...dests.values()].reduce((n, d) => n + d.items.size, 0),
+    pending: () => [...dests.values()].reduce((n, d) => n + d.items.size + d.inflight.size + d.deferred, 0),
+
+    behind: () => [...dests.values()].reduce((n, d) => n + d.behind.size, 0),
+
+    progress() {
+      const out: Record<string, ReplicaProgress> = {};
+      for (const [name, d] of dests) {
+        if (d.items.size + d.inflight.size + d.deferred + d.behind.size > 0) {
+          out[name] = { queued: d.items.size, inflight: d.inflight.size, deferred: d.deferred, behind: d.behind.size };
+        }
+      }
+      return out;
+    },
   };
 }

@@ -2,7 +2,7 @@
 // readiness taken from the node's own "listening" log line; kill, restart and stop.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
@@ -137,6 +137,7 @@ export async function cleanup(): Promise<void> {
     await n.kill();
     // IM_TEST_KEEP=1 keeps the data folders for a post-mortem (open store.db with sqlite3).
     if (!process.env.IM_TEST_KEEP) await rm(n.data, { recursive: true, force: true });
+    else await writeFile(join(n.data, 'test-node.log'), n.log.join('\n'));
   }
   nodes.clear();
   for (const fn of extra.splice(0)) await fn();
@@ -154,12 +155,12 @@ export async function readAll(c: ImClient): Promise<Entry[]> {
 }
 
 /** Polls a condition until it holds (no fixed sleeps in tests). */
-export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 5000, everyMs = 20): Promise<T> {
+export async function until<T>(fn: () => T | Promise<T>, what: string | (() => string), timeoutMs = 5000, everyMs = 20): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
