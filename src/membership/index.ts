@@ -12,6 +12,9 @@
 //   A lower incarnation is ignored.
 // - About self: an entry saying self is dead or leaving at its incarnation (or anything at a higher
 //   one) while self is alive is refuted, SWIM style: incarnation = seen + 1. Self is never suspected.
+//   Dead is not refuted in place: the others have given this node's keys to other homes, so what
+//   it holds may be stale. It stops being joined (its ring drops it, `self:dead`) and comes back
+//   at the higher incarnation only through a join request, after the glue has copied its data.
 // - suspect is a local view, never gossiped (a suspect is gossiped as alive). dead is a local decision
 //   (suspect for confirmTimeoutMs without refutation) and is then gossiped so every node agrees quickly.
 // - A leaving member that goes quiet for suspectAfter + confirmTimeout is declared dead (no suspect step).
@@ -48,6 +51,7 @@ export type MembershipEvent =
   | { type: 'member:recovered'; member: MemberView } // suspect → up
   | { type: 'member:left'; member: MemberView } // status leaving
   | { type: 'member:died'; member: MemberView }
+  | { type: 'self:dead'; member: MemberView } // the others declared this node dead: it must rejoin
   | { type: 'ring:changed'; members: string[] }; // the sorted ringMembers() changed
 
 export type Membership = {
@@ -57,6 +61,10 @@ export type Membership = {
   ringMembers(): string[];
   joined(): boolean;
   markJoined(): void; // the ring:changed it causes comes with the next call (tick, merge, ...)
+  /** If gossip from `fromPeer` shows its sender alive at an incarnation this node holds dead (or
+   * forgot as dead), the entry that tells it so; the glue sends it back, so a node that was
+   * frozen or cut off learns that it must rejoin instead of serving its stale data. */
+  deadClaim(entries: unknown, fromPeer: string): GossipEntry | undefined;
   /** The member table to gossip. Self is left out until joined (a node that is still copying its
    * data must not be taken into anyone's ring from its gossip), except in the join request. */
   digest(opts?: { joining?: boolean }): GossipEntry[];
@@ -177,15 +185,19 @@ export function createMembership(
     return e;
   }
 
-  function refute(g: GossipEntry): void {
+  function refute(g: GossipEntry, events: MembershipEvent[]): void {
     if (me.status !== 'alive') return; // a leaving node lets any later claim stand
     if (g.incarnation > me.incarnation || (g.incarnation === me.incarnation && g.status !== 'alive')) {
       me.incarnation = g.incarnation + 1;
+      if (g.status === 'dead' && joinedFlag) {
+        joinedFlag = false;
+        events.push({ type: 'self:dead', member: view(me) });
+      }
     }
   }
 
   function apply(g: GossipEntry, events: MembershipEvent[]): void {
-    if (g.name === me.info.name) return refute(g);
+    if (g.name === me.info.name) return refute(g, events);
     const now = clock.now();
     const cur = table.get(g.name);
     if (cur === undefined || g.incarnation > cur.incarnation) {
@@ -245,6 +257,19 @@ export function createMembership(
     ringMembers,
     joined: () => joinedFlag,
     markJoined: () => { joinedFlag = true; },
+
+    deadClaim(entries, fromPeer) {
+      if (!Array.isArray(entries)) return undefined;
+      for (const x of entries.slice(0, MAX_ENTRIES_PER_MERGE)) {
+        let g: GossipEntry | undefined;
+        try { g = parseEntry(x); } catch { g = undefined; }
+        if (g === undefined || g.peer !== fromPeer || g.status !== 'alive' || g.name === me.info.name) continue;
+        const cur = table.get(g.name);
+        const dead = cur?.status === 'dead' ? cur.incarnation : cur === undefined ? tombstones.get(g.name) : undefined;
+        if (dead !== undefined && dead >= g.incarnation) return { ...g, addrs: [...g.addrs], incarnation: dead, status: 'dead' };
+      }
+      return undefined;
+    },
 
     digest: (opts) => [...table.values()].filter((e) => e !== me || joinedFlag || opts?.joining).sort(byName).map((e) => ({
       ...e.info, addrs: [...e.info.addrs], incarnation: e.incarnation, heartbeat: e.heartbeat, status: e.status,

@@ -87,6 +87,13 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
       }
       const mv = e.member;
       const what = { member: mv.name, peer: mv.peer, url: mv.url, incarnation: mv.incarnation };
+      if (e.type === 'self:dead') {
+        // The others gave this node's keys to other homes while it was cut off or frozen: what
+        // it holds may be stale. It owns nothing now and comes back through the join copy.
+        log.warn(what, 'the other members declared this node dead: rejoining through the data copy');
+        void join(rejoinSeeds()); // never alone: the others are alive, and own its keys
+        continue;
+      }
       if (e.type === 'member:joined') log.info(what, 'member joined');
       else if (e.type === 'member:suspected') log.warn(what, 'member suspected');
       else if (e.type === 'member:recovered') log.info(what, 'member recovered');
@@ -129,14 +136,35 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
     log.info({ members: m.ringMembers() }, why);
   }
 
-  async function join(): Promise<void> {
-    const giveUpAt = Date.now() + (init.aloneAfterMs ?? Infinity);
+  /** Where a node declared dead asks to come back: the members it still believes alive. */
+  function rejoinSeeds(): string[] {
+    const seeds: string[] = [];
+    for (const mv of m.members()) {
+      if (mv.name === self || mv.state === 'dead') continue;
+      for (const a of mv.addrs) seeds.push(a.includes('/p2p/') ? a : `${a}/p2p/${mv.peer}`);
+    }
+    return seeds.length ? seeds : init.seeds;
+  }
+
+  let joining = false;
+  async function join(seeds: string[], aloneAfterMs = Infinity): Promise<void> {
+    if (joining) return;
+    joining = true;
+    try {
+      await joinThrough(seeds, aloneAfterMs);
+    } finally {
+      joining = false;
+    }
+  }
+
+  async function joinThrough(seeds: string[], aloneAfterMs: number): Promise<void> {
+    const giveUpAt = Date.now() + aloneAfterMs;
     for (let attempt = 0; !stopped && !m.joined(); attempt++) {
       if (Date.now() >= giveUpAt) {
         log.warn({ seeds: init.seeds, waitedMs: init.aloneAfterMs }, 'no remembered member answered: starting a new cluster alone');
         return startAlone('started a new cluster alone');
       }
-      for (const addr of init.seeds) {
+      for (const addr of seeds) {
         if (stopped || m.joined()) return;
         try {
           const peer = await net.dial(addr);
@@ -180,6 +208,8 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
       return;
     }
     if (msg.t === 'gossip') {
+      const claim = m.deadClaim(msg.entries, from);
+      if (claim) net.send(from, { t: 'gossip', entries: [claim] });
       apply(m.merge(msg.entries, nameOf(from)));
       const name = nameOf(from);
       if (name) apply(m.heard(name));
@@ -245,7 +275,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
       if (init.seeds.length === 0) {
         startAlone('no seeds given: starting a new cluster');
       } else {
-        void join();
+        void join(init.seeds, init.aloneAfterMs);
       }
       timer = setInterval(round, init.gossipMs ?? GOSSIP_MS);
     },

@@ -341,24 +341,52 @@ test('leave(): others see leaving and it leaves every ring', (t) => {
   t.deepEqual(sim.of('a', 'ring:changed').length, 1);
 });
 
-test('refutation: a node told it is dead bumps its incarnation and is accepted alive again', (t) => {
+test('refutation: a node told it is dead stops being joined and comes back only through its join request', (t) => {
   const sim = createSim();
   sim.cluster(['a', 'b', 'c']);
   const c = sim.node('c');
   const rumour = c.digest().filter((g) => g.name === 'c').map((g) => ({ ...g, status: 'dead' }));
   // a believes the rumour first (as if it had declared c dead itself)
   t.deepEqual(sim.node('a').merge(rumour).map((e) => e.type), ['member:died', 'ring:changed']);
-  t.deepEqual(c.merge(rumour), []);
+  t.deepEqual(c.merge(rumour).map((e) => e.type), ['self:dead', 'ring:changed']);
   t.is(c.self().incarnation, 2);
-  t.is(c.self().state, 'up');
+  t.false(c.joined());
+  t.deepEqual(c.ringMembers(), ['a', 'b'], 'c no longer counts itself as a home');
+  sim.run(STEP * 4);
+  t.deepEqual(sim.of('a', 'member:joined').map(memberName), [], 'its gossip alone does not bring it back');
+  t.is(sim.stateIn('a', 'c'), 'dead');
+  // The glue copies c's data, then sends the join request.
+  t.deepEqual(sim.node('a').merge(c.digest({ joining: true }), 'c').map((e) => e.type), ['member:joined', 'ring:changed']);
+  c.markJoined();
   sim.run(STEP);
-  t.deepEqual(sim.of('a', 'member:joined').map(memberName), ['c']);
-  t.is(sim.stateIn('a', 'c'), 'up');
   t.is(sim.stateIn('b', 'c'), 'up');
   t.deepEqual(ringsAgree(sim, ['a', 'b', 'c']), ['a', 'b', 'c']);
-  // a claim at a higher incarnation is outbid too, and leaving is refuted like dead
-  c.merge([{ ...rumour[0] as GossipEntry, status: 'leaving', incarnation: 7 }]);
+  // a leaving claim (stale gossip) is refuted in place, and a claim at a higher incarnation is outbid
+  t.deepEqual(c.merge([{ ...rumour[0] as GossipEntry, status: 'leaving', incarnation: 7 }]), []);
   t.is(c.self().incarnation, 8);
+  t.true(c.joined());
+});
+
+test('deadClaim: gossip from a member held dead (or forgotten) is answered with the verdict', (t) => {
+  const sim = createSim({ suspectAfterMs: SUSPECT, confirmTimeoutMs: CONFIRM, forgetDeadAfterMs: 10_000 });
+  sim.cluster(['a', 'b', 'c']);
+  const c = sim.node('c');
+  const a = sim.node('a');
+  t.is(a.deadClaim(c.digest(), 'peer-c'), undefined, 'alive: nothing to say');
+  sim.paused.add('c');
+  sim.run(SUSPECT + CONFIRM + 2 * STEP);
+  t.is(sim.stateIn('a', 'c'), 'dead');
+  // c wakes up still believing it is a member, and gossips.
+  const claim = a.deadClaim(c.digest(), 'peer-c');
+  t.like(claim, { name: 'c', status: 'dead', incarnation: 1 });
+  t.is(a.deadClaim(c.digest(), 'peer-b'), undefined, 'only about the sender itself');
+  t.deepEqual(c.merge([claim]).map((e) => e.type), ['self:dead', 'ring:changed']);
+  // After a forgets c, the tombstone still answers.
+  sim.run(12_000);
+  t.false(a.members().some((m) => m.name === 'c'));
+  const old = { ...c.digest({ joining: true }).find((g) => g.name === 'c')!, incarnation: 1 };
+  t.like(a.deadClaim([old], 'peer-c'), { name: 'c', status: 'dead' });
+  t.is(a.deadClaim('junk', 'peer-c'), undefined);
 });
 
 test('malformed merge input is ignored and counted, never thrown', (t) => {
