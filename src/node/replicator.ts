@@ -132,6 +132,14 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
   function settle(user: string): void {
     for (const w of waiters) {
       if (w.user !== user) continue;
+      if (!c.joined() || c.ring().owner(user) !== self) {
+        // No longer the home (a ring change, or this node was declared dead): the replicas it
+        // waited for may never have the write. Not confirmed; the client retries the same cid.
+        waiters.delete(w);
+        clearTimeout(w.timer);
+        w.reject(new UnavailableError(`${user} moved to another node while this write was in flight`));
+        continue;
+      }
       if (replicasOf(user).every((r) => (dests.get(r)?.version.get(user) ?? 0) >= (w.required.get(r) ?? 1))) {
         waiters.delete(w);
         clearTimeout(w.timer);
@@ -296,7 +304,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
     wait(user) {
       // A node that stopped being the user's home while the write was in flight must not
       // confirm it: the new home may not have it. The client retries (same cid) there.
-      if (c.joined() && c.ring().owner(user) !== self) {
+      if (!c.joined() || c.ring().owner(user) !== self) {
         return Promise.reject(new UnavailableError(`${user} moved to another node while this write was in flight`));
       }
       const to = replicasOf(user);
