@@ -39,9 +39,15 @@ export type Handoff = {
   absorb(page: Page): Promise<PeerReply>;
   /** Newcomers this node has paused users for and not yet seen in its ring. */
   outgoing(): string[];
+  /** This node's own copy in flight (joining or leaving), if any. */
+  copying(): CopyProgress | undefined;
 };
 
+export type CopyProgress = { kind: 'join' | 'leave'; phase: 'bulk' | 'tail'; users: number; entries: number; ms: number; perSecond: number };
+
 const FREEZE_MS = 10_000;
+/** A long copy logs how far it is this often. */
+const PROGRESS_LOG_MS = 5000;
 const PAGE_ROWS = 2000;
 const WINDOW_USERS = 2000;
 
@@ -50,6 +56,35 @@ export function createHandoff(c: HandoffComponents): Handoff {
   const opts = { vnodes: c.vnodes, replicas: c.replicas };
   // Per newcomer: the freeze and the users handed to it (to drop once the ring includes it).
   const outgoing = new Map<string, { release(): void; select: (u: string) => boolean }>();
+  let copy: { kind: CopyProgress['kind']; phase: CopyProgress['phase']; users: number; entries: number; t0: number; logged: number } | undefined;
+
+  function view(): CopyProgress | undefined {
+    if (!copy) return undefined;
+    const ms = Math.round(performance.now() - copy.t0);
+    return { kind: copy.kind, phase: copy.phase, users: copy.users, entries: copy.entries, ms, perSecond: ms > 0 ? Math.round((copy.entries * 1000) / ms) : 0 };
+  }
+
+  /** Counts a copied or pushed page; a long copy says how far it is every PROGRESS_LOG_MS. */
+  function moved(entries: number, users: number): void {
+    c.onProgress?.(entries, users);
+    if (!copy) return;
+    copy.entries += entries;
+    copy.users += users;
+    if (performance.now() - copy.logged >= PROGRESS_LOG_MS) {
+      copy.logged = performance.now();
+      log.info(view(), 'handoff progress');
+    }
+  }
+
+  async function tracked<T>(kind: CopyProgress['kind'], run: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    copy = { kind, phase: 'bulk', users: 0, entries: 0, t0, logged: t0 };
+    try {
+      return await run();
+    } finally {
+      copy = undefined;
+    }
+  }
 
   /** Windows of user names [from, to] so that no request carries more than WINDOW_USERS seqs. */
   function windows(names: string[]): { from: string; to: string | null }[] {
@@ -101,7 +136,7 @@ export function createHandoff(c: HandoffComponents): Handoff {
             await importPage(page);
             users += page.users.length;
             entries += page.entries.length;
-            c.onProgress?.(page.entries.length, page.users.length);
+            moved(page.entries.length, page.users.length);
             for (const e of page.entries) after[e.user] = Math.max(after[e.user] ?? 0, e.seq);
             if (page.users.length) from = page.users[page.users.length - 1]!.user;
           }
@@ -115,7 +150,7 @@ export function createHandoff(c: HandoffComponents): Handoff {
   }
 
   return {
-    async acquire(members) {
+    acquire: (members) => tracked('join', async () => {
       const t0 = performance.now();
       const others = members.filter((m) => m.name !== self);
       if (others.length === 0) return { users: 0, entries: 0, ms: 0 };
@@ -123,6 +158,7 @@ export function createHandoff(c: HandoffComponents): Handoff {
       let users = 0;
       let entries = 0;
       for (const freeze of [false, true]) {
+        if (copy && freeze) copy.phase = 'tail';
         const got = await Promise.all(others.map((m) => pull(m, names, freeze)));
         for (const g of got) {
           users += g.users;
@@ -131,7 +167,7 @@ export function createHandoff(c: HandoffComponents): Handoff {
         log.info({ freeze, users, entries, ms: Math.round(performance.now() - t0) }, freeze ? 'handoff: final copy done, joining' : 'handoff: bulk copy done, freezing the tail');
       }
       return { users, entries, ms: Math.round(performance.now() - t0) };
-    },
+    }),
 
     async serve(req) {
       const current = c.ring();
@@ -157,7 +193,7 @@ export function createHandoff(c: HandoffComponents): Handoff {
       return { t: 'done', value: { users: [], entries: [] } };
     },
 
-    async release() {
+    release: () => tracked('leave', async () => {
       const t0 = performance.now();
       const current = c.ring();
       const rest = current.members.filter((m) => m !== self);
@@ -187,20 +223,22 @@ export function createHandoff(c: HandoffComponents): Handoff {
           for (const e of page.entries) sent[e.user] = Math.max(sent[e.user] ?? 0, e.seq);
           users += page.users.length;
           entries += page.entries.length;
-          c.onProgress?.(page.entries.length, page.users.length);
+          moved(page.entries.length, page.users.length);
         }
       };
       await push({});
       log.info({ users, entries, ms: Math.round(performance.now() - t0) }, 'leave: bulk copy done, pausing writes for the tail');
+      if (copy) copy.phase = 'tail';
       c.home.freeze(mine, 60_000);
       await store.flush();
       await push({ ...sent });
       const r = { users, entries, ms: Math.round(performance.now() - t0) };
       log.info(r, 'leave: every user this node owned is now with its next owner');
       return r;
-    },
+    }),
 
     outgoing: () => [...outgoing.keys()],
+    copying: view,
 
     async absorb(page) {
       for (let attempt = 0; ; attempt++) {

@@ -24,8 +24,11 @@ export function createMetrics(node: string) {
     peerBytes: new Gauge({ name: 'im_peer_bytes', help: 'bytes exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
     peerMsgs: new Gauge({ name: 'im_peer_messages', help: 'peer messages (envelopes) exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
     replicatedEntries: new Counter({ name: 'im_replicated_entries_total', help: 'timeline entries sent to replicas (acknowledged batches)', ...reg }),
-    handoffEntries: new Counter({ name: 'im_handoff_entries_total', help: 'timeline entries copied to this node by join handoffs', ...reg }),
-    handoffUsers: new Counter({ name: 'im_handoff_users_total', help: 'users whose state was copied to this node by join handoffs', ...reg }),
+    handoffEntries: new Counter({ name: 'im_handoff_entries_total', help: 'timeline entries moved by this node\'s handoffs (copied in on join, pushed out on leave)', ...reg }),
+    handoffUsers: new Counter({ name: 'im_handoff_users_total', help: 'user states moved by this node\'s handoffs (copied in on join, pushed out on leave)', ...reg }),
+    handoffsInFlight: new Gauge({ name: 'im_handoffs_in_flight', help: 'handoffs under way: this node\'s own copy (join or leave) plus newcomers it has paused users for', ...reg }),
+    replicationQueued: new Gauge({ name: 'im_replication_queued', help: 'users with replication work queued, on the wire or deferred, summed over replicas', ...reg }),
+    replicationBehind: new Gauge({ name: 'im_replication_behind', help: '(replica, user) pairs not known to be in sync since a ring change, gap or refusal', ...reg }),
     storeCommit: new Histogram({
       name: 'im_store_commit_seconds', help: 'duration of one group commit',
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], ...reg,

@@ -252,7 +252,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
         // Work in flight that operators may want to see finish before the next change.
         migrations: {
           replicationQueued: replicator!.pending(), replicationBehind: replicator!.behind(),
-          replication: replicator!.progress(), handoffsOut: handoff!.outgoing(),
+          replication: replicator!.progress(), handoffsOut: handoff!.outgoing(), copying: handoff!.copying() ?? null,
         },
         connections: gw.size(),
         sessions: presence.sessionCount(),
@@ -260,6 +260,9 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
       };
     },
     metrics: async () => {
+      metrics.handoffsInFlight.set(handoff!.outgoing().length + (handoff!.copying() ? 1 : 0));
+      metrics.replicationQueued.set(replicator!.pending());
+      metrics.replicationBehind.set(replicator!.behind());
       for (const s of net.stats()) {
         const name = cluster.nameOf(s.peer) ?? s.peer;
         metrics.peerFrames.set({ peer: name, dir: 'out' }, s.framesOut);

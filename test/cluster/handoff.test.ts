@@ -99,6 +99,14 @@ test.serial('a node joining under traffic takes over its users with their whole 
   t.true(moved.length > 0, 'some users moved to the newcomer');
   t.log(`${moved.length} of ${USERS.length} users moved to ${n4.opts.name}; ${confirmed.length} confirmed sends; longest wait for a confirmed send ${Math.max(...waits)} ms`);
   t.true(n4.log.some((l) => l.includes('handoff: final copy done')));
+  // Operators see what moved: the counters match the log, and no copy is left in flight.
+  const done = JSON.parse(n4.log.find((l) => l.includes('this node now holds what it will own'))!) as { entries: number; users: number };
+  t.true(done.entries > 0);
+  const metrics = await (await fetch(`${n4.http}/metrics`)).text();
+  t.regex(metrics, new RegExp(`^im_handoff_entries_total\\{[^}]*\\} ${done.entries}$`, 'm'));
+  t.regex(metrics, /^im_handoffs_in_flight\{[^}]*\} 0$/m);
+  const view = (await cluster.view(n4)) as unknown as { migrations: { copying: unknown } };
+  t.is(view.migrations.copying, null);
 
   await checkAll(t, n4, before);
 });
