@@ -77,10 +77,11 @@ export class Sender {
         this.confirmed.push({ from: this.user, to, mid: r.mid, seq: r.seq, cid, conn: this.conn });
         return;
       } catch (e) {
-        if (e instanceof ImError && e.code !== 'unavailable') throw e;
-        // unavailable, or the connection went (goaway, node killed): same cid again
+        if (e instanceof ImError && e.code !== 'unavailable' && e.code !== 'rate_limited') throw e;
+        // unavailable, rate_limited (its auto-acks of a burst of pushes count too), or the
+        // connection went (goaway, node killed): same cid again
         if (c.closed) this.reconnects++;
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, e instanceof ImError && e.code === 'rate_limited' ? 250 : 50));
       }
     }
   }
