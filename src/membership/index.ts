@@ -18,6 +18,9 @@
 // - suspect is a local view, never gossiped (a suspect is gossiped as alive). dead is a local decision
 //   (suspect for confirmTimeoutMs without refutation) and is then gossiped so every node agrees quickly.
 // - A leaving member that goes quiet for suspectAfter + confirmTimeout is declared dead (no suspect step).
+// - A suspect is declared dead only while this node hears a strict majority of the members it
+//   knows (dead ones until forgotten count, those that left do not): a minority side of a
+//   partition keeps its suspects, so it never gives their keys to itself.
 // - Forgotten dead members leave a tombstone (name → incarnation) so that a stale alive entry still
 //   gossiped by a lagging node cannot bring them back; only a higher incarnation can.
 // - Events come back from each call in a deterministic order (input order in merge, name order in
@@ -60,6 +63,8 @@ export type Membership = {
   // Self (once joined and not leaving) + alive others (up or suspect): a slow node does not flap the ring.
   ringMembers(): string[];
   joined(): boolean;
+  /** Hears a strict majority of the members it knows: may declare suspects dead. */
+  hasMajority(): boolean;
   markJoined(): void; // the ring:changed it causes comes with the next call (tick, merge, ...)
   /** If gossip from `fromPeer` shows its sender alive at an incarnation this node holds dead (or
    * forgot as dead), the entry that tells it so; the glue sends it back, so a node that was
@@ -89,6 +94,7 @@ type Entry = {
   lastHeardAt?: number;
   suspectSince?: number;
   deadAt?: number;
+  left?: boolean; // announced a graceful leave: no longer counts towards a majority
 };
 
 const RANK: Record<Status, number> = { alive: 0, leaving: 1, dead: 2 };
@@ -181,6 +187,7 @@ export function createMembership(
       info: { name: g.name, peer: g.peer, addrs: g.addrs, url: g.url },
       incarnation: g.incarnation, heartbeat: g.heartbeat, status: g.status, lastProgressAt: now,
     };
+    if (g.status === 'leaving') e.left = true;
     if (g.status === 'dead') e.deadAt = now;
     return e;
   }
@@ -217,6 +224,7 @@ export function createMembership(
     if (g.incarnation < cur.incarnation) return;
     if (RANK[g.status] > RANK[cur.status]) {
       cur.status = g.status;
+      if (g.status === 'leaving') cur.left = true;
       delete cur.suspectSince;
       if (g.status === 'dead') cur.deadAt = now;
       events.push({ type: g.status === 'dead' ? 'member:died' : 'member:left', member: view(cur) });
@@ -244,6 +252,20 @@ export function createMembership(
     progress(e, events, clock.now(), true);
   }
 
+  /** Whether this node hears a strict majority of the members it knows (up, suspect or dead and
+   * not yet forgotten; not those that left gracefully). Only then does it declare a suspect dead:
+   * the side of a partition that cannot hear most members must not give their keys to itself. */
+  function majority(): boolean {
+    let voters = 0;
+    let up = 0;
+    for (const e of table.values()) {
+      if (e.left || e.status === 'leaving') continue;
+      voters++;
+      if (e.status === 'alive' && (e === me || e.suspectSince === undefined)) up++;
+    }
+    return up * 2 > voters;
+  }
+
   function declareDead(e: Entry, events: MembershipEvent[], now: number): void {
     e.status = 'dead';
     e.deadAt = now;
@@ -257,6 +279,7 @@ export function createMembership(
     ringMembers,
     joined: () => joinedFlag,
     markJoined: () => { joinedFlag = true; },
+    hasMajority: majority,
 
     deadClaim(entries, fromPeer) {
       if (!Array.isArray(entries)) return undefined;
@@ -302,7 +325,7 @@ export function createMembership(
             events.push({ type: 'member:suspected', member: view(e) });
           }
         } else if (e.status === 'alive' && e.suspectSince !== undefined) {
-          if (now - e.suspectSince >= confirmTimeoutMs) declareDead(e, events, now);
+          if (now - e.suspectSince >= confirmTimeoutMs && majority()) declareDead(e, events, now);
         } else if (e.status === 'leaving') {
           if (quietFor >= suspectAfterMs + confirmTimeoutMs) declareDead(e, events, now);
         } else if (now - (e.deadAt ?? now) >= forgetDeadAfterMs) {
@@ -341,6 +364,7 @@ export function createMembership(
     leave: () => withRing((events) => {
       if (me.status !== 'alive') return;
       me.status = 'leaving';
+      me.left = true;
       me.incarnation++;
       events.push({ type: 'member:left', member: view(me) });
     }),

@@ -32,6 +32,8 @@ export type ClusterComponents = {
 export type Cluster = {
   ring(): Ring;
   joined(): boolean;
+  /** Hears a strict majority of the members it knows (see membership). */
+  hasMajority(): boolean;
   peerOf(name: string): string | undefined;
   nameOf(peer: string): string | undefined;
   members(): MemberView[];
@@ -123,9 +125,16 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
     }
   }
 
+  let majority = true;
   function round(): void {
     if (stopped) return;
     apply(m.tick());
+    if (m.joined() && m.hasMajority() !== majority) {
+      majority = !majority;
+      const suspects = m.members().filter((mv) => mv.state === 'suspect').map((mv) => mv.name);
+      if (majority) log.info('this node hears a majority of the members again');
+      else log.warn({ suspects }, 'this node cannot hear a majority of the members: it declares nobody dead (it may be the one cut off) and cannot confirm writes that need them');
+    }
     for (const p of m.probes()) void probe(p.target, p.via);
     gossip();
   }
@@ -256,6 +265,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
   return {
     ring: () => ring,
     joined: () => m.joined(),
+    hasMajority: () => m.hasMajority(),
     peerOf: (name) => m.peerOf(name),
     nameOf,
     members: () => m.members(),

@@ -277,6 +277,34 @@ test.serial('a node whose event loop stalls for over a second is not thrown out'
   t.deepEqual(await Promise.all(others.map(deaths)), died, 'no member:died event anywhere');
 });
 
+test.serial('a node that cannot hear a majority declares nobody dead and gives no keys to itself', async (t) => {
+  const [n1, ...frozen] = a.live() as [TestNode, ...TestNode[]];
+  t.true(frozen.length >= 2);
+  const before = await a.converged();
+  const died = await deaths(n1);
+  // All the others frozen: to n1 this looks the same as n1 being the one cut off.
+  for (const n of frozen) n.proc!.kill('SIGSTOP');
+  try {
+    const v = await until(async () => {
+      const x = (await a.view(n1)) as (ClusterView & { majority?: boolean }) | undefined;
+      return x && x.majority === false ? x : undefined;
+    }, 'n1 to see it has lost the majority', 10_000, 100);
+    t.deepEqual(v!.members.filter((m) => m.state === 'suspect').map((m) => m.name).sort(), frozen.map((n) => n.opts.name).sort());
+    // Watched past suspect + confirm (3 s by default) and then some: nobody dead, the ring unchanged.
+    const t0 = performance.now();
+    while (performance.now() - t0 < 4000) {
+      const later = await a.view(n1);
+      t.is(later!.ring.version, before);
+      t.false(later!.members.some((m) => m.state === 'dead'));
+    }
+  } finally {
+    for (const n of frozen) n.proc!.kill('SIGCONT');
+  }
+  t.is(await a.converged(), before);
+  t.is(await deaths(n1), died, 'no member:died event on n1');
+  t.true(n1.log.some((l) => l.includes('cannot hear a majority')));
+});
+
 // ---------------------------------------------------------------- cluster B: leave, strangers
 
 let b: TestCluster;

@@ -71,7 +71,7 @@ function createSim(init: MembershipInit = { suspectAfterMs: SUSPECT, confirmTime
   const stateIn = (observer: string, name: string) => node(observer).members().find((v) => v.name === name)?.state;
   const of = (name: string, type: MembershipEvent['type']) => (events.get(name) ?? []).filter((e) => e.type === type);
   const clear = (): void => { for (const n of nodes.keys()) events.set(n, []); };
-  return { clock, nodes, events, paused, start, node, join, gossip, step, run, cluster, cut, stateIn, of, clear, log };
+  return { clock, nodes, events, paused, blocked, start, node, join, gossip, step, run, cluster, cut, stateIn, of, clear, log };
 }
 
 function ringsAgree(sim: Sim, names: string[]): string[] | undefined {
@@ -235,15 +235,49 @@ test('probes ask an up member other than the target and self; the confirm window
   t.deepEqual(a.probeResult('c', false), []);
   t.deepEqual(a.probeResult('c', true).map((e) => e.type), ['member:recovered']);
 
-  // with every other member suspect there is nobody to ask, and the window alone declares death
+  // with every other member suspect there is nobody to ask; and a node that hears no majority
+  // declares nobody dead (it may be the one cut off): they stay suspect, in its ring
   a.unreachable('b');
   a.unreachable('c');
   a.unreachable('d');
   t.deepEqual(a.probes(), []);
   sim.clock.t += CONFIRM;
-  const evs = a.tick();
-  t.deepEqual(evs.map((e) => `${e.type}:${memberName(e) ?? ''}`), ['member:died:b', 'member:died:c', 'member:died:d', 'ring:changed:']);
-  t.deepEqual(a.ringMembers(), ['a']);
+  t.false(a.hasMajority());
+  t.deepEqual(a.tick().map((e) => e.type), []);
+  t.deepEqual(a.ringMembers(), ['a', 'b', 'c', 'd']);
+});
+
+test('a partition: the majority side declares the others dead, the minority side declares nobody', (t) => {
+  const sim = createSim();
+  const names = ['a', 'b', 'c', 'd', 'e'];
+  sim.cluster(names);
+  for (const x of ['a', 'b']) for (const y of ['c', 'd', 'e']) sim.cut(x, y);
+  sim.run(SUSPECT + CONFIRM + 4 * STEP);
+  for (const n of ['c', 'd', 'e']) {
+    t.true(sim.node(n).hasMajority());
+    t.deepEqual(sim.node(n).ringMembers(), ['c', 'd', 'e']);
+  }
+  for (const n of ['a', 'b']) {
+    t.false(sim.node(n).hasMajority());
+    t.deepEqual(sim.of(n, 'member:died'), [], `${n} declared nobody dead`);
+    t.deepEqual(sim.node(n).ringMembers(), names, 'its ring still names the others, so it cannot confirm their writes');
+  }
+});
+
+test('a member that left gracefully no longer counts towards the majority', (t) => {
+  const sim = createSim();
+  sim.cluster(['a', 'b', 'c', 'd']);
+  sim.log('d', sim.node('d').leave());
+  sim.run(STEP);
+  sim.paused.add('d'); // it exits
+  sim.run(SUSPECT + CONFIRM + 2 * STEP);
+  t.is(sim.stateIn('a', 'd'), 'dead');
+  // c crashes: a and b are 2 of the 3 members that did not leave, a majority
+  sim.paused.add('c');
+  sim.run(SUSPECT + CONFIRM + 4 * STEP);
+  t.is(sim.stateIn('a', 'c'), 'dead');
+  t.deepEqual(sim.node('a').ringMembers(), ['a', 'b']);
+  t.deepEqual(ringsAgree(sim, ['a', 'b']), ['a', 'b']);
 });
 
 test('probes with an injected random pick a valid via, even from a misbehaving random', (t) => {
