@@ -32,9 +32,11 @@ export type Handoff = {
   serve(req: Extract<PeerRequest, { t: 'handoff' }>): Promise<PeerReply>;
   /** Member side: the ring changed; release freezes whose newcomer is in it and drop what moved. */
   ringChanged(ring: Ring): Promise<void>;
-  /** Leaver side: push every user this node owns to its owner in the ring without this node,
-   * in bulk while serving, then the tail with writes paused (they stay paused until exit). */
-  release(): Promise<{ users: number; entries: number; ms: number }>;
+  /** Leaver side: push every user this node owns or replicates to the nodes that hold it in the
+   * ring without this node, in bulk while serving; then the tail of the owned ones with their
+   * writes paused (until exit); then `announce` (the leave gossip); then the tail of the
+   * replicated ones, final once the others stopped writing to this node. */
+  release(announce: () => Promise<void>): Promise<{ users: number; entries: number; ms: number }>;
   /** Receiver side of release: import one pushed page. */
   absorb(page: Page): Promise<PeerReply>;
   /** Newcomers this node has paused users for and not yet seen in its ring. */
@@ -114,7 +116,9 @@ export function createHandoff(c: HandoffComponents): Handoff {
 
   async function pull(member: { name: string; peer: string }, members: string[], freeze: boolean): Promise<{ users: number; entries: number }> {
     const future = createRing(members, opts);
-    const mine = (u: string) => future.owner(u) === self;
+    // Owned or replicated: a newcomer holds everything of every user whose copies it will keep
+    // before the ring names it, so no user has fewer than R full copies at the switch.
+    const mine = (u: string) => future.owners(u, future.replicas).includes(self);
     let users = 0;
     let entries = 0;
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -173,10 +177,10 @@ export function createHandoff(c: HandoffComponents): Handoff {
       const current = c.ring();
       if (!current.has(self)) return { t: 'fail', code: 'unavailable', message: `${self} is not in its own ring yet` };
       const future = createRing(req.members, opts);
-      const select = (u: string) => u > req.from && (req.to === null || u <= req.to) &&
-        current.owner(u) === self && future.owner(u) === req.target;
+      // Users this node is home of that the newcomer will hold, as home or as replica.
+      const moving = (u: string) => current.owner(u) === self && future.owners(u, future.replicas).includes(req.target);
+      const select = (u: string) => u > req.from && (req.to === null || u <= req.to) && moving(u);
       if (req.freeze) {
-        const moving = (u: string) => current.owner(u) === self && future.owner(u) === req.target;
         if (!outgoing.has(req.target)) {
           outgoing.set(req.target, { ...c.home.freeze(moving, FREEZE_MS), select: moving });
           log.info({ to: req.target }, 'handoff: writes to the users moving to the newcomer paused');
@@ -193,27 +197,39 @@ export function createHandoff(c: HandoffComponents): Handoff {
       return { t: 'done', value: { users: [], entries: [] } };
     },
 
-    release: () => tracked('leave', async () => {
+    release: (announce) => tracked('leave', async () => {
       const t0 = performance.now();
       const current = c.ring();
       const rest = current.members.filter((m) => m !== self);
-      if (rest.length === 0 || !current.has(self)) return { users: 0, entries: 0, ms: 0 };
+      if (rest.length === 0 || !current.has(self)) {
+        await announce();
+        return { users: 0, entries: 0, ms: 0 };
+      }
       const future = createRing(rest, opts);
-      const mine = (u: string) => current.owner(u) === self;
+      const R = current.replicas;
+      const owned = (u: string) => current.owner(u) === self;
+      const replicated = (u: string) => !owned(u) && current.owners(u, R).includes(self);
+      // Where a user's data goes: its new home if this node was home, and every node that holds
+      // it in the ring without this node but did not before (the replacement copy).
+      const dests = (u: string): string[] => {
+        const before = current.owners(u, R);
+        const out = future.owners(u, R).filter((n) => !before.includes(n));
+        if (owned(u) && !out.includes(future.owner(u)!)) out.push(future.owner(u)!);
+        return out;
+      };
       const sent: Record<string, number> = {};
       let users = 0;
       let entries = 0;
-      const push = async (after: Record<string, number>) => {
-        for await (const page of store.exportUsers(mine, { after, pageRows: PAGE_ROWS })) {
+      const push = async (select: (u: string) => boolean, after: Record<string, number>) => {
+        for await (const page of store.exportUsers(select, { after, pageRows: PAGE_ROWS })) {
           const byDest = new Map<string, ExportPage>();
-          const part = (u: string) => {
-            const d = future.owner(u)!;
+          const part = (u: string): ExportPage[] => dests(u).map((d) => {
             let p = byDest.get(d);
             if (!p) byDest.set(d, (p = { users: [], entries: [] }));
             return p;
-          };
-          for (const e of page.entries) part(e.user).entries.push(e);
-          for (const snap of page.users) part(snap.user).users.push(snap);
+          });
+          for (const e of page.entries) for (const p of part(e.user)) p.entries.push(e);
+          for (const snap of page.users) for (const p of part(snap.user)) p.users.push(snap);
           await Promise.all([...byDest].map(async ([dest, p]) => {
             const peer = c.peerOf(dest);
             if (!peer) throw new Error(`no address for ${dest}`);
@@ -226,14 +242,21 @@ export function createHandoff(c: HandoffComponents): Handoff {
           moved(page.entries.length, page.users.length);
         }
       };
-      await push({});
+      const held = (u: string) => owned(u) || replicated(u);
+      await push(held, {});
       log.info({ users, entries, ms: Math.round(performance.now() - t0) }, 'leave: bulk copy done, pausing writes for the tail');
       if (copy) copy.phase = 'tail';
-      c.home.freeze(mine, 60_000);
+      c.home.freeze(owned, 60_000);
       await store.flush();
-      await push({ ...sent });
+      await push(owned, { ...sent });
+      // Replicated users are written by their homes until the ring drops this node: once the
+      // leave is announced this node refuses their writes, so what it holds is final; push the
+      // rest of it, so every write it acknowledged is on the replacement copy too.
+      await announce();
+      await store.flush();
+      await push(replicated, { ...sent });
       const r = { users, entries, ms: Math.round(performance.now() - t0) };
-      log.info(r, 'leave: every user this node owned is now with its next owner');
+      log.info(r, 'leave: every user this node owned or replicated is now with its next holders');
       return r;
     }),
 

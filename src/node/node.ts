@@ -246,6 +246,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
         node: cfg.name,
         peer: net.peerId,
         joined: cluster.joined(),
+        majority: cluster.hasMajority(),
         members: cluster.members().map((m) => ({ name: m.name, peer: m.peer, url: m.url, state: m.state, incarnation: m.incarnation })),
         ring: { version: ring.version, vnodes: ring.vnodes, replicas: ring.replicas, members: ring.members },
         owned,
@@ -305,13 +306,18 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
       clearInterval(ticker);
       clearInterval(outboxTimer);
       clearInterval(stats);
-      // Hand every user this node owns to its next owner before leaving the ring.
+      // Hand every user this node owns or replicates to its next holders around leaving the ring.
+      let announced = false;
+      const announce = async () => {
+        announced = true;
+        await cluster.leave();
+      };
       try {
-        await handoff!.release();
+        await handoff!.release(announce);
       } catch (e) {
         log.error({ err: (e as Error).message }, 'leave: handoff failed; the users it did not reach stay on this node\'s disk');
       }
-      await cluster.leave();
+      if (!announced) await cluster.leave();
       await gw.shutdown(others, 2000);
       await server.close();
       cluster.stop();

@@ -97,6 +97,25 @@ test.serial('a node frozen until the others declare it dead, then resumed, under
   for (const n of cluster.live()) await n.kill();
 });
 
+test.serial('a kill right after a join and right after a graceful leave, with no wait for re-replication', async (t) => {
+  // A join copies, and a leave hands over, every user whose copies move, as replica as well as
+  // home: at the ring switch every user already has R full copies, so one crash right after
+  // it loses nothing.
+  const cluster = await startCluster(3);
+  await withTraffic(t, cluster, 4, async () => {
+    const n4 = await cluster.add();
+    await cluster.nodes[0]!.kill();
+    await settled(cluster);
+    await cluster.nodes[0]!.start(cluster.nodes[0]!.port);
+    await settled(cluster);
+    t.is(await cluster.nodes[1]!.stop(), 0);
+    await cluster.converged(30_000);
+    await n4.kill();
+    await settled(cluster);
+  });
+  for (const n of cluster.live()) await n.kill();
+});
+
 test.serial('a rolling restart of every node, under traffic', async (t) => {
   const cluster = await startCluster(3);
   await withTraffic(t, cluster, 2, async () => {

@@ -128,7 +128,7 @@ test.serial('a node leaving gracefully under traffic hands its users over first'
   stop = true;
   await traffic;
   await burst('left', 2);
-  t.true(leaver.log.some((l) => l.includes('leave: every user this node owned is now with its next owner')));
+  t.true(leaver.log.some((l) => l.includes('leave: every user this node owned or replicated is now with its next holders')));
   t.log(`${its.length} users moved off ${leaver.opts.name}; ${confirmed.length} confirmed sends in all; longest wait ${Math.max(...waits)} ms`);
   await checkAll(t, cluster.nodes[0]!, before);
 });
