@@ -321,6 +321,8 @@ export function createHome(c: HomeComponents): Home {
       const rows = await store.outbox();
       await Promise.all(rows.map(async (row) => {
         if (inFlight.has(`${row.user}\0${row.mid}\0${row.dest}`)) return;
+        // Only the sender's home hands copies over: elsewhere its timeline may be a stale copy.
+        if (!owns(row.user)) return;
         const d = row.item as Delivery;
         try {
           await handOver(row.user, d);

@@ -42,7 +42,8 @@ export type Store = {
   append(items: NewEntry[], outbox?: OutboxRow[]): { entries: StoredEntry[]; durable: Promise<void> };
   /** Outbox rows whose copies have been delivered: deleted with the next commit. */
   outboxDone(rows: OutboxKey[]): void;
-  /** Every outbox row still on disk (copies not yet known to be delivered). */
+  /** Every outbox row still on disk (copies not yet known to be delivered) whose sender entry is
+   * still in the sender's timeline; rows whose entry was replaced are deleted. */
   outbox(): Promise<OutboxRow[]>;
   /** A user's state from memory (for replication): seq, last seen, and the named (or all) conversations and cursors. */
   snapshot(user: string, convs?: string[], devices?: string[]): UserSnapshot | undefined;
@@ -287,9 +288,14 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
     },
 
     outbox: () =>
-      db.job(async (c) =>
-        (await c.all<{ user: string; mid: string; dest: string; item: string }>('SELECT user, mid, dest, item FROM outbox'))
-          .map((r) => ({ user: r.user, mid: r.mid, dest: r.dest, item: JSON.parse(r.item) as unknown }))),
+      db.job(async (c) => {
+        // A row whose sender entry is gone was for a write that was never confirmed and has
+        // since been replaced (a stale copy from before a restart): delivering it would give the
+        // recipient a message the sender's timeline does not have.
+        await c.run('DELETE FROM outbox WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.user = outbox.user AND e.mid = outbox.mid)', []);
+        return (await c.all<{ user: string; mid: string; dest: string; item: string }>('SELECT user, mid, dest, item FROM outbox'))
+          .map((r) => ({ user: r.user, mid: r.mid, dest: r.dest, item: JSON.parse(r.item) as unknown }));
+      }),
 
     flush: () => schedule(),
     lastSeq: (user) => users.get(user)?.seq ?? 0,

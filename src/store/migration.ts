@@ -397,7 +397,7 @@ export function createMigration(core: StoreCore): Migration {
             const part = drop.slice(i, i + LOOKUP_CHUNK);
             const inList = `user IN (${marks(part.length)})`;
             removed += await c.run(`DELETE FROM entries WHERE ${inList}`, part);
-            for (const table of ['users', 'convs', 'cursors']) await c.run(`DELETE FROM ${table} WHERE ${inList}`, part);
+            for (const table of ['users', 'convs', 'cursors', 'outbox']) await c.run(`DELETE FROM ${table} WHERE ${inList}`, part);
           }
           await c.exec('COMMIT');
         } catch (err) {

@@ -149,12 +149,26 @@ test('outbox rows are written with the entries, listed until done, and survive r
   const { s, file } = await open();
   const [e] = dm('ob-a', 'ob-b');
   await s.append([e!], [{ user: 'ob-a', mid: e!.mid, dest: 'ob-b', item: { hello: 'world', n: 1 } }]).durable;
-  await s.append(dm('ob-a', 'ob-c'), [{ user: 'ob-a', mid: 'other', dest: 'ob-c', item: [1, 2] }]).durable;
-  t.deepEqual((await s.outbox()).map((r) => [r.mid, r.dest, r.item]).sort(), [[e!.mid, 'ob-b', { hello: 'world', n: 1 }], ['other', 'ob-c', [1, 2]]].sort());
-  s.outboxDone([{ user: 'ob-a', mid: 'other', dest: 'ob-c' }]);
+  const [f] = dm('ob-a', 'ob-c');
+  await s.append([f!], [{ user: 'ob-a', mid: f!.mid, dest: 'ob-c', item: [1, 2] }]).durable;
+  t.deepEqual((await s.outbox()).map((r) => [r.mid, r.dest, r.item]).sort(), [[e!.mid, 'ob-b', { hello: 'world', n: 1 }], [f!.mid, 'ob-c', [1, 2]]].sort());
+  s.outboxDone([{ user: 'ob-a', mid: f!.mid, dest: 'ob-c' }]);
   await s.flush();
   await s.close();
   const { s: s2 } = await open({}, file);
   t.deepEqual((await s2.outbox()).map((r) => r.dest), ['ob-b']);
   await s2.close();
+});
+
+test('outbox rows whose sender entry is gone (replaced or dropped) are not listed, and are deleted', async (t) => {
+  const { s } = await open();
+  const [e] = dm('og-a', 'og-b');
+  await s.append([e!], [{ user: 'og-a', mid: e!.mid, dest: 'og-b', item: 1 }]).durable;
+  // a row for an entry that is not (any longer) in the sender's timeline
+  const [g] = dm('og-c', 'og-b');
+  await s.append([g!], [{ user: 'og-c', mid: 'not-this-one', dest: 'og-b', item: 2 }]).durable;
+  t.deepEqual((await s.outbox()).map((r) => r.user), ['og-a']);
+  await s.dropUsers(['og-a']);
+  t.deepEqual(await s.outbox(), []);
+  await s.close();
 });
