@@ -9,6 +9,7 @@ import type { Auth } from './auth.ts';
 import { AuthError } from './auth.ts';
 import type { Config } from './config.ts';
 import type { Homes } from './home.ts';
+import { Lane } from './lane.ts';
 import type { Metrics } from './metrics.ts';
 
 // WebSocket close codes this node uses (documented in docs/PROTOCOL-EXTENSIONS.md).
@@ -37,6 +38,8 @@ type ClientConn = {
   closed: boolean;
   watching: Set<string>;
   corked: boolean;
+  /** Keeps this connection's sends in order across retries and ring changes. */
+  lane: Lane;
 };
 
 export type Gateway = {
@@ -233,7 +236,7 @@ export function createGateway(c: GatewayComponents): Gateway {
     switch (req.op) {
       case 'send': {
         if (req.group !== undefined) return error(cc, id, 'bad_request', 'groups are not supported by this version yet');
-        const r = await homes.send(s.user, req.to!, req.cid, req.body);
+        const r = await homes.send(s.user, req.to!, req.cid, req.body, cc.lane);
         return send(cc, { op: 'sent', ...withId, ...r });
       }
       case 'ack':
@@ -296,6 +299,7 @@ export function createGateway(c: GatewayComponents): Gateway {
       const cc: ClientConn = {
         id: `c${++nextId}`, ws, opened: t, last: t, loggingIn: false, held: [], replaying: false,
         overflow: false, buffer: [], pushed: 0, tokens: config.rateBurst, refilled: t, closed: false, watching: new Set(), corked: false,
+        lane: new Lane(),
       };
       conns.set(cc.id, cc);
       metrics.connections.inc();

@@ -11,6 +11,7 @@ import { dmConv, parseConv } from '../protocol/frames.ts';
 import type { Entry, MsgEvent, ServerFrame, UserPresence } from '../protocol/frames.ts';
 import type { Delivery } from '../protocol/peer.ts';
 import { ForbiddenError, UnavailableError } from './errors.ts';
+import type { Lane } from './lane.ts';
 
 /** Delivers a frame to one connection held by a gateway (this node's own or a peer's). */
 export type Push = (gateway: string, conn: string, frame: ServerFrame) => void;
@@ -20,7 +21,8 @@ export type Page = { msgs: Entry[]; more: boolean };
 
 /** What a gateway asks of the homes of its users: implemented by the local home and by the router. */
 export type Homes = {
-  send(from: string, to: string, cid: string, body: string): Promise<SendResult>;
+  /** `lane`: the sending connection's, to keep its sends in order across retries (router). */
+  send(from: string, to: string, cid: string, body: string, lane?: Lane): Promise<SendResult>;
   /** Registers a logged-in session; the caller replays from `acked` (or its own since). */
   login(s: SessionRef): Promise<{ seq: number; acked: number }>;
   logout(s: SessionRef): Promise<void>;

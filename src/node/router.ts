@@ -11,6 +11,7 @@ import type { Delivery, HomeCall, PeerReply, PeerRequest } from '../protocol/pee
 import type { Unread } from '../store/index.ts';
 import { ForbiddenError, UnavailableError } from './errors.ts';
 import type { Home, Homes, Page, SendResult, Watcher } from './home.ts';
+import type { Lane, LaneTurn } from './lane.ts';
 
 /** What the router needs of the peer transport. */
 export type PeerLink = {
@@ -79,11 +80,21 @@ export function createRouter(c: RouterComponents): Router {
   const left = (deadline: number) => Math.max(100, Math.min(timeoutMs, deadline - Date.now()));
 
   /** Runs a call on the key's home, retrying on a stale ring or a lost peer until the deadline. */
-  async function call<T>(key: string, hc: HomeCall, here: () => Promise<T>): Promise<T> {
+  async function call<T>(key: string, hc: HomeCall, here: () => Promise<T>, lane?: Lane): Promise<T> {
+    const turn = lane?.open();
+    try {
+      return await attempts(key, hc, here, lane, turn);
+    } finally {
+      if (turn) lane!.close(turn);
+    }
+  }
+
+  async function attempts<T>(key: string, hc: HomeCall, here: () => Promise<T>, lane: Lane | undefined, turn: LaneTurn | undefined): Promise<T> {
     let last = 'no owner';
     const deadline = Date.now() + deadlineMs;
     for (let i = 0; i === 0 || Date.now() < deadline; i++) {
       if (i > 0) {
+        if (turn) lane!.retrying(turn);
         c.onForward?.('retry');
         await c.ringChange(RETRY_MS);
       }
@@ -91,10 +102,18 @@ export function createRouter(c: RouterComponents): Router {
         last = 'this node has not joined the cluster yet';
         continue;
       }
-      const ring = c.ring();
-      const owner = ring.owner(key);
+      let ring = c.ring();
+      let owner = ring.owner(key);
       if (owner === undefined) continue;
-      if (owner === self) return here();
+      // In the lane's order: wait until every earlier call of the connection goes the same way.
+      while (turn) {
+        await lane!.admit(turn, owner);
+        ring = c.ring();
+        const now = ring.owner(key);
+        if (now === owner || now === undefined) break;
+        owner = now;
+      }
+      if (owner === self) return await here();
       const peer = c.peerOf(owner);
       if (!peer) {
         last = `no address for ${owner}`;
@@ -153,14 +172,23 @@ export function createRouter(c: RouterComponents): Router {
 
   // Deliveries to one destination node go out in order, one batch in flight at a time, so that
   // messages from one connection land in each recipient's timeline in the order they were sent.
+  // A copy that has to be retried (its home died, moved, or paused it) holds back every later
+  // copy for the same recipient until it is routed again, so a newer copy cannot overtake it
+  // on the next ring.
   type Pending = { d: Delivery; deadline: number; resolve(): void; reject(e: Error): void };
   const channels = new Map<string, { queue: Pending[]; busy: boolean }>();
+  const held = new Map<string, Pending[]>();
 
   function route(p: Pending): void {
+    const wait = held.get(p.d.user);
+    if (wait) {
+      wait.push(p);
+      return;
+    }
     const owner = c.joined() ? c.ring().owner(p.d.user) : undefined;
     if (owner === self) {
       // Unavailable here means the recipient is being handed to a newcomer: retry on the new ring.
-      local.deliver([p.d]).then(p.resolve, (e: Error) => (e.name === 'UnavailableError' ? retry(p, e.message) : p.reject(e)));
+      local.deliver([p.d]).then(p.resolve, (e: Error) => (e.name === 'UnavailableError' ? retry([p], e.message) : p.reject(e)));
       return;
     }
     const dest = owner ?? '';
@@ -170,10 +198,37 @@ export function createRouter(c: RouterComponents): Router {
     if (!ch.busy) void flush(dest, ch);
   }
 
-  function retry(p: Pending, why: string): void {
-    if (Date.now() >= p.deadline) return p.reject(new UnavailableError(`the home of ${p.d.user} is not reachable (${why})`));
+  /** Routes `ps` again on the next ring (or after RETRY_MS), ahead of every later copy for the
+   * same recipients, which wait with them (also those already queued behind them). */
+  function retry(ps: Pending[], why: string): void {
+    const users = new Set<string>();
+    for (const p of ps) {
+      if (Date.now() >= p.deadline) {
+        p.reject(new UnavailableError(`the home of ${p.d.user} is not reachable (${why})`));
+        continue;
+      }
+      let wait = held.get(p.d.user);
+      if (!wait) {
+        held.set(p.d.user, (wait = []));
+        users.add(p.d.user);
+      }
+      wait.push(p);
+    }
+    if (users.size === 0) return;
+    for (const ch of channels.values()) {
+      const later = ch.queue.filter((p) => users.has(p.d.user));
+      if (later.length === 0) continue;
+      ch.queue = ch.queue.filter((p) => !users.has(p.d.user));
+      for (const p of later) held.get(p.d.user)!.push(p);
+    }
     c.onForward?.('retry');
-    void c.ringChange(RETRY_MS).then(() => route(p));
+    void c.ringChange(RETRY_MS).then(() => {
+      for (const u of users) {
+        const wait = held.get(u) ?? [];
+        held.delete(u);
+        for (const p of wait) route(p);
+      }
+    });
   }
 
   async function flush(dest: string, ch: { queue: Pending[]; busy: boolean }): Promise<void> {
@@ -182,7 +237,7 @@ export function createRouter(c: RouterComponents): Router {
       const batch = ch.queue.splice(0, DELIVER_BATCH);
       const peer = dest ? c.peerOf(dest) : undefined;
       if (!peer) {
-        for (const p of batch) retry(p, `no address for ${dest || 'the owner'}`);
+        retry(batch, `no address for ${dest || 'the owner'}`);
         continue;
       }
       c.onForward?.('forward');
@@ -191,9 +246,11 @@ export function createRouter(c: RouterComponents): Router {
         if (reply.t === 'fail') throw new Error(reply.message);
         const results = reply.value;
         if (!Array.isArray(results) || results.length !== batch.length) throw new Error(`malformed deliver reply from ${dest}`);
-        batch.forEach((p, i) => (results[i] === 'ok' ? p.resolve() : retry(p, `${dest}: ${String(results[i])}`)));
+        const again: Pending[] = [];
+        batch.forEach((p, i) => (results[i] === 'ok' ? p.resolve() : again.push(p)));
+        if (again.length) retry(again, `${dest}: ${String(results[batch.indexOf(again[0]!)])}`);
       } catch (e) {
-        for (const p of batch) retry(p, `${dest}: ${(e as Error).message}`);
+        retry(batch, `${dest}: ${(e as Error).message}`);
       }
     }
     ch.busy = false;
@@ -240,7 +297,7 @@ export function createRouter(c: RouterComponents): Router {
   }
 
   return {
-    send: (from, to, cid, body) => call<SendResult>(from, { fn: 'send', from, to, cid, body }, () => local.send(from, to, cid, body)),
+    send: (from, to, cid, body, lane) => call<SendResult>(from, { fn: 'send', from, to, cid, body }, () => local.send(from, to, cid, body), lane),
     login: (s) => call(s.user, { fn: 'login', session: s }, () => local.login(s)),
     logout: (s) => call(s.user, { fn: 'logout', session: s }, () => local.logout(s)),
     sync: (user, after, limit) => call<Page>(user, { fn: 'sync', user, after, limit }, () => local.sync(user, after, limit)),
