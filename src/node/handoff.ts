@@ -177,9 +177,12 @@ export function createHandoff(c: HandoffComponents): Handoff {
       const current = c.ring();
       if (!current.has(self)) return { t: 'fail', code: 'unavailable', message: `${self} is not in its own ring yet` };
       const future = createRing(req.members, opts);
-      // Users this node is home of that the newcomer will hold, as home or as replica.
-      const moving = (u: string) => current.owner(u) === self && future.owners(u, future.replicas).includes(req.target);
-      const select = (u: string) => u > req.from && (req.to === null || u <= req.to) && moving(u);
+      // Users this node is home of that the newcomer will hold, as home or as replica; writes
+      // pause only for those not already in its hands (a node restarted before anyone declared
+      // it dead is still in the ring: no ring change would end that pause).
+      const holds = (u: string) => current.owner(u) === self && future.owners(u, future.replicas).includes(req.target);
+      const moving = (u: string) => holds(u) && !current.owners(u, current.replicas).includes(req.target);
+      const select = (u: string) => u > req.from && (req.to === null || u <= req.to) && holds(u);
       if (req.freeze) {
         if (!outgoing.has(req.target)) {
           outgoing.set(req.target, { ...c.home.freeze(moving, FREEZE_MS), select: moving });
