@@ -102,8 +102,23 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   const t0 = performance.now();
   const store = await createStore({ file: join(cfg.data, 'store.db'), sync: cfg.sync }, {
     onCommit: (entries, changed) => {
-      pushCommitted(entries, presence, push);
       replicator?.committed(entries, changed);
+      // Pushed once on every copy, not at the home's commit: a device must never see an entry
+      // that a crash of the home could take back (its seq then given to another message).
+      const byUser = new Map<string, typeof entries>();
+      for (const e of entries) {
+        const l = byUser.get(e.user);
+        if (l) l.push(e);
+        else byUser.set(e.user, [e]);
+      }
+      for (const [u, es] of byUser) {
+        if (!replicator) {
+          pushCommitted(es, presence, push);
+          continue;
+        }
+        // Not replicated (no longer home): not pushed; the device gets what survives by sync.
+        replicator.wait(u).then(() => pushCommitted(es, presence, push), () => undefined);
+      }
     },
     onBatch: ({ rows, ms }) => {
       metrics.storeCommit.observe(ms / 1000);

@@ -90,7 +90,12 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
   const { self, store, log } = c;
   const deadlineMs = c.deadlineMs ?? DEADLINE_MS;
   const dests = new Map<string, Dest>();
-  const waiters = new Set<Waiter>();
+  const waiters = new Map<string, Set<Waiter>>(); // by user, each set in arrival order
+  const forget = (w: Waiter): void => {
+    const ws = waiters.get(w.user);
+    ws?.delete(w);
+    if (ws?.size === 0) waiters.delete(w.user);
+  };
   let version = 0;
 
   const replicasOf = (user: string): string[] => {
@@ -130,18 +135,17 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
   }
 
   function settle(user: string): void {
-    for (const w of waiters) {
-      if (w.user !== user) continue;
+    for (const w of waiters.get(user) ?? []) {
       if (!c.joined() || c.ring().owner(user) !== self) {
         // No longer the home (a ring change, or this node was declared dead): the replicas it
         // waited for may never have the write. Not confirmed; the client retries the same cid.
-        waiters.delete(w);
+        forget(w);
         clearTimeout(w.timer);
         w.reject(new UnavailableError(`${user} moved to another node while this write was in flight`));
         continue;
       }
       if (replicasOf(user).every((r) => (dests.get(r)?.version.get(user) ?? 0) >= (w.required.get(r) ?? 1))) {
-        waiters.delete(w);
+        forget(w);
         clearTimeout(w.timer);
         w.resolve();
       }
@@ -318,11 +322,13 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         const w: Waiter = {
           user, required, resolve, reject,
           timer: setTimeout(() => {
-            waiters.delete(w);
+            forget(w);
             reject(new UnavailableError(`the replicas of ${user} did not confirm in time`));
           }, deadlineMs),
         };
-        waiters.add(w);
+        let ws = waiters.get(user);
+        if (!ws) waiters.set(user, (ws = new Set()));
+        ws.add(w);
       });
     },
 
@@ -363,7 +369,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
           enqueue(r, u, [], snap);
         }
       }
-      for (const w of waiters) settle(w.user);
+      for (const u of [...waiters.keys()]) settle(u);
     },
 
     pending: () => [...dests.values()].reduce((n, d) => n + d.items.size + d.inflight.size + d.deferred, 0),
