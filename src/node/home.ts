@@ -69,6 +69,8 @@ export type HomeComponents = {
   deliverRemote?: (d: Delivery) => Promise<void>;
   /** Resolves once the user's replicas hold everything committed for the user so far. */
   replicated?: (user: string) => Promise<void>;
+  /** Whether writes here have replicas at all (a cluster with R > 1 and other members). */
+  replicating?: () => boolean;
   onSent?: (dup: boolean) => void;
 };
 
@@ -165,19 +167,23 @@ export function createHome(c: HomeComponents): Home {
       const ts = c.midTime(mid);
       const base = { mid, conv: dmConv(w.from, w.to), from: w.from, to: w.to, body: w.body, ts };
       const items: NewEntry[] = [{ ...base, user: w.from, dkey }];
-      const remote = w.to !== w.from && !owns(w.to) && c.deliverRemote !== undefined;
-      if (w.to !== w.from && !remote) items.push({ ...base, user: w.to, dkey: DEDUP_KEY.mid(mid) });
-      // A copy for another node's home is kept in the outbox, in the same transaction as the
-      // sender's entry, until that home has it: a crash in between cannot lose it.
+      // The recipient's copy is handed over only once the sender's entry (with its dedup key) is
+      // on every copy: were the home to die between the two, a resend of the cid to the next
+      // home would make a second message, and the recipient would have both. Without replicas a
+      // local recipient's copy goes in the same transaction instead.
+      const separate = w.to !== w.from && c.deliverRemote !== undefined && (!owns(w.to) || (c.replicating?.() ?? false));
+      if (w.to !== w.from && !separate) items.push({ ...base, user: w.to, dkey: DEDUP_KEY.mid(mid) });
+      // A copy handed over separately is kept in the outbox, in the same transaction as the
+      // sender's entry, until its home has it: a crash in between cannot lose it.
       const copyOf: Delivery = { ...base, user: w.to };
-      const ob = remote ? [{ user: w.from, mid, dest: w.to, item: copyOf }] : [];
+      const ob = separate ? [{ user: w.from, mid, dest: w.to, item: copyOf }] : [];
       const { entries, durable } = store.append(items, ob);
       const r: SendResult = { mid, seq: entries[0]!.seq, ts };
       c.onSent?.(false);
-      const copy = remote ? handOver(w.from, copyOf) : undefined;
-      // A local recipient's copy is in the same transaction; its replicas may be other nodes.
-      const local = w.to !== w.from && !remote ? everywhere(durable, w.to) : undefined;
-      Promise.all([everywhere(durable, w.from), local, copy]).then(() => w.resolve(r), w.reject);
+      const mine = everywhere(durable, w.from);
+      const copy = separate ? mine.then(() => handOver(w.from, copyOf)) : undefined;
+      const local = w.to !== w.from && !separate ? everywhere(durable, w.to) : undefined;
+      Promise.all([mine, local, copy]).then(() => w.resolve(r), w.reject);
     }
   }
 

@@ -171,6 +171,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     store, presence, nextMid: createMidGenerator(await nodeTag(store), now), midTime, now, push, owns,
     deliverRemote: (d) => deliverRemote!(d),
     replicated: (user) => replicator!.wait(user),
+    replicating: () => cluster.ring().members.length > 1 && cfg.replicas > 1,
     log: log.child({ component: 'home' }),
     onSent: (dup) => {
       if (dup) metrics.messagesDup.inc();
