@@ -48,6 +48,8 @@ type Item = { entries: ExportedEntry[]; snap?: UserSnapshot; version: number; ba
 type Dest = {
   items: Map<string, Item>; inflight: Map<string, number>; busy: boolean; version: Map<string, number>;
   warned: number; deferred: number; behind: Set<string>;
+  /** Users a client write waits for: their items go first (a backfill after a crash can be long). */
+  urgent: Set<string>;
 };
 type Waiter = { user: string; required: Map<string, number>; resolve(): void; reject(e: Error): void; timer: NodeJS.Timeout };
 
@@ -60,7 +62,7 @@ const ITEM_ROWS = 1000;
 const BACKFILL_PAGE_ROWS = 100;
 const DEADLINE_MS = 10_000;
 const WARN_EVERY_MS = 5000;
-/** A replica refused (its ring names another home): ask again after this long. */
+/** A replica refused (its ring names another home), or a backfill could not be read: again after this long. */
 const REFUSED_RETRY_MS = 300;
 
 const entryChars = (e: ExportedEntry): number => 256 + 2 * e.body.length;
@@ -106,7 +108,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
   };
   const dest = (name: string): Dest => {
     let d = dests.get(name);
-    if (!d) dests.set(name, (d = { items: new Map(), inflight: new Map(), busy: false, version: new Map(), warned: 0, deferred: 0, behind: new Set() }));
+    if (!d) dests.set(name, (d = { items: new Map(), inflight: new Map(), busy: false, version: new Map(), warned: 0, deferred: 0, behind: new Set(), urgent: new Set() }));
     return d;
   };
 
@@ -128,10 +130,24 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
     if (!d.busy) void flush(to, d);
   }
 
+  /** Queues the user's item for `to` again after a short while, if `to` still replicates it
+   * then (a refusal: the rings disagree for now; a backfill that could not be read). */
+  function later(to: string, d: Dest, u: string, entries: ExportedEntry[], snap: UserSnapshot | undefined, backfill: number | undefined): void {
+    if (!replicasOf(u).includes(to)) return;
+    d.behind.add(u);
+    d.deferred++;
+    setTimeout(() => {
+      d.deferred--;
+      if (replicasOf(u).includes(to)) enqueue(to, u, entries, snap, backfill);
+      else d.behind.delete(u);
+    }, REFUSED_RETRY_MS).unref();
+  }
+
   /** Forgets queued work and sync state of users whose replica `to` no longer is. */
   function prune(to: string, d: Dest): void {
     for (const [u] of [...d.items]) if (!replicasOf(u).includes(to)) d.items.delete(u);
     for (const u of [...d.behind]) if (!replicasOf(u).includes(to)) d.behind.delete(u);
+    for (const u of [...d.urgent]) if (!replicasOf(u).includes(to)) d.urgent.delete(u);
   }
 
   function settle(user: string): void {
@@ -187,7 +203,10 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         const batch: [string, Item, number | undefined][] = [];
         const page: ExportPage = { users: [], entries: [] };
         let chars = 0;
-        for (const [u, it] of [...d.items]) {
+        const first = [...d.urgent].filter((u) => d.items.has(u));
+        const order = first.length ? [...first, ...[...d.items.keys()].filter((u) => !d.urgent.has(u))] : [...d.items.keys()];
+        for (const u of order) {
+          const it = d.items.get(u)!;
           if (batch.length >= BATCH_USERS || (batch.length > 0 && chars >= BATCH_CHARS)) break;
           d.items.delete(u);
           d.inflight.set(u, it.version);
@@ -195,7 +214,17 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
           if (it.backfill !== undefined) {
             // From one entry before what the replica has: if its copy diverged (stale data from
             // before a restart), the import conflicts on that entry and it starts afresh.
-            const part = await backfillPart(u, Math.max(0, it.backfill - 1), BATCH_CHARS - chars);
+            let part: Awaited<ReturnType<typeof backfillPart>>;
+            try {
+              part = await backfillPart(u, Math.max(0, it.backfill - 1), BATCH_CHARS - chars);
+            } catch (e) {
+              // The user was dropped or moved during the export: it goes again on the next round
+              // if this node still replicates it to `to`.
+              log.warn({ to, user: u, err: (e as Error).message }, 'replication backfill could not be read; retrying');
+              d.inflight.delete(u);
+              later(to, d, u, [], undefined, it.backfill);
+              continue;
+            }
             page.entries.push(...part.page.entries);
             page.users.push(...part.page.users);
             chars += part.chars;
@@ -259,15 +288,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
           }
           if (refused.has(u)) {
             // Our rings disagree on who is home or replica: try again once they settle.
-            if (replicasOf(u).includes(to)) {
-              d.behind.add(u);
-              d.deferred++;
-              setTimeout(() => {
-                d.deferred--;
-                if (replicasOf(u).includes(to)) enqueue(to, u, it.entries, it.snap, it.backfill);
-                else d.behind.delete(u);
-              }, REFUSED_RETRY_MS).unref();
-            }
+            later(to, d, u, it.entries, it.snap, it.backfill);
             continue;
           }
           if (partial !== undefined) {
@@ -276,6 +297,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
             continue;
           }
           d.behind.delete(u);
+          d.urgent.delete(u);
           d.version.set(u, Math.max(d.version.get(u) ?? 0, it.version));
           settle(u);
         }
@@ -318,6 +340,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         return [r, Math.max(d?.items.get(user)?.version ?? 0, d?.inflight.get(user) ?? 0)];
       }));
       if (to.every((r) => (dests.get(r)?.version.get(user) ?? 0) >= required.get(r)!)) return Promise.resolve();
+      for (const r of to) dest(r).urgent.add(user);
       return new Promise((resolve, reject) => {
         const w: Waiter = {
           user, required, resolve, reject,
