@@ -71,6 +71,8 @@ export type HomeComponents = {
   replicated?: (user: string) => Promise<void>;
   /** Whether writes here have replicas at all (a cluster with R > 1 and other members). */
   replicating?: () => boolean;
+  /** The highest seq of a user's timeline reads may show: not entries the replicas lack yet. */
+  readable?: (user: string) => number;
   onSent?: (dup: boolean) => void;
 };
 
@@ -109,6 +111,7 @@ export function createHome(c: HomeComponents): Home {
     if (!owns(user)) throw new UnavailableError(`${user} is moving to another node`);
   };
   const replicated = c.replicated ?? (() => Promise.resolve());
+  const readable = c.readable ?? (() => Infinity);
   /** Durable here and on the user's replicas. */
   const everywhere = (durable: Promise<void>, user: string) => durable.then(() => replicated(user));
 
@@ -240,7 +243,7 @@ export function createHome(c: HomeComponents): Home {
 
     async login(s) {
       registered(s);
-      return { seq: store.committedSeq(s.user), acked: store.acked(s.user, s.device) };
+      return { seq: Math.min(store.committedSeq(s.user), readable(s.user)), acked: store.acked(s.user, s.device) };
     },
 
     async logout(s) {
@@ -263,13 +266,17 @@ export function createHome(c: HomeComponents): Home {
 
     async sync(user, after, limit) {
       const { entries, more } = await store.sync(user, after, limit);
-      return { msgs: entries.map(toEntry), more };
+      const upTo = readable(user);
+      const shown = entries.filter((e) => e.seq <= upTo);
+      // What is held back comes by push once the replicas have it.
+      return { msgs: shown.map(toEntry), more: more && shown.length === entries.length };
     },
 
     async history(user, conv, before, limit) {
       checkConv(user, conv);
       const { entries, more } = await store.history(user, conv, before, limit);
-      return { msgs: entries.map(toEntry), more };
+      const upTo = readable(user);
+      return { msgs: entries.filter((e) => e.seq <= upTo).map(toEntry), more };
     },
 
     async ack(user, device, seq) {

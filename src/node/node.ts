@@ -15,6 +15,7 @@ import { createCluster } from './cluster.ts';
 import { createGateway } from './gateway.ts';
 import type { Gateway } from './gateway.ts';
 import { createHome, pushCommitted } from './home.ts';
+import { Unconfirmed } from './unconfirmed.ts';
 import type { Push } from './home.ts';
 import { createMidGenerator, midTime, randomNodeTag } from './ids.ts';
 import { createMetrics } from './metrics.ts';
@@ -99,6 +100,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   log.info({ peer: net.peerId, addrs: net.addrs }, 'peer host listening');
   const presence = createPresence({ ttlMs: cfg.presenceTimeoutMs }, { clock: { now } });
 
+  const unconfirmed = new Unconfirmed();
   const t0 = performance.now();
   const store = await createStore({ file: join(cfg.data, 'store.db'), sync: cfg.sync }, {
     onCommit: (entries, changed) => {
@@ -117,7 +119,9 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
           continue;
         }
         // Not replicated (no longer home): not pushed; the device gets what survives by sync.
-        replicator.wait(u).then(() => pushCommitted(es, presence, push), () => undefined);
+        const acked = replicator.wait(u);
+        unconfirmed.track(u, es[0]!.seq, acked);
+        acked.then(() => pushCommitted(es, presence, push), () => undefined);
       }
     },
     onBatch: ({ rows, ms }) => {
@@ -172,6 +176,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     deliverRemote: (d) => deliverRemote!(d),
     replicated: (user) => replicator!.wait(user),
     replicating: () => cluster.ring().members.length > 1 && cfg.replicas > 1,
+    readable: (user) => unconfirmed.limit(user),
     log: log.child({ component: 'home' }),
     onSent: (dup) => {
       if (dup) metrics.messagesDup.inc();
