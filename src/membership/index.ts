@@ -156,6 +156,7 @@ export function createMembership(
   const table = new Map<string, Entry>([[me.info.name, me]]);
   const tombstones = new Map<string, number>(); // forgotten dead: name → incarnation
   let joinedFlag = false;
+  let hadMajority = true;
   let malformedCount = 0;
   let roundRobin = 0;
 
@@ -317,6 +318,12 @@ export function createMembership(
     tick: () => withRing((events) => {
       const now = clock.now();
       me.heartbeat++;
+      // Regaining the majority restarts the confirm window of every suspect: members that went
+      // quiet together (a partition, a freeze) come back one by one, and the last ones must not
+      // be declared dead for a silence that this node could not judge until now.
+      const maj = majority();
+      if (maj && !hadMajority) for (const e of others()) if (e.suspectSince !== undefined) e.suspectSince = now;
+      hadMajority = maj;
       for (const e of others()) {
         const quietFor = now - Math.max(e.lastProgressAt, e.lastHeardAt ?? -Infinity);
         if (e.status === 'alive' && e.suspectSince === undefined) {

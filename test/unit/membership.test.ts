@@ -264,6 +264,33 @@ test('a partition: the majority side declares the others dead, the minority side
   }
 });
 
+test('members coming back one by one after a long silence: the last is not declared dead at once', (t) => {
+  const sim = createSim();
+  sim.cluster(['a', 'b', 'c', 'd']);
+  const a = sim.node('a');
+  for (const n of ['b', 'c', 'd']) sim.paused.add(n);
+  sim.run(SUSPECT + CONFIRM + 10 * STEP); // long past the confirm window, without a majority
+  t.false(a.hasMajority());
+  t.deepEqual(sim.of('a', 'member:died'), []);
+  // b and c resume; d's first gossip is a little later
+  sim.paused.delete('b');
+  sim.paused.delete('c');
+  for (const n of ['b', 'c']) {
+    sim.node(n).tick();
+    a.merge(sim.node(n).digest(), n);
+  }
+  sim.clear();
+  sim.blocked.add('d>a');
+  sim.paused.delete('d');
+  sim.run(CONFIRM - 2 * STEP);
+  t.true(a.hasMajority());
+  t.deepEqual(sim.of('a', 'member:died'), [], 'd gets a full confirm window from the moment the majority is back');
+  sim.blocked.delete('d>a');
+  sim.run(2 * STEP);
+  t.is(sim.stateIn('a', 'd'), 'up');
+  t.deepEqual(sim.of('a', 'member:died'), []);
+});
+
 test('a member that left gracefully no longer counts towards the majority', (t) => {
   const sim = createSim();
   sim.cluster(['a', 'b', 'c', 'd']);
