@@ -112,6 +112,7 @@ export function createGateway(c: GatewayComponents): Gateway {
   function closed(cc: ClientConn): void {
     if (cc.closed) return;
     cc.closed = true;
+    cc.lane.shut();
     conns.delete(cc.id);
     metrics.connections.dec();
     if (cc.session) {
@@ -288,6 +289,7 @@ export function createGateway(c: GatewayComponents): Gateway {
       const name = (e as Error)?.name;
       if (name === 'ForbiddenError') return error(cc, req.id, 'forbidden', (e as Error).message);
       if (name === 'UnavailableError') return error(cc, req.id, 'unavailable', `${(e as Error).message}; retrying (with the same cid) is safe`);
+      if (name === 'LaneClosedError') return; // the connection is gone: nobody to answer
       log.error({ err: e, conn: cc.id, op: req.op }, 'request failed');
       error(cc, req.id, 'internal', 'internal error; it is logged on the node');
     });

@@ -5,10 +5,15 @@
 // Without it a send retried after its home died could land after a later send of the same
 // connection that went straight to the new home (PROTOCOL.md: order per connection).
 
-type Turn = { owner: string | undefined; state: 'waiting' | 'sent' | 'retry'; admit?: () => void };
+type Turn = { owner: string | undefined; state: 'waiting' | 'sent' | 'retry'; admit?: () => void; refuse?: (e: Error) => void };
+
+export class LaneClosedError extends Error {
+  override name = 'LaneClosedError';
+}
 
 export class Lane {
   #turns: Turn[] = [];
+  #shut = false;
 
   /** A new call, behind every earlier one of this lane. */
   open(): Turn {
@@ -17,12 +22,14 @@ export class Lane {
     return t;
   }
 
-  /** Resolves once `t` may go to `owner`. */
+  /** Resolves once `t` may go to `owner`; rejects once the lane is shut. */
   admit(t: Turn, owner: string): Promise<void> {
+    if (this.#shut) return Promise.reject(new LaneClosedError('the connection closed'));
     t.owner = owner;
     t.state = 'waiting';
-    const p = new Promise<void>((resolve) => {
+    const p = new Promise<void>((resolve, reject) => {
       t.admit = resolve;
+      t.refuse = reject;
     });
     // On a microtask, once the caller awaits: calls admitted together continue in lane order.
     queueMicrotask(() => this.#pump());
@@ -41,6 +48,21 @@ export class Lane {
     this.#pump();
   }
 
+  /** The connection closed: calls not yet on their way are dropped (their answer would reach
+   * nobody, and a retry of an old call must not land after the resends the client makes on its
+   * next connection). */
+  shut(): void {
+    this.#shut = true;
+    for (const t of this.#turns) {
+      if (t.state !== 'sent' && t.refuse) {
+        const no = t.refuse;
+        delete t.admit;
+        delete t.refuse;
+        no(new LaneClosedError('the connection closed'));
+      }
+    }
+  }
+
   get size(): number {
     return this.#turns.length;
   }
@@ -54,6 +76,7 @@ export class Lane {
         t.state = 'sent';
         const go = t.admit;
         delete t.admit;
+        delete t.refuse;
         go();
       }
       owner = t.owner;

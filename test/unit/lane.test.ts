@@ -64,3 +64,17 @@ test('a later call opened before an earlier one has chosen its home waits for it
   await tick();
   t.deepEqual(order, ['a', 'b']);
 });
+
+test('a shut lane refuses the calls not yet on their way, and every later one', async (t) => {
+  const lane = new Lane();
+  const a = lane.open();
+  const b = lane.open();
+  const c = lane.open();
+  await lane.admit(a, 'n1');
+  lane.retrying(a); // a's home died: a waits to retry, b waits behind it
+  const pb = lane.admit(b, 'n2');
+  lane.shut(); // the client disconnected (it will resend on its next connection)
+  await t.throwsAsync(pb, { name: 'LaneClosedError' });
+  await t.throwsAsync(lane.admit(a, 'n2'), { name: 'LaneClosedError' }, 'the retry of a does not go either');
+  await t.throwsAsync(lane.admit(c, 'n1'), { name: 'LaneClosedError' });
+});
