@@ -127,7 +127,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
       normalize(fresh);
       d.items.set(user, fresh);
     }
-    if (!d.busy) void flush(to, d);
+    if (!d.busy) flush(to, d).catch((e: unknown) => log.error({ to, err: (e as Error).message }, 'replication flush failed'));
   }
 
   /** Queues the user's item for `to` again after a short while, if `to` still replicates it
@@ -206,7 +206,9 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         const first = [...d.urgent].filter((u) => d.items.has(u));
         const order = first.length ? [...first, ...[...d.items.keys()].filter((u) => !d.urgent.has(u))] : [...d.items.keys()];
         for (const u of order) {
-          const it = d.items.get(u)!;
+          // Gone since `order` was taken: a backfill export awaited, and a ring change pruned it.
+          const it = d.items.get(u);
+          if (!it) continue;
           if (batch.length >= BATCH_USERS || (batch.length > 0 && chars >= BATCH_CHARS)) break;
           d.items.delete(u);
           d.inflight.set(u, it.version);
