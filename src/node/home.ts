@@ -158,12 +158,15 @@ export function createHome(c: HomeComponents): Home {
         const r: SendResult = { mid: existing.mid, seq: existing.seq, ts: existing.ts, dup: true };
         // The recipient's copy may be missing: the entry may have been made by a home that died
         // (this node holds it as that home's replica) before the copy was handed over. Hand it
-        // over again, idempotent by mid, here or at the recipient's home, before answering.
+        // over again, idempotent by mid, here or at the recipient's home, before answering; and,
+        // as for a new send, only once the sender's entry is on every copy (a resend can arrive
+        // while the first attempt's entry is still being replicated).
         const to = existing.to;
-        const copy = to === undefined || to === user ? undefined
-          : owns(to) ? new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d: delivery(existing, to), resolve, reject }))
-          : c.deliverRemote ? handOver(user, delivery(existing, to)) : undefined;
-        Promise.all([everywhere(pending ? store.flush() : Promise.resolve(), user), copy]).then(() => w.resolve(r), w.reject);
+        const mine = everywhere(pending ? store.flush() : Promise.resolve(), user);
+        const copy = to === undefined || to === user ? undefined : mine.then(() =>
+          owns(to) ? new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d: delivery(existing, to), resolve, reject }))
+          : c.deliverRemote ? handOver(user, delivery(existing, to)) : undefined);
+        Promise.all([mine, copy]).then(() => w.resolve(r), w.reject);
         continue;
       }
       const mid = c.nextMid();
