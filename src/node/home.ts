@@ -103,7 +103,8 @@ export function createHome(c: HomeComponents): Home {
     for (const f of freezes) if (f(user)) return true;
     return false;
   };
-  const owns = (user: string) => (c.owns ?? (() => true))(user) && !(freezes.size && frozen(user));
+  const ringOwns = c.owns ?? (() => true);
+  const owns = (user: string) => ringOwns(user) && !(freezes.size && frozen(user));
   // Ownership is checked again when a write is applied, not only when the call was routed: the
   // ring may have moved the user (or a handoff paused it) while the call waited in the queue,
   // and a write applied by a former home would be confirmed without reaching the new one.

@@ -104,7 +104,8 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   const t0 = performance.now();
   const store = await createStore({ file: join(cfg.data, 'store.db'), sync: cfg.sync }, {
     onCommit: (entries, changed) => {
-      replicator?.committed(entries, changed);
+      // Commits come only from the home, which serves after the replicator below exists.
+      replicator!.committed(entries, changed);
       // Pushed once on every copy, not at the home's commit: a device must never see an entry
       // that a crash of the home could take back (its seq then given to another message).
       const byUser = new Map<string, typeof entries>();
@@ -114,12 +115,8 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
         else byUser.set(e.user, [e]);
       }
       for (const [u, es] of byUser) {
-        if (!replicator) {
-          pushCommitted(es, presence, push);
-          continue;
-        }
         // Not replicated (no longer home): not pushed; the device gets what survives by sync.
-        const acked = replicator.wait(u);
+        const acked = replicator!.wait(u);
         unconfirmed.track(u, es[0]!.seq, acked);
         acked.then(() => pushCommitted(es, presence, push), () => undefined);
       }
