@@ -3,7 +3,7 @@
 import { EventEmitter, once } from 'node:events';
 import WebSocket from 'ws';
 import type {
-  ErrorCode, MsgEvent, MsgsReply, OkReply, PresenceReply, ReqId, Request, SentReply, ServerFrame,
+  ErrorCode, GroupReply, MsgEvent, MsgsReply, OkReply, PresenceReply, ReceiptsReply, ReqId, Request, SentReply, ServerFrame,
   UnreadReply, WelcomeReply,
 } from '../protocol/frames.ts';
 
@@ -92,6 +92,25 @@ export class ImClient extends EventEmitter<ClientEvents> {
   }
   send(to: string, cid: string, body: string): Promise<SentReply> {
     return this.request<SentReply>({ op: 'send', to, cid, body });
+  }
+  sendGroup(group: string, cid: string, body: string): Promise<SentReply> {
+    return this.request<SentReply>({ op: 'send', group, cid, body });
+  }
+  /** group_create, group_add or group_remove. */
+  group(op: 'create' | 'add' | 'remove', group: string, members: string[]): Promise<OkReply> {
+    return this.request<OkReply>({ op: `group_${op}`, group, members });
+  }
+  groupLeave(group: string): Promise<OkReply> {
+    return this.request<OkReply>({ op: 'group_leave', group });
+  }
+  groupInfo(group: string): Promise<GroupReply> {
+    return this.request<GroupReply>({ op: 'group_info', group });
+  }
+  typing(target: { to: string } | { group: string }): Promise<OkReply> {
+    return this.request<OkReply>({ op: 'typing', ...target });
+  }
+  receipts(conv: string): Promise<ReceiptsReply> {
+    return this.request<ReceiptsReply>({ op: 'receipts', conv });
   }
   sync(after = 0, limit?: number): Promise<MsgsReply> {
     return this.request<MsgsReply>({ op: 'sync', after, ...(limit ? { limit } : {}) } as Out);

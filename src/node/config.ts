@@ -22,6 +22,8 @@ export type Config = {
   maxFrame: number;
   maxBody: number;
   maxUsers: number;
+  /** Members one group may have (and one request may name). */
+  maxMembers: number;
   loginTimeoutMs: number;
   idleTimeoutMs: number;
   presenceTimeoutMs: number;
@@ -48,6 +50,7 @@ export const DEFAULTS: Config = {
   maxFrame: 65536,
   maxBody: 16384,
   maxUsers: 500,
+  maxMembers: 10_000,
   loginTimeoutMs: 10_000,
   idleTimeoutMs: 60_000,
   presenceTimeoutMs: 15_000,
@@ -74,6 +77,7 @@ const FIELDS = {
   secret: ['IM_SECRET', 'string', 'secret'],
   'max-frame': ['IM_MAX_FRAME', 'int', 'maxFrame'],
   'max-body': ['IM_MAX_BODY', 'int', 'maxBody'],
+  'max-members': ['IM_MAX_MEMBERS', 'int', 'maxMembers'],
   'login-timeout': ['IM_LOGIN_TIMEOUT', 'int', 'loginTimeoutMs'],
   'idle-timeout': ['IM_IDLE_TIMEOUT', 'int', 'idleTimeoutMs'],
   'presence-timeout': ['IM_PRESENCE_TIMEOUT', 'int', 'presenceTimeoutMs'],
@@ -101,6 +105,7 @@ export const USAGE = `usage: im-node [options]   (every option also reads the IM
   --secret S               HS256 token secret                      IM_SECRET (generated into DATA/secret)
   --max-frame BYTES        largest client frame (close 1009)       IM_MAX_FRAME (65536)
   --max-body BYTES         largest message body (too_large)        IM_MAX_BODY (16384)
+  --max-members N          members of one group (too_large)        IM_MAX_MEMBERS (10000)
   --login-timeout MS       time allowed before login               IM_LOGIN_TIMEOUT (10000)
   --idle-timeout MS        close after this long without a frame   IM_IDLE_TIMEOUT (60000)
   --presence-timeout MS    sessions of a dead gateway expire       IM_PRESENCE_TIMEOUT (15000)

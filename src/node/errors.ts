@@ -20,3 +20,13 @@ export class NotOwnerError extends Error {
     this.key = key;
   }
 }
+
+/** A request the contract refuses with this code (`not_found`, `conflict`, `too_large`, …). */
+export class ClientError extends Error {
+  override name = 'ClientError';
+  code: 'not_found' | 'conflict' | 'too_large' | 'bad_request' | 'forbidden';
+  constructor(code: ClientError['code'], message: string) {
+    super(message);
+    this.code = code;
+  }
+}

@@ -10,6 +10,7 @@ import { AuthError } from './auth.ts';
 import type { Config } from './config.ts';
 import type { Homes } from './home.ts';
 import { Lane } from './lane.ts';
+import type { ClientError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 
 // WebSocket close codes this node uses (documented in docs/PROTOCOL-EXTENSIONS.md).
@@ -40,7 +41,14 @@ type ClientConn = {
   corked: boolean;
   /** Keeps this connection's sends in order across retries and ring changes. */
   lane: Lane;
+  /** Typing notices allowed now (a bucket of its own, refilled TYPING_PER_S per second). */
+  typingTokens: number;
+  typingRefilled: number;
 };
+
+/** Typing notices per connection: a burst of TYPING_BURST, then TYPING_PER_S per second. */
+const TYPING_BURST = 5;
+const TYPING_PER_S = 2;
 
 export type Gateway = {
   accept(ws: WebSocket): void;
@@ -69,7 +77,7 @@ export function createGateway(c: GatewayComponents): Gateway {
   const { config, homes, metrics, log } = c;
   const conns = new Map<string, ClientConn>();
   let nextId = 0;
-  const limits = { maxBody: config.maxBody, maxUsers: config.maxUsers, maxMembers: 10_000 };
+  const limits = { maxBody: config.maxBody, maxUsers: config.maxUsers, maxMembers: config.maxMembers };
 
   function send(cc: ClientConn, frame: ServerFrame, written?: () => void): void {
     if (cc.closed || cc.ws.readyState !== cc.ws.OPEN) return;
@@ -236,10 +244,36 @@ export function createGateway(c: GatewayComponents): Gateway {
     const withId = id !== undefined ? { id } : {};
     switch (req.op) {
       case 'send': {
-        if (req.group !== undefined) return error(cc, id, 'bad_request', 'groups are not supported by this version yet');
-        const r = await homes.send(s.user, req.to!, req.cid, req.body, cc.lane);
+        const r = req.group !== undefined
+          ? await homes.sendGroup(s.user, req.group, req.cid, req.body, cc.lane)
+          : await homes.send(s.user, req.to!, req.cid, req.body, cc.lane);
         return send(cc, { op: 'sent', ...withId, ...r });
       }
+      case 'group_create':
+      case 'group_add':
+      case 'group_remove':
+        await homes.group(s.user, req.op.slice(6) as 'create' | 'add' | 'remove', req.group, req.members);
+        return ok(cc, id);
+      case 'group_leave':
+        await homes.group(s.user, 'leave', req.group, []);
+        return ok(cc, id);
+      case 'group_info': {
+        const g = (await homes.group(s.user, 'info', req.group, []))!;
+        return send(cc, { op: 'group', ...withId, group: g.group, owner: g.owner, members: g.members });
+      }
+      case 'typing': {
+        const t = c.now();
+        cc.typingTokens = Math.min(TYPING_BURST, cc.typingTokens + ((t - cc.typingRefilled) * TYPING_PER_S) / 1000);
+        cc.typingRefilled = t;
+        if (cc.typingTokens < 1) {
+          return error(cc, id, 'rate_limited', `over ${TYPING_PER_S} typing notices/s; retry in ${Math.ceil(((1 - cc.typingTokens) * 1000) / TYPING_PER_S)} ms`);
+        }
+        cc.typingTokens -= 1;
+        await homes.typing(s.user, req.group !== undefined ? { group: req.group } : { to: req.to! });
+        return ok(cc, id);
+      }
+      case 'receipts':
+        return send(cc, { op: 'receipts', ...withId, conv: req.conv, read: await homes.receipts(s.user, req.conv) });
       case 'ack':
         await homes.ack(s.user, s.device, req.seq);
         return ok(cc, id);
@@ -263,7 +297,7 @@ export function createGateway(c: GatewayComponents): Gateway {
         await homes.unwatch({ gateway: c.name, conn: cc.id }, req.users);
         return ok(cc, id);
       default:
-        return error(cc, id, 'bad_request', `op '${req.op}' is not supported by this version yet`);
+        return error(cc, id, 'bad_request', `op '${(req as Request).op}' is not supported by this version`);
     }
   }
 
@@ -288,6 +322,7 @@ export function createGateway(c: GatewayComponents): Gateway {
     dispatch(cc, req).catch((e: unknown) => {
       const name = (e as Error)?.name;
       if (name === 'ForbiddenError') return error(cc, req.id, 'forbidden', (e as Error).message);
+      if (name === 'ClientError') return error(cc, req.id, (e as ClientError).code, (e as Error).message);
       if (name === 'UnavailableError') return error(cc, req.id, 'unavailable', `${(e as Error).message}; retrying (with the same cid) is safe`);
       if (name === 'LaneClosedError') return; // the connection is gone: nobody to answer
       log.error({ err: e, conn: cc.id, op: req.op }, 'request failed');
@@ -301,7 +336,7 @@ export function createGateway(c: GatewayComponents): Gateway {
       const cc: ClientConn = {
         id: `c${++nextId}`, ws, opened: t, last: t, loggingIn: false, held: [], replaying: false,
         overflow: false, buffer: [], pushed: 0, tokens: config.rateBurst, refilled: t, closed: false, watching: new Set(), corked: false,
-        lane: new Lane(),
+        lane: new Lane(), typingTokens: TYPING_BURST, typingRefilled: t,
       };
       conns.set(cc.id, cc);
       metrics.connections.inc();

@@ -9,9 +9,11 @@ import { DEDUP_KEY } from '../store/index.ts';
 import type { NewEntry, Store, StoredEntry, Unread } from '../store/index.ts';
 import { dmConv, parseConv } from '../protocol/frames.ts';
 import type { Entry, MsgEvent, ServerFrame, UserPresence } from '../protocol/frames.ts';
-import type { Delivery } from '../protocol/peer.ts';
-import { ForbiddenError, UnavailableError } from './errors.ts';
+import type { CastFrame, Delivery, FanItem, GroupPost, PostResult } from '../protocol/peer.ts';
+import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
 import type { Lane } from './lane.ts';
+import { KeyedBatcher } from './batcher.ts';
+import type { GroupInfo } from './groups.ts';
 
 /** Delivers a frame to one connection held by a gateway (this node's own or a peer's). */
 export type Push = (gateway: string, conn: string, frame: ServerFrame) => void;
@@ -23,6 +25,14 @@ export type Page = { msgs: Entry[]; more: boolean };
 export type Homes = {
   /** `lane`: the sending connection's, to keep its sends in order across retries (router). */
   send(from: string, to: string, cid: string, body: string, lane?: Lane): Promise<SendResult>;
+  /** A group send: the sender's home dedups and mints the mid, the group's home orders it. */
+  sendGroup(from: string, group: string, cid: string, body: string, lane?: Lane): Promise<SendResult>;
+  /** group_create/add/remove/leave (undefined) and group_info (the group). */
+  group(actor: string, op: 'create' | 'add' | 'remove' | 'leave' | 'info', group: string, members: string[]): Promise<GroupInfo | undefined>;
+  /** Relays a typing notice to the other party's or the members' online devices. */
+  typing(from: string, target: { to: string } | { group: string }): Promise<void>;
+  /** The newest mid each party of the conversation has read. */
+  receipts(user: string, conv: string): Promise<Record<string, string>>;
   /** Registers a logged-in session; the caller replays from `acked` (or its own since). */
   login(s: SessionRef): Promise<{ seq: number; acked: number }>;
   logout(s: SessionRef): Promise<void>;
@@ -41,6 +51,15 @@ export type Homes = {
 export type Home = Homes & {
   /** Appends copies delivered by a sender's home (idempotent by mid); resolves when durable. */
   deliver(items: Delivery[]): Promise<void>;
+  /** Appends group messages for the members this node is home of; per item, the users whose
+   * copy it could not take (not the home now, or paused): the group home routes them again. */
+  deliverFan(items: FanItem[]): Promise<string[][]>;
+  /** Pushes a typing notice or receipt to the online devices of these users. */
+  relay(users: string[], frame: ServerFrame): void;
+  /** Per user homed here, the newest mid read in `conv`. */
+  readMarks(conv: string, users: string[]): Promise<Record<string, string>>;
+  /** Whether this node serves the key now: the ring's owner, and not paused by a handoff. */
+  serves(key: string): boolean;
   /** Re-registers sessions (after a ring change); never replaces a newer session of the device. */
   register(sessions: SessionRef[]): void;
   /** A gateway's heartbeat for its sessions here; returns how many this home holds for it. */
@@ -71,6 +90,12 @@ export type HomeComponents = {
   replicated?: (user: string) => Promise<void>;
   /** Whether writes here have replicas at all (a cluster with R > 1 and other members). */
   replicating?: () => boolean;
+  /** Hands posts of this node's senders to the group's home; per post, its mid or a refusal. */
+  postGroup?: (group: string, posts: GroupPost[]) => Promise<PostResult[]>;
+  /** Pushes a frame to the online devices of users homed anywhere. */
+  relayRemote?: (users: string[], frame: ServerFrame) => Promise<void>;
+  /** Relays a member's typing or receipt through the group's home. */
+  castGroup?: (group: string, from: string, frame: CastFrame) => Promise<void>;
   /** The highest seq of a user's timeline reads may show: not entries the replicas lack yet. */
   readable?: (user: string) => number;
   onSent?: (dup: boolean) => void;
@@ -90,9 +115,11 @@ const toEntry = (e: StoredEntry): Entry => {
 
 type Work =
   | { kind: 'send'; from: string; to: string; cid: string; body: string; resolve(r: SendResult): void; reject(e: Error): void }
-  | { kind: 'deliver'; d: Delivery; resolve(): void; reject(e: Error): void };
+  | { kind: 'gsend'; from: string; group: string; cid: string; body: string; resolve(r: SendResult): void; reject(e: Error): void }
+  /** `dkey`: the sender's own copy of a group message is its send-dedup entry (c:<cid>). */
+  | { kind: 'deliver'; d: Delivery; dkey?: string; resolve(): void; reject(e: Error): void };
 
-const keyOf = (w: Work) => (w.kind === 'send' ? { user: w.from, dkey: DEDUP_KEY.cid(w.cid) } : { user: w.d.user, dkey: DEDUP_KEY.mid(w.d.mid) });
+const keyOf = (w: Work) => (w.kind === 'deliver' ? { user: w.d.user, dkey: w.dkey ?? DEDUP_KEY.mid(w.d.mid) } : { user: w.from, dkey: DEDUP_KEY.cid(w.cid) });
 
 export function createHome(c: HomeComponents): Home {
   const { store, presence } = c;
@@ -154,6 +181,10 @@ export function createHome(c: HomeComponents): Home {
         else everywhere(store.append([{ ...w.d, dkey }]).durable, user).then(w.resolve, w.reject);
         continue;
       }
+      if (gsending.has(`${w.from}\0${w.cid}`) || (w.kind === 'gsend' && !existing) || existing?.group !== undefined) {
+        sendToGroup(w, existing, pending !== undefined);
+        continue;
+      }
       if (existing) {
         c.onSent?.(true);
         const r: SendResult = { mid: existing.mid, seq: existing.seq, ts: existing.ts, dup: true };
@@ -168,6 +199,10 @@ export function createHome(c: HomeComponents): Home {
           owns(to) ? new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d: delivery(existing, to), resolve, reject }))
           : c.deliverRemote ? handOver(user, delivery(existing, to)) : undefined);
         Promise.all([mine, copy]).then(() => w.resolve(r), w.reject);
+        continue;
+      }
+      if (w.kind === 'gsend') {
+        sendToGroup(w, undefined, false); // not reached: a new group send went above
         continue;
       }
       const mid = c.nextMid();
@@ -192,6 +227,54 @@ export function createHome(c: HomeComponents): Home {
       const local = w.to !== w.from && !separate ? everywhere(durable, w.to) : undefined;
       Promise.all([mine, local, copy]).then(() => w.resolve(r), w.reject);
     }
+  }
+
+  // Group sends of this node's senders, per group in the order they were made: one batch in
+  // flight to the group's home at a time, so a later post cannot overtake an earlier one.
+  const posting = new KeyedBatcher<GroupPost, PostResult>((group, posts) => c.postGroup!(group, posts), 500);
+  // Group sends handed to the group's home and not answered yet, by sender and cid: a resend
+  // meanwhile waits for the first (the sender's entry exists only once the copy is back).
+  const gsending = new Map<string, Promise<SendResult>>();
+
+  /** A group send, or a resend of a cid whose entry is a group message. `existing`: the
+   * sender's entry for the cid, if any (then the message is posted again, which completes an
+   * interrupted fan-out; the group's home recognises it by sender and cid). */
+  function sendToGroup(w: Extract<Work, { kind: 'send' | 'gsend' }>, existing: StoredEntry | undefined, pending: boolean): void {
+    const flight = `${w.from}\0${w.cid}`;
+    const running = gsending.get(flight);
+    if (running) {
+      running.then((r) => w.resolve({ ...r, dup: true }), w.reject);
+      return;
+    }
+    if (!c.postGroup) {
+      w.reject(new UnavailableError('groups need the cluster router'));
+      return;
+    }
+    const group = existing?.group ?? (w.kind === 'gsend' ? w.group : undefined)!;
+    const mid = existing?.mid ?? c.nextMid();
+    const post: GroupPost = { from: w.from, cid: w.cid, mid, body: existing?.body ?? w.body, ts: existing?.ts ?? c.midTime(mid) };
+    c.onSent?.(existing !== undefined);
+    const run = (async (): Promise<SendResult> => {
+      if (pending) await store.flush();
+      const r = await posting.add(group, post);
+      if ('code' in r) {
+        if (r.code === 'forbidden') throw new ForbiddenError(r.message);
+        throw new ClientError(r.code, r.message);
+      }
+      // The group's home answers once every member's copy is durable, the sender's own copy
+      // (its send-dedup entry) among them.
+      const dkey = DEDUP_KEY.cid(w.cid);
+      const own = store.peekDedup(w.from, dkey) ?? (await store.findDedup([{ user: w.from, dkey }])).get(`${w.from}\0${dkey}`);
+      if (!own) throw new UnavailableError(`${w.from} moved to another node while the group message was sent`);
+      await replicated(w.from);
+      return { mid: own.mid, seq: own.seq, ts: own.ts, ...(existing ? { dup: true as const } : {}) };
+    })();
+    gsending.set(flight, run);
+    const forget = () => {
+      if (gsending.get(flight) === run) gsending.delete(flight);
+    };
+    run.then(forget, forget);
+    run.then(w.resolve, w.reject);
   }
 
   /** Hands a copy to its home and, once it is there, clears the sender's outbox row. */
@@ -231,6 +314,16 @@ export function createHome(c: HomeComponents): Home {
     if (wentOnline) notifyWatchers(s.user, true);
   };
 
+  /** The read cursor of `user` in `conv` moved: the other party or members hear of it. */
+  async function receipt(user: string, conv: string): Promise<void> {
+    const mid = (await store.readMarks(conv, [user])).get(user);
+    const p = parseConv(conv);
+    if (mid === undefined || !p) return;
+    if (p.kind === 'group') return c.castGroup?.(p.group, user, { kind: 'receipt', mid });
+    const other = p.a === user ? p.b : p.a;
+    if (other !== user) await c.relayRemote?.([other], { op: 'receipt', conv, by: user, mid });
+  }
+
   const checkConv = (user: string, conv: string) => {
     const p = parseConv(conv);
     if (p?.kind === 'dm' && p.a !== user && p.b !== user) throw new ForbiddenError(`${user} is not part of ${conv}`);
@@ -241,8 +334,54 @@ export function createHome(c: HomeComponents): Home {
       return new Promise((resolve, reject) => enqueue({ kind: 'send', from, to, cid, body, resolve, reject }));
     },
 
+    sendGroup(from, group, cid, body) {
+      return new Promise((resolve, reject) => enqueue({ kind: 'gsend', from, group, cid, body, resolve, reject }));
+    },
+
     deliver(items) {
       return Promise.all(items.map((d) => new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d, resolve, reject })))).then(() => undefined);
+    },
+
+    async deliverFan(items) {
+      const failed: string[][] = items.map(() => []);
+      const waits: Promise<void>[] = [];
+      items.forEach((it, i) => {
+        const { users, cid, ...msg } = it;
+        for (const user of users) {
+          if (!owns(user)) {
+            failed[i]!.push(user);
+            continue;
+          }
+          const dkey = user === it.from && cid !== undefined ? DEDUP_KEY.cid(cid) : undefined;
+          waits.push(new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d: { ...msg, user }, ...(dkey ? { dkey } : {}), resolve, reject }))
+            .catch((e: Error) => {
+              if (e.name !== 'UnavailableError') throw e;
+              failed[i]!.push(user);
+            }));
+        }
+      });
+      await Promise.all(waits);
+      return failed;
+    },
+
+    relay(users, frame) {
+      for (const u of new Set(users)) for (const s of presence.sessions(u)) c.push(s.gateway, s.conn, frame);
+    },
+
+    async readMarks(conv, users) {
+      return Object.fromEntries(await store.readMarks(conv, users.filter((u) => owns(u))));
+    },
+
+    serves: (key) => owns(key),
+
+    async group() {
+      throw new UnavailableError('groups need the cluster router');
+    },
+    async typing() {
+      throw new UnavailableError('typing needs the cluster router');
+    },
+    async receipts() {
+      throw new UnavailableError('receipts need the cluster router');
     },
 
     async login(s) {
@@ -297,6 +436,7 @@ export function createHome(c: HomeComponents): Home {
       for (const o of presence.sessions(s.user)) {
         if (o.gateway !== s.gateway || o.conn !== s.conn) c.push(o.gateway, o.conn, { op: 'read', conv, seq: moved });
       }
+      void receipt(s.user, conv).catch((e: Error) => c.log.debug({ user: s.user, conv, err: e.message }, 'receipt not relayed'));
     },
 
     unread: async (user) => store.unread(user),

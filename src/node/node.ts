@@ -21,6 +21,10 @@ import { createMidGenerator, midTime, randomNodeTag } from './ids.ts';
 import { createMetrics } from './metrics.ts';
 import { createPeerNet, generateSwarmKey } from './peer/index.ts';
 import { createRouter } from './router.ts';
+import { createGroups } from './groups.ts';
+import { createFanout } from './fanout.ts';
+import type { Fanout } from './fanout.ts';
+import type { Router } from './router.ts';
 import { createClientServer } from './server.ts';
 import { createUpkeep } from './upkeep.ts';
 import { createHandoff } from './handoff.ts';
@@ -168,9 +172,16 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   let replicator: Replicator | undefined;
   const owns = (user: string) => cluster.joined() && cluster.ring().owner(user) === cfg.name;
   let deliverRemote: ((d: Delivery) => Promise<void>) | undefined;
+  // Created below; the home and the group home reach the cluster through them.
+  let router: Router | undefined;
+  let fan: Fanout | undefined;
+  const nextMid = createMidGenerator(await nodeTag(store), now);
   const home = createHome({
-    store, presence, nextMid: createMidGenerator(await nodeTag(store), now), midTime, now, push, owns,
+    store, presence, nextMid, midTime, now, push, owns,
     deliverRemote: (d) => deliverRemote!(d),
+    postGroup: (group, posts) => router!.postGroup(group, posts),
+    relayRemote: (users, frame) => fan!.relay(users, frame),
+    castGroup: (group, from, frame) => router!.castGroup(group, from, frame),
     replicated: (user) => replicator!.wait(user),
     replicating: () => cluster.ring().members.length > 1 && cfg.replicas > 1,
     readable: (user) => unconfirmed.limit(user),
@@ -183,14 +194,25 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
       }
     },
   });
-  const router = createRouter({
-    self: cfg.name, ring: cluster.ring, joined: cluster.joined, local: home, peerOf: cluster.peerOf,
+  const groups = createGroups({
+    store, owns: (key) => home.serves(key), replicated: (key) => replicator!.wait(key), nextMid, midTime,
+    maxMembers: cfg.maxMembers, fanout: (items) => fan!.fanout(items), relay: (users, frame) => fan!.relay(users, frame),
+    log: log.child({ component: 'groups' }),
+  });
+  router = createRouter({
+    self: cfg.name, ring: cluster.ring, joined: cluster.joined, local: home, groups, peerOf: cluster.peerOf,
     link: { request: (peer, msg, o) => net.request(peer, msg, o) }, log: log.child({ component: 'router' }),
     ringChange: cluster.ringChange, onForward: (kind) => metrics.forwards.inc({ kind }),
   });
   deliverRemote = router.deliverRemote;
+  fan = createFanout({
+    self: cfg.name, ring: cluster.ring, joined: cluster.joined, local: home, router, peerOf: cluster.peerOf,
+    request: (peer, msg, o) => net.request(peer, msg, o), ringChange: cluster.ringChange,
+    onRequest: () => metrics.fanoutRequests.inc(),
+  });
+  const homes = { ...router, group: fan.group, typing: fan.typing, receipts: fan.receipts };
   const gw = createGateway({
-    name: cfg.name, config: cfg, homes: router, auth: createAuth({ secret, insecure: cfg.insecure }),
+    name: cfg.name, config: cfg, homes, auth: createAuth({ secret, insecure: cfg.insecure }),
     metrics, log: log.child({ component: 'gateway' }), now,
   });
   gateway = gw;
@@ -199,7 +221,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     if (req.t === 'handoff') return handoff!.serve(req);
     if (req.t === 'absorb') return handoff!.absorb(req.page);
     if (req.t === 'replicate') return replicator!.apply(fromName, req.page);
-    return router.handle(fromName, req);
+    return router!.handle(fromName, req);
   });
   cluster.onMessage((_fromName, msg) => {
     if (msg.t === 'push') gw.push(msg.conn, msg.frame);
@@ -222,7 +244,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   });
   const upkeep = createUpkeep({
     self: cfg.name, ring: () => (cluster.joined() ? cluster.ring() : undefined), peerOf: cluster.peerOf,
-    request: (peer, msg) => net.request(peer, msg), home, homes: router, sessions: gw.sessions, watches: gw.watches,
+    request: (peer, msg) => net.request(peer, msg), home, homes, sessions: gw.sessions, watches: gw.watches,
     log: log.child({ component: 'upkeep' }),
   });
   cluster.onRingChanged(() => {
@@ -230,6 +252,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     if (peers.length) void store.setMeta('peers', JSON.stringify(peers)).catch(() => undefined);
     void handoff!.ringChanged(cluster.ring());
     replicator!.ringChanged();
+    groups.ringChanged();
     const dropped = presence.forget(owns);
     if (dropped) log.info({ users: dropped }, 'presence of users now homed elsewhere dropped here');
     void upkeep.ringChanged();

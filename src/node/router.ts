@@ -7,10 +7,12 @@ import type { SessionRef } from '../presence/index.ts';
 import { isId } from '../protocol/frames.ts';
 import type { Entry, UserPresence } from '../protocol/frames.ts';
 import { parsePeerReply } from '../protocol/peer.ts';
-import type { Delivery, HomeCall, PeerReply, PeerRequest } from '../protocol/peer.ts';
+import type { CastFrame, Delivery, GroupPost, HomeCall, PeerReply, PeerRequest, PostResult } from '../protocol/peer.ts';
 import type { Unread } from '../store/index.ts';
-import { ForbiddenError, UnavailableError } from './errors.ts';
+import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
 import type { Home, Homes, Page, SendResult, Watcher } from './home.ts';
+import type { GroupInfo, Groups } from './groups.ts';
+import { groupKey } from './groups.ts';
 import type { Lane, LaneTurn } from './lane.ts';
 
 /** What the router needs of the peer transport. */
@@ -23,6 +25,8 @@ export type RouterComponents = {
   ring: () => Ring;
   joined: () => boolean;
   local: Home;
+  /** The group-home role of this node. */
+  groups: Groups;
   peerOf: (name: string) => string | undefined;
   link: PeerLink;
   log: Logger;
@@ -34,7 +38,17 @@ export type RouterComponents = {
   deadlineMs?: number;
 };
 
-export type Router = Homes & {
+export type Router = Omit<Homes, 'group' | 'typing' | 'receipts'> & {
+  /** A group op or query on the group's home. */
+  groupCall(actor: string, op: Extract<HomeCall, { fn: 'group' }>['op'], group: string, members: string[]): Promise<GroupInfo | undefined>;
+  /** Posts of this node's senders to the group's home. */
+  postGroup(group: string, posts: GroupPost[]): Promise<PostResult[]>;
+  /** A member's typing or receipt, relayed by the group's home. */
+  castGroup(group: string, from: string, frame: CastFrame): Promise<void>;
+  /** Splits users by home and runs `here` locally and `there` per remote home (in parallel). */
+  perHome<T>(users: string[], here: (us: string[]) => Promise<T>, there: (peer: string, us: string[]) => Promise<T>): Promise<T[]>;
+  /** One request to a peer; its `done` value, or UnavailableError. */
+  remote(peer: string, req: PeerRequest, timeoutMs?: number): Promise<unknown>;
   /** Hands a copy to the recipient's home, in order per destination node; resolves when durable there. */
   deliverRemote(d: Delivery): Promise<void>;
   /** Serves a peer's call, deliver, presence, watch, register or renew request. */
@@ -51,7 +65,8 @@ const done = (value?: unknown): PeerReply => ({ t: 'done', value });
 
 function keyOfCall(c: HomeCall): string {
   switch (c.fn) {
-    case 'send': return c.from;
+    case 'send': case 'gsend': return c.from;
+    case 'group': case 'gpost': case 'gcast': return groupKey(c.group);
     case 'login': case 'logout': case 'read': return c.session.user;
     default: return c.user;
   }
@@ -62,7 +77,9 @@ const isNat = (v: unknown): v is number => typeof v === 'number' && Number.isSaf
 function checkValue(fn: HomeCall['fn'], v: unknown): boolean {
   const o = v as Record<string, unknown> | null;
   switch (fn) {
-    case 'send': return !!o && typeof o.mid === 'string' && isNat(o.seq) && isNat(o.ts);
+    case 'send': case 'gsend': return !!o && typeof o.mid === 'string' && isNat(o.seq) && isNat(o.ts);
+    case 'group': return v === undefined || v === null || (!!o && typeof o.owner === 'string' && Array.isArray(o.members) && (o.members as unknown[]).every(isId));
+    case 'gpost': return Array.isArray(v) && v.every((r: Record<string, unknown> | null) => !!r && (typeof r.mid === 'string' || (typeof r.code === 'string' && typeof r.message === 'string')));
     case 'login': return !!o && isNat(o.seq) && isNat(o.acked);
     case 'sync': case 'history':
       return !!o && typeof o.more === 'boolean' && Array.isArray(o.msgs) &&
@@ -132,6 +149,7 @@ export function createRouter(c: RouterComponents): Router {
         return reply.value as T;
       }
       if (reply.code === 'forbidden') throw new ForbiddenError(reply.message);
+      if (reply.code === 'not_found' || reply.code === 'conflict' || reply.code === 'too_large' || reply.code === 'bad_request') throw new ClientError(reply.code, reply.message);
       if (reply.code === 'not_owner' || reply.code === 'unavailable') {
         last = `${owner}: ${reply.message}`;
         continue;
@@ -164,8 +182,8 @@ export function createRouter(c: RouterComponents): Router {
     }));
   }
 
-  async function remote(peer: string, req: PeerRequest): Promise<unknown> {
-    const reply = parsePeerReply(await c.link.request(peer, req, { timeoutMs }));
+  async function remote(peer: string, req: PeerRequest, ms = timeoutMs): Promise<unknown> {
+    const reply = parsePeerReply(await c.link.request(peer, req, { timeoutMs: ms }));
     if (reply.t === 'fail') throw new UnavailableError(reply.message);
     return reply.value;
   }
@@ -287,9 +305,14 @@ export function createRouter(c: RouterComponents): Router {
         case 'ack': return done(await local.ack(hc.user, hc.device, hc.seq));
         case 'read': return done(await local.read(hc.session, hc.conv, hc.seq));
         case 'unread': return done(await local.unread(hc.user));
+        case 'gsend': return done(await local.sendGroup(hc.from, hc.group, hc.cid, hc.body));
+        case 'group': return done(await c.groups.op(hc.actor, hc.op, hc.group, hc.members));
+        case 'gpost': return done(await c.groups.post(hc.group, hc.posts));
+        case 'gcast': return done(await c.groups.cast(hc.group, hc.from, hc.frame));
       }
     } catch (e) {
       if ((e as Error).name === 'ForbiddenError') return fail('forbidden', (e as Error).message);
+      if (e instanceof ClientError) return fail(e.code, e.message);
       if ((e as Error).name === 'UnavailableError') return fail('unavailable', (e as Error).message);
       log.error({ err: e, fn: hc.fn }, 'peer call failed');
       return fail('internal', 'internal error; it is logged on the home');
@@ -306,6 +329,14 @@ export function createRouter(c: RouterComponents): Router {
     ack: (user, device, seq) => call(user, { fn: 'ack', user, device, seq }, () => local.ack(user, device, seq)),
     read: (s, conv, seq) => call(s.user, { fn: 'read', session: s, conv, seq }, () => local.read(s, conv, seq)),
     unread: (user) => call<Unread>(user, { fn: 'unread', user }, () => local.unread(user)),
+    sendGroup: (from, group, cid, body, lane) =>
+      call<SendResult>(from, { fn: 'gsend', from, group, cid, body }, () => local.sendGroup(from, group, cid, body), lane),
+    groupCall: (actor, op, group, members) =>
+      call<GroupInfo | undefined>(groupKey(group), { fn: 'group', op, group, actor, members }, () => c.groups.op(actor, op, group, members)),
+    postGroup: (group, posts) => call<PostResult[]>(groupKey(group), { fn: 'gpost', group, posts }, () => c.groups.post(group, posts)),
+    castGroup: (group, from, frame) => call<void>(groupKey(group), { fn: 'gcast', group, from, frame }, () => c.groups.cast(group, from, frame)),
+    perHome,
+    remote,
 
     async presence(users) {
       const parts = await perHome<Record<string, UserPresence>>(users, (us) => local.presence(us), async (peer, us) => {
@@ -339,6 +370,13 @@ export function createRouter(c: RouterComponents): Router {
           await local.deliver(req.items.filter((_, i) => mine[i]));
           return done(mine.map((m) => (m ? 'ok' : 'not_owner')));
         }
+        case 'fanout':
+          return done(await local.deliverFan(req.items));
+        case 'relay':
+          local.relay(req.users, req.frame);
+          return done();
+        case 'readmarks':
+          return done(await local.readMarks(req.conv, req.users));
         case 'presence':
           return done(await local.presence(req.users.filter(isId)));
         case 'watch':

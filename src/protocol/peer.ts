@@ -7,10 +7,27 @@ export type Session = { user: string; device: string; gateway: string; conn: str
 export type Watcher = { gateway: string; conn: string };
 /** A timeline entry as it travels to a recipient's home (its seq is assigned there). */
 export type Delivery = { user: string; mid: string; conv: string; from: string; to?: string; group?: string; body: string; ts: number };
+/** One group message for the members one home node holds: each gets a copy (its seq assigned
+ * there); the sender's own copy is keyed by `cid`, which makes it the sender's send-dedup entry. */
+export type FanItem = { mid: string; conv: string; from: string; group: string; body: string; ts: number; users: string[]; cid?: string };
+/** A group send as the sender's home hands it to the group's home (the mid is the sender home's). */
+export type GroupPost = { from: string; cid: string; mid: string; body: string; ts: number };
+export type GroupOp = 'create' | 'add' | 'remove' | 'leave' | 'info' | 'members';
+/** What a group home relays to the other members' online devices. */
+export type CastFrame = { kind: 'typing' } | { kind: 'receipt'; mid: string };
+/** The answer of a group home to one post: the message's mid, or the client error for it. */
+export type PostResult = { mid: string } | { code: 'not_found' | 'forbidden'; message: string };
 
 /** Calls on a key's home. `rv` is the caller's ring version, `hops` how often it was forwarded. */
 export type HomeCall =
   | { fn: 'send'; from: string; to: string; cid: string; body: string }
+  | { fn: 'gsend'; from: string; group: string; cid: string; body: string }
+  /** On the group's home (key `g:<group>`): a membership op or a query by `actor`. */
+  | { fn: 'group'; op: GroupOp; group: string; actor: string; members: string[] }
+  /** On the group's home: posts from one sender's home, in the order its senders made them. */
+  | { fn: 'gpost'; group: string; posts: GroupPost[] }
+  /** On the group's home: relay a typing notice or a receipt of `from` to the other members. */
+  | { fn: 'gcast'; group: string; from: string; frame: CastFrame }
   | { fn: 'login'; session: Session }
   | { fn: 'logout'; session: Session }
   | { fn: 'sync'; user: string; after: number; limit: number }
@@ -22,6 +39,12 @@ export type HomeCall =
 export type PeerRequest =
   | { t: 'call'; key: string; rv: string; hops: number; call: HomeCall }
   | { t: 'deliver'; rv: string; items: Delivery[] }
+  /** A group home hands group messages to the members this node is home of. */
+  | { t: 'fanout'; rv: string; items: FanItem[] }
+  /** Push a typing notice or receipt to the online devices of these users (their home). */
+  | { t: 'relay'; users: string[]; frame: ServerFrame }
+  /** The newest mid each of these users has read in `conv` (their home answers). */
+  | { t: 'readmarks'; conv: string; users: string[] }
   | { t: 'presence'; users: string[] }
   | { t: 'watch'; watcher: Watcher; users: string[]; on: boolean }
   | { t: 'register'; sessions: Session[] }
@@ -47,13 +70,19 @@ export type PeerOneWay =
 /** Replies: `done` carries the call's value; `fail` a client error code the caller may pass on. */
 export type PeerReply =
   | { t: 'done'; value?: unknown }
-  | { t: 'fail'; code: 'not_owner' | 'unavailable' | 'forbidden' | 'bad_request' | 'internal'; message: string };
+  | { t: 'fail'; code: FailCode; message: string };
+export type FailCode = 'not_owner' | 'unavailable' | 'forbidden' | 'bad_request' | 'internal' | 'not_found' | 'conflict' | 'too_large';
+const FAIL_CODES: FailCode[] = ['not_owner', 'unavailable', 'forbidden', 'bad_request', 'internal', 'not_found', 'conflict', 'too_large'];
 
 export class PeerFrameError extends Error {
   override name = 'PeerFrameError';
 }
 
 const MAX_ITEMS = 100_000;
+/** A group log's membership event lists up to GROUP_EVENT_MEMBERS ids: its body may exceed the
+ * message body limit. */
+export const GROUP_EVENT_MEMBERS = 2000;
+const EVENT_BODY_MAX = 256 * 1024;
 
 type O = Record<string, unknown>;
 const bad = (m: string): never => {
@@ -65,6 +94,10 @@ const str = (v: unknown, what: string, max = 1 << 20): string => (typeof v === '
 const nat = (v: unknown, what: string): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : bad(`${what} must be a non-negative integer`));
 const arr = (v: unknown, what: string): unknown[] => (Array.isArray(v) && v.length <= MAX_ITEMS ? v : bad(`${what} must be an array`));
 const conv = (v: unknown): string => (parseConv(v) ? (v as string) : bad('conv must be a conversation id'));
+/** A store key: a user id, or `g:<group>` for a group's log. */
+export const isKey = (v: unknown): v is string => isId(v) || (typeof v === 'string' && v.startsWith('g:') && isId(v.slice(2)));
+const key = (v: unknown, what: string): string => (isKey(v) ? v : bad(`${what} must be a user or g:<group>`));
+const ids = (v: unknown, what: string): string[] => arr(v, what).map((u) => id(u, what));
 // Node names and connection ids are ids too (config restricts names to a subset of id characters).
 const session = (v: unknown): Session => {
   const o = obj(v, 'session');
@@ -75,10 +108,10 @@ const watcher = (v: unknown): Watcher => {
   return { gateway: id(o.gateway, 'gateway'), conn: id(o.conn, 'conn') };
 };
 
-export function validateDelivery(v: unknown, maxBody: number): Delivery {
+export function validateDelivery(v: unknown, maxBody: number, anyKey = false): Delivery {
   const o = obj(v, 'delivery');
   const d: Delivery = {
-    user: id(o.user, 'user'), mid: str(o.mid, 'mid', 64), conv: conv(o.conv), from: id(o.from, 'from'),
+    user: anyKey ? key(o.user, 'user') : id(o.user, 'user'), mid: str(o.mid, 'mid', 64), conv: conv(o.conv), from: id(o.from, 'from'),
     body: str(o.body, 'body'), ts: nat(o.ts, 'ts'),
   };
   if (Buffer.byteLength(d.body, 'utf8') > maxBody) bad('body over the limit');
@@ -90,10 +123,32 @@ export function validateDelivery(v: unknown, maxBody: number): Delivery {
 function homeCall(v: unknown, maxBody: number): HomeCall {
   const o = obj(v, 'call');
   switch (o.fn) {
-    case 'send': {
+    case 'send':
+    case 'gsend': {
       const body = str(o.body, 'body');
       if (Buffer.byteLength(body, 'utf8') > maxBody) bad('body over the limit');
+      if (o.fn === 'gsend') return { fn: 'gsend', from: id(o.from, 'from'), group: id(o.group, 'group'), cid: id(o.cid, 'cid'), body };
       return { fn: 'send', from: id(o.from, 'from'), to: id(o.to, 'to'), cid: id(o.cid, 'cid'), body };
+    }
+    case 'group': {
+      const ops: GroupOp[] = ['create', 'add', 'remove', 'leave', 'info', 'members'];
+      if (!ops.includes(o.op as GroupOp)) bad('unknown group op');
+      return { fn: 'group', op: o.op as GroupOp, group: id(o.group, 'group'), actor: id(o.actor, 'actor'), members: ids(o.members, 'members') };
+    }
+    case 'gpost':
+      return {
+        fn: 'gpost', group: id(o.group, 'group'), posts: arr(o.posts, 'posts').map((x) => {
+          const p = obj(x, 'post');
+          const body = str(p.body, 'body');
+          if (Buffer.byteLength(body, 'utf8') > maxBody) bad('body over the limit');
+          return { from: id(p.from, 'from'), cid: id(p.cid, 'cid'), mid: str(p.mid, 'mid', 64), body, ts: nat(p.ts, 'ts') };
+        }),
+      };
+    case 'gcast': {
+      const f = obj(o.frame, 'frame');
+      const frame: CastFrame = f.kind === 'typing' ? { kind: 'typing' }
+        : f.kind === 'receipt' ? { kind: 'receipt', mid: str(f.mid, 'mid', 64) } : bad('unknown cast frame');
+      return { fn: 'gcast', group: id(o.group, 'group'), from: id(o.from, 'from'), frame };
     }
     case 'login':
     case 'logout':
@@ -130,7 +185,7 @@ export function validatePage(v: unknown, maxBody: number): Page {
   const users = arr(o.users, 'page.users').map((x): PageSnapshot => {
     const u = obj(x, 'snapshot');
     const snap: PageSnapshot = {
-      user: id(u.user, 'snapshot.user'), seq: nat(u.seq, 'snapshot.seq'),
+      user: key(u.user, 'snapshot.user'), seq: nat(u.seq, 'snapshot.seq'),
       convs: arr(u.convs, 'snapshot.convs').map((y) => {
         const cv = obj(y, 'conv state');
         return { conv: conv(cv.conv), lastSeq: nat(cv.lastSeq, 'lastSeq'), ocum: nat(cv.ocum, 'ocum'), readSeq: nat(cv.readSeq, 'readSeq'), readCum: nat(cv.readCum, 'readCum') };
@@ -145,9 +200,9 @@ export function validatePage(v: unknown, maxBody: number): Page {
   });
   const entries = arr(o.entries, 'page.entries').map((x): PageEntry => {
     const e = obj(x, 'entry');
-    const dkey = str(e.dkey, 'dkey', 80);
-    if (!/^[cm]:/.test(dkey)) bad('dkey must start with c: or m:');
-    return { ...validateDelivery(e, maxBody), seq: nat(e.seq, 'seq'), dkey, ocum: nat(e.ocum, 'ocum') };
+    const dkey = str(e.dkey, 'dkey', 140);
+    if (!/^[cme]:/.test(dkey)) bad('dkey must start with c:, m: or e:');
+    return { ...validateDelivery(e, dkey.startsWith('e:') ? EVENT_BODY_MAX : maxBody, true), seq: nat(e.seq, 'seq'), dkey, ocum: nat(e.ocum, 'ocum') };
   });
   return { users, entries };
 }
@@ -157,9 +212,30 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
   const o = obj(v, 'request');
   switch (o.t) {
     case 'call':
-      return { t: 'call', key: id(o.key, 'key'), rv: str(o.rv, 'rv', 64), hops: nat(o.hops, 'hops'), call: homeCall(o.call, maxBody) };
+      return { t: 'call', key: key(o.key, 'key'), rv: str(o.rv, 'rv', 64), hops: nat(o.hops, 'hops'), call: homeCall(o.call, maxBody) };
     case 'deliver':
       return { t: 'deliver', rv: str(o.rv, 'rv', 64), items: arr(o.items, 'items').map((d) => validateDelivery(d, maxBody)) };
+    case 'fanout':
+      return {
+        t: 'fanout', rv: str(o.rv, 'rv', 64), items: arr(o.items, 'items').map((x): FanItem => {
+          const f = obj(x, 'fan item');
+          const d = validateDelivery({ ...f, user: f.from }, maxBody);
+          if (d.group === undefined || d.conv !== `g:${d.group}`) bad('a fan item is a group message');
+          const item: FanItem = { mid: d.mid, conv: d.conv, from: d.from, group: d.group!, body: d.body, ts: d.ts, users: ids(f.users, 'users') };
+          if (f.cid !== undefined) item.cid = id(f.cid, 'cid');
+          return item;
+        }),
+      };
+    case 'relay': {
+      const f = obj(o.frame, 'frame');
+      let frame: ServerFrame;
+      if (f.op === 'typing') frame = { op: 'typing', from: id(f.from, 'from'), conv: conv(f.conv) };
+      else if (f.op === 'receipt') frame = { op: 'receipt', conv: conv(f.conv), by: id(f.by, 'by'), mid: str(f.mid, 'mid', 64) };
+      else return bad('a relayed frame is typing or receipt');
+      return { t: 'relay', users: ids(o.users, 'users'), frame };
+    }
+    case 'readmarks':
+      return { t: 'readmarks', conv: conv(o.conv), users: ids(o.users, 'users') };
     case 'presence':
       return { t: 'presence', users: arr(o.users, 'users').map((u) => id(u, 'user')) };
     case 'watch':
@@ -183,7 +259,7 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
       return { t: 'replicate', page: validatePage(o.page, maxBody) };
     case 'handoff': {
       const after: Record<string, number> = {};
-      for (const [u, n] of Object.entries(obj(o.after, 'after'))) after[id(u, 'after user')] = nat(n, 'after seq');
+      for (const [u, n] of Object.entries(obj(o.after, 'after'))) after[key(u, 'after user')] = nat(n, 'after seq');
       if (typeof o.freeze !== 'boolean') bad('freeze must be a boolean');
       return {
         t: 'handoff', target: id(o.target, 'target'), members: arr(o.members, 'members').map((m) => id(m, 'member')),
@@ -216,9 +292,8 @@ export function parsePeerReply(v: unknown): PeerReply {
   const o = obj(v, 'reply');
   if (o.t === 'done') return { t: 'done', value: o.value };
   if (o.t === 'fail') {
-    const codes = ['not_owner', 'unavailable', 'forbidden', 'bad_request', 'internal'];
-    if (!codes.includes(o.code as string)) bad('unknown fail code');
-    return { t: 'fail', code: o.code as Extract<PeerReply, { t: 'fail' }>['code'], message: str(o.message, 'message', 1000) };
+    if (!FAIL_CODES.includes(o.code as FailCode)) bad('unknown fail code');
+    return { t: 'fail', code: o.code as FailCode, message: str(o.message, 'message', 1000) };
   }
   return bad('reply must be done or fail');
 }

@@ -59,6 +59,12 @@ export type Store = {
   /** Moves the read cursor of a conversation forward; the seq it now stands at, or undefined if it did not move. */
   read(user: string, conv: string, seq: number): Promise<number | undefined>;
   unread(user: string): Unread;
+  /** Per user, the mid of the newest entry of `conv` at or below the user's read cursor there
+   * (users who have read nothing of it are left out). */
+  readMarks(conv: string, users: string[]): Promise<Map<string, string>>;
+  /** Committed entries of `user` whose dedup key starts with `prefix`, in seq order (a group
+   * log's membership events: prefix 'e:'). Flush first to include recent appends. */
+  entriesByKey(user: string, prefix: string): Promise<StoredEntry[]>;
   lastSeen(user: string): number | undefined;
   setLastSeen(user: string, ts: number): void;
   knownUsers(): IterableIterator<string>;
@@ -370,6 +376,39 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
       }
       return { total, convs };
     },
+
+    async readMarks(conv, names) {
+      const want: [string, number][] = [];
+      for (const u of new Set(names)) {
+        const rs = users.get(u)?.convs.get(conv)?.readSeq ?? 0;
+        if (rs > 0) want.push([u, rs]);
+      }
+      const out = new Map<string, { seq: number; mid: string }>();
+      if (want.length === 0) return new Map();
+      await db.job(async (c) => {
+        for (let i = 0; i < want.length; i += LOOKUP_CHUNK) {
+          const part = want.slice(i, i + LOOKUP_CHUNK);
+          const sql = `SELECT r.value->>0 AS user, e.seq AS seq, e.mid AS mid FROM json_each(?) r
+            JOIN entries e ON e.user = r.value->>0 AND e.conv = ? AND e.seq = (
+              SELECT max(seq) FROM entries x WHERE x.user = r.value->>0 AND x.conv = ? AND x.seq <= r.value->>1)`;
+          for (const r of await c.all<{ user: string; seq: number; mid: string }>(sql, [JSON.stringify(part), conv, conv])) {
+            out.set(r.user, { seq: r.seq, mid: r.mid });
+          }
+        }
+      });
+      // Entries not yet committed are still in memory.
+      for (const [u, rs] of want) {
+        for (const e of users.get(u)?.pending.values() ?? []) {
+          if (e.conv === conv && e.seq <= rs && e.seq > (out.get(u)?.seq ?? 0)) out.set(u, { seq: e.seq, mid: e.mid });
+        }
+      }
+      return new Map([...out].map(([u, m]) => [u, m.mid]));
+    },
+
+    entriesByKey: (user, prefix) =>
+      db.job(async (c) => (await c.all<EntryRow>(
+        `${SELECT_ENTRY} WHERE user = ? AND dkey >= ? AND dkey < ? ORDER BY seq`,
+        [user, prefix, prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)])).map(fromRow)),
 
     lastSeen: (user) => users.get(user)?.lastSeen,
     setLastSeen(user, ts) {
