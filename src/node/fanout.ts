@@ -27,7 +27,7 @@ export type FanoutComponents = {
 
 export type Fanout = Pick<Homes, 'group' | 'typing' | 'receipts'> & {
   /** Resolves once every member's copy of every item is durable at the member's home. */
-  fanout(items: FanItem[]): Promise<void>;
+  fanout(items: FanItem[], still?: () => boolean): Promise<void>;
   relay(users: string[], frame: ServerFrame): Promise<void>;
 };
 
@@ -74,7 +74,7 @@ export function createFanout(c: FanoutComponents): Fanout {
           if (!peer) throw new Error(`no address for ${owner}`);
           c.onRequest?.();
           const reply = parsePeerReply(await c.request(peer, { t: 'fanout', rv: c.ring().version, items: chunk.map((p) => p.item) },
-            { timeoutMs: Math.max(100, Math.min(10_000, deadline - Date.now())) }));
+            { timeoutMs: Math.max(100, Math.min(5000, deadline - Date.now())) }));
           if (reply.t === 'fail') throw new Error(reply.message);
           const v = reply.value;
           if (!Array.isArray(v) || v.length !== chunk.length || !v.every((a) => Array.isArray(a) && a.every(isId))) throw new Error(`malformed fanout reply from ${owner}`);
@@ -92,10 +92,11 @@ export function createFanout(c: FanoutComponents): Fanout {
     return failed;
   }
 
-  async function fanout(items: FanItem[]): Promise<void> {
+  async function fanout(items: FanItem[], still: () => boolean = () => true): Promise<void> {
     const deadline = Date.now() + deadlineMs;
     let todo: Part[] = items.map((item, index) => ({ index, item }));
     for (let round = 0; ; round++) {
+      if (!still()) throw new UnavailableError('this node no longer serves the group');
       if (round > 0) {
         if (Date.now() >= deadline) {
           const left = todo.reduce((n, p) => n + p.item.users.length, 0);

@@ -1,11 +1,13 @@
 // The group home: for the groups the ring gives this node (key `g:<group>`), it keeps the
 // group's log — membership events and messages in one seq order, stored as the timeline of the
 // key `g:<group>`, so replication, handoff and fencing treat it like any user's timeline. Per
-// group, one batch at a time: ops and posts are appended in arrival order, made durable on every
-// copy, and the batch's messages are then fanned out to the members' homes (one request per home
-// node) before the next batch starts, so every member gets the group's messages in log order.
+// group, one batch at a time: ops and posts are appended in arrival order and made durable on
+// every copy. One pump per group then hands the log's messages to the members' homes (one
+// request per home node), strictly in log order: a message goes out only once every member's
+// copy of the one before it is durable. Its position, the fan-out cursor, is kept as a device
+// cursor of the key, so it is replicated too, and a new home resumes from it.
 import type { Logger } from 'pino';
-import { apply, change, check, emptyGroup, eventBody, membersAt, parseEvent } from '../groups/index.ts';
+import { apply, change, check, emptyGroup, eventBody, fold, parseEvent } from '../groups/index.ts';
 import type { GroupEvent, GroupEventOp, GroupState } from '../groups/index.ts';
 import type { NewEntry, Store, StoredEntry } from '../store/index.ts';
 import type { CastFrame, FanItem, GroupOp, GroupPost, PostResult } from '../protocol/peer.ts';
@@ -25,8 +27,13 @@ export type GroupsComponents = {
   nextMid: () => string;
   midTime: (mid: string) => number;
   maxMembers: number;
-  /** Hands group messages to the members' homes; resolves once every copy is durable there. */
-  fanout: (items: FanItem[]) => Promise<void>;
+  /** Hands group messages to the members' homes; resolves once every copy is durable there.
+   * Gives up once `still()` turns false (this node no longer serves the group). */
+  fanout: (items: FanItem[], still: () => boolean) => Promise<void>;
+  /** Resolves when the ring changes or after `ms`. */
+  ringChange: (ms: number) => Promise<void>;
+  /** How long a post waits for its fan-out before it is answered unavailable (the pump goes on). */
+  deadlineMs?: number;
   /** Pushes a frame to the online devices of these users (at their homes). */
   relay: (users: string[], frame: ServerFrame) => Promise<void>;
   log: Logger;
@@ -39,7 +46,8 @@ export type Groups = {
   post(group: string, posts: GroupPost[]): Promise<PostResult[]>;
   /** Relays a typing notice or a receipt of a member to the other members. */
   cast(group: string, from: string, frame: CastFrame): Promise<void>;
-  /** The ring changed: cached group state may be stale (the group moved away and back). */
+  /** The ring changed: cached group state may be stale (the group moved away and back), and
+   * groups this node now serves may have messages the previous home did not fan out. */
   ringChanged(): void;
   /** Groups with work queued or running here. */
   busy(): number;
@@ -47,6 +55,10 @@ export type Groups = {
 
 export const groupKey = (group: string): string => `g:${group}`;
 const postKey = (from: string, cid: string): string => `c:${from}:${cid}`;
+/** The device name of a group log's fan-out cursor: every message up to it is with every member. */
+const FANOUT = 'fanout';
+const PUMP_PAGE = 500;
+const DEADLINE_MS = 10_000;
 
 type Work =
   | { kind: 'op'; actor: string; op: GroupOp; members: string[] }
@@ -91,18 +103,21 @@ export function createGroups(c: GroupsComponents): Groups {
     if (!c.owns(key)) return works.map(() => new UnavailableError(`${key} is moving to another node`));
     const out: (Done | Error)[] = [];
     const items: NewEntry[] = [];
-    const fans: FanItem[] = [];
+    // Each post is answered once the pump has fanned out up to its entry.
+    const waitFor: number[] = [];
     const base = { conv: key, group };
     for (const w of works) {
       if (w.kind === 'op') {
         if (w.op === 'info' || w.op === 'members') {
           const no = check(s, group, w.actor, 'info', [], c.maxMembers);
           out.push(no ? new ClientError(no.code, no.message) : info(group, s));
+          waitFor.push(0);
           continue;
         }
         const no = check(s, group, w.actor, w.op, w.members, c.maxMembers);
         if (no) {
           out.push(new ClientError(no.code, no.message));
+          waitFor.push(0);
           continue;
         }
         const ev = change(s, w.actor, w.op, w.members);
@@ -120,42 +135,162 @@ export function createGroups(c: GroupsComponents): Groups {
           }
         }
         out.push(undefined);
+        waitFor.push(0);
         continue;
       }
       const p = w.post;
       const dkey = postKey(p.from, p.cid);
       const existing = found.get(`${key}\0${dkey}`) ?? store.peekDedup(key, dkey) ?? items.find((i) => i.dkey === dkey);
       if (existing) {
-        // Posted before (a resend after a failure): its copies go again to the members of then,
-        // idempotent by mid at their homes, so an interrupted fan-out is completed.
+        // Posted before (a resend after a failure): answered once the pump is past it.
         const seq = 'seq' in existing ? (existing as StoredEntry).seq : store.lastSeq(key) + items.indexOf(existing) + 1;
-        fans.push({ ...base, mid: existing.mid, from: p.from, body: existing.body, ts: existing.ts, users: [...membersAt(s, seq)], cid: p.cid });
         out.push({ mid: existing.mid });
+        waitFor.push(seq);
         continue;
       }
       const no = check(s, group, p.from, 'post', [], c.maxMembers);
       if (no) {
         out.push({ code: no.code as 'not_found' | 'forbidden', message: no.message });
+        waitFor.push(0);
         continue;
       }
       items.push({ ...base, user: key, mid: p.mid, from: p.from, body: p.body, ts: p.ts, dkey });
-      fans.push({ ...base, mid: p.mid, from: p.from, body: p.body, ts: p.ts, users: [...s.members], cid: p.cid });
       out.push({ mid: p.mid });
+      waitFor.push(store.lastSeq(key) + items.length);
     }
     // Seqs are handed out in call order, so the events got the seqs `apply` was given above.
     if (items.length > 0) store.append(items);
     try {
       await store.flush();
       await c.replicated(key);
-      if (fans.length) await c.fanout(fans);
     } catch (e) {
       // Not confirmed: the state may hold events that another home will not have. Reload later.
       cache.delete(group);
-      const err = (e as Error).name === 'UnavailableError' || (e as Error).name === 'ClientError' ? e as Error
-        : new UnavailableError(`group ${group}: ${(e as Error).message}`);
+      const err = (e as Error).name === 'UnavailableError' ? e as Error : new UnavailableError(`group ${group}: ${(e as Error).message}`);
       return works.map(() => err);
     }
+    const upTo = Math.max(0, ...waitFor);
+    if (upTo > 0) {
+      kick(group);
+      try {
+        await reached(group, upTo);
+      } catch (e) {
+        return out.map((r, i) => (waitFor[i]! > 0 ? e as Error : r));
+      }
+    }
     return out;
+  }
+
+  // ---- the fan-out pump: one per group, strictly in log order ----
+  const pumps = new Set<string>();
+  const waiters = new Map<string, { seq: number; resolve(): void; reject(e: Error): void }[]>();
+
+  /** Resolves once the fan-out cursor of the group is at `seq` or beyond; UnavailableError after
+   * the deadline or once this node stops serving the group (the pump or the next home goes on). */
+  function reached(group: string, seq: number): Promise<void> {
+    if (store.acked(groupKey(group), FANOUT) >= seq) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      let l = waiters.get(group);
+      if (!l) waiters.set(group, (l = []));
+      const w = {
+        seq,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      l.push(w);
+      const timer = setTimeout(() => {
+        const now = waiters.get(group);
+        if (now) {
+          const i = now.indexOf(w);
+          if (i >= 0) now.splice(i, 1);
+        }
+        reject(new UnavailableError(`group ${group}: the members' homes did not all take the message in time`));
+      }, c.deadlineMs ?? DEADLINE_MS);
+      timer.unref();
+    });
+  }
+
+  /** This node stopped serving the group: its waiting posts are answered unavailable now (the
+   * sender's retry reaches the next home, which resumes the fan-out from the cursor). */
+  function abandon(group: string): void {
+    const l = waiters.get(group);
+    waiters.delete(group);
+    for (const w of l ?? []) w.reject(new UnavailableError(`group ${group} moved to another node while its message was fanned out`));
+  }
+
+  function advanced(group: string, cursor: number): void {
+    const l = waiters.get(group);
+    if (!l) return;
+    const keep = l.filter((w) => w.seq > cursor);
+    for (const w of l) if (w.seq <= cursor) w.resolve();
+    if (keep.length) waiters.set(group, keep);
+    else waiters.delete(group);
+  }
+
+  function kick(group: string): void {
+    if (pumps.has(group)) return;
+    pumps.add(group);
+    void pump(group).catch((e: Error) => {
+      pumps.delete(group);
+      log.error({ group, err: e.message }, 'group fan-out stopped; it resumes with the next post or ring change');
+    });
+  }
+
+  async function pump(group: string): Promise<void> {
+    const key = groupKey(group);
+    const still = () => c.owns(key);
+    let failures = 0;
+    for (;;) {
+      const cursor = store.acked(key, FANOUT);
+      // Checked and left synchronously: a post appended after this kicks a new pump.
+      if (!still()) {
+        pumps.delete(group);
+        abandon(group);
+        return;
+      }
+      if (cursor >= store.committedSeq(key)) {
+        pumps.delete(group);
+        return;
+      }
+      const s = await load(group);
+      const page = await store.sync(key, cursor, PUMP_PAGE);
+      if (page.entries.length === 0) {
+        pumps.delete(group);
+        return;
+      }
+      // The members of each message: those before the page, then the page's own events applied.
+      const run = fold(s.events.filter((e) => e.seq <= cursor));
+      let users = [...run.members];
+      const items: FanItem[] = [];
+      for (const e of page.entries) {
+        if (e.dkey.startsWith('e:')) {
+          const ev = parseEvent(e.seq, e.from, e.body);
+          if (ev) apply(run, ev);
+          users = [...run.members];
+          continue;
+        }
+        const cid = e.dkey.slice(2 + e.from.length + 1);
+        items.push({ mid: e.mid, conv: key, from: e.from, group, body: e.body, ts: e.ts, users, cid });
+      }
+      try {
+        if (items.length) await c.fanout(items, still);
+        failures = 0;
+      } catch (e) {
+        // A member's home is down or moving: the same messages again, nothing after them first.
+        if (failures++ % 10 === 0) log.warn({ group, from: cursor + 1, messages: items.length, err: (e as Error).message }, 'group fan-out retrying');
+        await c.ringChange(Math.min(2000, 100 * failures));
+        continue;
+      }
+      const last = page.entries.at(-1)!.seq;
+      store.ack(key, FANOUT, last);
+      advanced(group, last);
+    }
   }
 
   return {
@@ -183,6 +318,10 @@ export function createGroups(c: GroupsComponents): Groups {
 
     ringChanged() {
       cache = new Map();
+      for (const group of [...waiters.keys()]) if (!c.owns(groupKey(group)) && !pumps.has(group)) abandon(group);
+      for (const key of store.knownUsers()) {
+        if (key.startsWith('g:') && c.owns(key) && store.acked(key, FANOUT) < store.committedSeq(key)) kick(key.slice(2));
+      }
     },
 
     busy: () => batcher.size,

@@ -196,7 +196,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   });
   const groups = createGroups({
     store, owns: (key) => home.serves(key), replicated: (key) => replicator!.wait(key), nextMid, midTime,
-    maxMembers: cfg.maxMembers, fanout: (items) => fan!.fanout(items), relay: (users, frame) => fan!.relay(users, frame),
+    maxMembers: cfg.maxMembers, fanout: (items, still) => fan!.fanout(items, still), ringChange: cluster.ringChange, relay: (users, frame) => fan!.relay(users, frame),
     log: log.child({ component: 'groups' }),
   });
   router = createRouter({

@@ -4,7 +4,8 @@
 // Afterwards every timeline is read back and checked against the full history of confirmed sends.
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { cleanup, until } from '../helpers/node.ts';
+import { cleanup, token, until } from '../helpers/node.ts';
+import { ImClient } from '../../src/client/client.ts';
 import type { TestNode } from '../helpers/node.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import type { TestCluster } from '../helpers/cluster.ts';
@@ -38,11 +39,32 @@ async function settled(cluster: TestCluster, idle = false): Promise<void> {
   }, () => `replication and handoffs to finish (last busy: ${busy})`, 30_000, 100);
 }
 
+const GROUPS = 3;
+
+/** Logs in as `user` on a live node (retrying while the cluster settles) and runs `fn`. */
+async function as<T>(cluster: TestCluster, user: string, fn: (c: ImClient) => Promise<T>): Promise<T> {
+  const c = await ImClient.connect(cluster.live()[0]!.url);
+  try {
+    await c.login({ token: await token(user), device: 'setup' });
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
 async function withTraffic(t: ExecutionContext, cluster: TestCluster, seed: number, body: (confirmed: Confirmed[]) => Promise<void>): Promise<void> {
   const rand = prng(seed);
   const users = Array.from({ length: CLIENTS }, (_, i) => `c${seed}u${i}`);
   const confirmed: Confirmed[] = [];
-  const senders = users.map((u, i) => new Sender(u, [users[(i + 1) % CLIENTS]!, users[(i + 7) % CLIENTS]!], cluster, confirmed, rand));
+  // Groups of about a third of the users each, spread over the nodes; their members send to the
+  // group every third message, the rest are 1:1.
+  const groups = new Map<string, string[]>();
+  for (let k = 0; k < GROUPS; k++) {
+    const members = users.filter((_, i) => i % GROUPS === k);
+    await as(cluster, members[0]!, (c) => c.group('create', `c${seed}g${k}`, members.slice(1)));
+    groups.set(`g:c${seed}g${k}`, members);
+  }
+  const senders = users.map((u, i) => new Sender(u, [users[(i + 1) % CLIENTS]!, `g:c${seed}g${i % GROUPS}`, users[(i + 7) % CLIENTS]!], cluster, confirmed, rand));
   const running = senders.map((s) => s.run());
   try {
     await until(() => confirmed.length >= CLIENTS * 3, 'traffic to flow', 20_000);
@@ -57,7 +79,12 @@ async function withTraffic(t: ExecutionContext, cluster: TestCluster, seed: numb
   await settled(cluster, true);
   const waits = senders.flatMap((s) => s.waits);
   t.log(`seed ${seed}: ${confirmed.length} confirmed sends, ${senders.reduce((a, s) => a + s.reconnects, 0)} reconnects, longest wait for a confirmed send ${Math.max(...waits)} ms`);
-  await checkInvariants(t, cluster, users, confirmed);
+  await checkInvariants(t, cluster, users, confirmed, groups);
+  // Group state survived the churn: owner and members as created.
+  for (const [g, members] of groups) {
+    const info = await as(cluster, members[1]!, (c) => c.groupInfo(g.slice(2)));
+    t.deepEqual({ owner: info.owner, members: info.members }, { owner: members[0], members }, `${g} after the churn`);
+  }
 }
 
 test.serial('restart after a crash, under traffic', async (t) => {

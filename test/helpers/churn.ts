@@ -8,6 +8,7 @@ import type { Entry } from '../../src/protocol/frames.ts';
 import { readAll, token } from './node.ts';
 import type { TestCluster } from './cluster.ts';
 
+/** A confirmed send; `to` is the recipient, or `g:<group>` for a group message. */
 export type Confirmed = { from: string; to: string; mid: string; seq: number; cid: string; conn: number };
 
 /** A seeded PRNG (mulberry32), so a failing schedule can be replayed from its seed. */
@@ -22,7 +23,7 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** One user sending to others until stopped, across reconnects. */
+/** One user sending to others (peers named `g:<group>` are groups) until stopped, across reconnects. */
 export class Sender {
   user: string;
   peers: string[];
@@ -72,7 +73,7 @@ export class Sender {
     for (;;) {
       const c = await this.connect();
       try {
-        const r = await c.send(to, cid, cid);
+        const r = to.startsWith('g:') ? await c.sendGroup(to.slice(2), cid, cid) : await c.send(to, cid, cid);
         this.waits.push(Date.now() - t0);
         this.confirmed.push({ from: this.user, to, mid: r.mid, seq: r.seq, cid, conn: this.conn });
         return;
@@ -103,9 +104,11 @@ export class Sender {
  * Reads every user's timeline from a fresh device and checks DESIGN.md section 6: every confirmed
  * send is in the sender's and the recipient's timeline (invariant 1), seqs are 1..n with no mid
  * twice (2), sends from one connection keep their order in each recipient's timeline (3), and a
- * device replaying from the start gets exactly the timeline (5, via sync).
+ * device replaying from the start gets exactly the timeline (5, via sync). Group messages are held
+ * to the same: every confirmed one is in every member's timeline (members fixed for the run), in
+ * one order shared by all members of the group.
  */
-export async function checkInvariants(t: ExecutionContext, cluster: TestCluster, users: string[], confirmed: Confirmed[]): Promise<void> {
+export async function checkInvariants(t: ExecutionContext, cluster: TestCluster, users: string[], confirmed: Confirmed[], groups = new Map<string, string[]>()): Promise<void> {
   const via = cluster.live()[0]!;
   const timelines = new Map<string, Entry[]>();
   for (const u of users) {
@@ -127,16 +130,28 @@ export async function checkInvariants(t: ExecutionContext, cluster: TestCluster,
   for (const m of confirmed) {
     if (!pos.get(m.from)?.has(m.mid)) fail(`${m.cid} (${m.mid}) confirmed but missing from the sender ${m.from}`);
     else if (pos.get(m.from)!.get(m.mid) !== m.seq) fail(`${m.cid}: sender seq ${pos.get(m.from)!.get(m.mid)} is not the confirmed ${m.seq}`);
-    if (!pos.get(m.to)?.has(m.mid)) fail(`${m.cid} (${m.mid}) confirmed but missing from the recipient ${m.to}`);
+    for (const r of groups.get(m.to) ?? [m.to]) {
+      if (!pos.get(r)?.has(m.mid)) fail(`${m.cid} (${m.mid}) confirmed but missing from the recipient ${r}${m.to !== r ? ` (${m.to})` : ''}`);
+    }
+  }
+  // One order per group: every member's timeline has the group's messages in the same order.
+  for (const [g, members] of groups) {
+    const orders = members.map((u) => (timelines.get(u) ?? []).filter((e) => e.conv === g).map((e) => e.mid));
+    for (const [i, o] of orders.entries()) {
+      const first = orders[0]!;
+      if (JSON.stringify(o) !== JSON.stringify(first)) fail(`${g}: ${members[i]} sees ${o.length} messages in another order than ${members[0]} (${first.length})`);
+    }
   }
   // Order per sending connection at each recipient.
   const last = new Map<string, number>();
   for (const m of confirmed) {
-    const k = `${m.from}|${m.conn}|${m.to}`;
-    const seq = pos.get(m.to)?.get(m.mid);
-    if (seq === undefined) continue;
-    if ((last.get(k) ?? 0) > seq) fail(`${m.cid}: out of order at ${m.to} (seq ${seq} after ${last.get(k)})`);
-    last.set(k, seq);
+    for (const r of groups.get(m.to) ?? [m.to]) {
+      const k = `${m.from}|${m.conn}|${m.to}|${r}`;
+      const seq = pos.get(r)?.get(m.mid);
+      if (seq === undefined) continue;
+      if ((last.get(k) ?? 0) > seq) fail(`${m.cid}: out of order at ${r} (seq ${seq} after ${last.get(k)})`);
+      last.set(k, seq);
+    }
   }
   // Each confirmed cid once in its sender's timeline: no duplicate stores of a resend.
   for (const u of users) {
