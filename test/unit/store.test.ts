@@ -172,3 +172,39 @@ test('outbox rows whose sender entry is gone (replaced or dropped) are not liste
   t.deepEqual(await s.outbox(), []);
   await s.close();
 });
+
+test('readMarks: per user the newest mid of the conversation at or below the read cursor', async (t) => {
+  const { s } = await open();
+  const mids: string[] = [];
+  for (const [f, to] of [['a', 'u'], ['a', 'u'], ['b', 'u'], ['a', 'u']] as const) {
+    const { entries, durable } = s.append(dm(f, to));
+    mids.push(entries[0]!.mid);
+    await durable;
+  }
+  const last = s.append(dm('u', 'a')); // u:5, a:4
+  await last.durable;
+  t.deepEqual(await s.readMarks('dm:a:u', ['u', 'a', 'nobody']), new Map(), 'nobody has read anything');
+  await s.read('u', 'dm:a:u', 3); // through seq 3, which is dm:b:u: the newest of dm:a:u below it is seq 2
+  await s.read('a', 'dm:a:u', 100);
+  t.deepEqual(await s.readMarks('dm:a:u', ['u', 'a', 'u']), new Map([['u', mids[1]!], ['a', last.entries[0]!.mid]]));
+  // An entry not yet committed counts as well.
+  const pending = s.append(dm('a', 'u'));
+  await s.read('u', 'dm:a:u', 6);
+  t.is((await s.readMarks('dm:a:u', ['u'])).get('u'), pending.entries[1]!.mid);
+  await s.flush();
+  await s.close();
+});
+
+test('entriesByKey lists the entries whose dedup key has the prefix, in seq order', async (t) => {
+  const { s } = await open();
+  const base = { conv: 'g:g1', from: 'a', group: 'g1', body: '{}', ts: 1 };
+  await s.append([
+    { ...base, user: 'g:g1', mid: 'M1', dkey: 'e:M1' },
+    { ...base, user: 'g:g1', mid: 'M2', dkey: 'c:a:c1' },
+    { ...base, user: 'g:g1', mid: 'M3', dkey: 'e:M3' },
+    { ...base, user: 'g:g2', mid: 'M4', dkey: 'e:M4' },
+  ]).durable;
+  t.deepEqual((await s.entriesByKey('g:g1', 'e:')).map((e) => [e.seq, e.mid]), [[1, 'M1'], [3, 'M3']]);
+  t.deepEqual((await s.entriesByKey('g:g1', 'c:')).map((e) => e.mid), ['M2']);
+  await s.close();
+});
