@@ -1,0 +1,247 @@
+// What the benchmarks share: a cluster of our own node processes on this machine (temp folders,
+// free ports, a shared swarm key), the peer traffic read from the nodes' /metrics, CPU per process.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const MAIN = resolve(import.meta.dirname, '../src/node/main.ts');
+export const OWN_NODE_ARGS = ['--insecure', '--rate', '100000', '--rate-burst', '100000'];
+const CONVERGE_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function getJson(url: string): Promise<unknown> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return r.ok ? await r.json() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** ws://host:port/ws → http://host:port (where /cluster and /metrics are served). */
+export function httpBase(wsUrl: string): string {
+  const u = new URL(wsUrl);
+  return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
+}
+
+// ---- our own nodes, when no URL is given ----
+
+export type Phase = 'startup' | 'run' | 'shutdown';
+/** A warning or worse from one of our nodes' logs (or its unexpected exit), with when it happened. */
+export type Problem = { node: string; phase: Phase; line: string };
+
+export type OwnNode = {
+  name: string; url: string; http: string; p2p: string; data: string; logFile: string;
+  proc: ChildProcess; exit?: { code: number | null; signal: string | null };
+};
+
+export type ClusterView = {
+  joined?: boolean;
+  members?: { name: string; state: string }[];
+  ring?: { version: string; members: string[] };
+};
+
+export class OwnCluster {
+  readonly dir: string;
+  readonly psk: string;
+  nodes: OwnNode[] = [];
+  problems: Problem[] = [];
+  phase: Phase = 'startup';
+  args: string[] = [];
+
+  constructor(dir: string) {
+    this.dir = dir;
+    this.psk = join(dir, 'swarm.key');
+  }
+
+  /** Starts N nodes (node 1 first, the others joining it), each with OWN_NODE_ARGS and `args`. */
+  static async start(n: number, args: string[] = []): Promise<OwnCluster> {
+    const c = new OwnCluster(await mkdtemp(join(tmpdir(), 'im-bench-')));
+    try {
+      await writeFile(c.psk, `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}`, { mode: 0o600 });
+      c.args = args;
+      const first = await c.startNode('bench-1', []);
+      await Promise.all(Array.from({ length: n - 1 }, (_, i) => c.startNode(`bench-${i + 2}`, [first.p2p])));
+      return c;
+    } catch (e) {
+      await c.stop();
+      throw new Error(`${(e as Error).message}\n(logs kept in ${c.dir})`);
+    }
+  }
+
+  async startNode(name: string, seeds: string[]): Promise<OwnNode> {
+    const data = join(this.dir, name);
+    await mkdir(data);
+    const logFile = join(this.dir, `${name}.log`);
+    const log = createWriteStream(logFile);
+    const args = [
+      MAIN, '--name', name, '--data', data, '--port', '0', '--p2p-port', '0', '--psk-file', this.psk,
+      ...OWN_NODE_ARGS, ...this.args, ...seeds.flatMap((s) => ['--join', s]),
+    ];
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A node still running when we exit for any reason would outlive the benchmark.
+    process.on('exit', () => proc.kill('SIGKILL'));
+    const node: OwnNode = { name, url: '', http: '', p2p: '', data, logFile, proc };
+    this.nodes.push(node);
+    proc.once('exit', (code, signal) => {
+      node.exit = { code, signal };
+      if (this.phase !== 'shutdown' || (code !== 0 && code !== null) || signal) {
+        this.problems.push({ node: name, phase: this.phase, line: `exited with ${signal ?? `code ${code}`}` });
+      }
+    });
+    // Both pipes end after the process exits; close the log file then.
+    void Promise.all([once(proc.stdout!, 'end'), once(proc.stderr!, 'end')]).then(() => log.end());
+    const tail: string[] = [];
+    let buf = '';
+    return new Promise<OwnNode>((ok, ko) => {
+      proc.once('exit', (code) => ko(new Error(`node ${name} exited (${code}) before listening:\n${tail.join('\n')}`)));
+      proc.stderr!.on('data', (d: Buffer) => {
+        log.write(d);
+        tail.push(d.toString());
+        this.problems.push({ node: name, phase: this.phase, line: `stderr: ${d.toString().trim().slice(0, 500)}` });
+      });
+      proc.stdout!.on('data', (d: Buffer) => {
+        log.write(d);
+        buf += d.toString();
+        let i: number;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          tail.push(line);
+          if (tail.length > 50) tail.shift();
+          try {
+            const j = JSON.parse(line) as { msg?: string; url?: string; port?: number; p2p?: string[]; level?: number };
+            if (j.msg === 'listening' && j.url) {
+              node.url = j.url;
+              node.http = httpBase(j.url);
+              node.p2p = j.p2p?.[0] ?? '';
+              if (!node.p2p) ko(new Error(`node ${name} logged no peer address`));
+              else ok(node);
+            } else if ((j.level ?? 0) >= 40 && !/INSECURE/.test(j.msg ?? '')) {
+              this.problems.push({ node: name, phase: this.phase, line });
+            }
+          } catch {
+            // not a log line
+          }
+        }
+      });
+    });
+  }
+
+  /** Waits until every node is joined and lists all N members up, on one ring version; returns it. */
+  async converged(timeoutMs = CONVERGE_TIMEOUT_MS): Promise<string> {
+    const names = this.nodes.map((n) => n.name).sort();
+    const want = JSON.stringify(names);
+    const end = Date.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      const views = (await Promise.all(this.nodes.map((n) => getJson(`${n.http}/cluster`)))) as (ClusterView | undefined)[];
+      const versions = new Set<string>();
+      let ok = true;
+      for (const v of views) {
+        const up = (v?.members ?? []).filter((m) => m.state === 'up').map((m) => m.name).sort();
+        if (!v?.joined || JSON.stringify(up) !== want || JSON.stringify([...(v.ring?.members ?? [])].sort()) !== want) ok = false;
+        versions.add(v?.ring?.version ?? '?');
+      }
+      if (ok && versions.size === 1) return [...versions][0]!;
+      last = JSON.stringify(views);
+      if (Date.now() > end) throw new Error(`the cluster did not converge within ${timeoutMs / 1000} s; last views: ${last.slice(0, 2000)}`);
+      await sleep(50);
+    }
+  }
+
+  /** CPU seconds used by each node so far. */
+  cpu(): (number | undefined)[] {
+    return this.nodes.map((n) => procCpuS(n.proc.pid));
+  }
+
+  /** SIGTERM to every node at once (graceful leave), then waits for their exits (SIGKILL after a while). */
+  async stop(): Promise<void> {
+    this.phase = 'shutdown';
+    await Promise.all(this.nodes.map(async (n) => {
+      const p = n.proc;
+      if (p.exitCode === null && p.signalCode === null) {
+        const gone = once(p, 'exit');
+        p.kill('SIGTERM');
+        const timer = setTimeout(() => {
+          this.problems.push({ node: n.name, phase: 'shutdown', line: `still running ${STOP_TIMEOUT_MS / 1000} s after SIGTERM: SIGKILL` });
+          p.kill('SIGKILL');
+        }, STOP_TIMEOUT_MS);
+        await gone;
+        clearTimeout(timer);
+      }
+      // Let the log file take the last lines.
+      if (p.stdout && !p.stdout.readableEnded) await Promise.race([once(p.stdout, 'end'), sleep(1000)]);
+    }));
+  }
+
+  remove(): Promise<void> {
+    return rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+// ---- peer traffic, from the nodes' /metrics ----
+
+export type PeerTotals = { frames: number; envelopes: number; bytes: number };
+
+const PEER_GAUGES: Record<string, keyof PeerTotals> = { im_peer_frames: 'frames', im_peer_messages: 'envelopes', im_peer_bytes: 'bytes' };
+
+/** Sums the peer gauges with dir="out" over every peer of every node (frames each node sent). */
+export async function peerTotals(bases: string[]): Promise<PeerTotals> {
+  const t: PeerTotals = { frames: 0, envelopes: 0, bytes: 0 };
+  await Promise.all(bases.map(async (b) => {
+    let text: string;
+    try {
+      const r = await fetch(`${b}/metrics`, { signal: AbortSignal.timeout(5000) });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      text = await r.text();
+    } catch (e) {
+      throw new Error(`${b}/metrics: ${(e as Error).message}`);
+    }
+    for (const line of text.split('\n')) {
+      const m = /^(im_peer_frames|im_peer_messages|im_peer_bytes)\{([^}]*)\}\s+(\S+)/.exec(line);
+      if (!m || !/(?:^|,)dir="out"(?:,|$)/.test(m[2]!)) continue;
+      t[PEER_GAUGES[m[1]!]!] += Number(m[3]);
+    }
+  }));
+  return t;
+}
+
+/** The nodes to read /metrics from: the given ones and every member up in their /cluster views. */
+export async function metricsBases(urls: string[]): Promise<string[]> {
+  const bases = new Set(urls.map(httpBase));
+  const views = (await Promise.all([...bases].map((b) => getJson(`${b}/cluster`)))) as ({ members?: { url?: string; state?: string }[] } | undefined)[];
+  for (const v of views) {
+    for (const m of v?.members ?? []) {
+      if (m.state !== 'up' || typeof m.url !== 'string') continue;
+      try {
+        bases.add(httpBase(m.url));
+      } catch {
+        // not a URL
+      }
+    }
+  }
+  return [...bases];
+}
+
+export const diff = (a: PeerTotals, b: PeerTotals): PeerTotals => ({ frames: b.frames - a.frames, envelopes: b.envelopes - a.envelopes, bytes: b.bytes - a.bytes });
+
+/** CPU seconds a process has used so far, from /proc (Linux); undefined elsewhere. */
+export function procCpuS(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
+}
+
