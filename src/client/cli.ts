@@ -30,7 +30,9 @@ const HELP: Record<string, string> = {
 
 commands:
   token <user>         print a login token (HS256 JWT) for a user
-  send <to> <body…>    send one message and print the 'sent' reply
+  send <to> <body…>    send one message (to a user, or g:<group>) and print the 'sent' reply
+  group <op> <group> [members…]
+                       create, add, remove, leave or info: manage a group
   listen               print messages as they arrive (replay first, then live)
 
 'im <command> --help' describes a command.
@@ -45,12 +47,19 @@ ${SECRET_HELP}
 `,
   send: `usage: im send <to> <body…> [--cid C] [connection options]
 
-Logs in, sends one message to user <to> (the body is the remaining words,
+Logs in, sends one message to user <to>, or to a group with g:<group> (the body is the remaining words,
 joined by spaces), prints the 'sent' reply as JSON and exits 0. An error
 reply prints 'error <code>: <message>' and exits 1.
   --cid C          client message id, for an idempotent retry (default: random)
 The default device is cli-send, so that sending never replaces a running
 'im listen' of the same user (device cli).
+${CONN_HELP}
+`,
+  group: `usage: im group <create|add|remove|leave|info> <group> [members…] [connection options]
+
+Logs in and runs one group op: create (you own it; members optional), add and
+remove (the owner only), leave, or info (prints the group as JSON). Exits 0 on
+success; an error reply prints 'error <code>: <message>' and exits 1.
 ${CONN_HELP}
 `,
   listen: `usage: im listen [--since N] [--ack] [--json] [connection options]
@@ -198,7 +207,9 @@ async function login(c: ImClient, conn: Conn, since?: number) {
 async function cmdSend(args: string[], env: Env): Promise<number> {
   const { values, positionals } = parse(args, { ...connOptions, cid: { type: 'string' } });
   if (values.help) return help('send');
-  const to = checkId('recipient <to>', positionals[0]);
+  const target = positionals[0];
+  const group = target?.startsWith('g:') ? checkId('group in g:<group>', target.slice(2)) : undefined;
+  const to = group ?? checkId('recipient <to>', target);
   if (positionals.length < 2) throw new UsageError('missing message body');
   const body = positionals.slice(1).join(' ');
   const cid = checkId('--cid', (values.cid as string | undefined) ?? `cli-${randomBytes(9).toString('base64url')}`);
@@ -207,8 +218,31 @@ async function cmdSend(args: string[], env: Env): Promise<number> {
   try {
     // Replay is of no use to a one-shot send; starting it past any seq skips it.
     await login(c, conn, Number.MAX_SAFE_INTEGER);
-    const sent = await withTimeout(c.send(to, cid, body), 'send');
+    const sent = await withTimeout(group !== undefined ? c.sendGroup(group, cid, body) : c.send(to, cid, body), 'send');
     process.stdout.write(`${JSON.stringify(sent)}\n`);
+    return 0;
+  } finally {
+    c.close();
+  }
+}
+
+async function cmdGroup(args: string[], env: Env): Promise<number> {
+  const { values, positionals } = parse(args, connOptions);
+  if (values.help) return help('group');
+  const [op, name, ...members] = positionals;
+  if (op !== 'create' && op !== 'add' && op !== 'remove' && op !== 'leave' && op !== 'info') {
+    throw new UsageError(`the op must be create, add, remove, leave or info, got '${op ?? ''}'`);
+  }
+  const group = checkId('<group>', name);
+  for (const m of members) checkId('member', m);
+  if ((op === 'leave' || op === 'info') && members.length) throw new UsageError(`${op} takes no members`);
+  if ((op === 'add' || op === 'remove') && !members.length) throw new UsageError(`${op} needs at least one member`);
+  const conn = connOf(values, env, 'cli-send');
+  const c = await connect(conn.url);
+  try {
+    await login(c, conn, Number.MAX_SAFE_INTEGER);
+    if (op === 'info') process.stdout.write(`${JSON.stringify(await withTimeout(c.groupInfo(group), 'group_info'))}\n`);
+    else await withTimeout(op === 'leave' ? c.groupLeave(group) : c.group(op, group, members), `group_${op}`);
     return 0;
   } finally {
     c.close();
@@ -304,6 +338,7 @@ function help(cmd: string): number {
 const COMMANDS: Record<string, (args: string[], env: Env) => Promise<number>> = {
   token: cmdToken,
   send: cmdSend,
+  group: cmdGroup,
   listen: cmdListen,
 };
 

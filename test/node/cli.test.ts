@@ -112,6 +112,25 @@ test('im send prints the sent reply, and im listen --json shows the message', as
   t.is(r.code, 0, r.stderr);
 });
 
+test('im group manages a group and im send g:<group> sends to it', async (t) => {
+  const env = { IM_SECRET: SECRET };
+  const as = (u: string) => ['--as', u, '--url', node.url];
+  t.is((await im(['group', 'create', 'cli-g', 'cli-gb', ...as('cli-ga')], env)).code, 0);
+  t.is((await im(['group', 'add', 'cli-g', 'cli-gc', ...as('cli-ga')], env)).code, 0);
+  const info = await im(['group', 'info', 'cli-g', ...as('cli-gb')], env);
+  t.like(JSON.parse(info.stdout), { op: 'group', group: 'cli-g', owner: 'cli-ga', members: ['cli-ga', 'cli-gb', 'cli-gc'] });
+  const sent = await im(['send', 'g:cli-g', 'hello', 'group', ...as('cli-gc')], env);
+  t.is(sent.code, 0, sent.stderr);
+  const listen = start(['listen', ...as('cli-gb'), '--secret', SECRET]);
+  t.truthy(await until(() => listen.out.find((l) => l.includes('cli-gc → g:cli-g: hello group')), 'the group message in im listen', 10_000));
+  listen.proc.kill('SIGINT');
+  await listen.exited;
+  const no = await im(['group', 'add', 'cli-g', 'x', ...as('cli-gb')], env);
+  t.is(no.code, 1);
+  t.regex(no.stderr, /^error forbidden: /);
+  t.is((await im(['group', 'explode', 'cli-g', ...as('cli-ga')], env)).code, 2);
+});
+
 test('im listen prints replay then live messages as text, and --ack moves the cursor', async (t) => {
   const { c: alice } = await node.login('ack-alice');
   await alice.send('ack-bob', 'a1', 'first');
