@@ -5,7 +5,8 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { cleanup, token, until } from '../helpers/node.ts';
-import { ImClient } from '../../src/client/client.ts';
+import { ImClient, ImError } from '../../src/client/client.ts';
+import { createRing } from '../../src/ring/index.ts';
 import type { TestNode } from '../helpers/node.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import type { TestCluster } from '../helpers/cluster.ts';
@@ -141,6 +142,43 @@ test.serial('a kill right after a join and right after a graceful leave, with no
     await settled(cluster);
   });
   for (const n of cluster.live()) await n.kill();
+});
+
+test.serial('a group outlives the kill of its home and a join: owner, members, order and every confirmed message', async (t) => {
+  const cluster = await startCluster(3);
+  const ring = createRing(cluster.nodes.map((n) => n.opts.name!));
+  const home = cluster.nodes[1]!;
+  let g = '';
+  for (let i = 0; !g; i++) if (ring.owner(`g:gk${i}`) === home.opts.name) g = `gk${i}`;
+  const members = Array.from({ length: 8 }, (_, i) => `gk-u${i}`);
+  const confirmed: Confirmed[] = [];
+  let n = 0;
+  /** Sends from a member, resending the same cid on unavailable (and after a reconnect). */
+  const send = async (from: string) => {
+    const cid = `gk-${n++}`;
+    for (;;) {
+      try {
+        const r = await as(cluster, from, (c) => c.sendGroup(g, cid, cid));
+        confirmed.push({ from, to: `g:${g}`, mid: r.mid, seq: r.seq, cid, conn: n });
+        return;
+      } catch (e) {
+        if (e instanceof ImError && e.code !== 'unavailable') throw e;
+      }
+    }
+  };
+  await as(cluster, members[0]!, (c) => c.group('create', g, members.slice(1)));
+  for (let i = 0; i < 16; i++) await send(members[i % members.length]!);
+  await home.kill();
+  await settled(cluster);
+  t.like(await as(cluster, members[3]!, (c) => c.groupInfo(g)), { owner: members[0], members });
+  for (let i = 0; i < 16; i++) await send(members[(i + 3) % members.length]!);
+  await cluster.add();
+  await settled(cluster);
+  t.like(await as(cluster, members[5]!, (c) => c.groupInfo(g)), { owner: members[0], members });
+  for (let i = 0; i < 16; i++) await send(members[(i + 5) % members.length]!);
+  await settled(cluster, true);
+  await checkInvariants(t, cluster, members, confirmed, new Map([[`g:${g}`, members]]));
+  for (const node of cluster.live()) await node.kill();
 });
 
 test.serial('a rolling restart of every node, under traffic', async (t) => {
