@@ -27,6 +27,7 @@ import type { Fanout } from './fanout.ts';
 import type { Router } from './router.ts';
 import { createClientServer } from './server.ts';
 import { createUpkeep } from './upkeep.ts';
+import { createPushes } from './pushes.ts';
 import { createHandoff } from './handoff.ts';
 import { createReplicator } from './replicator.ts';
 import type { Replicator } from './replicator.ts';
@@ -162,10 +163,11 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   );
 
   // Pushes go to the gateway that holds the connection: this node's own, or a peer's.
+  const pushRemote = createPushes((peer, msg) => net.send(peer, msg));
   const push: Push = (gw, conn, frame) => {
     if (gw === cfg.name) return gateway?.push(conn, frame);
     const peer = cluster.peerOf(gw);
-    if (peer) net.send(peer, { t: 'push', conn, frame });
+    if (peer) pushRemote(peer, conn, frame);
   };
 
   let handoff: Handoff | undefined;
@@ -225,6 +227,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   });
   cluster.onMessage((_fromName, msg) => {
     if (msg.t === 'push') gw.push(msg.conn, msg.frame);
+    else if (msg.t === 'pushmsg') for (const [conn, seq] of msg.to) gw.push(conn, { op: 'msg', seq, ...msg.msg });
   });
   cluster.onMemberGone((name) => home.dropGateway(name));
 

@@ -1,7 +1,7 @@
 // Every peer message as a discriminated union on `t`, and the one validator for what arrives
 // from other nodes: peer input is checked like client input, never trusted.
 import { isId, parseConv } from './frames.ts';
-import type { ServerFrame } from './frames.ts';
+import type { MsgEvent, ServerFrame } from './frames.ts';
 
 export type Session = { user: string; device: string; gateway: string; conn: string };
 export type Watcher = { gateway: string; conn: string };
@@ -65,7 +65,9 @@ export type PeerRequest =
 
 export type PeerOneWay =
   | { t: 'gossip'; entries: unknown[] }
-  | { t: 'push'; conn: string; frame: ServerFrame };
+  | { t: 'push'; conn: string; frame: ServerFrame }
+  /** One message pushed to many connections of the receiving gateway, each with its own seq. */
+  | { t: 'pushmsg'; msg: Omit<MsgEvent, 'op' | 'seq'>; to: [string, number][] };
 
 /** Replies: `done` carries the call's value; `fail` a client error code the caller may pass on. */
 export type PeerReply =
@@ -178,6 +180,30 @@ export type PageSnapshot = {
 };
 export type PageEntry = Delivery & { seq: number; dkey: string; ocum: number };
 export type Page = { users: PageSnapshot[]; entries: PageEntry[] };
+/** A page on the wire: entries that share a mid (the copies of one group message) may travel as
+ * one `copies` item, the message once and per copy its user, seq, dedup key and ocum. */
+export type WirePage = Page & { copies?: { msg: Omit<Delivery, 'user'>; rows: [string, number, string, number][] }[] };
+
+/** Packs the copies of each message that has more than one in the page. */
+export function packPage(page: Page): WirePage {
+  const byMid = new Map<string, PageEntry[]>();
+  for (const e of page.entries) {
+    const l = byMid.get(e.mid);
+    if (l) l.push(e);
+    else byMid.set(e.mid, [e]);
+  }
+  const entries: PageEntry[] = [];
+  const copies: NonNullable<WirePage['copies']> = [];
+  for (const l of byMid.values()) {
+    if (l.length === 1) {
+      entries.push(l[0]!);
+      continue;
+    }
+    const { user: _u, seq: _s, dkey: _d, ocum: _o, ...msg } = l[0]!;
+    copies.push({ msg, rows: l.map((e) => [e.user, e.seq, e.dkey, e.ocum]) });
+  }
+  return copies.length ? { users: page.users, entries, copies } : page;
+}
 
 /** Validates an export page from a peer (a handoff reply or an absorb request); throws PeerFrameError. */
 export function validatePage(v: unknown, maxBody: number): Page {
@@ -198,12 +224,26 @@ export function validatePage(v: unknown, maxBody: number): Page {
     if (u.lastSeen !== undefined) snap.lastSeen = nat(u.lastSeen, 'lastSeen');
     return snap;
   });
-  const entries = arr(o.entries, 'page.entries').map((x): PageEntry => {
+  const entry = (x: unknown): PageEntry => {
     const e = obj(x, 'entry');
     const dkey = str(e.dkey, 'dkey', 140);
     if (!/^[cme]:/.test(dkey)) bad('dkey must start with c:, m: or e:');
     return { ...validateDelivery(e, dkey.startsWith('e:') ? EVENT_BODY_MAX : maxBody, true), seq: nat(e.seq, 'seq'), dkey, ocum: nat(e.ocum, 'ocum') };
-  });
+  };
+  const entries = arr(o.entries, 'page.entries').map(entry);
+  if (o.copies !== undefined) {
+    let n = entries.length;
+    for (const x of arr(o.copies, 'page.copies')) {
+      const c = obj(x, 'copies');
+      const rows = arr(c.rows, 'copies.rows');
+      if ((n += rows.length) > MAX_ITEMS) bad('page has too many entries');
+      const m = obj(c.msg, 'copies.msg');
+      for (const r of rows) {
+        const row = arr(r, 'copy');
+        entries.push(entry({ ...m, user: row[0], seq: row[1], dkey: row[2], ocum: row[3] }));
+      }
+    }
+  }
   return { users, entries };
 }
 
@@ -282,6 +322,17 @@ export function parsePeerOneWay(v: unknown): PeerOneWay {
       if (typeof f.op !== 'string') bad('frame.op must be a string');
       if (f.op === 'msg') nat(f.seq, 'frame.seq'); // the gateway orders pushes by seq
       return { t: 'push', conn: id(o.conn, 'conn'), frame: f as unknown as ServerFrame };
+    }
+    case 'pushmsg': {
+      const m = obj(o.msg, 'msg');
+      const msg: Omit<MsgEvent, 'op' | 'seq'> = { mid: str(m.mid, 'mid', 64), conv: conv(m.conv), from: id(m.from, 'from'), body: str(m.body, 'body'), ts: nat(m.ts, 'ts') };
+      if (m.to !== undefined) msg.to = id(m.to, 'to');
+      if (m.group !== undefined) msg.group = id(m.group, 'group');
+      const to = arr(o.to, 'to').map((x): [string, number] => {
+        const pair = arr(x, 'to pair');
+        return [id(pair[0], 'conn'), nat(pair[1], 'seq')];
+      });
+      return { t: 'pushmsg', msg, to };
     }
   }
   return bad(`unknown message '${String(o.t).slice(0, 40)}'`);
