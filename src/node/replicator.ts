@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { Ring } from '../ring/index.ts';
 import type { Changed, ExportedEntry, ExportPage, Store, UserSnapshot } from '../store/index.ts';
+import { packPage } from '../protocol/peer.ts';
 import type { Page, PeerReply, PeerRequest } from '../protocol/peer.ts';
 import { UnavailableError } from './errors.ts';
 
@@ -53,7 +54,7 @@ type Dest = {
 };
 type Waiter = { user: string; required: Map<string, number>; resolve(): void; reject(e: Error): void; timer: NodeJS.Timeout };
 
-const BATCH_USERS = 500;
+const BATCH_USERS = 5000;
 /** Estimated JSON characters of one batch: far below the peer frame limit (4 MiB). */
 const BATCH_CHARS = 1 << 20;
 /** Queued entries of one user beyond which it is sent as a backfill from the store instead. */
@@ -66,6 +67,8 @@ const WARN_EVERY_MS = 5000;
 const REFUSED_RETRY_MS = 300;
 
 const entryChars = (e: ExportedEntry): number => 256 + 2 * e.body.length;
+/** Another copy of a message already in the batch: packed, it carries no body (packPage). */
+const COPY_CHARS = 96;
 const snapChars = (s: UserSnapshot): number => 128 + 96 * (s.convs.length + s.cursors.length);
 
 /** A backfilled item carries no entries (the store has them); a long queue becomes a backfill. */
@@ -203,6 +206,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         const batch: [string, Item, number | undefined][] = [];
         const page: ExportPage = { users: [], entries: [] };
         let chars = 0;
+        const mids = new Set<string>();
         const first = [...d.urgent].filter((u) => d.items.has(u));
         const order = first.length ? [...first, ...[...d.items.keys()].filter((u) => !d.urgent.has(u))] : [...d.items.keys()];
         for (const u of order) {
@@ -233,7 +237,10 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
             if (!part.done) partial = part.last;
           } else {
             page.entries.push(...it.entries);
-            for (const e of it.entries) chars += entryChars(e);
+            for (const e of it.entries) {
+              chars += mids.has(e.mid) ? COPY_CHARS : entryChars(e);
+              mids.add(e.mid);
+            }
           }
           if (it.snap && partial === undefined) {
             page.users.push(it.snap);
@@ -246,7 +253,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         let reply: { t?: string; value?: { gaps?: Record<string, number>; refused?: string[] } } | undefined;
         try {
           if (!peer) throw new Error(`no address for ${to}`);
-          reply = (await c.request(peer, { t: 'replicate', page }, { timeoutMs: 5000 })) as typeof reply;
+          reply = (await c.request(peer, { t: 'replicate', page: packPage(page) }, { timeoutMs: 5000 })) as typeof reply;
           if (reply?.t !== 'done') throw new Error(`replica ${to} failed: ${JSON.stringify(reply).slice(0, 200)}`);
         } catch (e) {
           // Put the batch back (newer items for the same users merge in) and wait for the ring

@@ -1,6 +1,6 @@
 // Validation of peer frames for groups: peer input is checked like client input.
 import test from 'ava';
-import { parsePeerReply, parsePeerRequest, PeerFrameError, validatePage } from '../../src/protocol/peer.ts';
+import { packPage, parsePeerReply, parsePeerRequest, PeerFrameError, validatePage } from '../../src/protocol/peer.ts';
 
 const MAX = 16384;
 const msg = { mid: 'M1', conv: 'g:g1', from: 'alice', group: 'g1', body: 'hi', ts: 1 };
@@ -62,4 +62,19 @@ test('pages carry group logs: g: keys, e: event entries with long member lists',
 test('fail replies carry the new client codes, and nothing else', (t) => {
   for (const code of ['not_found', 'conflict', 'too_large']) t.like(parsePeerReply({ t: 'fail', code, message: 'm' }), { code });
   t.throws(() => parsePeerReply({ t: 'fail', code: 'teapot', message: 'm' }), { instanceOf: PeerFrameError });
+});
+
+test('packed pages: the copies of one message travel once and unpack to the same entries', (t) => {
+  const copy = (user: string, seq: number) => ({ user, seq, mid: 'M1', conv: 'g:g1', from: 'alice', group: 'g1', body: 'x'.repeat(500), ts: 1, dkey: 'm:M1', ocum: seq });
+  const page = { users: [], entries: [copy('bob', 3), { ...copy('alice', 9), mid: 'M0', dkey: 'c:c0' }, copy('carol', 4), copy('dave', 5)] };
+  const wire = packPage(page);
+  t.is(wire.entries.length, 1);
+  t.is(wire.copies?.[0]?.rows.length, 3);
+  t.true(JSON.stringify(wire).length < JSON.stringify(page).length * 0.6, "two bodies instead of four");
+  const back = validatePage(JSON.parse(JSON.stringify(wire)), MAX);
+  const key = (e: { user: string; seq: number }) => `${e.user}:${e.seq}`;
+  t.deepEqual([...back.entries].sort((a, b) => key(a).localeCompare(key(b))), [...page.entries].sort((a, b) => key(a).localeCompare(key(b))));
+  t.is(packPage({ users: [], entries: [copy('bob', 1)] }).copies, undefined, 'nothing to pack');
+  t.throws(() => validatePage({ ...wire, copies: [{ msg: wire.copies![0]!.msg, rows: [['a b', 1, 'm:M1', 0]] }] }, MAX), { instanceOf: PeerFrameError });
+  t.throws(() => validatePage({ ...wire, copies: [{ msg: { ...wire.copies![0]!.msg, body: 'x'.repeat(MAX + 1) }, rows: [['bob', 1, 'm:M1', 0]] }] }, MAX), { instanceOf: PeerFrameError });
 });
