@@ -213,7 +213,10 @@ export function createHome(c: HomeComponents): Home {
       // on every copy: were the home to die between the two, a resend of the cid to the next
       // home would make a second message, and the recipient would have both. Without replicas a
       // local recipient's copy goes in the same transaction instead.
-      const separate = w.to !== w.from && c.deliverRemote !== undefined && (!owns(w.to) || (c.replicating?.() ?? false));
+      // A group post of the sender still in flight goes first (see `after`): then the copy too is
+      // handed over separately, behind it.
+      const postBefore = lastPost.get(w.from);
+      const separate = w.to !== w.from && c.deliverRemote !== undefined && (!owns(w.to) || (c.replicating?.() ?? false) || postBefore !== undefined);
       if (w.to !== w.from && !separate) items.push({ ...base, user: w.to, dkey: DEDUP_KEY.mid(mid) });
       // A copy handed over separately is kept in the outbox, in the same transaction as the
       // sender's entry, until its home has it: a crash in between cannot lose it.
@@ -223,7 +226,8 @@ export function createHome(c: HomeComponents): Home {
       const r: SendResult = { mid, seq: entries[0]!.seq, ts };
       c.onSent?.(false);
       const mine = everywhere(durable, w.from);
-      const copy = separate ? mine.then(() => handOver(w.from, copyOf)) : undefined;
+      const copy = separate ? mine.then(() => settled(postBefore)).then(() => handOver(w.from, copyOf)) : undefined;
+      if (copy) after(lastCopy, w.from, copy);
       const local = w.to !== w.from && !separate ? everywhere(durable, w.to) : undefined;
       Promise.all([mine, local, copy]).then(() => w.resolve(r), w.reject);
     }
@@ -232,6 +236,21 @@ export function createHome(c: HomeComponents): Home {
   // Group sends of this node's senders, per group in the order they were made: one batch in
   // flight to the group's home at a time, so a later post cannot overtake an earlier one.
   const posting = new KeyedBatcher<GroupPost, PostResult>((group, posts) => c.postGroup!(group, posts), 500);
+  // Per sender, the newest 1:1 copy being handed over and the newest group post in flight: a
+  // group post waits for the copies sent before it, and a copy for the posts before it, so that
+  // a connection mixing 1:1 and group messages keeps its order at a recipient of both (the two
+  // go different ways: straight to the recipient's home, or through the group's home).
+  const lastCopy = new Map<string, Promise<unknown>>();
+  const lastPost = new Map<string, Promise<unknown>>();
+  function after(m: Map<string, Promise<unknown>>, from: string, p: Promise<unknown>): void {
+    m.set(from, p);
+    const clear = () => {
+      if (m.get(from) === p) m.delete(from);
+    };
+    p.then(clear, clear);
+  }
+  const settled = (p: Promise<unknown> | undefined) => p?.then(() => undefined, () => undefined);
+
   // Group sends handed to the group's home and not answered yet, by sender and cid: a resend
   // meanwhile waits for the first (the sender's entry exists only once the copy is back).
   const gsending = new Map<string, Promise<SendResult>>();
@@ -254,8 +273,10 @@ export function createHome(c: HomeComponents): Home {
     const mid = existing?.mid ?? c.nextMid();
     const post: GroupPost = { from: w.from, cid: w.cid, mid, body: existing?.body ?? w.body, ts: existing?.ts ?? c.midTime(mid) };
     c.onSent?.(existing !== undefined);
+    const copiesBefore = lastCopy.get(w.from);
     const run = (async (): Promise<SendResult> => {
       if (pending) await store.flush();
+      await settled(copiesBefore);
       const r = await posting.add(group, post);
       if ('code' in r) {
         if (r.code === 'forbidden') throw new ForbiddenError(r.message);
@@ -270,6 +291,7 @@ export function createHome(c: HomeComponents): Home {
       return { mid: own.mid, seq: own.seq, ts: own.ts, ...(existing ? { dup: true as const } : {}) };
     })();
     gsending.set(flight, run);
+    after(lastPost, w.from, run);
     const forget = () => {
       if (gsending.get(flight) === run) gsending.delete(flight);
     };

@@ -268,3 +268,17 @@ test('a user not homed anywhere near still gets group messages after logging in 
   await until(async () => groupMsgs(await readAll(m), g).some((e) => e.mid === sent.mid), 'the offline member\'s copy');
   t.pass();
 });
+
+test('one connection mixing 1:1 and group messages keeps its order at a recipient of both', async (t) => {
+  const g = on(n3, 'mix', true);
+  const alice = on(n1, 'mix-a');
+  const bob = on(n2, 'mix-b');
+  const { c: a } = await n2.login(alice);
+  const { c: b } = await n3.login(bob);
+  await a.group('create', g, [bob]);
+  // All in flight at once, alternating in runs: 1:1, 1:1, group, group, 1:1, group, ...
+  const plan = Array.from({ length: 60 }, (_, i) => (i % 5 < 2 || i % 7 === 0 ? 'dm' : 'group'));
+  await Promise.all(plan.map((k, i) => (k === 'dm' ? a.send(bob, `x${i}`, String(i)) : a.sendGroup(g, `x${i}`, String(i)))));
+  const got = (await readAll(b)).filter((e) => e.from === alice).map((e) => Number(e.body));
+  t.deepEqual(got, plan.map((_, i) => i));
+});
