@@ -3,13 +3,15 @@
 // timeline (key `g:<group>`), so they are replicated and migrated like every timeline.
 
 export type GroupEventOp = 'create' | 'add' | 'remove' | 'leave';
-export type GroupEvent = { seq: number; actor: string; op: GroupEventOp; members: string[] };
+/** `ts`: when the group's home logged it (ms). */
+export type GroupEvent = { seq: number; ts: number; actor: string; op: GroupEventOp; members: string[] };
 
 export type GroupState = {
   exists: boolean;
   owner: string | undefined;
-  /** Members in join order (re-joining puts a member last): the first is the next owner. */
-  members: Set<string>;
+  /** Members in join order (re-joining puts a member last), each with when it joined (ms): the
+   * first is the next owner. */
+  members: Map<string, number>;
   /** Every event so far, for the member list at an earlier seq. */
   events: GroupEvent[];
 };
@@ -20,7 +22,7 @@ export function eventBody(op: GroupEventOp, members: string[]): string {
 }
 
 /** Parses an event body; undefined when it is not one (a log written by a newer version). */
-export function parseEvent(seq: number, actor: string, body: string): GroupEvent | undefined {
+export function parseEvent(seq: number, ts: number, actor: string, body: string): GroupEvent | undefined {
   let o: unknown;
   try {
     o = JSON.parse(body);
@@ -30,11 +32,11 @@ export function parseEvent(seq: number, actor: string, body: string): GroupEvent
   const e = o as { op?: unknown; members?: unknown };
   if (!['create', 'add', 'remove', 'leave'].includes(e.op as string)) return undefined;
   if (!Array.isArray(e.members) || !e.members.every((m) => typeof m === 'string')) return undefined;
-  return { seq, actor, op: e.op as GroupEventOp, members: e.members as string[] };
+  return { seq, ts, actor, op: e.op as GroupEventOp, members: e.members as string[] };
 }
 
 export function emptyGroup(): GroupState {
-  return { exists: false, owner: undefined, members: new Set(), events: [] };
+  return { exists: false, owner: undefined, members: new Map(), events: [] };
 }
 
 /** Applies one event (already checked by `check`) to the state. */
@@ -44,10 +46,10 @@ export function apply(s: GroupState, e: GroupEvent): void {
     case 'create':
       s.exists = true;
       s.owner = e.actor;
-      s.members = new Set([e.actor, ...e.members]);
+      s.members = new Map([e.actor, ...e.members].map((m) => [m, e.ts]));
       return;
     case 'add':
-      for (const m of e.members) s.members.add(m);
+      for (const m of e.members) if (!s.members.has(m)) s.members.set(m, e.ts);
       return;
     case 'remove':
       for (const m of e.members) s.members.delete(m);
@@ -58,7 +60,7 @@ export function apply(s: GroupState, e: GroupEvent): void {
         s.exists = false;
         s.owner = undefined;
       } else if (s.owner === e.actor) {
-        s.owner = s.members.values().next().value;
+        s.owner = s.members.keys().next().value;
       }
   }
 }
@@ -70,7 +72,7 @@ export function fold(events: GroupEvent[]): GroupState {
 }
 
 /** Members of the group just before the entry at `seq` (who a message at `seq` went to). */
-export function membersAt(s: GroupState, seq: number): Set<string> {
+export function membersAt(s: GroupState, seq: number): Map<string, number> {
   return fold(s.events.filter((e) => e.seq < seq)).members;
 }
 
@@ -99,7 +101,7 @@ export function check(s: GroupState, group: string, actor: string, op: GroupEven
 }
 
 /** What an allowed op changes: the event to log (members narrowed to real changes), or none. */
-export function change(s: GroupState, actor: string, op: GroupEventOp, members: string[]): Omit<GroupEvent, 'seq'> | undefined {
+export function change(s: GroupState, actor: string, op: GroupEventOp, members: string[]): Omit<GroupEvent, 'seq' | 'ts'> | undefined {
   const uniq = [...new Set(members)];
   switch (op) {
     case 'create':

@@ -259,7 +259,7 @@ export function createGateway(c: GatewayComponents): Gateway {
         return ok(cc, id);
       case 'group_info': {
         const g = (await homes.group(s.user, 'info', req.group, []))!;
-        return send(cc, { op: 'group', ...withId, group: g.group, owner: g.owner, members: g.members });
+        return send(cc, { op: 'group', ...withId, group: g.group, owner: g.owner, members: g.members, joined: g.joined });
       }
       case 'typing': {
         const t = c.now();

@@ -16,7 +16,8 @@ import type { ServerFrame } from '../protocol/frames.ts';
 import { KeyedBatcher } from './batcher.ts';
 import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
 
-export type GroupInfo = { group: string; owner: string; members: string[] };
+/** `joined`: when each member joined (ms), an extension of the group reply. */
+export type GroupInfo = { group: string; owner: string; members: string[]; joined: Record<string, number> };
 
 export type GroupsComponents = {
   store: Store;
@@ -78,7 +79,7 @@ export function createGroups(c: GroupsComponents): Groups {
     const rows = await store.entriesByKey(key, 'e:');
     const s = emptyGroup();
     for (const r of rows) {
-      const e = parseEvent(r.seq, r.from, r.body);
+      const e = parseEvent(r.seq, r.ts, r.from, r.body);
       if (e) apply(s, e);
       else log.warn({ group, seq: r.seq }, 'group log: an event this version does not know; skipped');
     }
@@ -89,7 +90,7 @@ export function createGroups(c: GroupsComponents): Groups {
     return s;
   }
 
-  const info = (group: string, s: GroupState): GroupInfo => ({ group, owner: s.owner!, members: [...s.members] });
+  const info = (group: string, s: GroupState): GroupInfo => ({ group, owner: s.owner!, members: [...s.members.keys()], joined: Object.fromEntries(s.members) });
 
   const batcher = new KeyedBatcher<Work, Done>((group, works) => runBatch(group, works), 1000);
 
@@ -123,15 +124,16 @@ export function createGroups(c: GroupsComponents): Groups {
         const ev = change(s, w.actor, w.op, w.members);
         if (ev) {
           // Long member lists go as one event and then adds of at most GROUP_EVENT_MEMBERS each.
-          const parts: Omit<GroupEvent, 'seq'>[] = [];
+          const parts: Omit<GroupEvent, 'seq' | 'ts'>[] = [];
           for (let i = 0; i === 0 || i < ev.members.length; i += GROUP_EVENT_MEMBERS) {
             parts.push({ ...ev, op: i === 0 ? ev.op : 'add', members: ev.members.slice(i, i + GROUP_EVENT_MEMBERS) });
           }
           for (const p of parts) {
             const mid = c.nextMid();
             const seq = store.lastSeq(key) + items.length + 1;
-            items.push({ ...base, user: key, mid, from: p.actor, body: eventBody(p.op as GroupEventOp, p.members), ts: c.midTime(mid), dkey: `e:${mid}` });
-            apply(s, { ...p, seq });
+            const ts = c.midTime(mid);
+            items.push({ ...base, user: key, mid, from: p.actor, body: eventBody(p.op as GroupEventOp, p.members), ts, dkey: `e:${mid}` });
+            apply(s, { ...p, seq, ts });
           }
         }
         out.push(undefined);
@@ -266,13 +268,13 @@ export function createGroups(c: GroupsComponents): Groups {
       }
       // The members of each message: those before the page, then the page's own events applied.
       const run = fold(s.events.filter((e) => e.seq <= cursor));
-      let users = [...run.members];
+      let users = [...run.members.keys()];
       const items: FanItem[] = [];
       for (const e of page.entries) {
         if (e.dkey.startsWith('e:')) {
-          const ev = parseEvent(e.seq, e.from, e.body);
+          const ev = parseEvent(e.seq, e.ts, e.from, e.body);
           if (ev) apply(run, ev);
-          users = [...run.members];
+          users = [...run.members.keys()];
           continue;
         }
         const cid = e.dkey.slice(2 + e.from.length + 1);
@@ -311,7 +313,7 @@ export function createGroups(c: GroupsComponents): Groups {
         if (no.code === 'forbidden') throw new ForbiddenError(no.message);
         throw new ClientError(no.code, no.message);
       }
-      const others = [...s.members].filter((m) => m !== from);
+      const others = [...s.members.keys()].filter((m) => m !== from);
       const f: ServerFrame = frame.kind === 'typing' ? { op: 'typing', from, conv: key } : { op: 'receipt', conv: key, by: from, mid: frame.mid };
       await c.relay(others, f);
     },

@@ -53,7 +53,8 @@ export type GoawayEvent = { op: 'goaway'; reason: 'replaced' | 'shutdown' | stri
 export type TypingEvent = { op: 'typing'; from: string; conv: string };
 export type ReceiptEvent = { op: 'receipt'; conv: string; by: string; mid: string };
 export type ReceiptsReply = { op: 'receipts'; id?: ReqId; conv: string; read: Record<string, string> };
-export type GroupReply = { op: 'group'; id?: ReqId; group: string; owner: string; members: string[] };
+/** `joined` (an extension): when each member joined, in ms. */
+export type GroupReply = { op: 'group'; id?: ReqId; group: string; owner: string; members: string[]; joined?: Record<string, number> };
 
 export type ServerFrame =
   | MsgEvent | WelcomeReply | PongReply | OkReply | ErrorReply | SentReply | MsgsReply | UnreadReply

@@ -71,8 +71,12 @@ test('every group op and every error, with the group, its owner and members on d
   await refused(t, a.group('add', g, Array.from({ length: MAX_MEMBERS - 1 }, (_, i) => `m${i}`)), 'too_large');
   t.deepEqual((await a.groupInfo(g)).members, [alice, bob], 'refused ops changed nothing');
 
+  const before = Date.now();
   t.like(await a.group('add', g, [carol, dave, bob]), { op: 'ok' });
-  t.deepEqual((await cc.groupInfo(g)).members, [alice, bob, carol, dave]);
+  const full = await cc.groupInfo(g);
+  t.deepEqual(full.members, [alice, bob, carol, dave]);
+  t.deepEqual(Object.keys(full.joined!).sort(), [alice, bob, carol, dave].sort());
+  t.true(full.joined![carol]! >= before && full.joined![carol]! >= full.joined![alice]!, 'joined: when each member joined');
   const s1 = await cc.sendGroup(g, 'hello', 'hi all');
   t.like(await cc.sendGroup(g, 'hello', 'hi all'), { dup: true, mid: s1.mid, seq: s1.seq });
   t.like(await a.group('remove', g, [dave, 'never-a-member']), { op: 'ok' });

@@ -9,7 +9,7 @@ function run(s: GroupState, seq: number, actor: string, op: GroupEventOp, member
   const no = check(s, 'g', actor, op, members, 5);
   if (no) throw new Error(`${op} refused: ${no.code}`);
   const ev = change(s, actor, op, members);
-  if (ev) apply(s, { ...ev, seq });
+  if (ev) apply(s, { ...ev, seq, ts: seq * 1000 });
 }
 
 test('create makes the creator owner and first member; members keep join order', (t) => {
@@ -17,13 +17,13 @@ test('create makes the creator owner and first member; members keep join order',
   run(s, 1, 'alice', 'create', ['bob', 'alice', 'bob']);
   t.true(s.exists);
   t.is(s.owner, 'alice');
-  t.deepEqual([...s.members], ['alice', 'bob']);
+  t.deepEqual([...s.members.keys()], ['alice', 'bob']);
   run(s, 2, 'alice', 'add', ['carol', 'bob']);
   t.deepEqual(s.events.at(-1)!.members, ['carol'], 'only real additions are logged');
   run(s, 3, 'alice', 'remove', ['bob', 'zed']);
   t.deepEqual(s.events.at(-1)!.members, ['bob']);
   run(s, 4, 'alice', 'add', ['bob']);
-  t.deepEqual([...s.members], ['alice', 'carol', 'bob'], 'a member added again joins last');
+  t.deepEqual([...s.members], [['alice', 1000], ['carol', 2000], ['bob', 4000]], 'a member added again joins last, with its new join time');
 });
 
 test('the earliest-joined member becomes owner when the owner leaves; the last leave deletes', (t) => {
@@ -39,7 +39,7 @@ test('the earliest-joined member becomes owner when the owner leaves; the last l
   t.is(check(s, 'g', 'bob', 'info', [], 5)?.code, 'not_found');
   run(s, 5, 'dave', 'create', []);
   t.is(s.owner, 'dave');
-  t.deepEqual([...s.members], ['dave']);
+  t.deepEqual([...s.members.keys()], ['dave']);
 });
 
 test('refusals: conflict, not_found, forbidden, bad_request, too_large', (t) => {
@@ -66,18 +66,18 @@ test('membersAt gives the members a message at that seq went to', (t) => {
   run(s, 1, 'a', 'create', ['b']);
   run(s, 4, 'a', 'add', ['c']);
   run(s, 7, 'a', 'remove', ['b']);
-  t.deepEqual([...membersAt(s, 2)], ['a', 'b']);
-  t.deepEqual([...membersAt(s, 4)], ['a', 'b'], 'only events before the seq count');
-  t.deepEqual([...membersAt(s, 5)], ['a', 'b', 'c']);
-  t.deepEqual([...membersAt(s, 8)], ['a', 'c']);
+  t.deepEqual([...membersAt(s, 2).keys()], ['a', 'b']);
+  t.deepEqual([...membersAt(s, 4).keys()], ['a', 'b'], 'only events before the seq count');
+  t.deepEqual([...membersAt(s, 5).keys()], ['a', 'b', 'c']);
+  t.deepEqual([...membersAt(s, 8).keys()], ['a', 'c']);
 });
 
 test('event bodies round-trip; unknown or malformed bodies are not events', (t) => {
-  const e = parseEvent(3, 'a', eventBody('add', ['x', 'y']));
-  t.deepEqual(e, { seq: 3, actor: 'a', op: 'add', members: ['x', 'y'] } satisfies GroupEvent);
-  t.is(parseEvent(1, 'a', 'not json'), undefined);
-  t.is(parseEvent(1, 'a', '{"op":"explode","members":[]}'), undefined);
-  t.is(parseEvent(1, 'a', '{"op":"add","members":[1]}'), undefined);
-  const events = [parseEvent(1, 'a', eventBody('create', ['b']))!, parseEvent(2, 'b', eventBody('leave', []))!];
-  t.deepEqual([...fold(events).members], ['a']);
+  const e = parseEvent(3, 30, 'a', eventBody('add', ['x', 'y']));
+  t.deepEqual(e, { seq: 3, ts: 30, actor: 'a', op: 'add', members: ['x', 'y'] } satisfies GroupEvent);
+  t.is(parseEvent(1, 10, 'a', 'not json'), undefined);
+  t.is(parseEvent(1, 10, 'a', '{"op":"explode","members":[]}'), undefined);
+  t.is(parseEvent(1, 10, 'a', '{"op":"add","members":[1]}'), undefined);
+  const events = [parseEvent(1, 10, 'a', eventBody('create', ['b']))!, parseEvent(2, 20, 'b', eventBody('leave', []))!];
+  t.deepEqual([...fold(events).members.keys()], ['a']);
 });
