@@ -25,6 +25,8 @@ export type GroupsComponents = {
   owns: (key: string) => boolean;
   /** Resolves once the key's replicas hold everything committed for it so far. */
   replicated: (key: string) => Promise<void>;
+  /** The highest seq of the key on every copy (the pump hands out nothing a crash could undo). */
+  readable?: (key: string) => number;
   nextMid: () => string;
   midTime: (mid: string) => number;
   maxMembers: number;
@@ -256,12 +258,13 @@ export function createGroups(c: GroupsComponents): Groups {
         abandon(group);
         return;
       }
-      if (cursor >= store.committedSeq(key)) {
+      const upTo = Math.min(store.committedSeq(key), c.readable?.(key) ?? Infinity);
+      if (cursor >= upTo) {
         pumps.delete(group);
         return;
       }
       const s = await load(group);
-      const page = await store.sync(key, cursor, PUMP_PAGE);
+      const page = await store.sync(key, cursor, Math.min(PUMP_PAGE, upTo - cursor));
       if (page.entries.length === 0) {
         pumps.delete(group);
         return;

@@ -197,7 +197,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     },
   });
   const groups = createGroups({
-    store, owns: (key) => home.serves(key), replicated: (key) => replicator!.wait(key), nextMid, midTime,
+    store, owns: (key) => home.serves(key), replicated: (key) => replicator!.wait(key), readable: (key) => unconfirmed.limit(key), nextMid, midTime,
     maxMembers: cfg.maxMembers, fanout: (items, still) => fan!.fanout(items, still), ringChange: cluster.ringChange, relay: (users, frame) => fan!.relay(users, frame),
     log: log.child({ component: 'groups' }),
   });
