@@ -1,7 +1,8 @@
 // Group fan-out: for groups of each size on a cluster of our own, every member online (spread
 // over the nodes), one sender sends messages one at a time; measures send → sent, send → first
 // and last member push, and the peer traffic per group message (fan-out requests, all peer
-// envelopes and bytes, replication included), to show what grows with nodes and what with members.
+// frames, envelopes and bytes, replication and pushes included, less the idle cluster's own
+// traffic), to show what grows with nodes and what with members.
 import { parseArgs } from 'node:util';
 import { cpus, totalmem } from 'node:os';
 import { ImClient } from '../src/client/client.ts';
@@ -13,6 +14,8 @@ const USAGE = `usage: npm run bench:fanout -- [options]     (or: node bench/fano
 Starts N nodes of our own (${OWN_NODE_ARGS.join(' ')}); for each group size S, logs in S
 members (round robin over the nodes), creates the group (create, then adds of 2,000),
 and sends M messages one at a time from a member, each waited for at every member.
+Peer traffic per message is measured from the nodes' /metrics, less the idle
+cluster's traffic (sampled for 3 s before) over the same time.
   --nodes N       nodes (3)
   --sizes LIST    group sizes, comma-separated (100,1000,10000)
   --msgs M        messages per size (20)
@@ -29,6 +32,7 @@ type SizeResult = {
 type Stats = { p50: number; max: number };
 
 const CONNECT_BATCH = 200;
+const IDLE_SAMPLE_MS = 3000;
 const ADD_CHUNK = 2000;
 
 function stats(xs: number[]): Stats {
@@ -76,8 +80,16 @@ async function runSize(cluster: OwnCluster, size: number, msgs: number, bodyByte
   const setupS = (performance.now() - t0) / 1000;
 
   const bases = cluster.nodes.map((n) => n.http);
+  // The idle cluster's own peer traffic (gossip, heartbeats, session renewals) per second, to
+  // take out of the per-message figures.
+  const idle0 = await peerTotals(bases);
+  const ti = performance.now();
+  await new Promise((r) => setTimeout(r, IDLE_SAMPLE_MS));
+  const idle = diff(idle0, await peerTotals(bases));
+  const idleS = (performance.now() - ti) / 1000;
   const peers0 = await peerTotals(bases);
   const fan0 = await fanoutRequests(bases);
+  const tm = performance.now();
   const sent: number[] = [];
   const first: number[] = [];
   const last: number[] = [];
@@ -97,7 +109,10 @@ async function runSize(cluster: OwnCluster, size: number, msgs: number, bodyByte
   }
   // Replication of the last message's copies may still be on the wire: let it land in the counts.
   await new Promise((r) => setTimeout(r, 500));
-  const peers = diff(peers0, await peerTotals(bases));
+  const raw = diff(peers0, await peerTotals(bases));
+  const spanS = (performance.now() - tm) / 1000;
+  const less = (k: keyof typeof raw) => Math.max(0, raw[k] - (idle[k] / idleS) * spanS);
+  const peers = { frames: less('frames'), envelopes: less('envelopes'), bytes: less('bytes') };
   const fan = (await fanoutRequests(bases)) - fan0;
   for (const c of clients) c.close();
   const per = (x: number) => Math.round((x / msgs) * 10) / 10;
@@ -150,10 +165,10 @@ async function main(): Promise<number> {
     else console.log(`nodes' folder kept: ${cluster.dir}`);
   }
   console.log('');
-  console.log('| members | send → sent p50 / max | send → last push p50 / max | fan-out requests / msg | peer envelopes / msg | KiB between nodes / msg |');
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log(`| members | send → sent p50 / max | send → first push p50 | send → last push p50 / max | fan-out requests / msg | peer frames / msg | peer envelopes / msg | KiB between nodes / msg |`);
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
-    console.log(`| ${r.members} | ${r.sentMs.p50} / ${r.sentMs.max} ms | ${r.lastPushMs.p50} / ${r.lastPushMs.max} ms | ${r.perMsg.fanoutRequests} | ${r.perMsg.peerEnvelopes} | ${r.perMsg.peerKiB} |`);
+    console.log(`| ${r.members} | ${r.sentMs.p50} / ${r.sentMs.max} ms | ${r.firstPushMs.p50} ms | ${r.lastPushMs.p50} / ${r.lastPushMs.max} ms | ${r.perMsg.fanoutRequests} | ${r.perMsg.peerFrames} | ${r.perMsg.peerEnvelopes} | ${r.perMsg.peerKiB} |`);
   }
   if (values.json) console.log(JSON.stringify({ command, nodes, msgs, body, results }));
   return 0;
