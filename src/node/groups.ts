@@ -162,9 +162,9 @@ export function createGroups(c: GroupsComponents): Groups {
       out.push({ mid: p.mid });
       waitFor.push(store.lastSeq(key) + items.length);
     }
-    // Seqs are handed out in call order, so the events got the seqs `apply` was given above.
-    if (items.length > 0) store.append(items);
     try {
+      // Seqs are handed out in call order, so the events got the seqs `apply` was given above.
+      if (items.length > 0) store.append(items);
       await store.flush();
       await c.replicated(key);
     } catch (e) {

@@ -256,8 +256,8 @@ export function createHome(c: HomeComponents): Home {
   const gsending = new Map<string, Promise<SendResult>>();
 
   /** A group send, or a resend of a cid whose entry is a group message. `existing`: the
-   * sender's entry for the cid, if any (then the message is posted again, which completes an
-   * interrupted fan-out; the group's home recognises it by sender and cid). */
+   * sender's entry for the cid, if any (then it is posted again: the group's home recognises it
+   * by sender and cid, and answers once its fan-out to every member is complete). */
   function sendToGroup(w: Extract<Work, { kind: 'send' | 'gsend' }>, existing: StoredEntry | undefined, pending: boolean): void {
     const flight = `${w.from}\0${w.cid}`;
     const running = gsending.get(flight);

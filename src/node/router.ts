@@ -78,8 +78,12 @@ function checkValue(fn: HomeCall['fn'], v: unknown): boolean {
   const o = v as Record<string, unknown> | null;
   switch (fn) {
     case 'send': case 'gsend': return !!o && typeof o.mid === 'string' && isNat(o.seq) && isNat(o.ts);
-    case 'group': return v === undefined || v === null || (!!o && typeof o.owner === 'string' && Array.isArray(o.members) && (o.members as unknown[]).every(isId));
-    case 'gpost': return Array.isArray(v) && v.every((r: Record<string, unknown> | null) => !!r && (typeof r.mid === 'string' || (typeof r.code === 'string' && typeof r.message === 'string')));
+    case 'group':
+      return v === undefined || v === null || (!!o && isId(o.owner) && Array.isArray(o.members) && (o.members as unknown[]).every(isId) &&
+        typeof o.joined === 'object' && o.joined !== null && Object.values(o.joined).every(isNat));
+    case 'gpost':
+      return Array.isArray(v) && v.every((r: Record<string, unknown> | null) => !!r &&
+        ((typeof r.mid === 'string' && r.mid.length <= 64) || ((r.code === 'not_found' || r.code === 'forbidden') && typeof r.message === 'string')));
     case 'login': return !!o && isNat(o.seq) && isNat(o.acked);
     case 'sync': case 'history':
       return !!o && typeof o.more === 'boolean' && Array.isArray(o.msgs) &&
