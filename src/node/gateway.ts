@@ -266,6 +266,8 @@ export function createGateway(c: GatewayComponents): Gateway {
         cc.typingTokens = Math.min(TYPING_BURST, cc.typingTokens + ((t - cc.typingRefilled) * TYPING_PER_S) / 1000);
         cc.typingRefilled = t;
         if (cc.typingTokens < 1) {
+          // Typing is sent on keystrokes, mostly without an id: those are dropped without a word.
+          if (id === undefined) return;
           return error(cc, id, 'rate_limited', `over ${TYPING_PER_S} typing notices/s; retry in ${Math.ceil(((1 - cc.typingTokens) * 1000) / TYPING_PER_S)} ms`);
         }
         cc.typingTokens -= 1;

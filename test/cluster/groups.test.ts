@@ -225,6 +225,14 @@ test('typing reaches the other party\'s and the members\' devices on other nodes
   t.is(groupMsgs(await readAll(b), g).length, 0);
   const burst = await Promise.allSettled(Array.from({ length: 8 }, () => a.typing({ to: bob })));
   t.true(burst.some((r) => r.status === 'rejected' && (r.reason as ImError).code === 'rate_limited'));
+  // Without an id, notices over the limit are dropped silently; the connection stays usable.
+  let errors = 0;
+  a.on('event', (f) => {
+    if (f.op === 'error') errors++;
+  });
+  for (let i = 0; i < 5; i++) a.post({ op: 'typing', to: bob });
+  t.like(await a.request({ op: 'ping' }), { op: 'pong' });
+  t.is(errors, 0);
   t.false(echoed, 'the typer does not get its own notice');
 });
 
