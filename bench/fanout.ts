@@ -20,12 +20,16 @@ cluster's traffic (sampled for 3 s before) over the same time.
   --sizes LIST    group sizes, comma-separated (100,1000,10000)
   --msgs M        messages per size (20)
   --body B        body bytes (100)
+  --burst K       then, for groups of up to 1,000 members, 10 members send K messages
+                  each at once (10 in flight per sender): group msgs/s, member copies/s,
+                  and whether every member got them in one order (50; 0 = skip)
   --keep          keep the nodes' folder (data, logs)
   --json          also print the result as one JSON object
 `;
 
+type Burst = { senders: number; msgs: number; seconds: number; msgsPerS: number; copiesPerS: number; oneOrder: boolean };
 type SizeResult = {
-  members: number; msgs: number; setupS: number;
+  members: number; msgs: number; setupS: number; burst?: Burst;
   sentMs: Stats; firstPushMs: Stats; lastPushMs: Stats;
   perMsg: { fanoutRequests: number; peerEnvelopes: number; peerFrames: number; peerKiB: number };
 };
@@ -52,13 +56,16 @@ async function fanoutRequests(bases: string[]): Promise<number> {
   return n;
 }
 
-async function runSize(cluster: OwnCluster, size: number, msgs: number, bodyBytes: number, tag: string): Promise<SizeResult> {
+async function runSize(cluster: OwnCluster, size: number, msgs: number, bodyBytes: number, tag: string, burstK: number): Promise<SizeResult> {
   const t0 = performance.now();
   const group = `fan${tag}s${size}`;
   const names = Array.from({ length: size }, (_, i) => `f${tag}s${size}m${i}`);
   const clients: ImClient[] = [];
   // Per member: the performance.now() at which each message index arrived.
   const arrivals: number[][] = Array.from({ length: msgs }, () => []);
+  // Per member, the burst messages in the order they arrived.
+  const burstSeen: string[][] = Array.from({ length: size }, () => []);
+  let burstCopies = 0;
   for (let i = 0; i < size; i += CONNECT_BATCH) {
     await Promise.all(names.slice(i, i + CONNECT_BATCH).map(async (u, k) => {
       const node = cluster.nodes[(i + k) % cluster.nodes.length]!;
@@ -66,6 +73,11 @@ async function runSize(cluster: OwnCluster, size: number, msgs: number, bodyByte
       await c.login({ user: u, device: 'bench' });
       c.on('msg', (m: MsgEvent) => {
         if (m.conv !== `g:${group}`) return;
+        if (m.body.startsWith('b')) {
+          burstSeen[i + k]!.push(m.body.slice(0, m.body.indexOf(' ')));
+          burstCopies++;
+          return;
+        }
         const idx = Number(m.body.slice(0, m.body.indexOf(' ')));
         arrivals[idx]?.push(performance.now());
       });
@@ -114,10 +126,37 @@ async function runSize(cluster: OwnCluster, size: number, msgs: number, bodyByte
   const less = (k: keyof typeof raw) => Math.max(0, raw[k] - (idle[k] / idleS) * spanS);
   const peers = { frames: less('frames'), envelopes: less('envelopes'), bytes: less('bytes') };
   const fan = (await fanoutRequests(bases)) - fan0;
+  let burst: Burst | undefined;
+  if (burstK > 0 && size <= 1000) {
+    const senders = clients.slice(0, Math.min(10, size));
+    const total = senders.length * burstK;
+    const tb = performance.now();
+    await Promise.all(senders.map(async (c, s) => {
+      let next = 0;
+      const lane = async () => {
+        while (next < burstK) {
+          const i = next++;
+          await c.sendGroup(group, `b${s}-${i}`, `b${s}-${i} `.padEnd(bodyBytes, 'x'));
+        }
+      };
+      await Promise.all(Array.from({ length: 10 }, lane));
+    }));
+    const end = Date.now() + 120_000;
+    while (burstCopies < total * size) {
+      if (Date.now() > end) throw new Error(`burst: ${burstCopies} of ${total * size} copies arrived within 120 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const seconds = (performance.now() - tb) / 1000;
+    const first = JSON.stringify(burstSeen[0]);
+    burst = {
+      senders: senders.length, msgs: total, seconds: Math.round(seconds * 100) / 100, msgsPerS: Math.round(total / seconds),
+      copiesPerS: Math.round((total * size) / seconds), oneOrder: burstSeen.every((l) => JSON.stringify(l) === first),
+    };
+  }
   for (const c of clients) c.close();
   const per = (x: number) => Math.round((x / msgs) * 10) / 10;
   return {
-    members: size, msgs, setupS: Math.round(setupS * 10) / 10, sentMs: stats(sent), firstPushMs: stats(first), lastPushMs: stats(last),
+    members: size, msgs, setupS: Math.round(setupS * 10) / 10, ...(burst ? { burst } : {}), sentMs: stats(sent), firstPushMs: stats(first), lastPushMs: stats(last),
     perMsg: { fanoutRequests: per(fan), peerEnvelopes: per(peers.envelopes), peerFrames: per(peers.frames), peerKiB: per(peers.bytes / 1024) },
   };
 }
@@ -125,7 +164,7 @@ async function runSize(cluster: OwnCluster, size: number, msgs: number, bodyByte
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      nodes: { type: 'string' }, sizes: { type: 'string' }, msgs: { type: 'string' }, body: { type: 'string' },
+      nodes: { type: 'string' }, sizes: { type: 'string' }, msgs: { type: 'string' }, body: { type: 'string' }, burst: { type: 'string' },
       keep: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -137,7 +176,8 @@ async function main(): Promise<number> {
   const sizes = (values.sizes ?? '100,1000,10000').split(',').map(Number);
   const msgs = Number(values.msgs ?? 20);
   const body = Number(values.body ?? 100);
-  if (![nodes, msgs, body, ...sizes].every((n) => Number.isInteger(n) && n > 0)) {
+  const burstK = Number(values.burst ?? 50);
+  if (![nodes, msgs, body, ...sizes].every((n) => Number.isInteger(n) && n > 0) || !Number.isInteger(burstK) || burstK < 0) {
     process.stderr.write(USAGE);
     return 2;
   }
@@ -147,16 +187,22 @@ async function main(): Promise<number> {
   const cluster = await OwnCluster.start(nodes, ['--max-members', String(Math.max(...sizes))]);
   const results: SizeResult[] = [];
   let ok = false;
+  let misordered = false;
   try {
     await cluster.converged();
     cluster.phase = 'run';
     const tag = Math.random().toString(36).slice(2, 7);
     for (const size of sizes) {
-      const r = await runSize(cluster, size, msgs, body, tag);
+      const r = await runSize(cluster, size, msgs, body, tag, burstK);
       results.push(r);
       console.log(`members ${r.members}: send→sent p50 ${r.sentMs.p50} ms (max ${r.sentMs.max}), send→last push p50 ${r.lastPushMs.p50} ms (max ${r.lastPushMs.max}), ` +
         `first push p50 ${r.firstPushMs.p50} ms; per message: ${r.perMsg.fanoutRequests} fan-out requests, ${r.perMsg.peerEnvelopes} peer envelopes, ` +
         `${r.perMsg.peerFrames} peer frames, ${r.perMsg.peerKiB} KiB between nodes (setup ${r.setupS} s)`);
+      if (r.burst) {
+        console.log(`  burst: ${r.burst.senders} senders, ${r.burst.msgs} messages in ${r.burst.seconds} s: ${r.burst.msgsPerS} group msgs/s, ` +
+          `${r.burst.copiesPerS} member copies/s, ${r.burst.oneOrder ? 'every member in one order' : 'MEMBERS SAW DIFFERENT ORDERS'}`);
+        if (!r.burst.oneOrder) misordered = true;
+      }
     }
     ok = true;
   } finally {
@@ -171,7 +217,7 @@ async function main(): Promise<number> {
     console.log(`| ${r.members} | ${r.sentMs.p50} / ${r.sentMs.max} ms | ${r.firstPushMs.p50} ms | ${r.lastPushMs.p50} / ${r.lastPushMs.max} ms | ${r.perMsg.fanoutRequests} | ${r.perMsg.peerFrames} | ${r.perMsg.peerEnvelopes} | ${r.perMsg.peerKiB} |`);
   }
   if (values.json) console.log(JSON.stringify({ command, nodes, msgs, body, results }));
-  return 0;
+  return misordered ? 1 : 0;
 }
 
 process.exitCode = await main();

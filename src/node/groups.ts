@@ -2,10 +2,11 @@
 // group's log — membership events and messages in one seq order, stored as the timeline of the
 // key `g:<group>`, so replication, handoff and fencing treat it like any user's timeline. Per
 // group, one batch at a time: ops and posts are appended in arrival order and made durable on
-// every copy. One pump per group then hands the log's messages to the members' homes (one
-// request per home node), strictly in log order: a message goes out only once every member's
-// copy of the one before it is durable. Its position, the fan-out cursor, is kept as a device
-// cursor of the key, so it is replicated too, and a new home resumes from it.
+// every copy of the log. One pump per group hands the log's messages to the members' homes (one
+// request per home node) strictly in log order: a message goes out only once every member's copy
+// of the one before it is durable. The next batch is appended while the pump works; a post is
+// answered once the pump is past it. The pump's position, the fan-out cursor, is kept as a
+// device cursor of the key, so it is replicated too, and a new home resumes from it.
 import type { Logger } from 'pino';
 import { apply, change, check, emptyGroup, eventBody, fold, parseEvent } from '../groups/index.ts';
 import type { GroupEvent, GroupEventOp, GroupState } from '../groups/index.ts';
@@ -66,7 +67,9 @@ const DEADLINE_MS = 10_000;
 type Work =
   | { kind: 'op'; actor: string; op: GroupOp; members: string[] }
   | { kind: 'post'; post: GroupPost };
-type Done = GroupInfo | undefined | PostResult;
+/** A post's answer is a promise: it settles once the pump is past the post's entry, while the
+ * next batch is already being appended. */
+type Done = GroupInfo | undefined | PostResult | Promise<PostResult>;
 
 export function createGroups(c: GroupsComponents): Groups {
   const { store, log } = c;
@@ -173,16 +176,8 @@ export function createGroups(c: GroupsComponents): Groups {
       const err = (e as Error).name === 'UnavailableError' ? e as Error : new UnavailableError(`group ${group}: ${(e as Error).message}`);
       return works.map(() => err);
     }
-    const upTo = Math.max(0, ...waitFor);
-    if (upTo > 0) {
-      kick(group);
-      try {
-        await reached(group, upTo);
-      } catch (e) {
-        return out.map((r, i) => (waitFor[i]! > 0 ? e as Error : r));
-      }
-    }
-    return out;
+    if (waitFor.some((w) => w > 0)) kick(group);
+    return out.map((r, i) => (waitFor[i]! > 0 ? reached(group, waitFor[i]!).then(() => r as PostResult) : r));
   }
 
   // ---- the fan-out pump: one per group, strictly in log order ----
@@ -304,6 +299,7 @@ export function createGroups(c: GroupsComponents): Groups {
     },
 
     post(group, posts) {
+      // A post's answer adopts the promise its batch gave it (see Done).
       return Promise.all(posts.map((post) => batcher.add(group, { kind: 'post', post }) as Promise<PostResult>));
     },
 
