@@ -384,7 +384,16 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         // What this replica held for them is stale (from before a restart): take the home's copy from scratch.
         log.warn({ from: fromName, users: stale.length }, 'replica: replacing stale copies');
         await store.dropUsers(stale);
-        for (const u of stale) gaps[u] = 0;
+        for (const u of stale) {
+          gaps[u] = 0;
+          // Writes this node made as their home and never confirmed are gone with the stale
+          // copy: they must not be confirmed later, when its seqs hold other messages.
+          for (const w of [...(waiters.get(u) ?? [])]) {
+            forget(w);
+            clearTimeout(w.timer);
+            w.reject(new UnavailableError(`${u}: this write was replaced by the home's copy`));
+          }
+        }
       }
       return { t: 'done', value: { gaps, refused } };
     },
