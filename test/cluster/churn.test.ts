@@ -4,7 +4,7 @@
 // Afterwards every timeline is read back and checked against the full history of confirmed sends.
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { cleanup, token, until } from '../helpers/node.ts';
+import { cleanup, readAll, token, until } from '../helpers/node.ts';
 import { ImClient, ImError } from '../../src/client/client.ts';
 import { createRing } from '../../src/ring/index.ts';
 import type { TestNode } from '../helpers/node.ts';
@@ -144,7 +144,7 @@ test.serial('a kill right after a join and right after a graceful leave, with no
   for (const n of cluster.live()) await n.kill();
 });
 
-test.serial('a group outlives the kill of its home and a join: owner, members, order and every confirmed message', async (t) => {
+test.serial('a group outlives the kill of its home and a join: owner, members, order, every confirmed message; then membership changes', async (t) => {
   const cluster = await startCluster(3);
   const ring = createRing(cluster.nodes.map((n) => n.opts.name!));
   const home = cluster.nodes[1]!;
@@ -178,6 +178,19 @@ test.serial('a group outlives the kill of its home and a join: owner, members, o
   for (let i = 0; i < 16; i++) await send(members[(i + 5) % members.length]!);
   await settled(cluster, true);
   await checkInvariants(t, cluster, members, confirmed, new Map([[`g:${g}`, members]]));
+  // Membership changes on the new ring: a member removed and one added, between two messages.
+  const gone = members[7]!;
+  const fresh = 'gk-new';
+  const cut = confirmed.length;
+  await as(cluster, members[0]!, async (c) => {
+    await c.group('remove', g, [gone]);
+    await c.group('add', g, [fresh]);
+  });
+  for (let i = 0; i < 8; i++) await send(members[i % 7]!);
+  const mids = async (u: string) => as(cluster, u, async (c) => (await readAll(c)).filter((e) => e.conv === `g:${g}`).map((e) => e.mid));
+  // Sends were one at a time, so the order confirmed is the group's order.
+  t.deepEqual(await mids(gone), confirmed.slice(0, cut).map((m) => m.mid), 'the removed member has exactly the messages of before');
+  t.deepEqual(await mids(fresh), confirmed.slice(cut).map((m) => m.mid), 'the new member has exactly the messages of after, in order');
   for (const node of cluster.live()) await node.kill();
 });
 
