@@ -53,8 +53,9 @@ export type Groups = {
   /** The ring changed: cached group state may be stale (the group moved away and back), and
    * groups this node now serves may have messages the previous home did not fan out. */
   ringChanged(): void;
-  /** Groups with work queued or running here. */
-  busy(): number;
+  /** The groups this node is home of, and how many of their log entries the pumps have still
+   * to hand out (0 when every member has every message). */
+  progress(): { owned: number; fanoutBehind: number; pumping: number };
 };
 
 export const groupKey = (group: string): string => `g:${group}`;
@@ -176,7 +177,8 @@ export function createGroups(c: GroupsComponents): Groups {
       const err = (e as Error).name === 'UnavailableError' ? e as Error : new UnavailableError(`group ${group}: ${(e as Error).message}`);
       return works.map(() => err);
     }
-    if (waitFor.some((w) => w > 0)) kick(group);
+    // Also after events alone: the cursor moves past them, so that nothing shows as behind.
+    if (items.length > 0 || waitFor.some((w) => w > 0)) kick(group);
     return out.map((r, i) => (waitFor[i]! > 0 ? reached(group, waitFor[i]!).then(() => r as PostResult) : r));
   }
 
@@ -325,6 +327,15 @@ export function createGroups(c: GroupsComponents): Groups {
       }
     },
 
-    busy: () => batcher.size,
+    progress() {
+      let owned = 0;
+      let fanoutBehind = 0;
+      for (const key of store.knownUsers()) {
+        if (!key.startsWith('g:') || !c.owns(key)) continue;
+        owned++;
+        fanoutBehind += Math.max(0, store.committedSeq(key) - store.acked(key, FANOUT));
+      }
+      return { owned, fanoutBehind, pumping: pumps.size };
+    },
   };
 }

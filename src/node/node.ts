@@ -299,6 +299,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
           replicationQueued: replicator!.pending(), replicationBehind: replicator!.behind(),
           replication: replicator!.progress(), handoffsOut: handoff!.outgoing(), copying: handoff!.copying() ?? null,
         },
+        groups: groups.progress(),
         connections: gw.size(),
         sessions: presence.sessionCount(),
         online: presence.users(),
@@ -308,6 +309,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
       metrics.handoffsInFlight.set(handoff!.outgoing().length + (handoff!.copying() ? 1 : 0));
       metrics.replicationQueued.set(replicator!.pending());
       metrics.replicationBehind.set(replicator!.behind());
+      metrics.groupFanoutBehind.set(groups.progress().fanoutBehind);
       for (const s of net.stats()) {
         const name = cluster.nameOf(s.peer) ?? s.peer;
         metrics.peerFrames.set({ peer: name, dir: 'out' }, s.framesOut);

@@ -101,6 +101,13 @@ test('every group op and every error, with the group, its owner and members on d
   }
   const own = groupMsgs(await readAll(cc), g)[0]!;
   t.is(own.seq, s1.seq, 'sent.seq is the entry in the sender\'s own timeline');
+  // The group's home reports it, with nothing left to hand out.
+  const view = await until(async () => {
+    const v = (await (await fetch(`${n3.http}/cluster`)).json()) as { groups: { owned: number; fanoutBehind: number } };
+    return v.groups.fanoutBehind === 0 ? v.groups : undefined;
+  }, 'the group home to have handed everything out');
+  t.true(view!.owned >= 1);
+  t.regex((await n3.get('/metrics')).text, /^im_group_fanout_behind\{[^}]*\} 0$/m);
 });
 
 test('every member sees the group\'s messages in one order; unread, read and history cover groups', async (t) => {
