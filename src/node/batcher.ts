@@ -11,11 +11,30 @@ export type BatchRun<T, R> = (key: string, items: T[]) => Promise<(R | Error)[]>
 export class KeyedBatcher<T, R> {
   #run: BatchRun<T, R>;
   #max: number;
+  #weigh: ((item: T) => number) | undefined;
+  #maxWeight: number;
   #keys = new Map<string, { queue: Waiting<T, R>[]; busy: boolean }>();
 
-  constructor(run: BatchRun<T, R>, maxBatch = 500) {
+  /** A batch holds at most `maxBatch` items and, with `weigh`, items weighing at most
+   * `maxWeight` together (always at least one item). */
+  constructor(run: BatchRun<T, R>, maxBatch = 500, weigh?: (item: T) => number, maxWeight = Infinity) {
     this.#run = run;
     this.#max = maxBatch;
+    this.#weigh = weigh;
+    this.#maxWeight = maxWeight;
+  }
+
+  #take(queue: Waiting<T, R>[]): Waiting<T, R>[] {
+    if (!this.#weigh) return queue.splice(0, this.#max);
+    let n = 0;
+    let w = 0;
+    while (n < queue.length && n < this.#max) {
+      const x = this.#weigh(queue[n]!.item);
+      if (n > 0 && w + x > this.#maxWeight) break;
+      w += x;
+      n++;
+    }
+    return queue.splice(0, n);
   }
 
   add(key: string, item: T): Promise<R> {
@@ -34,7 +53,7 @@ export class KeyedBatcher<T, R> {
   async #drain(key: string, k: { queue: Waiting<T, R>[]; busy: boolean }): Promise<void> {
     k.busy = true;
     while (k.queue.length) {
-      const batch = k.queue.splice(0, this.#max);
+      const batch = this.#take(k.queue);
       try {
         const out = await this.#run(key, batch.map((w) => w.item));
         batch.forEach((w, i) => {

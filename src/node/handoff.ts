@@ -195,7 +195,7 @@ export function createHandoff(c: HandoffComponents): Handoff {
         await store.flush();
       }
       for await (const page of store.exportUsers(select, { after: req.after, pageRows: req.limit })) {
-        return { t: 'done', value: page };
+        return { t: 'done', value: fitPage(page) };
       }
       return { t: 'done', value: { users: [], entries: [] } };
     },
@@ -233,11 +233,16 @@ export function createHandoff(c: HandoffComponents): Handoff {
           });
           for (const e of page.entries) for (const p of part(e.user)) p.entries.push(e);
           for (const snap of page.users) for (const p of part(snap.user)) p.users.push(snap);
-          await Promise.all([...byDest].map(async ([dest, p]) => {
+          await Promise.all([...byDest].map(async ([dest, whole]) => {
             const peer = c.peerOf(dest);
             if (!peer) throw new Error(`no address for ${dest}`);
-            const r = (await c.request(peer, { t: 'absorb', page: p }, { timeoutMs: 30_000 })) as { t?: string; message?: string };
-            if (r.t !== 'done') throw new Error(`${dest} refused the handoff: ${r.message ?? ''}`);
+            // In parts that fit a peer frame, in order: each part continues the one before.
+            for (let rest: ExportPage | undefined = whole; rest;) {
+              const p: ExportPage = fitPage(rest);
+              rest = p === rest ? undefined : { users: rest.users.filter((u) => !p.users.includes(u)), entries: rest.entries.slice(p.entries.length) };
+              const r = (await c.request(peer, { t: 'absorb', page: p }, { timeoutMs: 30_000 })) as { t?: string; message?: string };
+              if (r.t !== 'done') throw new Error(`${dest} refused the handoff: ${r.message ?? ''}`);
+            }
           }));
           for (const e of page.entries) sent[e.user] = Math.max(sent[e.user] ?? 0, e.seq);
           users += page.users.length;
@@ -294,6 +299,28 @@ export function createHandoff(c: HandoffComponents): Handoff {
       }
     },
   };
+}
+
+/** JSON characters one handoff page may take: its message must fit a peer frame (4 MiB). */
+const PAGE_CHARS = 1 << 20;
+
+/**
+ * The part of an export page (entries ordered by user and seq, snapshots by user) that fits
+ * PAGE_CHARS: a prefix of the entries (at least one), and the snapshots of the users whose
+ * entries in the page are all in it. The page itself when it fits. What is left out comes with
+ * the next request (the copier asks again from the last snapshot it got, after the seqs it has).
+ */
+export function fitPage(page: ExportPage): ExportPage {
+  let chars = 0;
+  let n = 0;
+  for (; n < page.entries.length; n++) {
+    chars += 256 + 2 * Buffer.byteLength(page.entries[n]!.body);
+    if (n > 0 && chars > PAGE_CHARS) break;
+  }
+  if (n === page.entries.length) return page;
+  const cut = page.entries[n - 1]!.user;
+  const cutComplete = page.entries[n]!.user !== cut;
+  return { users: page.users.filter((s) => s.user < cut || (s.user === cut && cutComplete)), entries: page.entries.slice(0, n) };
 }
 
 class RetryFromScratch extends Error {

@@ -108,6 +108,21 @@ export function toMsg(e: StoredEntry): MsgEvent {
   return m;
 }
 
+/** JSON characters a page of entries may take: its reply must fit a peer frame (4 MiB) when
+ * the home answers another node, so a page of large bodies holds fewer than `limit`. */
+const PAGE_CHARS = 1 << 20;
+
+/** The longest prefix of `entries` within PAGE_CHARS (at least one entry). */
+function capPage(entries: StoredEntry[]): StoredEntry[] {
+  let chars = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    chars += 256 + 2 * Buffer.byteLength(e.body);
+    if (i > 0 && chars > PAGE_CHARS) return entries.slice(0, i);
+  }
+  return entries;
+}
+
 const toEntry = (e: StoredEntry): Entry => {
   const { op: _op, ...entry } = toMsg(e);
   return entry;
@@ -235,7 +250,8 @@ export function createHome(c: HomeComponents): Home {
 
   // Group sends of this node's senders, per group in the order they were made: one batch in
   // flight to the group's home at a time, so a later post cannot overtake an earlier one.
-  const posting = new KeyedBatcher<GroupPost, PostResult>((group, posts) => c.postGroup!(group, posts), 500);
+  // A batch stays well under the peer frame limit (4 MiB) whatever the bodies.
+  const posting = new KeyedBatcher<GroupPost, PostResult>((group, posts) => c.postGroup!(group, posts), 500, (p) => 256 + 2 * p.body.length, 1 << 20);
   // Per sender, the newest 1:1 copy being handed over and the newest group post in flight: a
   // group post waits for the copies sent before it, and a copy for the posts before it, so that
   // a connection mixing 1:1 and group messages keeps its order at a recipient of both (the two
@@ -432,16 +448,19 @@ export function createHome(c: HomeComponents): Home {
     async sync(user, after, limit) {
       const { entries, more } = await store.sync(user, after, limit);
       const upTo = readable(user);
-      const shown = entries.filter((e) => e.seq <= upTo);
-      // What is held back comes by push once the replicas have it.
-      return { msgs: shown.map(toEntry), more: more && shown.length === entries.length };
+      const visible = entries.filter((e) => e.seq <= upTo);
+      const shown = capPage(visible);
+      // What is held back comes by push once the replicas have it; a page cut for size has more.
+      return { msgs: shown.map(toEntry), more: shown.length < visible.length || (more && visible.length === entries.length) };
     },
 
     async history(user, conv, before, limit) {
       checkConv(user, conv);
       const { entries, more } = await store.history(user, conv, before, limit);
       const upTo = readable(user);
-      return { msgs: entries.filter((e) => e.seq <= upTo).map(toEntry), more };
+      const visible = entries.filter((e) => e.seq <= upTo);
+      const shown = capPage(visible);
+      return { msgs: shown.map(toEntry), more: more || shown.length < visible.length };
     },
 
     async ack(user, device, seq) {

@@ -58,6 +58,7 @@ export type Router = Omit<Homes, 'group' | 'typing' | 'receipts'> & {
 const DEADLINE_MS = 8000;
 const RETRY_MS = 300;
 const DELIVER_BATCH = 1000;
+const DELIVER_CHARS = 1 << 20;
 
 type Fail = Extract<PeerReply, { t: 'fail' }>;
 const fail = (code: Fail['code'], message: string): Fail => ({ t: 'fail', code, message });
@@ -256,7 +257,13 @@ export function createRouter(c: RouterComponents): Router {
   async function flush(dest: string, ch: { queue: Pending[]; busy: boolean }): Promise<void> {
     ch.busy = true;
     while (ch.queue.length) {
-      const batch = ch.queue.splice(0, DELIVER_BATCH);
+      // Up to DELIVER_BATCH copies, and few enough large ones that the request fits a peer frame.
+      let n = 0;
+      for (let chars = 0; n < ch.queue.length && n < DELIVER_BATCH; n++) {
+        chars += 256 + 2 * Buffer.byteLength(ch.queue[n]!.d.body);
+        if (n > 0 && chars > DELIVER_CHARS) break;
+      }
+      const batch = ch.queue.splice(0, n);
       const peer = dest ? c.peerOf(dest) : undefined;
       if (!peer) {
         retry(batch, `no address for ${dest || 'the owner'}`);

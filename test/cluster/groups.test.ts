@@ -301,3 +301,16 @@ test('one connection mixing 1:1 and group messages keeps its order at a recipien
   const got = (await readAll(b)).filter((e) => e.from === alice).map((e) => Number(e.body));
   t.deepEqual(got, plan.map((_, i) => i));
 });
+
+test('300 group messages of 16 KiB in flight at once from one connection all go through, in order', async (t) => {
+  const g = on(n1, 'fat', true);
+  const alice = on(n2, 'fat-a');
+  const bob = on(n3, 'fat-b');
+  const { c: a } = await n3.login(alice);
+  const { c: b } = await n1.login(bob);
+  await a.group('create', g, [bob]);
+  const body = (i: number) => `${i} `.padEnd(16384, 'x');
+  await Promise.all(Array.from({ length: 300 }, (_, i) => a.sendGroup(g, `f${i}`, body(i))));
+  const got = groupMsgs(await readAll(b), g).map((e) => Number(e.body.slice(0, e.body.indexOf(' '))));
+  t.deepEqual(got, Array.from({ length: 300 }, (_, i) => i));
+});

@@ -43,3 +43,13 @@ test('a batch holds at most maxBatch items', async (t) => {
   await Promise.all(Array.from({ length: 7 }, (_, i) => b.add('k', i)));
   t.deepEqual(sizes, [1, 3, 3], 'the first goes at once, the rest wait for it');
 });
+
+test('with a weight, a batch stops before going over it, and always takes one', async (t) => {
+  const sizes: number[][] = [];
+  const b = new KeyedBatcher<number, number>(async (_k, items) => {
+    sizes.push(items);
+    return items;
+  }, 100, (i) => i, 10);
+  await Promise.all([1, 4, 4, 4, 20, 3].map((i) => b.add('k', i)));
+  t.deepEqual(sizes, [[1], [4, 4], [4], [20], [3]]);
+});
