@@ -68,7 +68,7 @@ const REFUSED_RETRY_MS = 300;
 
 const entryChars = (e: ExportedEntry): number => 256 + 2 * e.body.length;
 /** Another copy of a message already in the batch: packed, it carries no body (packPage). */
-const COPY_CHARS = 96;
+const COPY_CHARS = 192;
 const snapChars = (s: UserSnapshot): number => 128 + 96 * (s.convs.length + s.cursors.length);
 
 /** A backfilled item carries no entries (the store has them); a long queue becomes a backfill. */
