@@ -81,8 +81,14 @@ export function createGroups(c: GroupsComponents): Groups {
     const have = cache.get(group);
     if (have) return have;
     const key = groupKey(group);
-    await store.flush();
-    const rows = await store.entriesByKey(key, 'e:');
+    let rows: StoredEntry[];
+    for (;;) {
+      await store.flush();
+      const seq = store.lastSeq(key);
+      rows = await store.entriesByKey(key, 'e:');
+      // A batch that began before a ring change cleared the cache may have appended meanwhile.
+      if (store.lastSeq(key) === seq) break;
+    }
     const s = emptyGroup();
     for (const r of rows) {
       const e = parseEvent(r.seq, r.ts, r.from, r.body);
