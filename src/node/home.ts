@@ -196,7 +196,7 @@ export function createHome(c: HomeComponents): Home {
         else everywhere(store.append([{ ...w.d, dkey }]).durable, user).then(w.resolve, w.reject);
         continue;
       }
-      if (gsending.has(`${w.from}\0${w.cid}`) || (w.kind === 'gsend' && !existing) || existing?.group !== undefined) {
+      if (existing?.group !== undefined) {
         sendToGroup(w, existing, pending !== undefined);
         continue;
       }
@@ -216,8 +216,10 @@ export function createHome(c: HomeComponents): Home {
         Promise.all([mine, copy]).then(() => w.resolve(r), w.reject);
         continue;
       }
-      if (w.kind === 'gsend') {
-        sendToGroup(w, undefined, false); // not reached: a new group send went above
+      // A new group send, or a 1:1 send reusing the cid of a group send still in flight (it gets
+      // that one's answer).
+      if (w.kind === 'gsend' || gsending.has(`${w.from}\0${w.cid}`)) {
+        sendToGroup(w, undefined, false);
         continue;
       }
       const mid = c.nextMid();
