@@ -4,7 +4,7 @@
 import test from 'ava';
 import sqlite3 from 'sqlite3';
 import { join } from 'node:path';
-import { cleanup, readAll, until } from '../helpers/node.ts';
+import { cleanup, readAll, retrying, until } from '../helpers/node.ts';
 import type { TestNode } from '../helpers/node.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import type { TestCluster } from '../helpers/cluster.ts';
@@ -313,7 +313,7 @@ test('300 group messages of 16 KiB in flight at once from one connection all go 
   const { c: b } = await n1.login(bob);
   await a.group('create', g, [bob]);
   const body = (i: number) => `${i} `.padEnd(16384, 'x');
-  await Promise.all(Array.from({ length: 300 }, (_, i) => a.sendGroup(g, `f${i}`, body(i))));
+  await Promise.all(Array.from({ length: 300 }, (_, i) => retrying(() => a.sendGroup(g, `f${i}`, body(i)))));
   const got = groupMsgs(await readAll(b), g).map((e) => Number(e.body.slice(0, e.body.indexOf(' '))));
   t.deepEqual(got, Array.from({ length: 300 }, (_, i) => i));
 });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { SignJWT } from 'jose';
-import { ImClient } from '../../src/client/client.ts';
+import { ImClient, ImError } from '../../src/client/client.ts';
 import type { Entry } from '../../src/protocol/frames.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -162,5 +162,17 @@ export async function until<T>(fn: () => T | Promise<T>, what: string | (() => s
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Runs a request again while it is answered `unavailable`, as a client does (safe: sends are
+ * idempotent by cid). For tests that load a cluster sharing 2 cores with other tests. */
+export async function retrying<T>(req: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await req();
+    } catch (e) {
+      if (!(e instanceof ImError) || e.code !== 'unavailable') throw e;
+    }
   }
 }
