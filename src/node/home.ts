@@ -184,70 +184,82 @@ export function createHome(c: HomeComponents): Home {
     }
     // From here to the end of the loop nothing awaits: see Store.findDedup.
     for (const w of batch) {
-      const { user, dkey } = keyOf(w);
-      if (!owns(user)) {
-        w.reject(new UnavailableError(`${user} is moving to another node`));
-        continue;
+      try {
+        take(w, found);
+      } catch (e) {
+        // A write the store refuses (its user is being imported) fails alone, not the batch, and
+        // may be retried.
+        c.log.warn({ user: keyOf(w).user, err: (e as Error).message }, 'write refused by the store');
+        w.reject(new UnavailableError(`${keyOf(w).user}: ${(e as Error).message}`));
       }
-      const pending = store.peekDedup(user, dkey);
-      const existing = pending ?? found.get(`${user}\0${dkey}`);
-      if (w.kind === 'deliver') {
-        if (existing) everywhere(pending ? store.flush() : Promise.resolve(), user).then(w.resolve, w.reject);
-        else everywhere(store.append([{ ...w.d, dkey }]).durable, user).then(w.resolve, w.reject);
-        continue;
-      }
-      if (existing?.group !== undefined) {
-        sendToGroup(w, existing, pending !== undefined);
-        continue;
-      }
-      if (existing) {
-        c.onSent?.(true);
-        const r: SendResult = { mid: existing.mid, seq: existing.seq, ts: existing.ts, dup: true };
-        // The recipient's copy may be missing: the entry may have been made by a home that died
-        // (this node holds it as that home's replica) before the copy was handed over. Hand it
-        // over again, idempotent by mid, here or at the recipient's home, before answering; and,
-        // as for a new send, only once the sender's entry is on every copy (a resend can arrive
-        // while the first attempt's entry is still being replicated).
-        const to = existing.to;
-        const mine = everywhere(pending ? store.flush() : Promise.resolve(), user);
-        const copy = to === undefined || to === user ? undefined : mine.then(() =>
-          owns(to) ? new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d: delivery(existing, to), resolve, reject }))
-          : c.deliverRemote ? handOver(user, delivery(existing, to)) : undefined);
-        Promise.all([mine, copy]).then(() => w.resolve(r), w.reject);
-        continue;
-      }
-      // A new group send, or a 1:1 send reusing the cid of a group send still in flight (it gets
-      // that one's answer).
-      if (w.kind === 'gsend' || gsending.has(`${w.from}\0${w.cid}`)) {
-        sendToGroup(w, undefined, false);
-        continue;
-      }
-      const mid = c.nextMid();
-      const ts = c.midTime(mid);
-      const base = { mid, conv: dmConv(w.from, w.to), from: w.from, to: w.to, body: w.body, ts };
-      const items: NewEntry[] = [{ ...base, user: w.from, dkey }];
-      // The recipient's copy is handed over only once the sender's entry (with its dedup key) is
-      // on every copy: were the home to die between the two, a resend of the cid to the next
-      // home would make a second message, and the recipient would have both. Without replicas a
-      // local recipient's copy goes in the same transaction instead.
-      // A group post of the sender still in flight goes first (see `after`): then the copy too is
-      // handed over separately, behind it.
-      const postBefore = lastPost.get(w.from);
-      const separate = w.to !== w.from && c.deliverRemote !== undefined && (!owns(w.to) || (c.replicating?.() ?? false) || postBefore !== undefined);
-      if (w.to !== w.from && !separate) items.push({ ...base, user: w.to, dkey: DEDUP_KEY.mid(mid) });
-      // A copy handed over separately is kept in the outbox, in the same transaction as the
-      // sender's entry, until its home has it: a crash in between cannot lose it.
-      const copyOf: Delivery = { ...base, user: w.to };
-      const ob = separate ? [{ user: w.from, mid, dest: w.to, item: copyOf }] : [];
-      const { entries, durable } = store.append(items, ob);
-      const r: SendResult = { mid, seq: entries[0]!.seq, ts };
-      c.onSent?.(false);
-      const mine = everywhere(durable, w.from);
-      const copy = separate ? mine.then(() => settled(postBefore)).then(() => handOver(w.from, copyOf)) : undefined;
-      if (copy) after(lastCopy, w.from, copy);
-      const local = w.to !== w.from && !separate ? everywhere(durable, w.to) : undefined;
-      Promise.all([mine, local, copy]).then(() => w.resolve(r), w.reject);
     }
+  }
+
+  /** One send or delivery of a batch, in order; synchronous (see Store.findDedup). */
+  function take(w: Work, found: Map<string, StoredEntry>): void {
+    const { user, dkey } = keyOf(w);
+    if (!owns(user)) {
+      w.reject(new UnavailableError(`${user} is moving to another node`));
+      return;
+    }
+    const pending = store.peekDedup(user, dkey);
+    const existing = pending ?? found.get(`${user}\0${dkey}`);
+    if (w.kind === 'deliver') {
+      if (existing) everywhere(pending ? store.flush() : Promise.resolve(), user).then(w.resolve, w.reject);
+      else everywhere(store.append([{ ...w.d, dkey }]).durable, user).then(w.resolve, w.reject);
+      return;
+    }
+    if (existing?.group !== undefined) {
+      sendToGroup(w, existing, pending !== undefined);
+      return;
+    }
+    if (existing) {
+      c.onSent?.(true);
+      const r: SendResult = { mid: existing.mid, seq: existing.seq, ts: existing.ts, dup: true };
+      // The recipient's copy may be missing: the entry may have been made by a home that died
+      // (this node holds it as that home's replica) before the copy was handed over. Hand it
+      // over again, idempotent by mid, here or at the recipient's home, before answering; and,
+      // as for a new send, only once the sender's entry is on every copy (a resend can arrive
+      // while the first attempt's entry is still being replicated).
+      const to = existing.to;
+      const mine = everywhere(pending ? store.flush() : Promise.resolve(), user);
+      const copy = to === undefined || to === user ? undefined : mine.then(() =>
+        owns(to) ? new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d: delivery(existing, to), resolve, reject }))
+        : c.deliverRemote ? handOver(user, delivery(existing, to)) : undefined);
+      Promise.all([mine, copy]).then(() => w.resolve(r), w.reject);
+      return;
+    }
+    // A new group send, or a 1:1 send reusing the cid of a group send still in flight (it gets
+    // that one's answer).
+    if (w.kind === 'gsend' || gsending.has(`${w.from}\0${w.cid}`)) {
+      sendToGroup(w, undefined, false);
+      return;
+    }
+    const mid = c.nextMid();
+    const ts = c.midTime(mid);
+    const base = { mid, conv: dmConv(w.from, w.to), from: w.from, to: w.to, body: w.body, ts };
+    const items: NewEntry[] = [{ ...base, user: w.from, dkey }];
+    // The recipient's copy is handed over only once the sender's entry (with its dedup key) is
+    // on every copy: were the home to die between the two, a resend of the cid to the next
+    // home would make a second message, and the recipient would have both. Without replicas a
+    // local recipient's copy goes in the same transaction instead.
+    // A group post of the sender still in flight goes first (see `after`): then the copy too is
+    // handed over separately, behind it.
+    const postBefore = lastPost.get(w.from);
+    const separate = w.to !== w.from && c.deliverRemote !== undefined && (!owns(w.to) || (c.replicating?.() ?? false) || postBefore !== undefined);
+    if (w.to !== w.from && !separate) items.push({ ...base, user: w.to, dkey: DEDUP_KEY.mid(mid) });
+    // A copy handed over separately is kept in the outbox, in the same transaction as the
+    // sender's entry, until its home has it: a crash in between cannot lose it.
+    const copyOf: Delivery = { ...base, user: w.to };
+    const ob = separate ? [{ user: w.from, mid, dest: w.to, item: copyOf }] : [];
+    const { entries, durable } = store.append(items, ob);
+    const r: SendResult = { mid, seq: entries[0]!.seq, ts };
+    c.onSent?.(false);
+    const mine = everywhere(durable, w.from);
+    const copy = separate ? mine.then(() => settled(postBefore)).then(() => handOver(w.from, copyOf)) : undefined;
+    if (copy) after(lastCopy, w.from, copy);
+    const local = w.to !== w.from && !separate ? everywhere(durable, w.to) : undefined;
+    Promise.all([mine, local, copy]).then(() => w.resolve(r), w.reject);
   }
 
   // Group sends of this node's senders, per group in the order they were made: one batch in
