@@ -5,7 +5,7 @@
 import type { Ring } from '../ring/index.ts';
 import { dmConv, isId, parseConv } from '../protocol/frames.ts';
 import type { ServerFrame } from '../protocol/frames.ts';
-import { parsePeerReply } from '../protocol/peer.ts';
+import { entryWireChars, parsePeerReply, PEER_BUDGET_CHARS } from '../protocol/peer.ts';
 import type { FanItem, PeerRequest } from '../protocol/peer.ts';
 import { ForbiddenError, UnavailableError } from './errors.ts';
 import type { Home, Homes } from './home.ts';
@@ -33,9 +33,7 @@ export type Fanout = Pick<Homes, 'group' | 'typing' | 'receipts'> & {
 
 const DEADLINE_MS = 8000;
 const RETRY_MS = 300;
-/** Estimated JSON characters of one fan-out request: well under the peer frame limit. */
-const REQUEST_CHARS = 1 << 20;
-const itemChars = (it: FanItem) => 256 + 2 * it.body.length + it.users.reduce((n, u) => n + u.length + 3, 0);
+const itemChars = (it: FanItem) => entryWireChars(it.body) + it.users.reduce((n, u) => n + u.length + 3, 0);
 
 type Part = { index: number; item: FanItem };
 
@@ -55,7 +53,7 @@ export function createFanout(c: FanoutComponents): Fanout {
     while (i < parts.length) {
       const chunk: Part[] = [];
       let chars = 0;
-      while (i < parts.length && (chunk.length === 0 || chars + itemChars(parts[i]!.item) <= REQUEST_CHARS)) {
+      while (i < parts.length && (chunk.length === 0 || chars + itemChars(parts[i]!.item) <= PEER_BUDGET_CHARS)) {
         const p = parts[i++]!;
         const late = p.item.users.filter((u) => refused.has(u));
         fail(p.index, late);

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { createRing } from '../ring/index.ts';
 import type { Ring } from '../ring/index.ts';
 import type { ExportPage, Store } from '../store/index.ts';
-import { validatePage } from '../protocol/peer.ts';
+import { entryWireChars, PEER_BUDGET_CHARS, validatePage } from '../protocol/peer.ts';
 import type { Page, PeerReply, PeerRequest } from '../protocol/peer.ts';
 import type { Home } from './home.ts';
 
@@ -301,12 +301,9 @@ export function createHandoff(c: HandoffComponents): Handoff {
   };
 }
 
-/** JSON characters one handoff page may take: its message must fit a peer frame (4 MiB). */
-const PAGE_CHARS = 1 << 20;
-
 /**
  * The part of an export page (entries ordered by user and seq, snapshots by user) that fits
- * PAGE_CHARS: a prefix of the entries (at least one), and the snapshots of the users whose
+ * PEER_BUDGET_CHARS (its message must fit a peer frame): a prefix of the entries (at least one), and the snapshots of the users whose
  * entries in the page are all in it. The page itself when it fits. What is left out comes with
  * the next request (the copier asks again from the last snapshot it got, after the seqs it has).
  */
@@ -314,8 +311,8 @@ export function fitPage(page: ExportPage): ExportPage {
   let chars = 0;
   let n = 0;
   for (; n < page.entries.length; n++) {
-    chars += 256 + 2 * Buffer.byteLength(page.entries[n]!.body);
-    if (n > 0 && chars > PAGE_CHARS) break;
+    chars += entryWireChars(page.entries[n]!.body);
+    if (n > 0 && chars > PEER_BUDGET_CHARS) break;
   }
   if (n === page.entries.length) return page;
   const cut = page.entries[n - 1]!.user;

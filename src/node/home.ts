@@ -9,6 +9,7 @@ import { DEDUP_KEY } from '../store/index.ts';
 import type { NewEntry, Store, StoredEntry, Unread } from '../store/index.ts';
 import { dmConv, parseConv } from '../protocol/frames.ts';
 import type { Entry, MsgEvent, ServerFrame, UserPresence } from '../protocol/frames.ts';
+import { entryWireChars, PEER_BUDGET_CHARS } from '../protocol/peer.ts';
 import type { CastFrame, Delivery, FanItem, GroupPost, PostResult } from '../protocol/peer.ts';
 import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
 import type { Lane } from './lane.ts';
@@ -108,17 +109,13 @@ export function toMsg(e: StoredEntry): MsgEvent {
   return m;
 }
 
-/** JSON characters a page of entries may take: its reply must fit a peer frame (4 MiB) when
- * the home answers another node, so a page of large bodies holds fewer than `limit`. */
-const PAGE_CHARS = 1 << 20;
-
-/** The longest prefix of `entries` within PAGE_CHARS (at least one entry). */
+/** The longest prefix of `entries` within PEER_BUDGET_CHARS (at least one entry): a reply to
+ * another node must fit a peer frame, so a page of large bodies holds fewer than `limit`. */
 function capPage(entries: StoredEntry[]): StoredEntry[] {
   let chars = 0;
   for (let i = 0; i < entries.length; i++) {
-    const e = entries[i]!;
-    chars += 256 + 2 * Buffer.byteLength(e.body);
-    if (i > 0 && chars > PAGE_CHARS) return entries.slice(0, i);
+    chars += entryWireChars(entries[i]!.body);
+    if (i > 0 && chars > PEER_BUDGET_CHARS) return entries.slice(0, i);
   }
   return entries;
 }
@@ -264,8 +261,8 @@ export function createHome(c: HomeComponents): Home {
 
   // Group sends of this node's senders, per group in the order they were made: one batch in
   // flight to the group's home at a time, so a later post cannot overtake an earlier one.
-  // A batch stays well under the peer frame limit (4 MiB) whatever the bodies.
-  const posting = new KeyedBatcher<GroupPost, PostResult>((group, posts) => c.postGroup!(group, posts), 500, (p) => 256 + 2 * p.body.length, 1 << 20);
+  // A batch stays well under the peer frame limit whatever the bodies.
+  const posting = new KeyedBatcher<GroupPost, PostResult>((group, posts) => c.postGroup!(group, posts), 500, (p) => entryWireChars(p.body), PEER_BUDGET_CHARS);
   // Per sender, the newest 1:1 copy being handed over and the newest group post in flight: a
   // group post waits for the copies sent before it, and a copy for the posts before it, so that
   // a connection mixing 1:1 and group messages keeps its order at a recipient of both (the two

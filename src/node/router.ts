@@ -6,7 +6,7 @@ import type { Ring } from '../ring/index.ts';
 import type { SessionRef } from '../presence/index.ts';
 import { isId } from '../protocol/frames.ts';
 import type { Entry, UserPresence } from '../protocol/frames.ts';
-import { parsePeerReply } from '../protocol/peer.ts';
+import { entryWireChars, parsePeerReply, PEER_BUDGET_CHARS } from '../protocol/peer.ts';
 import type { CastFrame, Delivery, GroupPost, HomeCall, PeerReply, PeerRequest, PostResult } from '../protocol/peer.ts';
 import type { Unread } from '../store/index.ts';
 import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
@@ -58,7 +58,6 @@ export type Router = Omit<Homes, 'group' | 'typing' | 'receipts'> & {
 const DEADLINE_MS = 8000;
 const RETRY_MS = 300;
 const DELIVER_BATCH = 1000;
-const DELIVER_CHARS = 1 << 20;
 
 type Fail = Extract<PeerReply, { t: 'fail' }>;
 const fail = (code: Fail['code'], message: string): Fail => ({ t: 'fail', code, message });
@@ -260,8 +259,8 @@ export function createRouter(c: RouterComponents): Router {
       // Up to DELIVER_BATCH copies, and few enough large ones that the request fits a peer frame.
       let n = 0;
       for (let chars = 0; n < ch.queue.length && n < DELIVER_BATCH; n++) {
-        chars += 256 + 2 * Buffer.byteLength(ch.queue[n]!.d.body);
-        if (n > 0 && chars > DELIVER_CHARS) break;
+        chars += entryWireChars(ch.queue[n]!.d.body);
+        if (n > 0 && chars > PEER_BUDGET_CHARS) break;
       }
       const batch = ch.queue.splice(0, n);
       const peer = dest ? c.peerOf(dest) : undefined;

@@ -81,6 +81,11 @@ export class PeerFrameError extends Error {
 }
 
 const MAX_ITEMS = 100_000;
+/** JSON characters one batch, page or request between nodes may take: a quarter of the peer
+ * frame limit (4 MiB), so that escaping and multi-byte text still fit. */
+export const PEER_BUDGET_CHARS = 1 << 20;
+/** Estimated JSON characters of a timeline entry (or a message) with this body. */
+export const entryWireChars = (body: string): number => 256 + 2 * Buffer.byteLength(body);
 /** A group log's membership event lists up to GROUP_EVENT_MEMBERS ids: its body may exceed the
  * message body limit. */
 export const GROUP_EVENT_MEMBERS = 2000;

@@ -6,7 +6,6 @@ import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { cleanup, readAll, token, until } from '../helpers/node.ts';
 import { ImClient, ImError } from '../../src/client/client.ts';
-import { createRing } from '../../src/ring/index.ts';
 import type { TestNode } from '../helpers/node.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import type { TestCluster } from '../helpers/cluster.ts';
@@ -146,10 +145,8 @@ test.serial('a kill right after a join and right after a graceful leave, with no
 
 test.serial('a group outlives the kill of its home and a join: owner, members, order, every confirmed message; then membership changes', async (t) => {
   const cluster = await startCluster(3);
-  const ring = createRing(cluster.nodes.map((n) => n.opts.name!));
   const home = cluster.nodes[1]!;
-  let g = '';
-  for (let i = 0; !g; i++) if (ring.owner(`g:gk${i}`) === home.opts.name) g = `gk${i}`;
+  const g = cluster.nameOn(home, 'gk', true);
   const members = Array.from({ length: 8 }, (_, i) => `gk-u${i}`);
   const confirmed: Confirmed[] = [];
   let n = 0;

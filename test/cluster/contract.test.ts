@@ -4,7 +4,6 @@ import { cleanup, readAll, token, until } from '../helpers/node.ts';
 import type { TestNode } from '../helpers/node.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import type { TestCluster } from '../helpers/cluster.ts';
-import { createRing } from '../../src/ring/index.ts';
 import type { MsgEvent, PresenceEvent, ServerFrame } from '../../src/protocol/frames.ts';
 
 let cluster: TestCluster;
@@ -16,10 +15,7 @@ test.before(async () => {
 test.after.always(cleanup);
 
 /** A user name whose home (by the cluster's ring) is the given node. */
-function userOn(node: TestNode, prefix: string): string {
-  const ring = createRing(cluster.nodes.map((n) => n.opts.name!));
-  for (let i = 0; ; i++) if (ring.owner(`${prefix}${i}`) === node.opts.name) return `${prefix}${i}`;
-}
+const userOn = (node: TestNode, prefix: string): string => cluster.nameOn(node, prefix);
 
 test('a message between users homed and connected on different nodes', async (t) => {
   const alice = userOn(n1, 'alice');

@@ -8,7 +8,6 @@ import { cleanup, readAll, retrying, until } from '../helpers/node.ts';
 import type { TestNode } from '../helpers/node.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import type { TestCluster } from '../helpers/cluster.ts';
-import { createRing } from '../../src/ring/index.ts';
 import type { ImClient } from '../../src/client/client.ts';
 import { ImError } from '../../src/client/client.ts';
 import type { Entry, MsgEvent, ReceiptEvent, TypingEvent } from '../../src/protocol/frames.ts';
@@ -22,12 +21,9 @@ test.before(async () => {
 });
 test.after.always(cleanup);
 
-const ring = () => createRing(cluster.nodes.map((n) => n.opts.name!));
+const ring = () => cluster.ring();
 /** A name with the given prefix whose key (a user, or `g:` + it for a group) is homed on `node`. */
-function on(node: TestNode, prefix: string, group = false): string {
-  const r = ring();
-  for (let i = 0; ; i++) if (r.owner(group ? `g:${prefix}${i}` : `${prefix}${i}`) === node.opts.name) return `${prefix}${i}`;
-}
+const on = (node: TestNode, prefix: string, group = false): string => cluster.nameOn(node, prefix, group);
 async function refused(t: import('ava').ExecutionContext, p: Promise<unknown>, code: ImError['code']): Promise<void> {
   const e = await t.throwsAsync(p, { instanceOf: ImError });
   t.is((e as ImError).code, code, (e as Error).message);

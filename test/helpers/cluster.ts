@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onCleanup, startNode, until } from './node.ts';
 import type { TestNode } from './node.ts';
+import { createRing } from '../../src/ring/index.ts';
+import type { Ring } from '../../src/ring/index.ts';
 
 export type ClusterView = {
   node: string;
@@ -33,6 +35,17 @@ export class TestCluster {
     this.nodes.push(n);
     if (opts.wait !== false) await this.converged();
     return n;
+  }
+
+  /** The ring of every node started so far (what they agree on once converged with none down). */
+  ring(): Ring {
+    return createRing(this.nodes.map((n) => n.opts.name!));
+  }
+
+  /** A name `<prefix><i>` whose key (the user, or with `group` the key `g:<name>`) is homed on `node`. */
+  nameOn(node: TestNode, prefix: string, group = false): string {
+    const ring = this.ring();
+    for (let i = 0; ; i++) if (ring.owner(group ? `g:${prefix}${i}` : `${prefix}${i}`) === node.opts.name) return `${prefix}${i}`;
   }
 
   live(): TestNode[] {
