@@ -95,7 +95,8 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
     routes: {
       healthz: () => routes?.healthz() ?? { status: 503, body: { ok: false, node: cfg.name, state } },
       cluster: () => routes?.cluster() ?? { node: cfg.name, state },
-      metrics: () => routes!.metrics(),
+      // While starting, metrics are not wired yet: 503, like /healthz.
+      metrics: () => (routes ? routes.metrics() : Promise.resolve(undefined)),
     },
   });
   const port = await server.listen(cfg.host, cfg.port);

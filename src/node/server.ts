@@ -7,7 +7,8 @@ import type { WebSocket } from 'ws';
 export type HttpRoutes = {
   healthz(): { status: number; body: unknown };
   cluster(): unknown;
-  metrics(): Promise<{ contentType: string; body: string }>;
+  /** undefined while the node is starting (answered 503). */
+  metrics(): Promise<{ contentType: string; body: string } | undefined>;
 };
 
 export type ClientServer = {
@@ -21,7 +22,19 @@ export function createClientServer(init: { maxFrame: number }, c: { routes: Http
   const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
+  // Every boundary handles its own errors: a handler that throws answers 500, a socket reset is
+  // logged at debug, and nothing a client sends reaches the process's uncaught handler.
   const server: Server = createServer((req, res) => {
+    res.on('error', () => undefined);
+    try {
+      handle(req, res);
+    } catch (e) {
+      c.onError(e as Error);
+      if (!res.headersSent) json(res, 500, { error: 'internal error' });
+      else res.destroy();
+    }
+  });
+  function handle(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') return json(res, 405, { error: 'method not allowed' });
     if (path === '/healthz') {
@@ -31,7 +44,7 @@ export function createClientServer(init: { maxFrame: number }, c: { routes: Http
     if (path === '/cluster') return json(res, 200, c.routes.cluster());
     if (path === '/metrics') {
       c.routes.metrics().then(
-        (m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.body),
+        (m) => (m ? res.writeHead(200, { 'content-type': m.contentType }).end(m.body) : json(res, 503, { error: 'starting' })),
         (e: Error) => {
           c.onError(e);
           json(res, 500, { error: 'metrics failed' });
@@ -39,13 +52,24 @@ export function createClientServer(init: { maxFrame: number }, c: { routes: Http
       return;
     }
     json(res, 404, { error: 'not found', paths: ['/ws', '/healthz', '/cluster', '/metrics'] });
-  });
+  }
   server.on('upgrade', (req, socket, head) => {
+    // Before anything is written: a reset from the client must not become an uncaught error.
+    socket.on('error', () => socket.destroy());
     if ((req.url ?? '').split('?')[0] !== '/ws') {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    try {
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        // Listens from the first moment: a connection refused below still gets frames and resets.
+        ws.on('error', () => undefined);
+        wss.emit('connection', ws, req);
+      });
+    } catch (e) {
+      c.onError(e as Error);
+      socket.destroy();
+    }
   });
   server.on('clientError', (_e, socket) => socket.destroy());
   return {
