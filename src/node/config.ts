@@ -19,6 +19,13 @@ export type Config = {
   confirmTimeoutMs: number;
   insecure: boolean;
   secret?: string;
+  /** Longest token life accepted, in seconds (exp - iat, or exp - now without iat). */
+  maxTokenLifeS: number;
+  /** When set, tokens must carry this `aud` / `iss`. */
+  tokenAudience?: string;
+  tokenIssuer?: string;
+  /** When set, /cluster and /metrics require `Authorization: Bearer <adminToken>`. */
+  adminToken?: string;
   maxFrame: number;
   maxBody: number;
   maxUsers: number;
@@ -47,6 +54,7 @@ export const DEFAULTS: Config = {
   suspectAfterMs: 2000,
   confirmTimeoutMs: 3000,
   insecure: false,
+  maxTokenLifeS: 30 * 24 * 3600,
   maxFrame: 65536,
   maxBody: 16384,
   maxUsers: 500,
@@ -75,6 +83,10 @@ const FIELDS = {
   'suspect-after': ['IM_SUSPECT_AFTER', 'int', 'suspectAfterMs'],
   'confirm-timeout': ['IM_CONFIRM_TIMEOUT', 'int', 'confirmTimeoutMs'],
   secret: ['IM_SECRET', 'string', 'secret'],
+  'max-token-life': ['IM_MAX_TOKEN_LIFE', 'int', 'maxTokenLifeS'],
+  'token-audience': ['IM_TOKEN_AUDIENCE', 'string', 'tokenAudience'],
+  'token-issuer': ['IM_TOKEN_ISSUER', 'string', 'tokenIssuer'],
+  'admin-token': ['IM_ADMIN_TOKEN', 'string', 'adminToken'],
   'max-frame': ['IM_MAX_FRAME', 'int', 'maxFrame'],
   'max-body': ['IM_MAX_BODY', 'int', 'maxBody'],
   'max-members': ['IM_MAX_MEMBERS', 'int', 'maxMembers'],
@@ -101,8 +113,14 @@ export const USAGE = `usage: im-node [options]   (every option also reads the IM
   --replicas N             copies of each timeline (R)             IM_REPLICAS (2)
   --suspect-after MS       no heartbeat this long → suspect        IM_SUSPECT_AFTER (2000)
   --confirm-timeout MS     suspect not refuted this long → dead    IM_CONFIRM_TIMEOUT (3000)
-  --insecure               accept {"user":…} logins without a token (development only)  IM_INSECURE=1
-  --secret S               HS256 token secret                      IM_SECRET (generated into DATA/secret)
+  --insecure               accept {"user":…} logins without a token (development only;
+                           --host must be loopback)                IM_INSECURE=1
+  --secret S               HS256 token secret, at least 32 bytes   IM_SECRET (generated into DATA/secret)
+  --max-token-life S       longest token life accepted (exp - iat) IM_MAX_TOKEN_LIFE (2592000 = 30 days)
+  --token-audience AUD     tokens must carry aud AUD               IM_TOKEN_AUDIENCE (not checked)
+  --token-issuer ISS       tokens must carry iss ISS               IM_TOKEN_ISSUER (not checked)
+  --admin-token T          /cluster and /metrics need "Authorization: Bearer T" (16 bytes or more)
+                                                                   IM_ADMIN_TOKEN (open)
   --max-frame BYTES        largest client frame (close 1009)       IM_MAX_FRAME (65536)
   --max-body BYTES         largest message body (too_large)        IM_MAX_BODY (16384)
   --max-members N          members of one group (too_large)        IM_MAX_MEMBERS (10000)
@@ -152,6 +170,32 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
     }
   }
   cfg.insecure = values.insecure === true || env.IM_INSECURE === '1' || env.IM_INSECURE === 'true';
+  if (cfg.secret !== undefined) checkSecret(cfg.secret, '--secret (IM_SECRET)');
+  if (cfg.insecure && !isLoopback(cfg.host)) {
+    throw new ConfigError(`--insecure (IM_INSECURE) is for local development only: it needs a loopback --host (127.0.0.1, ::1 or localhost), got '${cfg.host}'`);
+  }
+  if (cfg.adminToken !== undefined && Buffer.byteLength(cfg.adminToken) < MIN_ADMIN_TOKEN_BYTES) {
+    throw new ConfigError(`--admin-token (IM_ADMIN_TOKEN) must be at least ${MIN_ADMIN_TOKEN_BYTES} bytes`);
+  }
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(cfg.name)) throw new ConfigError('--name must be 1 to 64 characters from A-Z a-z 0-9 _ . -');
   return cfg;
+}
+
+export const MIN_SECRET_BYTES = 32;
+const MIN_ADMIN_TOKEN_BYTES = 16;
+
+/** A shorter HS256 secret can be guessed offline from any one token. */
+export function checkSecret(secret: string, where: string): void {
+  const n = Buffer.byteLength(secret);
+  if (n < MIN_SECRET_BYTES) {
+    throw new ConfigError(`${where} is ${n} bytes; a token secret must be at least ${MIN_SECRET_BYTES} bytes (for example: openssl rand -hex 32)`);
+  }
+}
+
+/** Addresses only this machine can reach: 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) && v4.split('.').every((p) => Number(p) <= 255);
 }

@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { ConfigError, USAGE, parseConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { startNode } from './node.ts';
+import { DataDirInUseError } from './data-dir.ts';
 
 let cfg: Config;
 try {
@@ -27,7 +28,13 @@ const fatal = (what: string) => (e: unknown) => {
 process.on('uncaughtException', fatal('uncaught exception'));
 process.on('unhandledRejection', fatal('unhandled rejection'));
 
-const node = await startNode(cfg, log, fatal('store commit failed; exiting so that a restart reloads from disk'));
+const node = await startNode(cfg, log, fatal('store commit failed; exiting so that a restart reloads from disk')).catch((e: unknown) => {
+  // Settings found wrong only at start (a short secret in DATA/secret, a folder in use): exit 2 as above.
+  if (!(e instanceof ConfigError || e instanceof DataDirInUseError)) throw e;
+  log.fatal(e.message);
+  process.stderr.write(`im-node: ${e.message}\n`);
+  process.exit(2);
+});
 let stopping = false;
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.on(sig, () => {

@@ -23,6 +23,7 @@ export function createMetrics(node: string) {
     peerFrames: new Gauge({ name: 'im_peer_frames', help: 'frames exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
     peerBytes: new Gauge({ name: 'im_peer_bytes', help: 'bytes exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
     peerMsgs: new Gauge({ name: 'im_peer_messages', help: 'peer messages (envelopes) exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
+    insecure: new Gauge({ name: 'im_insecure', help: '1 when this node accepts logins without a token (--insecure, loopback only), else 0', ...reg }),
     groupFanoutBehind: new Gauge({ name: 'im_group_fanout_behind', help: 'log entries of the groups this node is home of not yet handed to every member', ...reg }),
     fanoutRequests: new Counter({ name: 'im_fanout_requests_total', help: 'group fan-out requests sent to other nodes (one per home node and batch of group messages)', ...reg }),
     replicatedEntries: new Counter({ name: 'im_replicated_entries_total', help: 'timeline entries sent to replicas (acknowledged batches)', ...reg }),

@@ -1,6 +1,6 @@
 // One node: wires store, presence, home, router, cluster (membership over libp2p), gateway and
 // the client server, and owns their lifecycle (start, join, drain, stop).
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -10,7 +10,10 @@ import { createPresence } from '../presence/index.ts';
 import { createMembership } from '../membership/index.ts';
 import type { Delivery } from '../protocol/peer.ts';
 import { createAuth } from './auth.ts';
+import { checkSecret } from './config.ts';
 import type { Config } from './config.ts';
+import { keptFile, lockDataDir, prepareDataDir } from './data-dir.ts';
+import type { DataDirLock } from './data-dir.ts';
 import { createCluster } from './cluster.ts';
 import { createGateway } from './gateway.ts';
 import type { Gateway } from './gateway.ts';
@@ -41,26 +44,14 @@ export type ImNode = {
   stop(): Promise<void>;
 };
 
-/** Reads a file from the data folder, or creates it once with `make()` (mode 600). */
-async function keptFile(file: string, make: () => Uint8Array | string, log: Logger, what: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  const v = make();
-  await writeFile(file, v, { mode: 0o600, flag: 'wx' }).catch(async (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EEXIST') throw e;
-  });
-  log.info({ file }, `generated ${what}`);
-  return readFile(file);
-}
-
-/** The token secret: the configured one, else one generated once and kept in the data folder. */
+/** The token secret: the configured one, else one generated once and kept in the data folder.
+ * A kept secret shorter than 32 bytes (written by hand or by an older version) is a ConfigError. */
 export async function loadSecret(cfg: Config, log: Logger): Promise<string> {
   if (cfg.secret) return cfg.secret;
-  const s = await keptFile(join(cfg.data, 'secret'), () => randomBytes(32).toString('hex') + '\n', log, 'a token secret (set IM_SECRET to share one)');
-  return s.toString('utf8').trim();
+  const file = join(cfg.data, 'secret');
+  const s = (await keptFile(file, () => randomBytes(32).toString('hex') + '\n', log, 'a token secret (set IM_SECRET to share one)')).toString('utf8').trim();
+  checkSecret(s, `the secret in ${file}`);
+  return s;
 }
 
 async function nodeTag(store: Store): Promise<string> {
@@ -75,26 +66,40 @@ async function nodeTag(store: Store): Promise<string> {
 }
 
 export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) => void): Promise<ImNode> {
-  await mkdir(cfg.data, { recursive: true });
+  await prepareDataDir(cfg.data, log);
+  // First of all: a second process on this folder stops here, before it touches a file.
+  const lock = await lockDataDir(cfg.data, log);
+  try {
+    return await startLocked(cfg, log, onFatal, lock);
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}
+
+async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void, lock: DataDirLock): Promise<ImNode> {
   const secret = await loadSecret(cfg, log);
   const psk = cfg.pskFile
     ? await readFile(cfg.pskFile)
     : await keptFile(join(cfg.data, 'swarm.key'), generateSwarmKey, log, 'a private network key (nodes that join need the same file: --psk-file)');
   const metrics = createMetrics(cfg.name);
+  metrics.insecure.set(cfg.insecure ? 1 : 0);
   const now = () => Date.now();
   let accepted = 0;
 
   let gateway: Gateway | undefined;
   let state: 'starting' | 'serving' | 'draining' = 'starting';
 
+  // Insecure mode shows in /healthz and /cluster (only when on, so a normal node's bodies are unchanged).
+  const flagged = cfg.insecure ? { insecure: true } : {};
   // The client port listens first (answering 503) so that the node knows its URL for membership.
   let routes: Parameters<typeof createClientServer>[1]['routes'] | undefined;
-  const server = createClientServer({ maxFrame: cfg.maxFrame }, {
+  const server = createClientServer({ maxFrame: cfg.maxFrame, ...(cfg.adminToken ? { adminToken: cfg.adminToken } : {}) }, {
     accept: (ws) => (gateway && state === 'serving' ? gateway.accept(ws) : ws.close(1013, 'starting or draining')),
     onError: (e) => log.error({ err: e }, 'http handler failed'),
     routes: {
-      healthz: () => routes?.healthz() ?? { status: 503, body: { ok: false, node: cfg.name, state } },
-      cluster: () => routes?.cluster() ?? { node: cfg.name, state },
+      healthz: () => routes?.healthz() ?? { status: 503, body: { ok: false, node: cfg.name, state, ...flagged } },
+      cluster: () => routes?.cluster() ?? { node: cfg.name, state, ...flagged },
       // While starting, metrics are not wired yet: 503, like /healthz.
       metrics: () => (routes ? routes.metrics() : Promise.resolve(undefined)),
     },
@@ -215,7 +220,11 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   });
   const homes = { ...router, group: fan.group, typing: fan.typing, receipts: fan.receipts };
   const gw = createGateway({
-    name: cfg.name, config: cfg, homes, auth: createAuth({ secret, insecure: cfg.insecure }),
+    name: cfg.name, config: cfg, homes, auth: createAuth({
+      secret, insecure: cfg.insecure, maxTokenLifeS: cfg.maxTokenLifeS,
+      ...(cfg.tokenAudience !== undefined ? { audience: cfg.tokenAudience } : {}),
+      ...(cfg.tokenIssuer !== undefined ? { issuer: cfg.tokenIssuer } : {}),
+    }),
     metrics, log: log.child({ component: 'gateway' }), now,
   });
   gateway = gw;
@@ -281,7 +290,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
   routes = {
     healthz: () => {
       const ok = state === 'serving' && cluster.joined();
-      return { status: ok ? 200 : 503, body: { ok, node: cfg.name, state: state === 'serving' && !ok ? 'joining' : state } };
+      return { status: ok ? 200 : 503, body: { ok, node: cfg.name, state: state === 'serving' && !ok ? 'joining' : state, ...flagged } };
     },
     cluster: () => {
       const ring = cluster.ring();
@@ -289,6 +298,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
       for (const u of store.knownUsers()) if (ring.owner(u) === cfg.name) owned++;
       return {
         node: cfg.name,
+        ...flagged,
         peer: net.peerId,
         joined: cluster.joined(),
         majority: cluster.hasMajority(),
@@ -370,6 +380,7 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
       cluster.stop();
       await net.stop();
       await store.close();
+      await lock.release();
       log.info('stopped');
     },
   };

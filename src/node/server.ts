@@ -1,4 +1,5 @@
 // HTTP and WebSocket on the one client port: /ws upgrades, /healthz, /cluster, /metrics.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { WebSocketServer } from 'ws';
@@ -16,7 +17,13 @@ export type ClientServer = {
   close(): Promise<void>;
 };
 
-export function createClientServer(init: { maxFrame: number }, c: { routes: HttpRoutes; accept(ws: WebSocket): void; onError(e: Error): void }): ClientServer {
+export type ClientServerInit = {
+  maxFrame: number;
+  /** When set, /cluster and /metrics answer only `Authorization: Bearer <adminToken>`; /healthz stays open. */
+  adminToken?: string;
+};
+
+export function createClientServer(init: ClientServerInit, c: { routes: HttpRoutes; accept(ws: WebSocket): void; onError(e: Error): void }): ClientServer {
   const wss = new WebSocketServer({ noServer: true, maxPayload: init.maxFrame, perMessageDeflate: false });
   wss.on('connection', (ws) => c.accept(ws));
   const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
@@ -41,6 +48,10 @@ export function createClientServer(init: { maxFrame: number }, c: { routes: Http
       const h = c.routes.healthz();
       return json(res, h.status, h.body);
     }
+    if ((path === '/cluster' || path === '/metrics') && !admitted(req)) {
+      res.setHeader('www-authenticate', 'Bearer realm="im-node admin"');
+      return json(res, 401, { error: 'unauthorized', message: 'this page needs Authorization: Bearer <admin token> (--admin-token)' });
+    }
     if (path === '/cluster') return json(res, 200, c.routes.cluster());
     if (path === '/metrics') {
       c.routes.metrics().then(
@@ -52,6 +63,15 @@ export function createClientServer(init: { maxFrame: number }, c: { routes: Http
       return;
     }
     json(res, 404, { error: 'not found', paths: ['/ws', '/healthz', '/cluster', '/metrics'] });
+  }
+  // Compares digests, so neither the token's bytes nor its length leak through timing.
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  const adminDigest = init.adminToken !== undefined ? digest(init.adminToken) : undefined;
+  function admitted(req: import('node:http').IncomingMessage): boolean {
+    if (!adminDigest) return true;
+    const h = req.headers.authorization ?? '';
+    if (h.slice(0, 7).toLowerCase() !== 'bearer ') return false;
+    return timingSafeEqual(digest(h.slice(7).trim()), adminDigest);
   }
   server.on('upgrade', (req, socket, head) => {
     // Before anything is written: a reset from the client must not become an uncaught error.

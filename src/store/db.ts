@@ -1,5 +1,6 @@
 // A promise wrapper over one sqlite3 connection that runs jobs strictly one after another.
 // The store's correctness arguments (dedup lookups versus commits) rely on that FIFO order.
+import { chmod, open as openFile } from 'node:fs/promises';
 import sqlite3 from 'sqlite3';
 
 export type Params = (string | number | null)[];
@@ -24,7 +25,28 @@ function open(file: string): Promise<sqlite3.Database> {
   });
 }
 
+/**
+ * Makes the database file private (0600) before SQLite opens it. SQLite creates the -wal and -shm
+ * files with the database file's own mode, so they follow; ones left by an older version are
+ * restricted too. (Not a process umask: that would change every file the process creates.)
+ */
+async function restrictFiles(file: string): Promise<void> {
+  if (file === '' || file === ':memory:' || file.startsWith('file:')) return;
+  const fh = await openFile(file, 'a', 0o600);
+  try {
+    await fh.chmod(0o600);
+  } finally {
+    await fh.close();
+  }
+  for (const side of ['-wal', '-shm', '-journal']) {
+    await chmod(file + side, 0o600).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+  }
+}
+
 export async function openDb(file: string): Promise<Db> {
+  await restrictFiles(file);
   const db = await open(file);
   const statements = new Map<string, sqlite3.Statement>();
   const prepared = (sql: string): sqlite3.Statement => {

@@ -12,7 +12,7 @@ import type { Entry } from '../../src/protocol/frames.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MAIN = join(ROOT, 'src/node/main.ts');
-export const SECRET = 'test-secret-please-change';
+export const SECRET = 'test-secret-please-change-it-32-bytes-or-more';
 
 export type NodeOpts = { args?: string[]; env?: Record<string, string>; data?: string; name?: string };
 

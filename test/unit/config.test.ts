@@ -15,11 +15,15 @@ function rejects(t: ExecutionContext, argv: string[], env: Record<string, string
 const FIELDS: [string, string, string, unknown, keyof Config][] = [
   ['name', 'IM_NAME', 'n-2.b_c', 'n-2.b_c', 'name'],
   ['data', 'IM_DATA', '/var/lib/im', '/var/lib/im', 'data'],
-  ['host', 'IM_HOST', '0.0.0.0', '0.0.0.0', 'host'],
+  ['host', 'IM_HOST', '127.0.0.2', '127.0.0.2', 'host'],
   ['port', 'IM_WS_PORT', '7101', 7101, 'port'],
   ['public-url', 'IM_PUBLIC_URL', 'ws://chat.example:80/ws', 'ws://chat.example:80/ws', 'publicUrl'],
   ['p2p-port', 'IM_P2P_PORT', '9101', 9101, 'p2pPort'],
-  ['secret', 'IM_SECRET', 's3cret', 's3cret', 'secret'],
+  ['secret', 'IM_SECRET', 's3cret-of-at-least-thirty-two-bytes', 's3cret-of-at-least-thirty-two-bytes', 'secret'],
+  ['max-token-life', 'IM_MAX_TOKEN_LIFE', '86400', 86400, 'maxTokenLifeS'],
+  ['token-audience', 'IM_TOKEN_AUDIENCE', 'chat.example', 'chat.example', 'tokenAudience'],
+  ['token-issuer', 'IM_TOKEN_ISSUER', 'https://login.example', 'https://login.example', 'tokenIssuer'],
+  ['admin-token', 'IM_ADMIN_TOKEN', 'admin-token-0123456789', 'admin-token-0123456789', 'adminToken'],
   ['max-frame', 'IM_MAX_FRAME', '131072', 131072, 'maxFrame'],
   ['max-body', 'IM_MAX_BODY', '8192', 8192, 'maxBody'],
   ['login-timeout', 'IM_LOGIN_TIMEOUT', '5000', 5000, 'loginTimeoutMs'],
@@ -42,10 +46,11 @@ test('no flags and no env give the defaults', (t) => {
     name: 'node-1', data: './data', host: '127.0.0.1', port: 7001, p2pPort: 9001, join: [], insecure: false,
     maxFrame: 65536, maxBody: 16384, maxUsers: 500, maxMembers: 10_000, loginTimeoutMs: 10_000, idleTimeoutMs: 60_000,
     presenceTimeoutMs: 15_000, rate: 200, rateBurst: 400, maxBuffered: 8 * 1024 * 1024, sync: 'normal', logLevel: 'info',
-    vnodes: 160, replicas: 2, suspectAfterMs: 2000, confirmTimeoutMs: 3000,
+    vnodes: 160, replicas: 2, suspectAfterMs: 2000, confirmTimeoutMs: 3000, maxTokenLifeS: 30 * 24 * 3600,
   });
   t.false('publicUrl' in cfg);
   t.false('secret' in cfg);
+  for (const k of ['tokenAudience', 'tokenIssuer', 'adminToken']) t.false(k in cfg, k);
 });
 
 test('unrelated environment variables are ignored', (t) => {
@@ -220,4 +225,63 @@ test('ConfigError is an Error named ConfigError', (t) => {
   t.true(e instanceof Error);
   t.is(e.name, 'ConfigError');
   t.is(e.message, 'x');
+});
+
+test('a secret shorter than 32 bytes is refused, from the flag or IM_SECRET, naming both and the length', (t) => {
+  for (const bad of ['s', 'test-secret-please-change', 'x'.repeat(31), 'é'.repeat(15)]) {
+    rejects(t, ['--secret', bad], {}, '--secret');
+    rejects(t, [], { IM_SECRET: bad }, 'IM_SECRET');
+    rejects(t, [], { IM_SECRET: bad }, `${Buffer.byteLength(bad)} bytes`);
+    rejects(t, [], { IM_SECRET: bad }, 'at least 32 bytes');
+  }
+  // Bytes, not characters: 16 two-byte characters are 32 bytes.
+  for (const good of ['x'.repeat(32), 'é'.repeat(16), 'a'.repeat(64)]) t.is(parseConfig(['--secret', good], {}).secret, good);
+  // No secret at all is fine: the node generates one (checked again when read from DATA/secret).
+  t.is(parseConfig([], {}).secret, undefined);
+});
+
+test('insecure mode needs a loopback --host: 127.0.0.0/8, ::1 or localhost', (t) => {
+  for (const host of ['127.0.0.1', '127.1.2.3', '127.255.255.255', '::1', '[::1]', '0:0:0:0:0:0:0:1', 'localhost', 'LOCALHOST', '::ffff:127.0.0.1']) {
+    t.true(parseConfig(['--insecure', '--host', host], {}).insecure, host);
+    t.true(parseConfig([], { IM_INSECURE: '1', IM_HOST: host }).insecure, host);
+  }
+  for (const host of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.5', '128.0.0.1', '127.0.0.256', 'chat.example', 'localhost.evil.example', '::2']) {
+    rejects(t, ['--insecure', '--host', host], {}, '--insecure');
+    rejects(t, ['--insecure', '--host', host], {}, `'${host}'`);
+    rejects(t, [], { IM_INSECURE: '1', IM_HOST: host }, 'loopback');
+    rejects(t, ['--host', host], { IM_INSECURE: 'true' }, 'IM_INSECURE');
+    // Without insecure mode any address is fine.
+    t.is(parseConfig(['--host', host], {}).host, host);
+  }
+  // An empty IM_HOST is unset: the loopback default.
+  t.true(parseConfig([], { IM_INSECURE: '1', IM_HOST: '' }).insecure);
+});
+
+test('--max-token-life is a positive number of seconds, 30 days by default', (t) => {
+  t.is(parseConfig([], {}).maxTokenLifeS, 2_592_000);
+  t.is(parseConfig(['--max-token-life', '3600'], {}).maxTokenLifeS, 3600);
+  t.is(parseConfig([], { IM_MAX_TOKEN_LIFE: '60' }).maxTokenLifeS, 60);
+  for (const bad of ['0', '-1', '1h', '1.5']) rejects(t, ['--max-token-life', bad], {}, '--max-token-life');
+});
+
+test('--token-audience and --token-issuer are off unless given', (t) => {
+  const cfg = parseConfig(['--token-audience', 'im', '--token-issuer', 'https://id.example'], {});
+  t.is(cfg.tokenAudience, 'im');
+  t.is(cfg.tokenIssuer, 'https://id.example');
+  t.deepEqual(parseConfig([], { IM_TOKEN_AUDIENCE: '', IM_TOKEN_ISSUER: '' }), DEFAULTS);
+});
+
+test('--admin-token must be at least 16 bytes; unset leaves /cluster and /metrics open', (t) => {
+  t.is(parseConfig(['--admin-token', 'x'.repeat(16)], {}).adminToken, 'x'.repeat(16));
+  t.is(parseConfig([], { IM_ADMIN_TOKEN: 'y'.repeat(40) }).adminToken, 'y'.repeat(40));
+  rejects(t, ['--admin-token', 'short'], {}, '--admin-token');
+  rejects(t, [], { IM_ADMIN_TOKEN: 'x'.repeat(15) }, 'IM_ADMIN_TOKEN');
+  t.false('adminToken' in parseConfig([], { IM_ADMIN_TOKEN: '' }));
+});
+
+test('the usage text names every new security flag and variable', async (t) => {
+  const { USAGE } = await import('../../src/node/config.ts');
+  for (const s of ['--max-token-life', 'IM_MAX_TOKEN_LIFE', '--token-audience', 'IM_TOKEN_AUDIENCE', '--token-issuer', 'IM_TOKEN_ISSUER', '--admin-token', 'IM_ADMIN_TOKEN', 'loopback', '32 bytes']) {
+    t.true(USAGE.includes(s), s);
+  }
 });
