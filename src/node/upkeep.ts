@@ -1,9 +1,12 @@
 // Session upkeep on the gateway side: keeps this gateway's sessions and watches registered at
-// their homes — renewed in one message per home, registered again after a ring change or when
-// a home holds fewer than we have (it restarted or the ring moved the user).
+// their homes. Every renewal names the connections this gateway still holds, per home, so a
+// session it no longer holds (a logout that never arrived) expires there on its own; a home that
+// lacks some of them (it restarted, or the ring moved the user) gets them registered again.
+// Renewals and registrations go in pages that fit a peer frame, whatever the number of sessions.
 import type { Logger } from 'pino';
 import type { SessionRef } from '../presence/index.ts';
 import type { Ring } from '../ring/index.ts';
+import { chunkByChars, PEER_BUDGET_CHARS } from '../protocol/peer.ts';
 import type { PeerRequest } from '../protocol/peer.ts';
 import type { Home, Homes } from './home.ts';
 
@@ -17,6 +20,8 @@ export type UpkeepComponents = {
   sessions: () => SessionRef[];
   watches: () => { conn: string; users: string[] }[];
   log: Logger;
+  /** Estimated JSON characters of one renew or register request (default: the peer budget). */
+  pageChars?: number;
 };
 
 export type Upkeep = {
@@ -38,35 +43,57 @@ function byOwner(ring: Ring, sessions: SessionRef[]): Map<string, SessionRef[]> 
   return out;
 }
 
+const sessionChars = (s: SessionRef): number => 64 + s.user.length + s.device.length + s.gateway.length + s.conn.length;
+const connChars = (conn: string): number => 4 + conn.length;
+
 export function createUpkeep(c: UpkeepComponents): Upkeep {
+  const budget = c.pageChars ?? PEER_BUDGET_CHARS;
+
   async function register(owner: string, list: SessionRef[]): Promise<void> {
+    if (list.length === 0) return;
     if (owner === c.self) return c.home.register(list);
     const peer = c.peerOf(owner);
     if (!peer) return;
-    await c.request(peer, { t: 'register', sessions: list })
-      .catch((e) => c.log.warn({ owner, err: (e as Error).message }, 'could not register sessions; retrying at the next renew'));
+    for (const page of chunkByChars(list, sessionChars, budget)) {
+      try {
+        await c.request(peer, { t: 'register', sessions: page });
+      } catch (e) {
+        c.log.warn({ owner, sessions: list.length, err: (e as Error).message }, 'could not register sessions; retrying at the next renew');
+        return;
+      }
+    }
+  }
+
+  /** Renews `list` at its home; the sessions it lacks are registered again, if still held here. */
+  async function renewAt(owner: string, list: SessionRef[]): Promise<void> {
+    const missing = new Set<string>();
+    if (owner === c.self) {
+      for (const conn of c.home.renew(c.self, list.map((s) => s.conn))) missing.add(conn);
+    } else {
+      const peer = c.peerOf(owner);
+      if (!peer) return;
+      for (const page of chunkByChars(list.map((s) => s.conn), connChars, budget)) {
+        try {
+          const r = (await c.request(peer, { t: 'renew', gateway: c.self, conns: page })) as { t?: string; value?: unknown };
+          if (r.t === 'done' && Array.isArray(r.value)) for (const conn of r.value) if (typeof conn === 'string') missing.add(conn);
+        } catch (e) {
+          c.log.debug({ owner, err: (e as Error).message }, 'renew failed');
+          return;
+        }
+      }
+    }
+    if (missing.size === 0) return;
+    // Closed meanwhile: its logout went (or the home expires it); never bring it back.
+    const live = new Set(c.sessions().map((s) => s.conn));
+    await register(owner, list.filter((s) => missing.has(s.conn) && live.has(s.conn)));
   }
 
   return {
     async renew() {
       c.home.tick();
       const ring = c.ring();
-      const groups = ring ? byOwner(ring, c.sessions()) : new Map<string, SessionRef[]>();
-      if (!groups.has(c.self)) c.home.renew(c.self);
-      await Promise.all([...groups].map(async ([owner, list]) => {
-        if (owner === c.self) {
-          if (c.home.renew(c.self) < list.length) c.home.register(list);
-          return;
-        }
-        const peer = c.peerOf(owner);
-        if (!peer) return;
-        try {
-          const r = (await c.request(peer, { t: 'renew', gateway: c.self, sessions: list.length })) as { t?: string; value?: unknown };
-          if (r.t === 'done' && typeof r.value === 'number' && r.value < list.length) await register(owner, list);
-        } catch (e) {
-          c.log.debug({ owner, err: (e as Error).message }, 'renew failed');
-        }
-      }));
+      if (!ring) return;
+      await Promise.all([...byOwner(ring, c.sessions())].map(([owner, list]) => renewAt(owner, list)));
     },
 
     async ringChanged() {

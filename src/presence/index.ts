@@ -1,5 +1,6 @@
 // Presence at a user's home: which gateways hold which devices of the users this node owns,
-// the watches on them, and last_seen. Soft state, keyed by gateway so remote gateways can renew in bulk.
+// the watches on them, and last_seen. Soft state: each session lives as long as its gateway
+// names its connection in a renewal, so a logout that never arrived expires on its own.
 
 export const PRESENCE_TTL_MS = 15_000;
 
@@ -26,7 +27,10 @@ export type Presence = {
   // session closing late cannot remove its successor. Going offline records lastSeen = now.
   // Expiry and dropGateway record instead the last renew, the last time the user was known there.
   unregister(s: SessionRef): { wentOffline: boolean };
-  renewGateway(gateway: string): number;
+  // A gateway's heartbeat for the connections it still holds: renews exactly the sessions of
+  // those connections (a session of a connection it no longer names is left to expire) and
+  // returns the connections it has no session for here, which the gateway registers again.
+  renew(gateway: string, conns: string[]): string[];
   // The gateway is dead or gone: its sessions and its connections' watches go with it.
   dropGateway(gateway: string): string[];
   expire(): { expired: SessionRef[]; wentOffline: string[] };
@@ -53,7 +57,7 @@ export function createPresence(init: PresenceInit, components: PresenceComponent
   const { clock } = components;
 
   const byUser = new Map<string, Map<string, Session>>(); // user -> device -> session
-  const byGateway = new Map<string, Set<Session>>();
+  const byGateway = new Map<string, Map<string, Set<Session>>>(); // gateway -> conn -> sessions
   const lastSeen = new Map<string, number>();
   // A watcher state object is shared by both indexes, so identity stands in for (gateway, conn)
   // and no separator has to be reserved in either id.
@@ -71,16 +75,22 @@ export function createPresence(init: PresenceInit, components: PresenceComponent
     let devices = byUser.get(s.ref.user);
     if (devices === undefined) byUser.set(s.ref.user, (devices = new Map()));
     devices.set(s.ref.device, s);
-    let held = byGateway.get(s.ref.gateway);
-    if (held === undefined) byGateway.set(s.ref.gateway, (held = new Set()));
+    let conns = byGateway.get(s.ref.gateway);
+    if (conns === undefined) byGateway.set(s.ref.gateway, (conns = new Map()));
+    let held = conns.get(s.ref.conn);
+    if (held === undefined) conns.set(s.ref.conn, (held = new Set()));
     held.add(s);
     sessionTotal++;
   }
 
   // Returns whether the user has no session left.
   function detach(s: Session): boolean {
-    const held = byGateway.get(s.ref.gateway);
-    if (held !== undefined && held.delete(s) && held.size === 0) byGateway.delete(s.ref.gateway);
+    const conns = byGateway.get(s.ref.gateway);
+    const held = conns?.get(s.ref.conn);
+    if (held !== undefined && held.delete(s) && held.size === 0) {
+      conns!.delete(s.ref.conn);
+      if (conns!.size === 0) byGateway.delete(s.ref.gateway);
+    }
     sessionTotal--;
     const devices = byUser.get(s.ref.user);
     if (devices === undefined) return true;
@@ -154,12 +164,16 @@ export function createPresence(init: PresenceInit, components: PresenceComponent
       return { wentOffline };
     },
 
-    renewGateway(gateway) {
+    renew(gateway, conns) {
       const held = byGateway.get(gateway);
-      if (held === undefined) return 0;
       const now = clock.now();
-      for (const s of held) s.renewedAt = now;
-      return held.size;
+      const missing: string[] = [];
+      for (const conn of conns) {
+        const ss = held?.get(conn);
+        if (ss === undefined) missing.push(conn);
+        else for (const s of ss) s.renewedAt = now;
+      }
+      return missing;
     },
 
     dropGateway(gateway) {
@@ -168,7 +182,7 @@ export function createPresence(init: PresenceInit, components: PresenceComponent
       const held = byGateway.get(gateway);
       if (held === undefined) return [];
       const offline: string[] = [];
-      for (const s of [...held]) {
+      for (const s of [...held.values()].flatMap((ss) => [...ss])) {
         seen(s.ref.user, s.renewedAt);
         if (detach(s)) offline.push(s.ref.user);
       }

@@ -1,4 +1,4 @@
-// Presence registry: sessions per device, replacement, expiry by gateway renewals,
+// Presence registry: sessions per device, replacement, expiry by per-connection renewals,
 // watches and last_seen, all on a fake clock.
 import test from 'ava';
 import { createPresence, PRESENCE_TTL_MS } from '../../src/presence/index.ts';
@@ -72,19 +72,36 @@ test('unregistering the last device takes the user offline at clock time', (t) =
   t.is(presence.sessionCount(), 0);
 });
 
-test('renewGateway keeps its sessions alive past the ttl', (t) => {
+test('renew keeps the named connections alive past the ttl and names those it lacks', (t) => {
   const { clock, presence } = setup();
   presence.register(s('alice', 'phone', 'g1'));
   presence.register(s('bob', 'phone', 'g1'));
   presence.register(s('carol', 'phone', 'g2'));
   for (let i = 0; i < 5; i++) {
     clock.t += PRESENCE_TTL_MS - 1_000;
-    t.is(presence.renewGateway('g1'), 2);
-    t.is(presence.renewGateway('g2'), 1);
+    t.deepEqual(presence.renew('g1', ['alice-phone', 'bob-phone']), []);
+    t.deepEqual(presence.renew('g2', ['carol-phone']), []);
     t.deepEqual(presence.expire(), { expired: [], wentOffline: [] });
   }
-  t.is(presence.renewGateway('nowhere'), 0);
+  t.deepEqual(presence.renew('nowhere', ['x']), ['x']);
+  // A connection of another gateway is not this gateway's to renew.
+  t.deepEqual(presence.renew('g1', ['carol-phone']), ['carol-phone']);
   t.is(presence.users(), 3);
+});
+
+test('a session its gateway no longer names expires, even while the gateway renews the others', (t) => {
+  const { clock, presence } = setup(10_000);
+  presence.register(s('alice', 'phone', 'g1'));
+  presence.register(s('bob', 'phone', 'g1'));
+  // alice logged out at g1, and the logout never reached this home: g1 renews bob only.
+  for (let i = 0; i < 4; i++) {
+    clock.t += 3_000;
+    t.deepEqual(presence.renew('g1', ['bob-phone']), []);
+    presence.expire();
+  }
+  t.deepEqual(presence.lookup('alice'), { online: false, lastSeen: 1_000 });
+  t.true(presence.lookup('bob').online);
+  t.is(presence.sessionCount(), 1);
 });
 
 test('expire drops unrenewed sessions and reports the users that went offline', (t) => {
@@ -96,7 +113,7 @@ test('expire drops unrenewed sessions and reports the users that went offline', 
   clock.t = 1_000 + 10_000;
   t.deepEqual(presence.expire(), { expired: [], wentOffline: [] }); // alive through renew + ttl
   clock.t = 9_000;
-  presence.renewGateway('g2');
+  presence.renew('g2', ['alice-laptop', 'carol-phone']);
   clock.t = 12_000;
   const { expired, wentOffline } = presence.expire();
   t.deepEqual(expired.map((x) => `${x.user}/${x.device}`).sort(), ['alice/phone', 'bob/phone']);
@@ -108,7 +125,7 @@ test('expire drops unrenewed sessions and reports the users that went offline', 
   t.deepEqual(presence.expire().wentOffline.sort(), ['alice', 'carol']);
   t.is(presence.users(), 0);
   t.is(presence.sessionCount(), 0);
-  t.is(presence.renewGateway('g2'), 0);
+  t.deepEqual(presence.renew('g2', ['carol-phone']), ['carol-phone']);
 });
 
 test('dropGateway removes its sessions and watches at once', (t) => {
