@@ -63,8 +63,9 @@ export type Home = Homes & {
   serves(key: string): boolean;
   /** Re-registers sessions (after a ring change); never replaces a newer session of the device. */
   register(sessions: SessionRef[]): void;
-  /** A gateway's heartbeat for its sessions here; returns how many this home holds for it. */
-  renew(gateway: string): number;
+  /** A gateway's heartbeat for the connections it still holds: renews their sessions here (the
+   * others expire) and returns the connections this home holds no session for. */
+  renew(gateway: string, conns: string[]): string[];
   /** A gateway died or left: its sessions and watches go. */
   dropGateway(gateway: string): void;
   /** Expires sessions of gateways that stopped renewing. */
@@ -450,7 +451,7 @@ export function createHome(c: HomeComponents): Home {
       }
     },
 
-    renew: (gateway) => presence.renewGateway(gateway),
+    renew: (gateway, conns) => presence.renew(gateway, conns),
 
     dropGateway(gateway) {
       for (const u of presence.dropGateway(gateway)) wentOffline(u);

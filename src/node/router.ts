@@ -400,7 +400,7 @@ export function createRouter(c: RouterComponents): Router {
         }
         case 'renew':
           if (!ownGateway(req.gateway)) return fail('bad_request', 'a gateway renews only its own sessions');
-          return done(local.renew(req.gateway));
+          return done(local.renew(req.gateway, req.conns));
         default:
           return fail('bad_request', `unexpected request '${req.t}'`);
       }

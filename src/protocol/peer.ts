@@ -48,7 +48,9 @@ export type PeerRequest =
   | { t: 'presence'; users: string[] }
   | { t: 'watch'; watcher: Watcher; users: string[]; on: boolean }
   | { t: 'register'; sessions: Session[] }
-  | { t: 'renew'; gateway: string; sessions: number }
+  /** A gateway's heartbeat: renews its sessions on these connections; the reply lists the
+   * connections the home holds no session for (the gateway registers those again). */
+  | { t: 'renew'; gateway: string; conns: string[] }
   | { t: 'join'; entries: unknown[] }
   | { t: 'probe'; target: string }
   | { t: 'ping' }
@@ -84,6 +86,26 @@ const MAX_ITEMS = 100_000;
 /** JSON characters one batch, page or request between nodes may take: a quarter of the peer
  * frame limit (4 MiB), so that escaping and multi-byte text still fit. */
 export const PEER_BUDGET_CHARS = 1 << 20;
+/** Splits `items` into runs in order whose estimated JSON characters (`chars` each) stay within
+ * `budget`, at most `maxItems` and at least one item per run: a request listing them then fits
+ * a peer frame and its validation (MAX_ITEMS per array). */
+export function chunkByChars<T>(items: T[], chars: (t: T) => number, budget: number = PEER_BUDGET_CHARS, maxItems = 10_000): T[][] {
+  const out: T[][] = [];
+  let run: T[] = [];
+  let n = 0;
+  for (const it of items) {
+    const c = chars(it);
+    if (run.length > 0 && (n + c > budget || run.length >= maxItems)) {
+      out.push(run);
+      run = [];
+      n = 0;
+    }
+    run.push(it);
+    n += c;
+  }
+  if (run.length > 0) out.push(run);
+  return out;
+}
 /** Estimated JSON characters of a timeline entry (or a message) with this body. */
 export const entryWireChars = (body: string): number => 256 + 2 * Buffer.byteLength(body);
 /** A group log's membership event lists up to GROUP_EVENT_MEMBERS ids: its body may exceed the
@@ -289,7 +311,7 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
     case 'register':
       return { t: 'register', sessions: arr(o.sessions, 'sessions').map(session) };
     case 'renew':
-      return { t: 'renew', gateway: id(o.gateway, 'gateway'), sessions: nat(o.sessions, 'sessions') };
+      return { t: 'renew', gateway: id(o.gateway, 'gateway'), conns: ids(o.conns, 'conns') };
     case 'join':
       return { t: 'join', entries: arr(o.entries, 'entries') };
     case 'probe':
@@ -316,18 +338,54 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
   return bad(`unknown request '${String(o.t).slice(0, 40)}'`);
 }
 
+/** The events a home pushes to a connection on another node's gateway (replies never cross):
+ * rebuilt from their typed fields only, so a peer cannot hand a client anything else. */
+export const PUSH_OPS = ['msg', 'presence', 'read', 'goaway', 'typing', 'receipt'] as const;
+const MAX_GOAWAY_NODES = 64;
+
+export function pushFrame(v: unknown): ServerFrame {
+  const f = obj(v, 'frame');
+  switch (f.op) {
+    case 'msg': {
+      // The gateway orders pushes by seq. Group log events may carry long member lists.
+      const m: MsgEvent = {
+        op: 'msg', seq: nat(f.seq, 'frame.seq'), mid: str(f.mid, 'mid', 64), conv: conv(f.conv), from: id(f.from, 'from'),
+        body: str(f.body, 'body', EVENT_BODY_MAX), ts: nat(f.ts, 'ts'),
+      };
+      if (f.to !== undefined) m.to = id(f.to, 'to');
+      if (f.group !== undefined) m.group = id(f.group, 'group');
+      return m;
+    }
+    case 'presence':
+      if (typeof f.online !== 'boolean') bad('online must be a boolean');
+      return { op: 'presence', user: id(f.user, 'user'), online: f.online as boolean };
+    case 'read':
+      return { op: 'read', conv: conv(f.conv), seq: nat(f.seq, 'seq') };
+    case 'goaway': {
+      const g: ServerFrame = { op: 'goaway', reason: str(f.reason, 'reason', 64) };
+      if (f.nodes !== undefined) {
+        const nodes = arr(f.nodes, 'nodes');
+        if (nodes.length > MAX_GOAWAY_NODES) bad('too many nodes');
+        g.nodes = nodes.map((n) => str(n, 'node', 512));
+      }
+      return g;
+    }
+    case 'typing':
+      return { op: 'typing', from: id(f.from, 'from'), conv: conv(f.conv) };
+    case 'receipt':
+      return { op: 'receipt', conv: conv(f.conv), by: id(f.by, 'by'), mid: str(f.mid, 'mid', 64) };
+  }
+  return bad(`frame.op must be one of ${PUSH_OPS.join(', ')}`);
+}
+
 /** Validates a one-way peer message; throws PeerFrameError. */
 export function parsePeerOneWay(v: unknown): PeerOneWay {
   const o = obj(v, 'message');
   switch (o.t) {
     case 'gossip':
       return { t: 'gossip', entries: arr(o.entries, 'entries') };
-    case 'push': {
-      const f = obj(o.frame, 'frame');
-      if (typeof f.op !== 'string') bad('frame.op must be a string');
-      if (f.op === 'msg') nat(f.seq, 'frame.seq'); // the gateway orders pushes by seq
-      return { t: 'push', conn: id(o.conn, 'conn'), frame: f as unknown as ServerFrame };
-    }
+    case 'push':
+      return { t: 'push', conn: id(o.conn, 'conn'), frame: pushFrame(o.frame) };
     case 'pushmsg': {
       const m = obj(o.msg, 'msg');
       const msg: Omit<MsgEvent, 'op' | 'seq'> = { mid: str(m.mid, 'mid', 64), conv: conv(m.conv), from: id(m.from, 'from'), body: str(m.body, 'body'), ts: nat(m.ts, 'ts') };
