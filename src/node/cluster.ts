@@ -7,6 +7,10 @@ import type { Membership, MembershipEvent, MemberView } from '../membership/inde
 import { PeerFrameError, parsePeerOneWay, parsePeerRequest } from '../protocol/peer.ts';
 import type { PeerOneWay, PeerReply, PeerRequest } from '../protocol/peer.ts';
 import type { PeerNet } from './peer/index.ts';
+import {
+  absorbKeys, admit, admitOneWay, deliverAllowed, entriesFrom, fanAllowed, handoffAllowed, memberName, pageKeys, pageOf,
+} from './peer-auth.ts';
+import type { AuthView, RefuseReason, RingCache } from './peer-auth.ts';
 
 export type ClusterInit = {
   seeds: string[];
@@ -27,6 +31,8 @@ export type ClusterComponents = {
   log: Logger;
   onEvent?: (type: MembershipEvent['type']) => void;
   onInvalidFrame?: (from: string) => void;
+  /** A peer request or message refused by authorization (see peer-auth.ts), or by validation ('invalid'). */
+  onRefused?: (type: string, reason: RefuseReason) => void;
 };
 
 export type Cluster = {
@@ -51,12 +57,29 @@ export type Cluster = {
 };
 
 const GOSSIP_MS = 500;
+/** How long a replaced ring still names who may deliver, fan out or absorb: a sender's ring may
+ * be a change behind (or ahead of) ours while a change spreads. */
+const RING_GRACE_MS = 30_000;
+const MAX_OLD_RINGS = 4;
+/** One warning per (type, reason) this often, with the count since the last one. */
+const REFUSED_LOG_MS = 10_000;
+const TYPES = new Set([
+  'call', 'deliver', 'fanout', 'relay', 'readmarks', 'presence', 'watch', 'register', 'renew', 'join', 'probe', 'ping', 'members',
+  'handoff', 'absorb', 'replicate', 'gossip', 'push', 'pushmsg',
+]);
+/** A metric label from a peer-chosen type: known types, else 'other'. */
+const typeLabel = (raw: unknown): string => {
+  const t = raw !== null && typeof raw === 'object' ? (raw as { t?: unknown }).t : undefined;
+  return typeof t === 'string' && TYPES.has(t) ? t : 'other';
+};
 
 export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster {
   const { net, membership: m, log } = c;
   const opts = { vnodes: init.vnodes, replicas: init.replicas };
   const self = m.self().name;
   let ring: Ring = createRing(m.ringMembers(), opts);
+  // Rings replaced within RING_GRACE_MS, newest first: authorization accepts their homes too.
+  let oldRings: { ring: Ring; until: number }[] = [];
   let waiters: (() => void)[] = [];
   const ringListeners: ((r: Ring, prev: Ring) => void)[] = [];
   const goneListeners: ((name: string) => void)[] = [];
@@ -80,6 +103,8 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
       if (e.type === 'ring:changed') {
         const prev = ring;
         ring = createRing(e.members, opts);
+        const now = Date.now();
+        oldRings = [{ ring: prev, until: now + RING_GRACE_MS }, ...oldRings].filter((o) => o.until > now).slice(0, MAX_OLD_RINGS);
         log.info({ version: ring.version, members: ring.members, was: prev.version }, 'ring changed');
         for (const cb of ringListeners) cb(ring, prev);
         const w = waiters;
@@ -107,6 +132,80 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
   }
 
   const nameOf = (peer: string) => m.byPeer(peer)?.name;
+  const view: AuthView = {
+    self,
+    byPeer: (peer) => m.byPeer(peer),
+    names: () => m.members().map((mv) => mv.name),
+    live: (name) => m.members().find((mv) => mv.name === name && mv.state !== 'dead'),
+    rings: () => {
+      const now = Date.now();
+      return [ring, ...oldRings.filter((o) => o.until > now).map((o) => o.ring)];
+    },
+    vnodes: ring.vnodes,
+    replicas: ring.replicas,
+  };
+  const ringCache: RingCache = new Map();
+  const refusedLog = new Map<string, { at: number; n: number }>();
+  /** Counts a refusal and warns about it at most once per REFUSED_LOG_MS per (type, reason). */
+  function refused(type: string, reason: RefuseReason, peer: string, message: string): void {
+    c.onRefused?.(type, reason);
+    const k = `${type}:${reason}`;
+    const now = Date.now();
+    const r = refusedLog.get(k) ?? { at: 0, n: 0 };
+    refusedLog.set(k, r);
+    r.n++;
+    if (now - r.at < REFUSED_LOG_MS) {
+      log.debug({ peer, type, reason, err: message }, 'peer request refused');
+      return;
+    }
+    log.warn({ peer, name: nameOf(peer), type, reason, err: message, count: r.n }, 'peer request refused (counted in im_peer_refused_total)');
+    r.at = now;
+    r.n = 0;
+  }
+  const refuse = (code: 'unavailable' | 'forbidden', message: string): PeerReply => ({ t: 'fail', code, message: `refused: ${message}` });
+
+  /** The data checks of requests that move or replace data, then the handler. */
+  async function guarded(from: string, name: string | undefined, req: PeerRequest): Promise<PeerReply> {
+    switch (req.t) {
+      case 'handoff': {
+        const v = handoffAllowed(view, from, req);
+        if (!v.ok) {
+          refused(req.t, v.reason, from, v.message);
+          return refuse('forbidden', v.message);
+        }
+        return requestHandler(name, req);
+      }
+      case 'absorb': {
+        const { ok, refused: no } = absorbKeys(view, ringCache, name!, pageKeys(req.page));
+        if (no.length) refused(req.t, 'not_holder', from, `${name} did not hold or this node does not take over: ${no.slice(0, 5).join(', ')}`);
+        if (ok.size === 0) return refuse('forbidden', `${name} may not hand over these keys to ${self}`);
+        return requestHandler(name, no.length ? { t: 'absorb', page: pageOf(req.page, ok) } : req);
+      }
+      case 'deliver':
+      case 'fanout': {
+        // Refused items answer as not delivered (the sender retries them on its next ring).
+        const good = req.t === 'deliver' ? req.items.map((d) => deliverAllowed(view, name!, d)) : req.items.map((it) => fanAllowed(view, name!, it));
+        if (good.every(Boolean)) return requestHandler(name, req);
+        refused(req.t, 'not_home', from, `${name} is not the home of the sender or group`);
+        if (!good.some(Boolean)) return refuse('unavailable', `${name} is not the home of the sender or group`);
+        const kept = req.t === 'deliver' ? { ...req, items: req.items.filter((_, i) => good[i]) } : { ...req, items: req.items.filter((_, i) => good[i]) };
+        const r = await requestHandler(name, kept as PeerRequest);
+        if (r.t !== 'done' || !Array.isArray(r.value)) return r;
+        const part = r.value as unknown[];
+        let j = 0;
+        return { t: 'done', value: req.items.map((it, i) => (good[i] ? part[j++] : req.t === 'deliver' ? 'not_home' : (it as { users: string[] }).users)) };
+      }
+      case 'replicate': {
+        const r = await requestHandler(name, req);
+        // The replicator refuses users whose home by this node's ring is not the sender (fencing).
+        const no = r.t === 'done' ? (r.value as { refused?: unknown[] } | undefined)?.refused : undefined;
+        if (Array.isArray(no) && no.length) refused(req.t, 'not_home', from, `${name} is not the home of ${no.length} users`);
+        return r;
+      }
+      default:
+        return requestHandler(name, req);
+    }
+  }
   const alivePeers = () => m.members().filter((mv) => mv.name !== self && (mv.state === 'up' || mv.state === 'suspect' || mv.state === 'leaving'));
 
   function gossip(): void {
@@ -213,18 +312,23 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
       msg = parsePeerOneWay(raw);
     } catch (e) {
       c.onInvalidFrame?.(from);
-      log.warn({ peer: from, err: (e as Error).message }, 'invalid peer message dropped');
+      refused(typeLabel(raw), 'invalid', from, (e as Error).message);
+      return;
+    }
+    const v = admitOneWay(view, from, msg);
+    if (!v.ok) {
+      refused(msg.t, v.reason, from, v.message);
       return;
     }
     if (msg.t === 'gossip') {
       const claim = m.deadClaim(msg.entries, from);
       if (claim) net.send(from, { t: 'gossip', entries: [claim] });
-      apply(m.merge(msg.entries, nameOf(from)));
+      apply(m.merge(entriesFrom(view, from, msg.entries), nameOf(from)));
       const name = nameOf(from);
       if (name) apply(m.heard(name));
       return;
     }
-    messageHandler(nameOf(from), msg);
+    messageHandler(memberName(view, from), msg);
   });
 
   net.onRequest(async (from, raw) => {
@@ -233,15 +337,22 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
       req = parsePeerRequest(raw, init.maxBody);
     } catch (e) {
       c.onInvalidFrame?.(from);
-      log.warn({ peer: from, err: (e as Error).message }, 'invalid peer request refused');
+      refused(typeLabel(raw), 'invalid', from, (e as Error).message);
       if (e instanceof PeerFrameError) return { t: 'fail', code: 'bad_request', message: e.message };
       throw e;
     }
-    const name = nameOf(from);
-    if (name) apply(m.heard(name));
+    const v = admit(view, from, req.t);
+    if (!v.ok) {
+      refused(req.t, v.reason, from, v.message);
+      // unavailable, not forbidden: a node that just joined through another member is not in
+      // this node's table until gossip arrives, and its callers retry on unavailable.
+      return refuse('unavailable', v.message);
+    }
+    if (nameOf(from)) apply(m.heard(nameOf(from)!));
+    const name = memberName(view, from);
     switch (req.t) {
       case 'join':
-        apply(m.merge(req.entries, name));
+        apply(m.merge(entriesFrom(view, from, req.entries), nameOf(from)));
         return { t: 'done', value: m.digest() };
       case 'ping':
         return { t: 'done', value: true };
@@ -258,7 +369,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
         }
       }
       default:
-        return requestHandler(name, req);
+        return guarded(from, name, req);
     }
   });
 

@@ -165,6 +165,7 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
       net, membership, log: log.child({ component: 'cluster' }),
       onEvent: (type) => metrics.membership.inc({ type }),
       onInvalidFrame: () => metrics.invalidPeerFrames.inc(),
+      onRefused: (type, reason) => metrics.peerRefused.inc({ type, reason }),
     },
   );
 
@@ -205,6 +206,8 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
   const groups = createGroups({
     store, owns: (key) => home.serves(key), replicated: (key) => replicator!.wait(key), readable: (key) => unconfirmed.limit(key), nextMid, midTime,
     maxMembers: cfg.maxMembers, fanout: (items, still) => fan!.fanout(items, still), ringChange: cluster.ringChange, relay: (users, frame) => fan!.relay(users, frame),
+    limits: { rate: cfg.groupRate, burst: cfg.groupBurst, backlog: cfg.groupBacklog, backlogBytes: cfg.groupBacklogBytes, typingFrames: cfg.groupTypingFrames },
+    snapshotEvery: cfg.groupSnapshotEvents, onLimited: (reason) => metrics.groupLimited.inc({ reason }), onSnapshot: () => metrics.groupSnapshots.inc(),
     log: log.child({ component: 'groups' }),
   });
   router = createRouter({
