@@ -31,6 +31,15 @@ export type Config = {
   maxUsers: number;
   /** Members one group may have (and one request may name). */
   maxMembers: number;
+  /** Per group, at its home: posts per second (and burst), log entries and bytes of member
+   * copies not yet fanned out past which posts are refused, typing frames per second, and
+   * membership events between two member snapshots of its log. */
+  groupRate: number;
+  groupBurst: number;
+  groupBacklog: number;
+  groupBacklogBytes: number;
+  groupTypingFrames: number;
+  groupSnapshotEvents: number;
   loginTimeoutMs: number;
   idleTimeoutMs: number;
   presenceTimeoutMs: number;
@@ -59,6 +68,12 @@ export const DEFAULTS: Config = {
   maxBody: 16384,
   maxUsers: 500,
   maxMembers: 10_000,
+  groupRate: 200,
+  groupBurst: 400,
+  groupBacklog: 1000,
+  groupBacklogBytes: 32 * 1024 * 1024,
+  groupTypingFrames: 10_000,
+  groupSnapshotEvents: 256,
   loginTimeoutMs: 10_000,
   idleTimeoutMs: 60_000,
   presenceTimeoutMs: 15_000,
@@ -90,6 +105,12 @@ const FIELDS = {
   'max-frame': ['IM_MAX_FRAME', 'int', 'maxFrame'],
   'max-body': ['IM_MAX_BODY', 'int', 'maxBody'],
   'max-members': ['IM_MAX_MEMBERS', 'int', 'maxMembers'],
+  'group-rate': ['IM_GROUP_RATE', 'int', 'groupRate'],
+  'group-burst': ['IM_GROUP_BURST', 'int', 'groupBurst'],
+  'group-backlog': ['IM_GROUP_BACKLOG', 'int', 'groupBacklog'],
+  'group-backlog-bytes': ['IM_GROUP_BACKLOG_BYTES', 'int', 'groupBacklogBytes'],
+  'group-typing-frames': ['IM_GROUP_TYPING_FRAMES', 'int', 'groupTypingFrames'],
+  'group-snapshot-events': ['IM_GROUP_SNAPSHOT_EVENTS', 'int', 'groupSnapshotEvents'],
   'login-timeout': ['IM_LOGIN_TIMEOUT', 'int', 'loginTimeoutMs'],
   'idle-timeout': ['IM_IDLE_TIMEOUT', 'int', 'idleTimeoutMs'],
   'presence-timeout': ['IM_PRESENCE_TIMEOUT', 'int', 'presenceTimeoutMs'],
@@ -124,6 +145,12 @@ export const USAGE = `usage: im-node [options]   (every option also reads the IM
   --max-frame BYTES        largest client frame (close 1009)       IM_MAX_FRAME (65536)
   --max-body BYTES         largest message body (too_large)        IM_MAX_BODY (16384)
   --max-members N          members of one group (too_large)        IM_MAX_MEMBERS (10000)
+  --group-rate N           messages/s into one group (rate_limited) IM_GROUP_RATE (200)
+  --group-burst N          burst allowance per group               IM_GROUP_BURST (400)
+  --group-backlog N        group messages not yet fanned out       IM_GROUP_BACKLOG (1000)
+  --group-backlog-bytes B  their member copies, (body+256)×members IM_GROUP_BACKLOG_BYTES (33554432)
+  --group-typing-frames N  typing frames/s one group may push      IM_GROUP_TYPING_FRAMES (10000)
+  --group-snapshot-events N  events between member snapshots     IM_GROUP_SNAPSHOT_EVENTS (256)
   --login-timeout MS       time allowed before login               IM_LOGIN_TIMEOUT (10000)
   --idle-timeout MS        close after this long without a frame   IM_IDLE_TIMEOUT (60000)
   --presence-timeout MS    sessions of a dead gateway expire       IM_PRESENCE_TIMEOUT (15000)

@@ -21,10 +21,11 @@ export class NotOwnerError extends Error {
   }
 }
 
-/** A request the contract refuses with this code (`not_found`, `conflict`, `too_large`, …). */
+/** A request the contract refuses with this code (`not_found`, `conflict`, `too_large`, …);
+ * `rate_limited` says in its message when to retry. */
 export class ClientError extends Error {
   override name = 'ClientError';
-  code: 'not_found' | 'conflict' | 'too_large' | 'bad_request' | 'forbidden';
+  code: 'not_found' | 'conflict' | 'too_large' | 'bad_request' | 'forbidden' | 'rate_limited';
   constructor(code: ClientError['code'], message: string) {
     super(message);
     this.code = code;

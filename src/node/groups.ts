@@ -2,20 +2,22 @@
 // group's log — membership events and messages in one seq order, stored as the timeline of the
 // key `g:<group>`, so replication, handoff and fencing treat it like any user's timeline. Per
 // group, one batch at a time: ops and posts are appended in arrival order and made durable on
-// every copy of the log. One pump per group hands the log's messages to the members' homes (one
-// request per home node) strictly in log order: a message goes out only once every member's copy
-// of the one before it is durable. The next batch is appended while the pump works; a post is
-// answered once the pump is past it. The pump's position, the fan-out cursor, is kept as a
-// device cursor of the key, so it is replicated too, and a new home resumes from it.
+// every copy of the log; the pump (group-pump.ts) hands the messages to the members' homes, and
+// a post is answered once the pump is past it. What a group may cost is bounded here: posts per
+// second, the fan-out backlog, typing frames per second, and the events a load reads (a member
+// snapshot every so many events; loading reads the latest snapshot and the events after it).
 import type { Logger } from 'pino';
-import { apply, change, check, emptyGroup, eventBody, fold, parseEvent } from '../groups/index.ts';
+import { apply, change, check, emptyGroup, eventBody, parseEvent, snapshotBodies, snapshotDue } from '../groups/index.ts';
 import type { GroupEvent, GroupEventOp, GroupState } from '../groups/index.ts';
+import { admitPost, admitTyping, Backlog, copyBytes, TokenBucket } from '../groups/limits.ts';
+import type { GroupLimits, Refusal } from '../groups/limits.ts';
 import type { NewEntry, Store, StoredEntry } from '../store/index.ts';
 import type { CastFrame, FanItem, GroupOp, GroupPost, PostResult } from '../protocol/peer.ts';
 import { GROUP_EVENT_MEMBERS } from '../protocol/peer.ts';
 import type { ServerFrame } from '../protocol/frames.ts';
 import { KeyedBatcher } from './batcher.ts';
 import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
+import { createPump, FANOUT, genPrefix, SNAPSHOT } from './group-pump.ts';
 
 /** `joined`: when each member joined (ms), an extension of the group reply. */
 export type GroupInfo = { group: string; owner: string; members: string[]; joined: Record<string, number> };
@@ -40,6 +42,15 @@ export type GroupsComponents = {
   deadlineMs?: number;
   /** Pushes a frame to the online devices of these users (at their homes). */
   relay: (users: string[], frame: ServerFrame) => Promise<void>;
+  /** Posts per second, fan-out backlog and typing frames per group (defaults: GROUP_LIMITS). */
+  limits?: Partial<GroupLimits>;
+  /** Membership events between two member snapshots of a group's log. */
+  snapshotEvery?: number;
+  /** A post or typing notice was refused by a group limit. */
+  onLimited?: (reason: Refusal['reason']) => void;
+  /** A member snapshot was written to a group's log. */
+  onSnapshot?: () => void;
+  now?: () => number;
   log: Logger;
 };
 
@@ -60,10 +71,9 @@ export type Groups = {
 
 export const groupKey = (group: string): string => `g:${group}`;
 const postKey = (from: string, cid: string): string => `c:${from}:${cid}`;
-/** The device name of a group log's fan-out cursor: every message up to it is with every member. */
-const FANOUT = 'fanout';
-const PUMP_PAGE = 500;
-const DEADLINE_MS = 10_000;
+
+export const GROUP_LIMITS: GroupLimits = { rate: 200, burst: 400, backlog: 1000, backlogBytes: 32 << 20, typingFrames: 10_000 };
+export const SNAPSHOT_EVERY = 256;
 
 type Work =
   | { kind: 'op'; actor: string; op: GroupOp; members: string[] }
@@ -74,8 +84,36 @@ type Done = GroupInfo | undefined | PostResult | Promise<PostResult>;
 
 export function createGroups(c: GroupsComponents): Groups {
   const { store, log } = c;
+  const now = c.now ?? Date.now;
+  const limits: GroupLimits = { ...GROUP_LIMITS, ...c.limits };
+  const snapshotEvery = c.snapshotEvery ?? SNAPSHOT_EVERY;
   // State of groups this node serves, loaded from the log on first use after a ring change.
   let cache = new Map<string, GroupState>();
+  // Per group served here: its post and typing buckets and its fan-out backlog.
+  type Budget = { posts: TokenBucket; typing: TokenBucket; backlog: Backlog };
+  let budgets = new Map<string, Budget>();
+  function budget(group: string): Budget {
+    let b = budgets.get(group);
+    if (!b) {
+      const t = now();
+      if (budgets.size >= 10_000) {
+        for (const [g, x] of budgets) if (x.backlog.empty && x.posts.full(t) && x.typing.full(t)) budgets.delete(g);
+      }
+      b = { posts: new TokenBucket(limits.rate, limits.burst, t), typing: new TokenBucket(limits.typingFrames, 2 * limits.typingFrames, t), backlog: new Backlog() };
+      budgets.set(group, b);
+    }
+    return b;
+  }
+  const refused = (r: Refusal): PostResult => {
+    c.onLimited?.(r.reason);
+    return { code: 'rate_limited', message: r.message };
+  };
+
+  const pump = createPump({
+    store, owns: c.owns, ...(c.readable ? { readable: c.readable } : {}), fanout: c.fanout, ringChange: c.ringChange,
+    ...(c.deadlineMs !== undefined ? { deadlineMs: c.deadlineMs } : {}), log,
+    advanced: (group, cursor, work) => budgets.get(group)?.backlog.advance(cursor, work),
+  });
 
   async function load(group: string): Promise<GroupState> {
     const have = cache.get(group);
@@ -85,7 +123,8 @@ export function createGroups(c: GroupsComponents): Groups {
     for (;;) {
       await store.flush();
       const seq = store.lastSeq(key);
-      rows = await store.entriesByKey(key, 'e:');
+      // The latest snapshot and the events after it: a bounded read however long the log.
+      rows = await store.entriesByKey(key, genPrefix(store.acked(key, SNAPSHOT)));
       // A batch that began before a ring change cleared the cache may have appended meanwhile.
       if (store.lastSeq(key) === seq) break;
     }
@@ -103,6 +142,11 @@ export function createGroups(c: GroupsComponents): Groups {
   }
 
   const info = (group: string, s: GroupState): GroupInfo => ({ group, owner: s.owner!, members: [...s.members.keys()], joined: Object.fromEntries(s.members) });
+  /** The dedup key of a new event: in the generation of the state's latest snapshot. */
+  const eventKey = (s: GroupState, mid: string): string => {
+    const first = s.events[0];
+    return first?.op === 'snapshot' ? `${genPrefix(first.seq)}${mid}` : `e:${mid}`;
+  };
 
   const batcher = new KeyedBatcher<Work, Done>((group, works) => runBatch(group, works), 1000);
 
@@ -119,6 +163,19 @@ export function createGroups(c: GroupsComponents): Groups {
     // Each post is answered once the pump has fanned out up to its entry.
     const waitFor: number[] = [];
     const base = { conv: key, group };
+    const b = budget(group);
+    const t = now();
+    const cursor = store.acked(key, FANOUT);
+    const backlog = b.backlog.measure(store.lastSeq(key), cursor, s.members.size);
+    /** Appends an entry of the log (its seq as `apply` is told) and counts it in the backlog. */
+    const push = (e: NewEntry, bytes: number): number => {
+      items.push(e);
+      const seq = store.lastSeq(key) + items.length;
+      b.backlog.add(seq, bytes);
+      backlog.entries++;
+      backlog.bytes += bytes;
+      return seq;
+    };
     for (const w of works) {
       if (w.kind === 'op') {
         if (w.op === 'info' || w.op === 'members') {
@@ -142,9 +199,8 @@ export function createGroups(c: GroupsComponents): Groups {
           }
           for (const p of parts) {
             const mid = c.nextMid();
-            const seq = store.lastSeq(key) + items.length + 1;
             const ts = c.midTime(mid);
-            items.push({ ...base, user: key, mid, from: p.actor, body: eventBody(p.op as GroupEventOp, p.members), ts, dkey: `e:${mid}` });
+            const seq = push({ ...base, user: key, mid, from: p.actor, body: eventBody(p.op as GroupEventOp, p.members), ts, dkey: eventKey(s, mid) }, 0);
             apply(s, { ...p, seq, ts });
           }
         }
@@ -168,13 +224,37 @@ export function createGroups(c: GroupsComponents): Groups {
         waitFor.push(0);
         continue;
       }
-      items.push({ ...base, user: key, mid: p.mid, from: p.from, body: p.body, ts: p.ts, dkey });
+      // Past the group's rate or backlog: refused, nothing appended (the cid stays free).
+      const over = admitPost(group, limits, b.posts, backlog, (e, by) => b.backlog.eta(e, by), t);
+      if (over) {
+        out.push(refused(over));
+        waitFor.push(0);
+        continue;
+      }
       out.push({ mid: p.mid });
-      waitFor.push(store.lastSeq(key) + items.length);
+      waitFor.push(push({ ...base, user: key, mid: p.mid, from: p.from, body: p.body, ts: p.ts, dkey }, copyBytes(Buffer.byteLength(p.body)) * s.members.size));
+    }
+    // Every so many events, the members as they now are: a load then starts there.
+    let snapshot = 0;
+    if (snapshotDue(s, snapshotEvery, GROUP_EVENT_MEMBERS)) {
+      const bodies = snapshotBodies(s, GROUP_EVENT_MEMBERS);
+      const first = store.lastSeq(key) + items.length + 1;
+      for (const body of bodies) {
+        const mid = c.nextMid();
+        const ts = c.midTime(mid);
+        const seq = push({ ...base, user: key, mid, from: s.owner ?? 'group', body, ts, dkey: `${genPrefix(first)}${mid}` }, 0);
+        apply(s, parseEvent(seq, ts, s.owner ?? 'group', body)!);
+      }
+      snapshot = first;
     }
     try {
       // Seqs are handed out in call order, so the events got the seqs `apply` was given above.
       if (items.length > 0) store.append(items);
+      // In the same commit as its parts: loads start from the snapshot only once it is whole.
+      if (snapshot) {
+        store.ack(key, SNAPSHOT, snapshot);
+        c.onSnapshot?.();
+      }
       await store.flush();
       await c.replicated(key);
     } catch (e) {
@@ -184,121 +264,8 @@ export function createGroups(c: GroupsComponents): Groups {
       return works.map(() => err);
     }
     // Also after events alone: the cursor moves past them, so that nothing shows as behind.
-    if (items.length > 0 || waitFor.some((w) => w > 0)) kick(group);
-    return out.map((r, i) => (waitFor[i]! > 0 ? reached(group, waitFor[i]!).then(() => r as PostResult) : r));
-  }
-
-  // ---- the fan-out pump: one per group, strictly in log order ----
-  const pumps = new Set<string>();
-  const waiters = new Map<string, { seq: number; resolve(): void; reject(e: Error): void }[]>();
-
-  /** Resolves once the fan-out cursor of the group is at `seq` or beyond; UnavailableError after
-   * the deadline or once this node stops serving the group (the pump or the next home goes on). */
-  function reached(group: string, seq: number): Promise<void> {
-    if (store.acked(groupKey(group), FANOUT) >= seq) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      let l = waiters.get(group);
-      if (!l) waiters.set(group, (l = []));
-      const w = {
-        seq,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e: Error) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      l.push(w);
-      const timer = setTimeout(() => {
-        const now = waiters.get(group);
-        if (now) {
-          const i = now.indexOf(w);
-          if (i >= 0) now.splice(i, 1);
-        }
-        reject(new UnavailableError(`group ${group}: the members' homes did not all take the message in time`));
-      }, c.deadlineMs ?? DEADLINE_MS);
-      timer.unref();
-    });
-  }
-
-  /** This node stopped serving the group: its waiting posts are answered unavailable now (the
-   * sender's retry reaches the next home, which resumes the fan-out from the cursor). */
-  function abandon(group: string): void {
-    const l = waiters.get(group);
-    waiters.delete(group);
-    for (const w of l ?? []) w.reject(new UnavailableError(`group ${group} moved to another node while its message was fanned out`));
-  }
-
-  function advanced(group: string, cursor: number): void {
-    const l = waiters.get(group);
-    if (!l) return;
-    const keep = l.filter((w) => w.seq > cursor);
-    for (const w of l) if (w.seq <= cursor) w.resolve();
-    if (keep.length) waiters.set(group, keep);
-    else waiters.delete(group);
-  }
-
-  function kick(group: string): void {
-    if (pumps.has(group)) return;
-    pumps.add(group);
-    void pump(group).catch((e: Error) => {
-      pumps.delete(group);
-      log.error({ group, err: e.message }, 'group fan-out stopped; it resumes with the next post or ring change');
-    });
-  }
-
-  async function pump(group: string): Promise<void> {
-    const key = groupKey(group);
-    const still = () => c.owns(key);
-    let failures = 0;
-    for (;;) {
-      const cursor = store.acked(key, FANOUT);
-      // Checked and left synchronously: a post appended after this kicks a new pump.
-      if (!still()) {
-        pumps.delete(group);
-        abandon(group);
-        return;
-      }
-      const upTo = Math.min(store.committedSeq(key), c.readable?.(key) ?? Infinity);
-      if (cursor >= upTo) {
-        pumps.delete(group);
-        return;
-      }
-      const s = await load(group);
-      const page = await store.sync(key, cursor, Math.min(PUMP_PAGE, upTo - cursor));
-      if (page.entries.length === 0) {
-        pumps.delete(group);
-        return;
-      }
-      // The members of each message: those before the page, then the page's own events applied.
-      const run = fold(s.events.filter((e) => e.seq <= cursor));
-      let users = [...run.members.keys()];
-      const items: FanItem[] = [];
-      for (const e of page.entries) {
-        if (e.dkey.startsWith('e:')) {
-          const ev = parseEvent(e.seq, e.ts, e.from, e.body);
-          if (ev) apply(run, ev);
-          users = [...run.members.keys()];
-          continue;
-        }
-        const cid = e.dkey.slice(2 + e.from.length + 1);
-        items.push({ mid: e.mid, conv: key, from: e.from, group, body: e.body, ts: e.ts, users, cid });
-      }
-      try {
-        if (items.length) await c.fanout(items, still);
-        failures = 0;
-      } catch (e) {
-        // A member's home is down or moving: the same messages again, nothing after them first.
-        if (failures++ % 10 === 0) log.warn({ group, from: cursor + 1, messages: items.length, err: (e as Error).message }, 'group fan-out retrying');
-        await c.ringChange(Math.min(2000, 100 * failures));
-        continue;
-      }
-      const last = page.entries.at(-1)!.seq;
-      store.ack(key, FANOUT, last);
-      advanced(group, last);
-    }
+    if (items.length > 0 || waitFor.some((w) => w > 0)) pump.kick(group);
+    return out.map((r, i) => (waitFor[i]! > 0 ? pump.reached(group, waitFor[i]!).then(() => r as PostResult) : r));
   }
 
   return {
@@ -320,6 +287,14 @@ export function createGroups(c: GroupsComponents): Groups {
         if (no.code === 'forbidden') throw new ForbiddenError(no.message);
         throw new ClientError(no.code, no.message);
       }
+      if (frame.kind === 'typing') {
+        // A notice costs one frame per other member: a large group gets few notices a second.
+        const over = admitTyping(group, limits, budget(group).typing, s.members.size - 1, now());
+        if (over) {
+          c.onLimited?.(over.reason);
+          throw new ClientError('rate_limited', over.message);
+        }
+      }
       const others = [...s.members.keys()].filter((m) => m !== from);
       const f: ServerFrame = frame.kind === 'typing' ? { op: 'typing', from, conv: key } : { op: 'receipt', conv: key, by: from, mid: frame.mid };
       await c.relay(others, f);
@@ -327,9 +302,10 @@ export function createGroups(c: GroupsComponents): Groups {
 
     ringChanged() {
       cache = new Map();
-      for (const group of [...waiters.keys()]) if (!c.owns(groupKey(group)) && !pumps.has(group)) abandon(group);
+      budgets = new Map();
+      pump.ringChanged();
       for (const key of store.knownUsers()) {
-        if (key.startsWith('g:') && c.owns(key) && store.acked(key, FANOUT) < store.committedSeq(key)) kick(key.slice(2));
+        if (key.startsWith('g:') && c.owns(key) && store.acked(key, FANOUT) < store.committedSeq(key)) pump.kick(key.slice(2));
       }
     },
 
@@ -341,7 +317,7 @@ export function createGroups(c: GroupsComponents): Groups {
         owned++;
         fanoutBehind += Math.max(0, store.committedSeq(key) - store.acked(key, FANOUT));
       }
-      return { owned, fanoutBehind, pumping: pumps.size };
+      return { owned, fanoutBehind, pumping: pump.running };
     },
   };
 }

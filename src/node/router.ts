@@ -83,7 +83,7 @@ function checkValue(fn: HomeCall['fn'], v: unknown): boolean {
         typeof o.joined === 'object' && o.joined !== null && Object.values(o.joined).every(isNat));
     case 'gpost':
       return Array.isArray(v) && v.every((r: Record<string, unknown> | null) => !!r &&
-        ((typeof r.mid === 'string' && r.mid.length <= 64) || ((r.code === 'not_found' || r.code === 'forbidden') && typeof r.message === 'string')));
+        ((typeof r.mid === 'string' && r.mid.length <= 64) || ((r.code === 'not_found' || r.code === 'forbidden' || r.code === 'rate_limited') && typeof r.message === 'string')));
     case 'login': return !!o && isNat(o.seq) && isNat(o.acked);
     case 'sync': case 'history':
       return !!o && typeof o.more === 'boolean' && Array.isArray(o.msgs) &&
@@ -153,7 +153,9 @@ export function createRouter(c: RouterComponents): Router {
         return reply.value as T;
       }
       if (reply.code === 'forbidden') throw new ForbiddenError(reply.message);
-      if (reply.code === 'not_found' || reply.code === 'conflict' || reply.code === 'too_large' || reply.code === 'bad_request') throw new ClientError(reply.code, reply.message);
+      if (reply.code === 'not_found' || reply.code === 'conflict' || reply.code === 'too_large' || reply.code === 'bad_request' || reply.code === 'rate_limited') {
+        throw new ClientError(reply.code, reply.message);
+      }
       if (reply.code === 'not_owner' || reply.code === 'unavailable') {
         last = `${owner}: ${reply.message}`;
         continue;

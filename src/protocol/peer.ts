@@ -16,7 +16,7 @@ export type GroupOp = 'create' | 'add' | 'remove' | 'leave' | 'info' | 'members'
 /** What a group home relays to the other members' online devices. */
 export type CastFrame = { kind: 'typing' } | { kind: 'receipt'; mid: string };
 /** The answer of a group home to one post: the message's mid, or the client error for it. */
-export type PostResult = { mid: string } | { code: 'not_found' | 'forbidden'; message: string };
+export type PostResult = { mid: string } | { code: 'not_found' | 'forbidden' | 'rate_limited'; message: string };
 
 /** Calls on a key's home. `rv` is the caller's ring version, `hops` how often it was forwarded. */
 export type HomeCall =
@@ -75,8 +75,8 @@ export type PeerOneWay =
 export type PeerReply =
   | { t: 'done'; value?: unknown }
   | { t: 'fail'; code: FailCode; message: string };
-export type FailCode = 'not_owner' | 'unavailable' | 'forbidden' | 'bad_request' | 'internal' | 'not_found' | 'conflict' | 'too_large';
-const FAIL_CODES: FailCode[] = ['not_owner', 'unavailable', 'forbidden', 'bad_request', 'internal', 'not_found', 'conflict', 'too_large'];
+export type FailCode = 'not_owner' | 'unavailable' | 'forbidden' | 'bad_request' | 'internal' | 'not_found' | 'conflict' | 'too_large' | 'rate_limited';
+const FAIL_CODES: FailCode[] = ['not_owner', 'unavailable', 'forbidden', 'bad_request', 'internal', 'not_found', 'conflict', 'too_large', 'rate_limited'];
 
 export class PeerFrameError extends Error {
   override name = 'PeerFrameError';
@@ -254,8 +254,8 @@ export function validatePage(v: unknown, maxBody: number): Page {
   const entry = (x: unknown): PageEntry => {
     const e = obj(x, 'entry');
     const dkey = str(e.dkey, 'dkey', 140);
-    if (!/^[cme]:/.test(dkey)) bad('dkey must start with c:, m: or e:');
-    return { ...validateDelivery(e, dkey.startsWith('e:') ? EVENT_BODY_MAX : maxBody, true), seq: nat(e.seq, 'seq'), dkey, ocum: nat(e.ocum, 'ocum') };
+    if (!/^[cmes]:/.test(dkey)) bad('dkey must start with c:, m:, e: or s:');
+    return { ...validateDelivery(e, /^[es]:/.test(dkey) ? EVENT_BODY_MAX : maxBody, true), seq: nat(e.seq, 'seq'), dkey, ocum: nat(e.ocum, 'ocum') };
   };
   const entries = arr(o.entries, 'page.entries').map(entry);
   if (o.copies !== undefined) {
