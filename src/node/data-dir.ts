@@ -78,7 +78,12 @@ export async function keptFile(file: string, make: () => Uint8Array | string, lo
 /** Creates the data folder (0700) or restricts an existing one to 0700. */
 export async function prepareDataDir(dir: string, log: Logger): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await restrict(dir, 0o700, log);
+  // A folder owned by another user (a mounted volume) cannot be narrowed: said, not fatal; the
+  // files inside are still 0600.
+  await restrict(dir, 0o700, log).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPERM') throw e;
+    log.warn({ dir }, 'cannot restrict the data folder to mode 700 (not its owner): make it private to this node\'s user');
+  });
 }
 
 export type DataDirLock = { release(): Promise<void> };
