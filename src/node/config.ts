@@ -47,6 +47,9 @@ export type Config = {
   rateBurst: number;
   /** Bytes queued to one client beyond which the node drops it (it reconnects and replays). */
   maxBuffered: number;
+  /** Send queue per peer, in envelopes and bytes: past it requests wait (then fail), one-way messages drop. */
+  peerQueueMsgs: number;
+  peerQueueBytes: number;
   sync: 'normal' | 'full';
   logLevel: string;
 };
@@ -80,6 +83,8 @@ export const DEFAULTS: Config = {
   rate: 200,
   rateBurst: 400,
   maxBuffered: 8 * 1024 * 1024,
+  peerQueueMsgs: 65_536,
+  peerQueueBytes: 32 * 1024 * 1024,
   sync: 'normal',
   logLevel: 'info',
 };
@@ -117,6 +122,8 @@ const FIELDS = {
   rate: ['IM_RATE', 'int', 'rate'],
   'rate-burst': ['IM_RATE_BURST', 'int', 'rateBurst'],
   'max-buffered': ['IM_MAX_BUFFERED', 'int', 'maxBuffered'],
+  'peer-queue-msgs': ['IM_PEER_QUEUE_MSGS', 'int', 'peerQueueMsgs'],
+  'peer-queue-bytes': ['IM_PEER_QUEUE_BYTES', 'int', 'peerQueueBytes'],
   sync: ['IM_SYNC', 'sync', 'sync'],
   'log-level': ['IM_LOG_LEVEL', 'string', 'logLevel'],
 } as const;
@@ -157,6 +164,8 @@ export const USAGE = `usage: im-node [options]   (every option also reads the IM
   --rate N                 requests per second per connection      IM_RATE (200)
   --rate-burst N           burst allowance per connection          IM_RATE_BURST (400)
   --max-buffered BYTES     drop a client this far behind           IM_MAX_BUFFERED (8388608)
+  --peer-queue-msgs N      send queue per peer, envelopes          IM_PEER_QUEUE_MSGS (65536)
+  --peer-queue-bytes BYTES send queue per peer, bytes              IM_PEER_QUEUE_BYTES (33554432)
   --sync normal|full       SQLite synchronous mode                 IM_SYNC (normal)
   --log-level LEVEL        pino level                              IM_LOG_LEVEL (info)
 `;

@@ -107,7 +107,10 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
   const port = await server.listen(cfg.host, cfg.port);
   const url = cfg.publicUrl ?? `ws://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}/ws`;
 
-  const net = await createPeerNet({ dataDir: cfg.data, host: cfg.host === '0.0.0.0' ? '0.0.0.0' : cfg.host, port: cfg.p2pPort, psk }, { log: log.child({ component: 'peer' }) });
+  const net = await createPeerNet(
+    { dataDir: cfg.data, host: cfg.host === '0.0.0.0' ? '0.0.0.0' : cfg.host, port: cfg.p2pPort, psk, maxQueueMsgs: cfg.peerQueueMsgs, maxQueueBytes: cfg.peerQueueBytes },
+    { log: log.child({ component: 'peer' }), onQueueFull: (kind) => metrics.peerQueueFull.inc({ kind }) },
+  );
   log.info({ peer: net.peerId, addrs: net.addrs }, 'peer host listening');
   const presence = createPresence({ ttlMs: cfg.presenceTimeoutMs }, { clock: { now } });
 

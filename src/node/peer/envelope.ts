@@ -20,7 +20,10 @@ function json(v: unknown): string {
 }
 
 export const encodeMessage = (m: unknown): string => `{"k":"m","m":${json(m)}}`;
-export const encodeRequest = (id: number, m: unknown): string => `{"k":"q","id":${id},"m":${json(m)}}`;
+export const encodeRequest = (id: number, m: unknown): string => requestEnv(id, json(m));
+/** The JSON of a message, once: a request waiting for room gets its id only when it goes in. */
+export const toJson = json;
+export const requestEnv = (id: number, mJson: string): string => `{"k":"q","id":${id},"m":${mJson}}`;
 export const encodeResponse = (id: number, m: unknown): string => `{"k":"r","id":${id},"m":${json(m)}}`;
 export const encodeError = (id: number, message: string): string =>
   `{"k":"e","id":${id},"message":${JSON.stringify(message.slice(0, MAX_ERROR_CHARS))}}`;

@@ -39,3 +39,14 @@ export class PeerMessageError extends Error {
     this.peer = peer;
   }
 }
+
+/** The send queue to the peer stayed full (its bounds in envelopes and bytes) for as long as the
+ * request could wait: the peer or the link is too slow for what this node produces. */
+export class PeerBusyError extends Error {
+  override name = 'PeerBusyError';
+  peer: string;
+  constructor(peer: string, message: string) {
+    super(message);
+    this.peer = peer;
+  }
+}

@@ -3,11 +3,13 @@
 import { generateKey } from '@libp2p/pnet';
 import type { Logger } from 'pino';
 import { createPeerNetImpl } from './peer-net.ts';
+import type { QueueFull } from './peer-net.ts';
 import type { LinkCounters } from './link.ts';
 
 export { PEER_PROTOCOL } from './envelope.ts';
-export { PeerGoneError, PeerMessageError, PeerRemoteError, PeerTimeoutError } from './errors.ts';
-export { DEFAULT_HOST, DIAL_TIMEOUT_MS, MAX_FRAME_BYTES, PING_INTERVAL_MS, REQUEST_TIMEOUT_MS } from './peer-net.ts';
+export { PeerBusyError, PeerGoneError, PeerMessageError, PeerRemoteError, PeerTimeoutError } from './errors.ts';
+export { DEFAULT_HOST, DIAL_TIMEOUT_MS, MAX_FRAME_BYTES, MAX_QUEUE_BYTES, MAX_QUEUE_MSGS, PING_INTERVAL_MS, REQUEST_TIMEOUT_MS } from './peer-net.ts';
+export type { QueueFull } from './peer-net.ts';
 
 /** Any JSON-serialisable object with a type tag. */
 export type PeerMsg = { t: string } & Record<string, unknown>;
@@ -29,6 +31,10 @@ export type PeerNetInit = {
   maxFrameBytes?: number;
   /** Connection monitor ping interval and timeout; default 1000 (a hung peer is dropped in ~2 s). */
   pingIntervalMs?: number;
+  /** Bounds of the send queue per peer (default 65,536 envelopes and 32 MiB): past either, a
+   * request waits for room (within its timeout, then PeerBusyError) and a one-way message is dropped. */
+  maxQueueMsgs?: number;
+  maxQueueBytes?: number;
 };
 
 /** Per peer: the link's counters (frames, bytes, envelopes, drops, bad frames, stalls) and its queues now. */
@@ -49,9 +55,10 @@ export type PeerNet = {
   /** Where a peer listens, so that send/request can dial it lazily. */
   addAddrs(peer: string, addrs: string[]): void;
   connected(peer: string): boolean;
-  /** One-way, ordered per peer, coalesced per tick; dials lazily; never throws (drops, logs, counts). */
+  /** One-way, ordered per peer, coalesced per tick; dials lazily; never throws (drops, logs, counts;
+   * also when the send queue is full). */
   send(peer: string, msg: PeerMsg): void;
-  /** Rejects with PeerTimeoutError, PeerGoneError, PeerRemoteError or PeerMessageError (or the signal's reason). */
+  /** Rejects with PeerTimeoutError, PeerGoneError, PeerRemoteError, PeerMessageError or PeerBusyError (or the signal's reason). */
   request(peer: string, msg: PeerMsg, opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<PeerMsg>;
   /** msg is parsed JSON, not validated: the handler validates it. */
   onMessage(h: (from: string, msg: unknown) => void): void;
@@ -64,10 +71,14 @@ export type PeerNet = {
   stop(): Promise<void>;
 };
 
-export type PeerNetComponents = { log: Logger };
+export type PeerNetComponents = {
+  log: Logger;
+  /** The send queue to a peer was full: a request waited, a request failed after waiting, a message was dropped. */
+  onQueueFull?: (kind: QueueFull) => void;
+};
 
 export function createPeerNet(init: PeerNetInit, components: PeerNetComponents): Promise<PeerNet> {
-  return createPeerNetImpl(init, components.log);
+  return createPeerNetImpl(init, components.log, components.onQueueFull);
 }
 
 /** A new swarm key file's contents: "/key/swarm/psk/1.0.0/\n/base16/\n<64 hex>" (95 bytes). */

@@ -4,10 +4,13 @@ import type { Stream } from '@libp2p/interface';
 import * as lp from 'it-length-prefixed';
 import type { Logger } from 'pino';
 import { frameOf } from './envelope.ts';
+import { PeerBusyError, PeerGoneError } from './errors.ts';
 
 /** One encoded envelope waiting to go out. */
 export type Out = {
   env: string;
+  /** UTF-8 bytes of env (set by enqueue). */
+  bytes?: number;
   /** Set on responses: they go back on the stream their request came in on. */
   stream?: Stream;
   /** Set on requests: skipped if the request was settled (timed out) before it was written. */
@@ -28,6 +31,10 @@ export type LinkInit = {
   peer: string;
   /** JSON characters per frame before the queue is split into several frames. */
   maxChunkChars: number;
+  /** The queue takes new requests and one-way messages while it holds fewer than this many
+   * envelopes and bytes (so it may pass the byte bound by one envelope); responses always go in. */
+  maxQueueMsgs: number;
+  maxQueueBytes: number;
   log: Logger;
   /** Aborted on stop: ends every wait. */
   signal: AbortSignal;
@@ -47,6 +54,11 @@ export type LinkCounters = {
   peakBuffered: number;
   /** Times a write found the stream full and waited for it to drain. */
   stalls: number;
+  /** Requests that found the send queue full and waited for room; of those, failed after waiting. */
+  queueWaits: number;
+  queueTimeouts: number;
+  /** One-way messages dropped because the send queue was full. */
+  queueDrops: number;
 };
 
 // A drain that never comes would stall the peer forever; re-check the stream this often.
@@ -80,13 +92,19 @@ export class Link {
   readonly streams: Stream[] = [];
   readonly counters: LinkCounters = {
     framesOut: 0, framesIn: 0, bytesOut: 0, bytesIn: 0, msgsOut: 0, msgsIn: 0, dropped: 0, badFrames: 0, peakBuffered: 0, stalls: 0,
+    queueWaits: 0, queueTimeouts: 0, queueDrops: 0,
   };
+  /** When the link last warned that its queue was full (rate limit). */
+  lastFullWarn = 0;
   #init: LinkInit;
   #lastDropLog = 0;
   #droppedSinceLog = 0;
   #queue: Out[] = [];
   #head = 0;
   #queuedChars = 0;
+  #queuedBytes = 0;
+  /** Producers waiting for room, in arrival order: `go` enqueues synchronously when woken. */
+  #waiters: { go(): void; done(e?: Error): void }[] = [];
   #flushing = false;
   #scheduled = false;
   #current: Stream | undefined;
@@ -108,9 +126,65 @@ export class Link {
     return n;
   }
 
+  /** Bytes of encoded envelopes waiting in this link's queue. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** Whether a new request or message may go in now (nobody waits before it, and under both bounds). */
+  hasRoom(): boolean {
+    return this.#waiters.length === 0 && this.#under();
+  }
+
+  #under(): boolean {
+    return this.#size() < this.#init.maxQueueMsgs && this.#queuedBytes < this.#init.maxQueueBytes;
+  }
+
+  /** Runs `go` (which enqueues) once there is room, in arrival order; rejects with PeerBusyError
+   * after `ms`, with the signal's reason on abort, with PeerGoneError on stop. */
+  whenRoom(go: () => void, ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.hasRoom()) {
+      go();
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const w = {
+        go,
+        done: (e?: Error) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          const i = this.#waiters.indexOf(w);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          if (e) reject(e);
+          else resolve();
+        },
+      };
+      const onAbort = (): void => w.done(signal!.reason as Error);
+      const timer = setTimeout(() => w.done(new PeerBusyError(this.peer,
+        `the send queue to ${this.peer} stayed full for ${ms} ms (${this.#size()} envelopes, ${this.#queuedBytes} bytes)`)), ms);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(w);
+    });
+  }
+
+  /** Wakes waiting producers while there is room; each enqueues before the next is considered. */
+  #wake(): void {
+    while (this.#waiters.length && this.#under()) {
+      const w = this.#waiters[0]!;
+      w.done();
+      try {
+        w.go();
+      } catch (e) {
+        this.#init.log.error({ peer: this.peer, err: (e as Error).message }, 'queued producer threw');
+      }
+    }
+  }
+
   enqueue(out: Out): void {
+    out.bytes ??= Buffer.byteLength(out.env);
     this.#queue.push(out);
     this.#queuedChars += out.env.length;
+    this.#queuedBytes += out.bytes;
     this.#kick();
   }
 
@@ -142,6 +216,7 @@ export class Link {
 
   /** Drops everything queued (on stop); requests are rejected with err. */
   clear(err: Error): void {
+    for (const w of [...this.#waiters]) w.done(err instanceof PeerGoneError ? err : new PeerGoneError(this.peer, err.message));
     this.#dropWhere(() => true, err);
   }
 
@@ -167,6 +242,7 @@ export class Link {
     const out = this.#queue[this.#head]!;
     this.#queue[this.#head++] = undefined as unknown as Out;
     this.#queuedChars -= out.env.length;
+    this.#queuedBytes -= out.bytes ?? 0;
     if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;
@@ -174,6 +250,7 @@ export class Link {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
     }
+    if (this.#waiters.length) this.#wake();
     return out;
   }
 
@@ -188,10 +265,12 @@ export class Link {
       }
       n++;
       this.#queuedChars -= o.env.length;
+      this.#queuedBytes -= o.bytes ?? 0;
       this.#undeliverable(o, err);
     }
     this.#queue = kept;
     this.#head = 0;
+    if (n > 0) this.#wake();
     return n;
   }
 

@@ -9,7 +9,7 @@ import * as lp from 'it-length-prefixed';
 import type { Libp2p } from 'libp2p';
 import type { Logger } from 'pino';
 import {
-  encodeError, encodeMessage, encodeRequest, encodeResponse, fitsFrame, parseFrame, prefixBytes, PEER_PROTOCOL,
+  encodeError, encodeMessage, encodeResponse, fitsFrame, parseFrame, prefixBytes, PEER_PROTOCOL, requestEnv, toJson,
 } from './envelope.ts';
 import type { Envelope } from './envelope.ts';
 import { PeerGoneError, PeerMessageError, PeerRemoteError, PeerTimeoutError } from './errors.ts';
@@ -24,10 +24,13 @@ export const DIAL_TIMEOUT_MS = 3000;
 export const REQUEST_TIMEOUT_MS = 5000;
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 export const PING_INTERVAL_MS = 1000;
+export const MAX_QUEUE_MSGS = 65_536;
+export const MAX_QUEUE_BYTES = 32 * 1024 * 1024;
 // Streams of our protocol per connection: normally one or two (both sides opening at once).
 const MAX_STREAMS = 256;
 
 type Settings = Required<Omit<PeerNetInit, 'dataDir' | 'psk'>>;
+export type QueueFull = 'waited' | 'timeout' | 'dropped';
 type Handlers = {
   message?: (from: string, msg: unknown) => void;
   request?: (from: string, msg: unknown) => Promise<PeerMsg>;
@@ -46,6 +49,7 @@ class PeerNetImpl implements PeerNet {
   #node: Libp2p;
   #log: Logger;
   #cfg: Settings;
+  #onQueueFull: (kind: QueueFull) => void;
   #links = new Map<string, Link>();
   #requests = new Requests();
   #handlers: Handlers = { peer: [] };
@@ -53,10 +57,11 @@ class PeerNetImpl implements PeerNet {
   // addAddrs writes the peer store asynchronously; a lazy dial waits for the write.
   #addrWrites = new Map<string, Promise<void>>();
 
-  constructor(node: Libp2p, cfg: Settings, log: Logger) {
+  constructor(node: Libp2p, cfg: Settings, log: Logger, onQueueFull: (kind: QueueFull) => void = () => undefined) {
     this.#node = node;
     this.#cfg = cfg;
     this.#log = log;
+    this.#onQueueFull = onQueueFull;
     this.peerId = node.peerId.toString();
     // Every wait in every link listens on it.
     setMaxListeners(Infinity, this.#shutdown.signal);
@@ -154,6 +159,14 @@ class PeerNetImpl implements PeerNet {
       this.#log.warn({ peer, t: msg.t, chars: env.length }, 'peer message dropped: larger than maxFrameBytes');
       return;
     }
+    if (!link.hasRoom()) {
+      // One-way messages cannot wait (gossip and pushes are sent from synchronous code).
+      link.counters.dropped++;
+      link.counters.queueDrops++;
+      this.#onQueueFull('dropped');
+      this.#rareWarn(link, `peer message dropped: the send queue is full (${link.queuedBytes} bytes)`);
+      return;
+    }
     link.enqueue({ env });
   }
 
@@ -163,20 +176,49 @@ class PeerNetImpl implements PeerNet {
     if (this.#shutdown.signal.aborted) return Promise.reject(new PeerGoneError(peer, 'peer net stopped'));
     const link = this.#link(peer);
     if (!link) return Promise.reject(new PeerGoneError(peer, `not a peer id: ${peer}`));
-    const { id, answer } = this.#requests.add(peer, msg.t, opts.timeoutMs ?? this.#cfg.requestTimeoutMs, signal);
-    let env: string;
+    const timeoutMs = opts.timeoutMs ?? this.#cfg.requestTimeoutMs;
+    let body: string;
     try {
-      env = encodeRequest(id, msg);
-      if (!fitsFrame(env, this.#cfg.maxFrameBytes)) {
-        this.#requests.fail(id, new PeerMessageError(peer, `request of ${env.length} characters exceeds maxFrameBytes`));
-        return answer;
-      }
+      body = toJson(msg);
     } catch (e) {
-      this.#requests.fail(id, new PeerMessageError(peer, `request not serialisable: ${errText(e)}`));
-      return answer;
+      return Promise.reject(new PeerMessageError(peer, `request not serialisable: ${errText(e)}`));
     }
-    link.enqueue({ env, req: id });
-    return answer;
+    if (!fitsFrame(requestEnv(Number.MAX_SAFE_INTEGER, body), this.#cfg.maxFrameBytes)) {
+      return Promise.reject(new PeerMessageError(peer, `request of ${body.length} characters exceeds maxFrameBytes`));
+    }
+    const t0 = performance.now();
+    let answer: Promise<PeerMsg> | undefined;
+    // The request's time starts when it is asked: waiting for room in the queue counts.
+    const go = (): void => {
+      const left = Math.max(1, Math.round(timeoutMs - (performance.now() - t0)));
+      const r = this.#requests.add(peer, msg.t, left, signal);
+      link.enqueue({ env: requestEnv(r.id, body), req: r.id });
+      answer = r.answer;
+    };
+    if (link.hasRoom()) {
+      go();
+      return answer!;
+    }
+    link.counters.queueWaits++;
+    this.#onQueueFull('waited');
+    return link.whenRoom(go, timeoutMs, signal).then(
+      () => answer!,
+      (e: Error) => {
+        if (e.name === 'PeerBusyError') {
+          link.counters.queueTimeouts++;
+          this.#onQueueFull('timeout');
+          this.#rareWarn(link, e.message);
+        }
+        throw e;
+      },
+    );
+  }
+
+  #rareWarn(link: Link, msg: string): void {
+    const now = Date.now();
+    if (now - link.lastFullWarn < 10_000) return;
+    link.lastFullWarn = now;
+    this.#log.warn({ peer: link.peer, queued: link.queuedBytes, waits: link.counters.queueWaits, timeouts: link.counters.queueTimeouts, drops: link.counters.queueDrops }, msg);
   }
 
   onMessage(h: (from: string, msg: unknown) => void): void {
@@ -220,6 +262,8 @@ class PeerNetImpl implements PeerNet {
     link = new Link({
       peer,
       maxChunkChars: Math.max(1024, Math.floor(this.#cfg.maxFrameBytes / 4)),
+      maxQueueMsgs: this.#cfg.maxQueueMsgs,
+      maxQueueBytes: this.#cfg.maxQueueBytes,
       log: this.#log,
       signal: this.#shutdown.signal,
       hooks: {
@@ -361,7 +405,7 @@ class PeerNetImpl implements PeerNet {
   }
 }
 
-export async function createPeerNetImpl(init: PeerNetInit, log: Logger): Promise<PeerNet> {
+export async function createPeerNetImpl(init: PeerNetInit, log: Logger, onQueueFull?: (kind: QueueFull) => void): Promise<PeerNet> {
   const cfg: Settings = {
     host: init.host ?? DEFAULT_HOST,
     port: init.port,
@@ -369,10 +413,12 @@ export async function createPeerNetImpl(init: PeerNetInit, log: Logger): Promise
     requestTimeoutMs: init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
     maxFrameBytes: init.maxFrameBytes ?? MAX_FRAME_BYTES,
     pingIntervalMs: init.pingIntervalMs ?? PING_INTERVAL_MS,
+    maxQueueMsgs: init.maxQueueMsgs ?? MAX_QUEUE_MSGS,
+    maxQueueBytes: init.maxQueueBytes ?? MAX_QUEUE_BYTES,
   };
   const privateKey = await loadOrCreateKey(init.dataDir, log);
   const node = await createHost({ privateKey, host: cfg.host, port: cfg.port, psk: init.psk, pingIntervalMs: cfg.pingIntervalMs });
-  const net = new PeerNetImpl(node, cfg, log);
+  const net = new PeerNetImpl(node, cfg, log, onQueueFull);
   try {
     await net.start();
   } catch (e) {
