@@ -75,15 +75,18 @@ test('handoff: only the newcomer itself, in a future ring of known members plus 
   t.true(handoffAllowed(v, 'PX', handoff({})).ok, 'a joining stranger under a new name');
   t.true(handoffAllowed(v, 'P4', handoff({ target: 'n4', members: ['n1', 'n2', 'n3', 'n4'] })).ok, 'a dead member rejoining under its name');
   t.true(handoffAllowed(v, 'P2', handoff({ target: 'n2', members: ['n1', 'n2', 'n3'] })).ok, 'a member restarted before it was declared dead');
-  t.true(handoffAllowed(v, 'PY', handoff({ target: 'n4', members: ['n1', 'n4'] })).ok, 'a new identity under a dead member\'s name');
+  t.true(handoffAllowed(v, 'PY', handoff({ target: 'n4', members: ['n1', 'n2', 'n3', 'n4'] })).ok, 'a new identity under a dead member\'s name');
+  t.like(handoffAllowed(v, 'PX', handoff({ members: ['n1', 'n5'] })), { ok: false, reason: 'bad_members' }, 'a ring without the other members');
+  const older = viewOf('n1', TABLE, [createRing(['n1', 'n2', 'n3', 'n4']), ring3]);
+  t.true(handoffAllowed(older, 'PX', handoff({})).ok, 'the members of the previous ring (n4 just died)');
   t.like(handoffAllowed(v, 'PX', handoff({ target: 'n2', members: ['n1', 'n2'] })), { ok: false, reason: 'not_target' }, 'a stranger taking a live member\'s name');
   t.like(handoffAllowed(v, 'P2', handoff({ target: 'n3' })), { ok: false, reason: 'not_target' }, 'a member asking for another');
   t.like(handoffAllowed(v, 'P4', handoff({ target: 'n5' })), { ok: false, reason: 'not_target' }, 'a dead member under a new name');
   t.like(handoffAllowed(v, 'PX', handoff({ target: 'n1', members: ['n1'] })), { ok: false, reason: 'not_target' }, 'this node as the target');
-  t.like(handoffAllowed(v, 'PX', handoff({ members: ['n1', 'n5', 'ghost'] })), { ok: false, reason: 'bad_members' }, 'a member nobody knows');
+  t.like(handoffAllowed(v, 'PX', handoff({ members: ['n1', 'n2', 'n3', 'n5', 'ghost'] })), { ok: false, reason: 'bad_members' }, 'a member nobody knows');
   t.like(handoffAllowed(v, 'PX', handoff({ members: ['n5', 'n2'] })), { ok: false, reason: 'bad_members' }, 'without this node');
   t.like(handoffAllowed(v, 'PX', handoff({ members: ['n1', 'n2'] })), { ok: false, reason: 'bad_members' }, 'without the target');
-  t.like(handoffAllowed(v, 'PX', handoff({ members: ['n1', 'n5', ...Array.from({ length: 1100 }, (_, i) => `m${i}`)] })), { ok: false, reason: 'bad_members' });
+  t.like(handoffAllowed(v, 'PX', handoff({ members: ['n1', 'n2', 'n3', 'n5', ...Array.from({ length: 1100 }, (_, i) => `m${i}`)] })), { ok: false, reason: 'bad_members' });
 });
 
 test('absorb: keys the leaver held that this node holds once it is gone, by the current or the previous ring', (t) => {
