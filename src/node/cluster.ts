@@ -57,10 +57,11 @@ export type Cluster = {
 };
 
 const GOSSIP_MS = 500;
-/** How long a replaced ring still names who may deliver, fan out or absorb: a sender's ring may
- * be a change behind (or ahead of) ours while a change spreads. */
+/** How long the ring before the current one still names who may deliver, fan out or absorb: a
+ * sender's ring may be a change behind (or ahead of) ours while a change spreads. One ring back
+ * only: older ones (a cluster forming: one member, then two) would name a node for many keys. */
 const RING_GRACE_MS = 30_000;
-const MAX_OLD_RINGS = 4;
+const MAX_OLD_RINGS = 1;
 /** One warning per (type, reason) this often, with the count since the last one. */
 const REFUSED_LOG_MS = 10_000;
 const TYPES = new Set([
@@ -147,7 +148,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
   const ringCache: RingCache = new Map();
   const refusedLog = new Map<string, { at: number; n: number }>();
   /** Counts a refusal and warns about it at most once per REFUSED_LOG_MS per (type, reason). */
-  function refused(type: string, reason: RefuseReason, peer: string, message: string): void {
+  function refused(type: string, reason: RefuseReason, peer: string, message: string, what = 'peer request refused'): void {
     c.onRefused?.(type, reason);
     const k = `${type}:${reason}`;
     const now = Date.now();
@@ -155,10 +156,10 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
     refusedLog.set(k, r);
     r.n++;
     if (now - r.at < REFUSED_LOG_MS) {
-      log.debug({ peer, type, reason, err: message }, 'peer request refused');
+      log.debug({ peer, type, reason, err: message }, what);
       return;
     }
-    log.warn({ peer, name: nameOf(peer), type, reason, err: message, count: r.n }, 'peer request refused (counted in im_peer_refused_total)');
+    log.warn({ peer, name: nameOf(peer), type, reason, err: message, count: r.n }, `${what} (counted in im_peer_refused_total)`);
     r.at = now;
     r.n = 0;
   }
@@ -312,12 +313,12 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
       msg = parsePeerOneWay(raw);
     } catch (e) {
       c.onInvalidFrame?.(from);
-      refused(typeLabel(raw), 'invalid', from, (e as Error).message);
+      refused(typeLabel(raw), 'invalid', from, (e as Error).message, 'invalid peer message dropped');
       return;
     }
     const v = admitOneWay(view, from, msg);
     if (!v.ok) {
-      refused(msg.t, v.reason, from, v.message);
+      refused(msg.t, v.reason, from, v.message, 'peer message dropped');
       return;
     }
     if (msg.t === 'gossip') {
@@ -337,7 +338,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
       req = parsePeerRequest(raw, init.maxBody);
     } catch (e) {
       c.onInvalidFrame?.(from);
-      refused(typeLabel(raw), 'invalid', from, (e as Error).message);
+      refused(typeLabel(raw), 'invalid', from, (e as Error).message, 'invalid peer request refused');
       if (e instanceof PeerFrameError) return { t: 'fail', code: 'bad_request', message: e.message };
       throw e;
     }

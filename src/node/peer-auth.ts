@@ -85,8 +85,8 @@ export function entriesFrom(v: AuthView, peer: string, entries: unknown[]): unkn
  * A handoff (copy, or pause then copy) is asked by the node that will hold the users: the sender
  * itself is `target`. A member asks under its own name (a restart before anyone declared it
  * dead); a node that is not a live member may not take the name of one that is. The future ring
- * is this node's ring plus the target: every member of the ring (by a recent ring: the newcomer
- * learnt the table from another member), and no name this node has never heard of, so a
+ * is this node's ring plus the target: every member of the current ring, and no name this node
+ * has never heard of, so a
  * stranger cannot make up a ring that hands it more keys than a join would.
  */
 export function handoffAllowed(v: AuthView, peer: string, req: Extract<PeerRequest, { t: 'handoff' }>): Verdict {
@@ -97,8 +97,10 @@ export function handoffAllowed(v: AuthView, peer: string, req: Extract<PeerReque
   if (holder && holder.peer !== peer) return no('not_target', `${req.target} is a live member with another peer id`);
   if (req.members.length > MAX_HANDOFF_MEMBERS) return no('bad_members', 'too many members');
   if (!req.members.includes(req.target) || !req.members.includes(v.self)) return no('bad_members', 'the members must include the target and this node');
-  // Every member of this node's ring (or of a recent one) stays: a newcomer only adds itself.
-  if (!v.rings().some((r) => r.members.every((m) => req.members.includes(m)))) return no('bad_members', 'the members must include every member of this node\'s ring');
+  // Every member of this node's current ring stays: a newcomer only adds itself. (Not a recent
+  // ring: one of those may be the lone first member. A joiner whose table is a change behind or
+  // ahead of ours is refused and tries again: joinThrough retries every 500 ms.)
+  if (!v.rings()[0]!.members.every((m) => req.members.includes(m))) return no('bad_members', 'the members must include every member of this node\'s ring');
   const known = new Set(v.names());
   const strangers = req.members.filter((m) => m !== req.target && !known.has(m));
   if (strangers.length) return no('bad_members', `unknown members: ${strangers.slice(0, 5).join(', ')}`);

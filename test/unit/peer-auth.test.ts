@@ -77,8 +77,8 @@ test('handoff: only the newcomer itself, in a future ring of known members plus 
   t.true(handoffAllowed(v, 'P2', handoff({ target: 'n2', members: ['n1', 'n2', 'n3'] })).ok, 'a member restarted before it was declared dead');
   t.true(handoffAllowed(v, 'PY', handoff({ target: 'n4', members: ['n1', 'n2', 'n3', 'n4'] })).ok, 'a new identity under a dead member\'s name');
   t.like(handoffAllowed(v, 'PX', handoff({ members: ['n1', 'n5'] })), { ok: false, reason: 'bad_members' }, 'a ring without the other members');
-  const older = viewOf('n1', TABLE, [createRing(['n1', 'n2', 'n3', 'n4']), ring3]);
-  t.true(handoffAllowed(older, 'PX', handoff({})).ok, 'the members of the previous ring (n4 just died)');
+  const older = viewOf('n1', TABLE, [ring3, createRing(['n1'])]);
+  t.like(handoffAllowed(older, 'PX', handoff({ members: ['n1', 'n5'] })), { ok: false, reason: 'bad_members' }, 'not by an older ring (n1 alone)');
   t.like(handoffAllowed(v, 'PX', handoff({ target: 'n2', members: ['n1', 'n2'] })), { ok: false, reason: 'not_target' }, 'a stranger taking a live member\'s name');
   t.like(handoffAllowed(v, 'P2', handoff({ target: 'n3' })), { ok: false, reason: 'not_target' }, 'a member asking for another');
   t.like(handoffAllowed(v, 'P4', handoff({ target: 'n5' })), { ok: false, reason: 'not_target' }, 'a dead member under a new name');
