@@ -3,16 +3,16 @@
 // Export, import and drop of whole users (for replication and migration) are in migration.ts.
 import { insertMany, openDb } from './db.ts';
 import type { Conn, Db, Params } from './db.ts';
-import { createMigration } from './migration.ts';
+import { createMigration, deleteOutbox } from './migration.ts';
 import type { ExportedEntry, Migration, UserSnapshot } from './migration.ts';
 import { DDL, ENTRY_COLS, PRAGMAS, SCHEMA_VERSION } from './schema.ts';
 import type { EntryRow } from './schema.ts';
-import { fromRow, LOOKUP_CHUNK, newUserState, pairKey } from './state.ts';
-import type { StoreCore, StoredEntry, NewEntry, UserState } from './state.ts';
+import { fromRow, LOOKUP_CHUNK, newUserState, outboxKey, pairKey } from './state.ts';
+import type { OutboxItem, StoreCore, StoredEntry, NewEntry, UserState } from './state.ts';
 
-export type { NewEntry, StoredEntry } from './state.ts';
-export type { ExportedEntry, ExportPage, UserSnapshot } from './migration.ts';
-export { ConflictError, GapError } from './migration.ts';
+export type { NewEntry, OutboxItem, StoredEntry } from './state.ts';
+export type { ExportedEntry, ExportOpts, ExportPage, UserSnapshot } from './migration.ts';
+export { ConflictError, GapError, cutSnapshot, snapshotChars, snapshotRows, splitSnapshot } from './migration.ts';
 
 export type StoreInit = { file: string; sync?: 'normal' | 'full'; chunkRows?: number };
 export type StoreHooks = {
@@ -27,8 +27,12 @@ export type StoreHooks = {
 export type OutboxKey = { user: string; mid: string; dest: string };
 export type OutboxRow = OutboxKey & { item: unknown };
 
-/** The user state a commit wrote besides entries: users (seq, last seen), conversations, cursors. */
-export type Changed = { users: string[]; convs: [string, string][]; cursors: [string, string][] };
+/** The user state a commit wrote besides entries: users (seq, last seen), conversations, cursors,
+ * outbox rows added (with the sender's entry) and removed (the copy was handed over). */
+export type Changed = {
+  users: string[]; convs: [string, string][]; cursors: [string, string][];
+  outbox: { user: string; row: OutboxItem }[]; cleared: OutboxKey[];
+};
 
 export type Unread = { total: number; convs: Record<string, number> };
 
@@ -45,7 +49,8 @@ export type Store = {
   /** Every outbox row still on disk (copies not yet known to be delivered) whose sender entry is
    * still in the sender's timeline; rows whose entry was replaced are deleted. */
   outbox(): Promise<OutboxRow[]>;
-  /** A user's state from memory (for replication): seq, last seen, and the named (or all) conversations and cursors. */
+  /** A user's state from memory (for replication): seq, last seen, and the named (or all)
+   * conversations and cursors; the whole state (with the committed outbox rows) when neither is named. */
   snapshot(user: string, convs?: string[], devices?: string[]): UserSnapshot | undefined;
   /** Resolves once everything written so far is committed. */
   flush(): Promise<void>;
@@ -113,13 +118,16 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
     for (const r of await c.all<{ user: string; device: string; acked: number }>('SELECT user, device, acked FROM cursors')) {
       userState(r.user).cursors.set(r.device, r.acked);
     }
+    for (const r of await c.all<{ user: string; mid: string; dest: string; item: string }>('SELECT user, mid, dest, item FROM outbox')) {
+      userState(r.user).outbox.set(outboxKey(r.mid, r.dest), { mid: r.mid, dest: r.dest, item: JSON.parse(r.item) as unknown });
+    }
   });
 
   // What the next commit writes. Values are read from memory when the commit starts, so a
   // later change only re-marks the key dirty.
   let rows: StoredEntry[] = [];
-  let outboxIn: Params[] = [];
-  let outboxOut: Params[] = [];
+  let outboxIn: OutboxRow[] = [];
+  let outboxOut: OutboxKey[] = [];
   const dirtyUsers = new Set<string>();
   const dirtyConvs = new Map<string, Set<string>>();
   const dirtyCursors = new Map<string, Set<string>>();
@@ -157,7 +165,10 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
     const entryRows: Params[] = batch.map((e) => [
       e.user, e.seq, e.mid, e.conv, e.from, e.to ?? null, e.group ?? null, e.body, e.ts, e.dkey, ocumOf.get(e) ?? 0,
     ]);
-    const changed: Changed = { users: [...dirtyUsers], convs: [], cursors: [] };
+    const changed: Changed = {
+      users: [...dirtyUsers], convs: [], cursors: [],
+      outbox: obIn.map((o) => ({ user: o.user, row: { mid: o.mid, dest: o.dest, item: o.item } })), cleared: obOut,
+    };
     const userRows: Params[] = [...dirtyUsers].map((u) => {
       const st = userState(u);
       return [u, st.seq, st.lastSeen ?? null];
@@ -193,11 +204,8 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
         convRows, chunk);
       await insertMany(c, 'INSERT INTO cursors (user, device, acked)', 3,
         'ON CONFLICT (user, device) DO UPDATE SET acked = excluded.acked', cursorRows, chunk);
-      await insertMany(c, 'INSERT OR IGNORE INTO outbox (user, mid, dest, item)', 4, '', obIn, chunk);
-      for (let i = 0; i < obOut.length; i += chunk) {
-        await c.run('DELETE FROM outbox WHERE (user, mid, dest) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(?))',
-          [JSON.stringify(obOut.slice(i, i + chunk))]);
-      }
+      await insertMany(c, 'INSERT OR IGNORE INTO outbox (user, mid, dest, item)', 4, '', obIn.map((o) => [o.user, o.mid, o.dest, JSON.stringify(o.item)]), chunk);
+      await deleteOutbox(c, obOut.map((k) => [k.user, k.mid, k.dest]), chunk);
       await c.exec('COMMIT');
     } catch (err) {
       await c.exec('ROLLBACK').catch(() => undefined);
@@ -206,6 +214,8 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
       hooks.onFatal?.(e);
       return;
     }
+    for (const o of obIn) userState(o.user).outbox.set(outboxKey(o.mid, o.dest), { mid: o.mid, dest: o.dest, item: o.item });
+    for (const k of obOut) users.get(k.user)?.outbox.delete(outboxKey(k.mid, k.dest));
     const exported: ExportedEntry[] = [];
     for (const e of batch) {
       const st = userState(e.user);
@@ -216,7 +226,7 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
     }
     hooks.onBatch?.({ rows: batch.length, ms: performance.now() - t0 });
     done.resolve();
-    if (batch.length > 0 || changed.users.length || changed.cursors.length || changed.convs.length) hooks.onCommit?.(exported, changed);
+    if (batch.length > 0 || changed.users.length || changed.cursors.length || changed.convs.length || obIn.length || obOut.length) hooks.onCommit?.(exported, changed);
   }
 
   const SELECT_ENTRY = `SELECT ${ENTRY_COLS} FROM entries`;
@@ -271,13 +281,13 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
         dirtyUsers.add(it.user);
         markConv(it.user, it.conv);
       }
-      for (const o of outbox) outboxIn.push([o.user, o.mid, o.dest, JSON.stringify(o.item)]);
+      for (const o of outbox) outboxIn.push(o);
       return { entries, durable: schedule() };
     },
 
     outboxDone(keys) {
       if (keys.length === 0) return;
-      for (const k of keys) outboxOut.push([k.user, k.mid, k.dest]);
+      for (const k of keys) outboxOut.push({ user: k.user, mid: k.mid, dest: k.dest });
       void schedule();
     },
 
@@ -290,6 +300,7 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
         cursors: [...st.cursors].filter(([d]) => !devices || devices.includes(d)).map(([device, acked]) => ({ device, acked })),
       };
       if (st.lastSeen !== undefined) snap.lastSeen = st.lastSeen;
+      if (!convs && !devices && st.outbox.size) snap.outbox = [...st.outbox.values()];
       return snap;
     },
 
@@ -298,7 +309,9 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
         // A row whose sender entry is gone was for a write that was never confirmed and has
         // since been replaced (a stale copy from before a restart): delivering it would give the
         // recipient a message the sender's timeline does not have.
-        await c.run('DELETE FROM outbox WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.user = outbox.user AND e.mid = outbox.mid)', []);
+        const gone = await c.all<{ user: string; mid: string; dest: string }>(
+          'DELETE FROM outbox WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.user = outbox.user AND e.mid = outbox.mid) RETURNING user, mid, dest', []);
+        for (const r of gone) users.get(r.user)?.outbox.delete(outboxKey(r.mid, r.dest));
         return (await c.all<{ user: string; mid: string; dest: string; item: string }>('SELECT user, mid, dest, item FROM outbox'))
           .map((r) => ({ user: r.user, mid: r.mid, dest: r.dest, item: JSON.parse(r.item) as unknown }));
       }),

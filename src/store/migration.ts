@@ -6,14 +6,86 @@ import { insertMany, marks } from './db.ts';
 import type { Conn, Params } from './db.ts';
 import { ENTRY_COLS } from './schema.ts';
 import type { EntryRow } from './schema.ts';
-import { fromRow, LOOKUP_CHUNK, pairKey } from './state.ts';
-import type { ConvState, StoreCore, StoredEntry, UserState } from './state.ts';
+import { fromRow, LOOKUP_CHUNK, outboxKey, pairKey } from './state.ts';
+import type { ConvState, OutboxItem, StoreCore, StoredEntry, UserState } from './state.ts';
 
 export type UserSnapshot = {
   user: string; seq: number; lastSeen?: number;
   convs: { conv: string; lastSeq: number; ocum: number; readSeq: number; readCum: number }[];
   cursors: { device: string; acked: number }[];
+  /** Outbox rows of the user (copies it sent that other homes do not have yet): an import adds them. */
+  outbox?: OutboxItem[];
+  /** Outbox rows handed over since: an import removes them. */
+  cleared?: { mid: string; dest: string }[];
+  /** On a part of a snapshot cut to fit a page: the row where the next part starts, counting
+   * convs, cursors, outbox and cleared rows in that order. Parts import like whole snapshots
+   * (every value only moves forward), in any number of pages. */
+  next?: number;
 };
+
+/** Rows of a snapshot's state (conversations, cursors, outbox rows and cleared ones). */
+export const snapshotRows = (s: UserSnapshot): number => s.convs.length + s.cursors.length + (s.outbox?.length ?? 0) + (s.cleared?.length ?? 0);
+const convChars = (c: UserSnapshot['convs'][number]): number => 96 + c.conv.length;
+const cursorChars = (c: UserSnapshot['cursors'][number]): number => 48 + c.device.length;
+const outboxChars = (o: OutboxItem): number => 64 + o.mid.length + o.dest.length + 2 * JSON.stringify(o.item).length;
+const clearedChars = (o: { mid: string; dest: string }): number => 40 + o.mid.length + o.dest.length;
+/** Estimated JSON characters of a snapshot (or a part) on the wire. */
+export function snapshotChars(s: UserSnapshot): number {
+  let n = 128 + s.user.length;
+  for (const c of s.convs) n += convChars(c);
+  for (const c of s.cursors) n += cursorChars(c);
+  for (const o of s.outbox ?? []) n += outboxChars(o);
+  for (const o of s.cleared ?? []) n += clearedChars(o);
+  return n;
+}
+
+/** The rows [from, to) of a snapshot, as a snapshot of the same user, seq and last seen. */
+function sliceSnapshot(s: UserSnapshot, from: number, to: number): UserSnapshot {
+  const out: UserSnapshot = { user: s.user, seq: s.seq, convs: [], cursors: [] };
+  if (s.lastSeen !== undefined) out.lastSeen = s.lastSeen;
+  let base = 0;
+  const take = <T>(list: T[] | undefined): T[] => {
+    const l = list ?? [];
+    const part = l.slice(Math.max(0, from - base), Math.max(0, to - base));
+    base += l.length;
+    return part;
+  };
+  out.convs = take(s.convs);
+  out.cursors = take(s.cursors);
+  const ob = take(s.outbox);
+  const cl = take(s.cleared);
+  if (ob.length) out.outbox = ob;
+  if (cl.length) out.cleared = cl;
+  return out;
+}
+
+/** The part of a snapshot from row `from` that fits `maxChars` and `maxRows` (at least
+ * `minRows` rows when it has them): the part (with `next` if rows remain) and the row it ends at. */
+export function cutSnapshot(s: UserSnapshot, from: number, maxChars: number, maxRows: number, minRows = 1): { part: UserSnapshot; end: number } {
+  const sizes: number[] = [
+    ...s.convs.map(convChars), ...s.cursors.map(cursorChars), ...(s.outbox ?? []).map(outboxChars), ...(s.cleared ?? []).map(clearedChars),
+  ];
+  let chars = 128 + s.user.length;
+  let end = from;
+  while (end < sizes.length && (end - from < minRows || (end - from < maxRows && chars + sizes[end]! <= maxChars))) chars += sizes[end++]!;
+  const part = from === 0 && end === sizes.length ? { ...s } : sliceSnapshot(s, from, end);
+  delete part.next;
+  if (end < sizes.length) part.next = end;
+  return { part, end };
+}
+
+/** A snapshot split into parts of at most `maxChars` estimated characters (one row at least). */
+export function splitSnapshot(s: UserSnapshot, maxChars: number): UserSnapshot[] {
+  const parts: UserSnapshot[] = [];
+  const total = snapshotRows(s);
+  let at = 0;
+  do {
+    const { part, end } = cutSnapshot(s, at, maxChars, Infinity);
+    parts.push(part);
+    at = end;
+  } while (at < total);
+  return parts;
+}
 /** ocum is the storage's unread counter; it travels with the entry so unread stays a difference. */
 export type ExportedEntry = StoredEntry & { ocum: number };
 export type ExportPage = { users: UserSnapshot[]; entries: ExportedEntry[] };
@@ -50,14 +122,19 @@ export class GapError extends Error {
 
 export type ImportRejection = GapError | ConflictError;
 
+export type ExportOpts = { after?: Record<string, number>; pageRows?: number; pageChars?: number; skip?: { user: string; rows: number } };
+
 export type Migration = {
   /** Committed data of the users for which `select` is true: their state, and entries with
    * seq > `after[user]` (default 0), in pages of about `pageRows` rows (entries, and a snapshot's
-   * conversations and cursors). The states are read in one job, and entries only up to the seq
-   * each state names, so the whole export is one consistent point in time; entries appended
-   * during the export come with a later export with `after`. A user's snapshot comes in the page
-   * of its last entries, so importing pages in order keeps the importer's timeline whole. */
-  exportUsers(select: (user: string) => boolean, opts?: { after?: Record<string, number>; pageRows?: number }): AsyncIterable<ExportPage>;
+   * conversations, cursors and outbox rows) whose snapshots take at most `pageChars` estimated
+   * characters. The states are read in one job, and entries only up to the seq each state names,
+   * so the whole export is one consistent point in time; entries appended during the export come
+   * with a later export with `after`. A user's snapshot comes after its last entries (in parts
+   * over several pages if it is large: see UserSnapshot.next), so importing pages in order keeps
+   * the importer's timeline whole. `skip` leaves out the first rows of one user's snapshot (an
+   * export resumed in the middle of it). */
+  exportUsers(select: (user: string) => boolean, opts?: ExportOpts): AsyncIterable<ExportPage>;
   /** Writes exported or replicated data as it is (seqs kept), in one transaction. Idempotent:
    * an entry already present with the same mid is skipped. Throws, writing nothing, a
    * ConflictError for a contradicting entry, a GapError for entries that do not follow on from
@@ -79,6 +156,9 @@ export type Migration = {
 };
 
 const PAGE_ROWS = 2000;
+/** Estimated characters of the snapshots in one export page: with a page of entries cut to the
+ * peer budget (1 Mi characters), still well inside a 4 MiB peer frame. */
+const PAGE_CHARS = 256 * 1024;
 /** Ranges per query in an export page (3 parameters each). */
 const RANGE_CHUNK = 300;
 /** Rows per INSERT in an import: bigger than the commit's chunk, as imports come in large pages. */
@@ -94,6 +174,14 @@ function mergeConv(into: ConvState, c: ConvState): void {
   into.ocum = Math.max(into.ocum, c.ocum);
   into.readSeq = Math.max(into.readSeq, c.readSeq);
   into.readCum = Math.max(into.readCum, c.readCum);
+}
+
+/** Deletes outbox rows given as [user, mid, dest]. */
+export async function deleteOutbox(c: Conn, keys: Params[], chunk: number): Promise<void> {
+  for (let i = 0; i < keys.length; i += chunk) {
+    await c.run('DELETE FROM outbox WHERE (user, mid, dest) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(?))',
+      [JSON.stringify(keys.slice(i, i + chunk))]);
+  }
 }
 
 export function createMigration(core: StoreCore): Migration {
@@ -120,6 +208,11 @@ export function createMigration(core: StoreCore): Migration {
         `SELECT user, device, acked FROM cursors WHERE ${inList} ORDER BY user, device`, part)) {
         snaps.get(r.user)?.cursors.push({ device: r.device, acked: r.acked });
       }
+      for (const r of await c.all<{ user: string; mid: string; dest: string; item: string }>(
+        `SELECT user, mid, dest, item FROM outbox WHERE ${inList} ORDER BY user, mid, dest`, part)) {
+        const snap = snaps.get(r.user);
+        if (snap) (snap.outbox ??= []).push({ mid: r.mid, dest: r.dest, item: JSON.parse(r.item) as unknown });
+      }
     }
     return snaps;
   }
@@ -141,8 +234,9 @@ export function createMigration(core: StoreCore): Migration {
     return out;
   }
 
-  async function* exportUsers(select: (user: string) => boolean, opts: { after?: Record<string, number>; pageRows?: number } = {}): AsyncGenerator<ExportPage> {
+  async function* exportUsers(select: (user: string) => boolean, opts: ExportOpts = {}): AsyncGenerator<ExportPage> {
     const pageRows = Math.max(1, opts.pageRows ?? PAGE_ROWS);
+    const pageChars = Math.max(1, opts.pageChars ?? PAGE_CHARS);
     const after = opts.after ?? {};
     // The in-memory state objects at snapshot time: a later page checks the user was not
     // dropped (and perhaps imported again) in between.
@@ -156,12 +250,14 @@ export function createMigration(core: StoreCore): Migration {
     let ranges: Range[] = [];
     let page: UserSnapshot[] = [];
     let weight = 0;
+    let chars = 0; // of the snapshots in the page
     const take = async (): Promise<ExportPage> => {
       const r = ranges;
       const p = page;
       ranges = [];
       page = [];
       weight = 0;
+      chars = 0;
       return { users: p, entries: r.length ? await db.job((c) => readPage(c, r, owners)) : [] };
     };
     // Seqs are 1..n without gaps, so a range's row count is its width and pages are planned
@@ -175,9 +271,25 @@ export function createMigration(core: StoreCore): Migration {
         weight += n;
         if (lo < snap.seq && weight >= pageRows) yield await take();
       }
-      page.push(snap);
-      weight += 1 + snap.convs.length + snap.cursors.length;
-      if (weight >= pageRows) yield await take();
+      // The snapshot, in parts if it does not fit what is left of the page.
+      const total = snapshotRows(snap);
+      let at = opts.skip?.user === snap.user ? Math.min(total, Math.max(0, opts.skip.rows)) : 0;
+      for (;;) {
+        // A part of at most pageRows rows: with the user's last entries when it fits the page's
+        // characters (so a small snapshot comes in the page of its last entries).
+        const { part, end } = cutSnapshot(snap, at, pageChars - chars, pageRows, page.length === 0 ? 1 : 0);
+        if (end === at && at < total) {
+          yield await take(); // no room left in this page
+          continue;
+        }
+        page.push(part);
+        weight += 1 + end - at;
+        chars += snapshotChars(part);
+        at = end;
+        if (at >= total) break;
+        yield await take();
+      }
+      if (weight >= pageRows || chars >= pageChars) yield await take();
     }
     if (page.length > 0 || ranges.length > 0) yield await take();
   }
@@ -271,7 +383,8 @@ export function createMigration(core: StoreCore): Migration {
       }
       const prev = snaps.get(s.user);
       snaps.set(s.user, prev ? { ...s, seq: Math.max(prev.seq, s.seq), lastSeen: maxDefined(prev.lastSeen, s.lastSeen),
-        convs: [...prev.convs, ...s.convs], cursors: [...prev.cursors, ...s.cursors] } : s);
+        convs: [...prev.convs, ...s.convs], cursors: [...prev.cursors, ...s.cursors],
+        outbox: [...(prev.outbox ?? []), ...(s.outbox ?? [])], cleared: [...(prev.cleared ?? []), ...(s.cleared ?? [])] } : s);
     }
     for (let i = 0; i < overlap.length; i += LOOKUP_CHUNK) {
       const part = overlap.slice(i, i + LOOKUP_CHUNK);
@@ -318,6 +431,12 @@ export function createMigration(core: StoreCore): Migration {
     for (const [u, m] of convs) for (const [name, cs] of m) convRows.push([u, name, cs.lastSeq, cs.ocum, cs.readSeq, cs.readCum]);
     const cursorRows: Params[] = [];
     for (const s of snaps.values()) for (const cu of s.cursors) cursorRows.push([s.user, cu.device, cu.acked]);
+    const outboxRows: Params[] = [];
+    const clearedRows: Params[] = [];
+    for (const s of snaps.values()) {
+      for (const o of s.outbox ?? []) outboxRows.push([s.user, o.mid, o.dest, JSON.stringify(o.item)]);
+      for (const o of s.cleared ?? []) clearedRows.push([s.user, o.mid, o.dest]);
+    }
 
     // max() in SQL, not values from memory: memory may hold uncommitted local changes of a user
     // that only a snapshot touches, and those are the next commit's to write.
@@ -332,6 +451,8 @@ export function createMigration(core: StoreCore): Migration {
            read_seq = max(read_seq, excluded.read_seq), read_cum = max(read_cum, excluded.read_cum)`, convRows, core.chunk);
       await insertMany(c, 'INSERT INTO cursors (user, device, acked)', 3,
         'ON CONFLICT (user, device) DO UPDATE SET acked = max(acked, excluded.acked)', cursorRows, core.chunk);
+      await insertMany(c, 'INSERT OR IGNORE INTO outbox (user, mid, dest, item)', 4, '', outboxRows, core.chunk);
+      await deleteOutbox(c, clearedRows, core.chunk);
       await c.exec('COMMIT');
     } catch (err) {
       await c.exec('ROLLBACK').catch(() => undefined);
@@ -355,6 +476,8 @@ export function createMigration(core: StoreCore): Migration {
         else st.convs.set(name, { ...cs });
       }
       for (const cu of snaps.get(u)?.cursors ?? []) st.cursors.set(cu.device, Math.max(st.cursors.get(cu.device) ?? 0, cu.acked));
+      for (const o of snaps.get(u)?.outbox ?? []) if (!st.outbox.has(outboxKey(o.mid, o.dest))) st.outbox.set(outboxKey(o.mid, o.dest), o);
+      for (const o of snaps.get(u)?.cleared ?? []) st.outbox.delete(outboxKey(o.mid, o.dest));
     }
   }
 

@@ -20,13 +20,20 @@ export type UserState = {
   committed: number;
   lastSeen: number | undefined;
   convs: Map<string, ConvState>; cursors: Map<string, number>;
+  /** committed outbox rows (copies still to hand to other homes), by outboxKey(mid, dest) */
+  outbox: Map<string, OutboxItem>;
   /** appended, not yet committed, by dedup key */
   pending: Map<string, StoredEntry>;
 };
 
 export function newUserState(): UserState {
-  return { seq: 0, committed: 0, lastSeen: undefined, convs: new Map(), cursors: new Map(), pending: new Map() };
+  return { seq: 0, committed: 0, lastSeen: undefined, convs: new Map(), cursors: new Map(), outbox: new Map(), pending: new Map() };
 }
+
+/** One outbox row of a user (the sender): a copy of message `mid` still to hand to `dest`'s
+ * home; `item` is opaque JSON to the store. */
+export type OutboxItem = { mid: string; dest: string; item: unknown };
+export const outboxKey = (mid: string, dest: string): string => `${mid}\0${dest}`;
 
 export function fromRow(r: EntryRow): StoredEntry {
   const e: StoredEntry = { user: r.user, seq: r.seq, mid: r.mid, conv: r.conv, from: r.sender, body: r.body, ts: r.ts, dkey: r.dkey };
