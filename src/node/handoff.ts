@@ -130,9 +130,11 @@ export function createHandoff(c: HandoffComponents): Handoff {
         for (const w of freeze ? windows(held.map(([u]) => u)) : [{ from: '', to: null }]) {
           const after = Object.fromEntries(held.filter(([u]) => u > w.from && (w.to === null || u <= w.to)));
           let from = w.from;
+          // Inside a snapshot too large for one page: the user and the row its next part starts at.
+          let at: { user: string; rows: number } | undefined;
           for (;;) {
             const r = (await c.request(member.peer, {
-              t: 'handoff', target: self, members, from, to: w.to, after, freeze, limit: PAGE_ROWS,
+              t: 'handoff', target: self, members, from, to: w.to, after, freeze, limit: PAGE_ROWS, ...(at ? { at } : {}),
             }, { timeoutMs: 30_000 })) as { t?: string; value?: ExportPage; message?: string };
             if (r.t !== 'done' || !r.value) throw new Error(`${member.name} refused the handoff: ${r.message ?? JSON.stringify(r).slice(0, 200)}`);
             const page = validatePage(r.value, c.maxBody);
@@ -142,7 +144,12 @@ export function createHandoff(c: HandoffComponents): Handoff {
             entries += page.entries.length;
             moved(page.entries.length, page.users.length);
             for (const e of page.entries) after[e.user] = Math.max(after[e.user] ?? 0, e.seq);
-            if (page.users.length) from = page.users[page.users.length - 1]!.user;
+            const last = page.users.at(-1);
+            if (last?.next !== undefined) at = { user: last.user, rows: last.next };
+            else if (last) {
+              from = last.user;
+              at = undefined;
+            }
           }
         }
         return { users, entries };
@@ -182,7 +189,7 @@ export function createHandoff(c: HandoffComponents): Handoff {
       // it dead is still in the ring: no ring change would end that pause).
       const holds = (u: string) => current.owner(u) === self && future.owners(u, future.replicas).includes(req.target);
       const moving = (u: string) => holds(u) && !current.owners(u, current.replicas).includes(req.target);
-      const select = (u: string) => u > req.from && (req.to === null || u <= req.to) && holds(u);
+      const select = (u: string) => (req.at ? u >= req.at.user : u > req.from) && (req.to === null || u <= req.to) && holds(u);
       if (req.freeze) {
         if (!outgoing.has(req.target)) {
           outgoing.set(req.target, { ...c.home.freeze(moving, FREEZE_MS), select: moving });
@@ -194,7 +201,7 @@ export function createHandoff(c: HandoffComponents): Handoff {
         }
         await store.flush();
       }
-      for await (const page of store.exportUsers(select, { after: req.after, pageRows: req.limit })) {
+      for await (const page of store.exportUsers(select, { after: req.after, pageRows: req.limit, ...(req.at ? { skip: req.at } : {}) })) {
         return { t: 'done', value: fitPage(page) };
       }
       return { t: 'done', value: { users: [], entries: [] } };

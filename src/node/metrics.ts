@@ -31,6 +31,7 @@ export function createMetrics(node: string) {
     groupSnapshots: new Counter({ name: 'im_group_snapshots_total', help: 'member snapshots written to group logs (loading a group reads the latest and the events after it)', ...reg }),
     fanoutRequests: new Counter({ name: 'im_fanout_requests_total', help: 'group fan-out requests sent to other nodes (one per home node and batch of group messages)', ...reg }),
     replicatedEntries: new Counter({ name: 'im_replicated_entries_total', help: 'timeline entries sent to replicas (acknowledged batches)', ...reg }),
+    replicationUrgentExpired: new Counter({ name: 'im_replication_urgent_expired_total', help: 'users whose replication stopped going first to a replica after waiting past the write deadline', ...reg }),
     handoffEntries: new Counter({ name: 'im_handoff_entries_total', help: 'timeline entries moved by this node\'s handoffs (copied in on join, pushed out on leave)', ...reg }),
     handoffUsers: new Counter({ name: 'im_handoff_users_total', help: 'user states moved by this node\'s handoffs (copied in on join, pushed out on leave)', ...reg }),
     handoffsInFlight: new Gauge({ name: 'im_handoffs_in_flight', help: 'handoffs under way: this node\'s own copy (join or leave) plus newcomers it has paused users for', ...reg }),

@@ -252,6 +252,7 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
     request: (peer, msg, o) => net.request(peer, msg, o), ringChange: cluster.ringChange,
     log: log.child({ component: 'replicator' }),
     onBatch: (_to, entries) => metrics.replicatedEntries.inc(entries),
+    onUrgentExpired: () => metrics.replicationUrgentExpired.inc(),
   });
   handoff = createHandoff({
     self: cfg.name, store, home, ring: cluster.ring, request: (peer, msg, o) => net.request(peer, msg, o),

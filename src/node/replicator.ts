@@ -5,10 +5,13 @@
 // the node their own ring names as the user's home (fencing).
 import type { Logger } from 'pino';
 import type { Ring } from '../ring/index.ts';
+import { cutSnapshot, snapshotChars, snapshotRows } from '../store/index.ts';
 import type { Changed, ExportedEntry, ExportPage, Store, UserSnapshot } from '../store/index.ts';
 import { packPage } from '../protocol/peer.ts';
 import type { Page, PeerReply, PeerRequest } from '../protocol/peer.ts';
 import { UnavailableError } from './errors.ts';
+import { mergeSnap, normalize } from './replication-items.ts';
+import type { Item } from './replication-items.ts';
 
 export type ReplicatorComponents = {
   self: string;
@@ -21,6 +24,8 @@ export type ReplicatorComponents = {
   log: Logger;
   deadlineMs?: number;
   onBatch?: (dest: string, entries: number, users: number) => void;
+  /** A user stopped going first to a replica: its writes waited longer than the deadline. */
+  onUrgentExpired?: () => void;
 };
 
 export type Replicator = {
@@ -44,21 +49,20 @@ export type Replicator = {
 
 export type ReplicaProgress = { queued: number; inflight: number; deferred: number; behind: number };
 
-type Item = { entries: ExportedEntry[]; snap?: UserSnapshot; version: number; backfill?: number };
 // items: queued; inflight: the version of each user's batch on the wire; version: acked.
 type Dest = {
   items: Map<string, Item>; inflight: Map<string, number>; busy: boolean; version: Map<string, number>;
   warned: number; deferred: number; behind: Set<string>;
-  /** Users a client write waits for: their items go first (a backfill after a crash can be long). */
-  urgent: Set<string>;
+  /** Users a client write waits for, with since when: their items go first (a backfill after a
+   * crash can be long), for at most the write deadline, so that one user whose data cannot get
+   * through does not hold back every other user of the replica. */
+  urgent: Map<string, number>;
 };
 type Waiter = { user: string; required: Map<string, number>; resolve(): void; reject(e: Error): void; timer: NodeJS.Timeout };
 
 const BATCH_USERS = 5000;
 /** Estimated JSON characters of one batch: far below the peer frame limit (4 MiB). */
 const BATCH_CHARS = 1 << 20;
-/** Queued entries of one user beyond which it is sent as a backfill from the store instead. */
-const ITEM_ROWS = 1000;
 /** Rows per store page of a backfill: 100 bodies of 16 KiB, escaped, still fit a frame. */
 const BACKFILL_PAGE_ROWS = 100;
 const DEADLINE_MS = 10_000;
@@ -69,27 +73,6 @@ const REFUSED_RETRY_MS = 300;
 const entryChars = (e: ExportedEntry): number => 256 + 2 * e.body.length;
 /** Another copy of a message already in the batch: packed, it carries no body (packPage). */
 const COPY_CHARS = 192;
-const snapChars = (s: UserSnapshot): number => 128 + 96 * (s.convs.length + s.cursors.length);
-
-/** A backfilled item carries no entries (the store has them); a long queue becomes a backfill. */
-function normalize(it: Item): void {
-  if (it.backfill === undefined && it.entries.length > ITEM_ROWS) {
-    it.backfill = Math.min(...it.entries.map((e) => e.seq)) - 1;
-  }
-  if (it.backfill !== undefined) it.entries = [];
-}
-
-function mergeSnap(a: UserSnapshot | undefined, b: UserSnapshot | undefined): UserSnapshot | undefined {
-  if (!a || !b) return a ?? b;
-  const convs = new Map(a.convs.map((c) => [c.conv, c]));
-  for (const c of b.convs) convs.set(c.conv, c);
-  const cursors = new Map(a.cursors.map((c) => [c.device, c]));
-  for (const c of b.cursors) cursors.set(c.device, c);
-  const s: UserSnapshot = { user: a.user, seq: Math.max(a.seq, b.seq), convs: [...convs.values()], cursors: [...cursors.values()] };
-  const ls = Math.max(a.lastSeen ?? -1, b.lastSeen ?? -1);
-  if (ls >= 0) s.lastSeen = ls;
-  return s;
-}
 
 export function createReplicator(c: ReplicatorComponents): Replicator {
   const { self, store, log } = c;
@@ -111,17 +94,19 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
   };
   const dest = (name: string): Dest => {
     let d = dests.get(name);
-    if (!d) dests.set(name, (d = { items: new Map(), inflight: new Map(), busy: false, version: new Map(), warned: 0, deferred: 0, behind: new Set(), urgent: new Set() }));
+    if (!d) dests.set(name, (d = { items: new Map(), inflight: new Map(), busy: false, version: new Map(), warned: 0, deferred: 0, behind: new Set(), urgent: new Map() }));
     return d;
   };
 
-  function enqueue(to: string, user: string, entries: ExportedEntry[], snap: UserSnapshot | undefined, backfill?: number): void {
+  /** `older`: `snap` is from before what is queued for the user (the rest of an item sent in
+   * parts, or one put back), so what is queued wins where they differ. */
+  function enqueue(to: string, user: string, entries: ExportedEntry[], snap: UserSnapshot | undefined, backfill?: number, older = false): void {
     const d = dest(to);
     const v = ++version;
     const it = d.items.get(user);
     if (it) {
       if (it.backfill === undefined) it.entries.push(...entries);
-      it.snap = mergeSnap(it.snap, snap);
+      it.snap = older ? mergeSnap(snap, it.snap) : mergeSnap(it.snap, snap);
       it.version = v;
       if (backfill !== undefined) it.backfill = Math.min(it.backfill ?? backfill, backfill);
       normalize(it);
@@ -141,7 +126,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
     d.deferred++;
     setTimeout(() => {
       d.deferred--;
-      if (replicasOf(u).includes(to)) enqueue(to, u, entries, snap, backfill);
+      if (replicasOf(u).includes(to)) enqueue(to, u, entries, snap, backfill, true);
       else d.behind.delete(u);
     }, REFUSED_RETRY_MS).unref();
   }
@@ -150,7 +135,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
   function prune(to: string, d: Dest): void {
     for (const [u] of [...d.items]) if (!replicasOf(u).includes(to)) d.items.delete(u);
     for (const u of [...d.behind]) if (!replicasOf(u).includes(to)) d.behind.delete(u);
-    for (const u of [...d.urgent]) if (!replicasOf(u).includes(to)) d.urgent.delete(u);
+    for (const u of [...d.urgent.keys()]) if (!replicasOf(u).includes(to)) d.urgent.delete(u);
   }
 
   function settle(user: string): void {
@@ -172,7 +157,9 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
   }
 
   /** Part of what a backfilled user needs, everything after what the replica said it has, about
-   * `budget` characters of it or one store page at least; `done` when it reached the end. */
+   * `budget` characters of it or one store page at least; `done` when it reached the end. The
+   * export's snapshot is left out: the item's own snapshot (the whole state after a gap, or
+   * every change since the item was queued) goes with the last part, in parts if it is large. */
   async function backfillPart(user: string, after: number, budget: number): Promise<{ page: ExportPage; chars: number; done: boolean; last: number }> {
     const page: ExportPage = { users: [], entries: [] };
     let chars = 0;
@@ -190,10 +177,6 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         chars += entryChars(e);
         last = Math.max(last, e.seq);
       }
-      for (const u of r.value.users) {
-        page.users.push(u);
-        chars += snapChars(u);
-      }
     }
   }
 
@@ -203,11 +186,19 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
       while (d.items.size) {
         // One batch: whole users in queue order, up to a size the peer frame takes with room
         // to spare; a long backfill goes part by part, the rest queued again after each part.
-        const batch: [string, Item, number | undefined][] = [];
+        // Per user: its item, how far a partial backfill got, and the rest of a snapshot sent in parts.
+        const batch: [string, Item, number | undefined, UserSnapshot | undefined][] = [];
         const page: ExportPage = { users: [], entries: [] };
         let chars = 0;
         const mids = new Set<string>();
-        const first = [...d.urgent].filter((u) => d.items.has(u));
+        const now = Date.now();
+        for (const [u, since] of d.urgent) {
+          if (now - since <= deadlineMs) continue;
+          d.urgent.delete(u);
+          c.onUrgentExpired?.();
+          log.warn({ to, user: u }, 'replication of a user waited for past the deadline; it no longer goes first');
+        }
+        const first = [...d.urgent.keys()].filter((u) => d.items.has(u));
         const order = first.length ? [...first, ...[...d.items.keys()].filter((u) => !d.urgent.has(u))] : [...d.items.keys()];
         for (const u of order) {
           // Gone since `order` was taken: a backfill export awaited, and a ring change pruned it.
@@ -242,11 +233,15 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
               mids.add(e.mid);
             }
           }
+          let rest: UserSnapshot | undefined;
           if (it.snap && partial === undefined) {
-            page.users.push(it.snap);
-            chars += snapChars(it.snap);
+            // A snapshot too large for what is left of the batch goes in parts, one per batch.
+            const { part, end } = cutSnapshot(it.snap, 0, Math.max(BATCH_CHARS - chars, BATCH_CHARS / 4), Infinity);
+            if (end < snapshotRows(it.snap)) rest = cutSnapshot(it.snap, end, Infinity, Infinity).part;
+            page.users.push(part);
+            chars += snapshotChars(part);
           }
-          batch.push([u, it, partial]);
+          batch.push([u, it, partial, rest]);
         }
         const peer = c.peerOf(to);
         log.debug({ to, users: batch.length, entries: page.entries.length, snaps: page.users.length, chars, partial: batch.filter((b) => b[2] !== undefined).length }, 'replication batch');
@@ -288,7 +283,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         const gaps = reply.value?.gaps ?? {};
         const refused = new Set(reply.value?.refused ?? []);
         c.onBatch?.(to, page.entries.length, page.users.length);
-        for (const [u, it, partial] of batch) {
+        for (const [u, it, partial, rest] of batch) {
           d.inflight.delete(u);
           if (gaps[u] !== undefined) {
             d.behind.add(u);
@@ -302,7 +297,12 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
           }
           if (partial !== undefined) {
             // The replica now has everything up to `partial`: the rest of the backfill next.
-            enqueue(to, u, [], it.snap, partial);
+            enqueue(to, u, [], it.snap, partial, true);
+            continue;
+          }
+          if (rest) {
+            // The first part of a large snapshot is in: the next part goes in the next batch.
+            enqueue(to, u, [], rest, undefined, true);
             continue;
           }
           d.behind.delete(u);
@@ -318,20 +318,27 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
 
   return {
     committed(entries, changed) {
-      const byUser = new Map<string, { entries: ExportedEntry[]; convs: Set<string>; devices: Set<string> }>();
+      type Touched = { entries: ExportedEntry[]; convs: Set<string>; devices: Set<string>; outbox: NonNullable<UserSnapshot['outbox']>; cleared: NonNullable<UserSnapshot['cleared']> };
+      const byUser = new Map<string, Touched>();
       const of = (u: string) => {
         let x = byUser.get(u);
-        if (!x) byUser.set(u, (x = { entries: [], convs: new Set(), devices: new Set() }));
+        if (!x) byUser.set(u, (x = { entries: [], convs: new Set(), devices: new Set(), outbox: [], cleared: [] }));
         return x;
       };
       for (const e of entries) of(e.user).entries.push(e);
       for (const u of changed.users) of(u);
       for (const [u, conv] of changed.convs) of(u).convs.add(conv);
       for (const [u, dev] of changed.cursors) of(u).devices.add(dev);
+      // Outbox rows travel with the sender's entry (same commit, same item), and so do their
+      // clearings: the replica that becomes home hands over what the old home could not.
+      for (const o of changed.outbox) of(o.user).outbox.push(o.row);
+      for (const k of changed.cleared) of(k.user).cleared.push({ mid: k.mid, dest: k.dest });
       for (const [u, x] of byUser) {
         const to = replicasOf(u);
         if (to.length === 0) continue;
         const snap = store.snapshot(u, [...x.convs], [...x.devices]);
+        if (snap && x.outbox.length) snap.outbox = x.outbox;
+        if (snap && x.cleared.length) snap.cleared = x.cleared;
         for (const r of to) enqueue(r, u, x.entries, snap);
       }
     },
@@ -349,7 +356,10 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
         return [r, Math.max(d?.items.get(user)?.version ?? 0, d?.inflight.get(user) ?? 0)];
       }));
       if (to.every((r) => (dests.get(r)?.version.get(user) ?? 0) >= required.get(r)!)) return Promise.resolve();
-      for (const r of to) dest(r).urgent.add(user);
+      for (const r of to) {
+        const d = dest(r);
+        if (!d.urgent.has(user)) d.urgent.set(user, Date.now());
+      }
       return new Promise((resolve, reject) => {
         const w: Waiter = {
           user, required, resolve, reject,

@@ -59,7 +59,10 @@ export type PeerRequest =
   /** A newcomer `target` copies the users it will own in the ring of `members` from their home:
    * one export page after `after` (seqs it holds); with `freeze`, the home first stops writing
    * those users (until its ring includes the target, or a timeout) so the copy is final. */
-  | { t: 'handoff'; target: string; members: string[]; from: string; to: string | null; after: Record<string, number>; freeze: boolean; limit: number }
+  | { t: 'handoff'; target: string; members: string[]; from: string; to: string | null; after: Record<string, number>; freeze: boolean; limit: number;
+      /** Resumes in the middle of a large snapshot: users from `at.user` on (not after `from`),
+       * leaving out the first `at.rows` rows of its snapshot (the part's `next`). */
+      at?: { user: string; rows: number } }
   /** A leaving node pushes one export page of users the receiver will own once it is gone. */
   | { t: 'absorb'; page: Page }
   /** A home sends its users' new entries and state to one of their replicas. */
@@ -204,6 +207,12 @@ export type PageSnapshot = {
   user: string; seq: number; lastSeen?: number;
   convs: { conv: string; lastSeq: number; ocum: number; readSeq: number; readCum: number }[];
   cursors: { device: string; acked: number }[];
+  /** Outbox rows (copies of the user's messages not yet with `dest`'s home; `item` a Delivery)
+   * and rows handed over since. */
+  outbox?: { mid: string; dest: string; item: unknown }[];
+  cleared?: { mid: string; dest: string }[];
+  /** A part of a larger snapshot: the row where the next part starts. */
+  next?: number;
 };
 export type PageEntry = Delivery & { seq: number; dkey: string; ocum: number };
 export type Page = { users: PageSnapshot[]; entries: PageEntry[] };
@@ -249,6 +258,22 @@ export function validatePage(v: unknown, maxBody: number): Page {
       }),
     };
     if (u.lastSeen !== undefined) snap.lastSeen = nat(u.lastSeen, 'lastSeen');
+    if (u.outbox !== undefined) {
+      snap.outbox = arr(u.outbox, 'snapshot.outbox').map((y) => {
+        const o = obj(y, 'outbox row');
+        const item = validateDelivery(o.item, maxBody);
+        const row = { mid: str(o.mid, 'mid', 64), dest: id(o.dest, 'dest'), item };
+        if (item.mid !== row.mid || item.user !== row.dest || item.from !== snap.user) bad('an outbox row is a copy of the user\'s message for dest');
+        return row;
+      });
+    }
+    if (u.cleared !== undefined) {
+      snap.cleared = arr(u.cleared, 'snapshot.cleared').map((y) => {
+        const o = obj(y, 'cleared row');
+        return { mid: str(o.mid, 'mid', 64), dest: id(o.dest, 'dest') };
+      });
+    }
+    if (u.next !== undefined) snap.next = nat(u.next, 'next');
     return snap;
   });
   const entry = (x: unknown): PageEntry => {
@@ -332,6 +357,7 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
         t: 'handoff', target: id(o.target, 'target'), members: arr(o.members, 'members').map((m) => id(m, 'member')),
         from: str(o.from, 'from', 64), to: o.to === null ? null : id(o.to, 'to'),
         after, freeze: o.freeze as boolean, limit: Math.min(Math.max(nat(o.limit, 'limit'), 1), 10_000),
+        ...(o.at !== undefined ? { at: { user: key(obj(o.at, 'at').user, 'at.user'), rows: nat((o.at as O).rows, 'at.rows') } } : {}),
       };
     }
   }
