@@ -1,5 +1,6 @@
 // A sender's home that crashes after storing a message but before the recipient's home had its
-// copy hands the copy over after restarting, with no client retry (the outbox).
+// copy hands the copy over after restarting, with no client retry (the outbox); and if it never
+// comes back, the replica that becomes the sender's home does (the outbox is replicated).
 import test from 'ava';
 import { cleanup, token, until } from '../helpers/node.ts';
 import type { TestNode } from '../helpers/node.ts';
@@ -49,4 +50,46 @@ test('a copy stuck when its sender home dies reaches the recipient once that hom
   // it remembered instead of founding a cluster of its own that would own every key.
   t.true(a.log.some((l) => l.includes('rejoining the members this node knew')));
   t.false(a.log.some((l) => l.includes('starting a new cluster alone')));
+});
+
+// The sender's home keeps the copy in its outbox until the recipient's home has it, and that row
+// is replicated with the sender's entry. Were it only on the home, a home that dies for good
+// between storing the entry (on every copy: the sender's other devices already see it) and
+// handing the copy over would leave the two sides of the conversation different forever,
+// unless the client happened to resend. Here the client cannot: its connection died with the home.
+test('a copy stuck when its sender home dies for good is handed over by the replica that becomes home', async (t) => {
+  const cluster = await startCluster(3);
+  const [a, b, c] = cluster.nodes as [TestNode, TestNode, TestNode];
+  const ring = cluster.ring();
+  let alice = '';
+  for (let i = 0; !alice; i++) if (ring.owners(`obr-alice${i}`, 2).join() === 'n1,n2') alice = `obr-alice${i}`;
+  const bob = cluster.nameOn(c, 'obr-bob');
+  t.is(createRing(['n2', 'n3']).owner(bob), 'n3', "bob's home stays n3 once n1 is gone");
+  // The sender is on its home's gateway: when a dies, so does the send (no retry anywhere).
+  const { c: sender } = await a.login(alice, 'phone');
+  const { c: tablet } = await b.login(alice, 'tablet');
+
+  await c.kill(); // bob's home is down: the copy cannot be handed over
+  void sender.send(bob, 'stuck-2', 'past a home that never comes back').catch(() => undefined);
+  // Readable on alice's tablet only once her replica (b) has the entry.
+  await until(async () => (await tablet.sync(0)).msgs.some((m) => m.body === 'past a home that never comes back'), "alice's entry on every copy");
+  await a.kill(); // the sender's home dies for good, before the copy was handed over
+  await c.start(c.port);
+
+  const viewer = await b.client();
+  await viewer.login({ token: await token(bob), device: 'check' });
+  const copies = await until(async () => {
+    try {
+      const got = (await viewer.sync(0)).msgs.filter((m) => m.body === 'past a home that never comes back');
+      return got.length ? got : undefined;
+    } catch {
+      return undefined; // bob's home may be settling
+    }
+  }, "bob's copy, handed over by alice's new home", 30_000, 200).catch((e) => {
+    t.log(b.log.filter((l) => /outbox|ring changed|died|warn/i.test(l)).slice(-20).join('\n'));
+    throw e;
+  });
+  t.is(copies!.length, 1);
+  t.is(copies![0]!.from, alice);
+  await until(() => b.log.some((l) => l.includes('outbox replayed')), 'the new home to log its outbox replay');
 });
