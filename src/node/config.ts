@@ -74,7 +74,7 @@ export const DEFAULTS: Config = {
   groupRate: 200,
   groupBurst: 400,
   groupBacklog: 1000,
-  groupBacklogBytes: 32 * 1024 * 1024,
+  groupBacklogBytes: 8 * 1024 * 1024,
   groupTypingFrames: 10_000,
   groupSnapshotEvents: 256,
   loginTimeoutMs: 10_000,
@@ -155,7 +155,7 @@ export const USAGE = `usage: im-node [options]   (every option also reads the IM
   --group-rate N           messages/s into one group (rate_limited) IM_GROUP_RATE (200)
   --group-burst N          burst allowance per group               IM_GROUP_BURST (400)
   --group-backlog N        group messages not yet fanned out       IM_GROUP_BACKLOG (1000)
-  --group-backlog-bytes B  their member copies, (body+256)×members IM_GROUP_BACKLOG_BYTES (33554432)
+  --group-backlog-bytes B  their member copies, (body+256)×members IM_GROUP_BACKLOG_BYTES (8388608)
   --group-typing-frames N  typing frames/s one group may push      IM_GROUP_TYPING_FRAMES (10000)
   --group-snapshot-events N  events between member snapshots     IM_GROUP_SNAPSHOT_EVENTS (256)
   --login-timeout MS       time allowed before login               IM_LOGIN_TIMEOUT (10000)

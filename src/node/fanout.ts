@@ -33,6 +33,9 @@ export type Fanout = Pick<Homes, 'group' | 'typing' | 'receipts'> & {
 
 const DEADLINE_MS = 8000;
 const RETRY_MS = 300;
+/** Member copies one fan-out request makes at most: a home takes a large group's message in
+ * several commits, so that the other writes queued there (1:1 sends) wait for less. */
+const REQUEST_COPIES = 2500;
 const itemChars = (it: FanItem) => entryWireChars(it.body) + it.users.reduce((n, u) => n + u.length + 3, 0);
 
 type Part = { index: number; item: FanItem };
@@ -53,14 +56,32 @@ export function createFanout(c: FanoutComponents): Fanout {
     while (i < parts.length) {
       const chunk: Part[] = [];
       let chars = 0;
-      while (i < parts.length && (chunk.length === 0 || chars + itemChars(parts[i]!.item) <= PEER_BUDGET_CHARS)) {
-        const p = parts[i++]!;
-        const late = p.item.users.filter((u) => refused.has(u));
-        fail(p.index, late);
-        const item = late.length ? { ...p.item, users: p.item.users.filter((u) => !refused.has(u)) } : p.item;
-        if (item.users.length === 0) continue;
+      let copies = 0;
+      while (i < parts.length) {
+        const p = parts[i]!;
+        if (refused.size) {
+          const late = p.item.users.filter((u) => refused.has(u));
+          fail(p.index, late);
+          if (late.length) p.item = { ...p.item, users: p.item.users.filter((u) => !refused.has(u)) };
+        }
+        const item = p.item;
+        if (item.users.length === 0) {
+          i++;
+          continue;
+        }
+        if (chunk.length > 0 && (chars + itemChars(item) > PEER_BUDGET_CHARS || copies >= REQUEST_COPIES)) break;
+        const room = REQUEST_COPIES - copies;
+        if (item.users.length > room) {
+          // A large group's message goes in several requests, in order: each takes a share of
+          // the members, so that no one request makes more than REQUEST_COPIES copies.
+          chunk.push({ index: p.index, item: { ...item, users: item.users.slice(0, room) } });
+          p.item = { ...item, users: item.users.slice(room) };
+          break;
+        }
         chunk.push({ index: p.index, item });
         chars += itemChars(item);
+        copies += item.users.length;
+        i++;
       }
       if (chunk.length === 0) continue;
       let result: string[][];

@@ -72,7 +72,7 @@ export type Groups = {
 export const groupKey = (group: string): string => `g:${group}`;
 const postKey = (from: string, cid: string): string => `c:${from}:${cid}`;
 
-export const GROUP_LIMITS: GroupLimits = { rate: 200, burst: 400, backlog: 1000, backlogBytes: 32 << 20, typingFrames: 10_000 };
+export const GROUP_LIMITS: GroupLimits = { rate: 200, burst: 400, backlog: 1000, backlogBytes: 8 << 20, typingFrames: 10_000 };
 export const SNAPSHOT_EVERY = 256;
 
 type Work =
@@ -265,7 +265,10 @@ export function createGroups(c: GroupsComponents): Groups {
     }
     // Also after events alone: the cursor moves past them, so that nothing shows as behind.
     if (items.length > 0 || waitFor.some((w) => w > 0)) pump.kick(group);
-    return out.map((r, i) => (waitFor[i]! > 0 ? pump.reached(group, waitFor[i]!).then(() => r as PostResult) : r));
+    // A post whose fan-out outlasts the deadline is answered unavailable alone (it stays in the
+    // log and keeps going out; a resend of its cid answers it once every member has it).
+    const late: PostResult = { code: 'unavailable', message: `group ${group}: the members' homes did not all take the message in time` };
+    return out.map((r, i) => (waitFor[i]! > 0 ? pump.reached(group, waitFor[i]!).then((ok) => (ok ? r as PostResult : late)) : r));
   }
 
   return {

@@ -308,6 +308,8 @@ export function createHome(c: HomeComponents): Home {
       const r = await posting.add(group, post);
       if ('code' in r) {
         if (r.code === 'forbidden') throw new ForbiddenError(r.message);
+        // Its fan-out outlasted the deadline: in the group's log, still going out (safe to resend).
+        if (r.code === 'unavailable') throw new UnavailableError(r.message);
         throw new ClientError(r.code, r.message);
       }
       // The group's home answers once every member's copy is durable, the sender's own copy

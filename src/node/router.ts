@@ -83,7 +83,7 @@ function checkValue(fn: HomeCall['fn'], v: unknown): boolean {
         typeof o.joined === 'object' && o.joined !== null && Object.values(o.joined).every(isNat));
     case 'gpost':
       return Array.isArray(v) && v.every((r: Record<string, unknown> | null) => !!r &&
-        ((typeof r.mid === 'string' && r.mid.length <= 64) || ((r.code === 'not_found' || r.code === 'forbidden' || r.code === 'rate_limited') && typeof r.message === 'string')));
+        ((typeof r.mid === 'string' && r.mid.length <= 64) || ((r.code === 'not_found' || r.code === 'forbidden' || r.code === 'rate_limited' || r.code === 'unavailable') && typeof r.message === 'string')));
     case 'login': return !!o && isNat(o.seq) && isNat(o.acked);
     case 'sync': case 'history':
       return !!o && typeof o.more === 'boolean' && Array.isArray(o.msgs) &&

@@ -16,7 +16,7 @@ export type GroupOp = 'create' | 'add' | 'remove' | 'leave' | 'info' | 'members'
 /** What a group home relays to the other members' online devices. */
 export type CastFrame = { kind: 'typing' } | { kind: 'receipt'; mid: string };
 /** The answer of a group home to one post: the message's mid, or the client error for it. */
-export type PostResult = { mid: string } | { code: 'not_found' | 'forbidden' | 'rate_limited'; message: string };
+export type PostResult = { mid: string } | { code: 'not_found' | 'forbidden' | 'rate_limited' | 'unavailable'; message: string };
 
 /** Calls on a key's home. `rv` is the caller's ring version, `hops` how often it was forwarded. */
 export type HomeCall =

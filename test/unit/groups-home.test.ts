@@ -194,3 +194,18 @@ test('typing to a 10,000-member group is held to its frame budget; a small group
   for (let i = 0; i < 100; i++) await h.g.cast('small', 'x', { kind: 'typing' });
   t.pass();
 });
+
+test('a post whose fan-out outlasts the deadline is answered unavailable alone; a refusal in its batch stays a refusal', async (t) => {
+  const h = await home({ deadlineMs: 200, limits: { rate: 1, burst: 1 } });
+  await h.g.op('alice', 'create', 'g7', ['bob']);
+  h.hold();
+  const rs = await h.g.post('g7', [post('alice', 'slow'), post('alice', 'over')]);
+  t.is(refusedCode(rs[0]!), 'unavailable');
+  t.regex((rs[0] as { message: string }).message, /did not all take the message in time/);
+  t.is(refusedCode(rs[1]!), 'rate_limited');
+  h.release();
+  // It stays in the log and goes out; a resend answers it once every member has it.
+  while (!h.fanned.some((f) => f.cid === 'slow')) await new Promise((r) => setTimeout(r, 10));
+  const again = await h.g.post('g7', [post('alice', 'slow')]);
+  t.is(refusedCode(again[0]!), 'sent');
+});
