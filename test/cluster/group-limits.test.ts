@@ -3,6 +3,8 @@
 // → sender's home → peer reply → gateway: a post past the group's rate or fan-out backlog is
 // answered rate_limited (with a retry time), nothing of it is appended, and the cid stays free;
 // typing to a group is held to the group's frame budget. Each limit is counted in /metrics.
+// And a group log compacted into member snapshots is loaded right by the replica that becomes
+// its home after a crash.
 import test from 'ava';
 import { cleanup, readAll, until } from '../helpers/node.ts';
 import type { TestNode } from '../helpers/node.ts';
@@ -102,4 +104,55 @@ test('typing to a group is held to the group\'s frame budget, whichever member t
   t.deepEqual(answers.slice(0, 4), ['ok', 'ok', 'ok', 'ok']);
   t.regex(answers[4]!, /^rate_limited: (rate_limited: )?group \S+ is over its typing budget of 20 frames\/s \(9 members to notify\); retry in \d+ ms/);
   t.true(await limited(n2, 'typing') > 0);
+});
+
+test('a group log compacted into member snapshots survives the crash of its home: the replica loads the latest snapshot and fans out to the right members', async (t) => {
+  const c2 = await startCluster(3, ['--group-snapshot-events', '4']);
+  const [x, y, z] = c2.nodes as [TestNode, TestNode, TestNode];
+  const g = c2.nameOn(x, 'snap', true);
+  const owner = c2.nameOn(y, 'snap-o');
+  const { c: o } = await y.login(owner);
+  const users = Array.from({ length: 8 }, (_, i) => c2.nameOn(i % 2 ? y : z, `snap-u${i}-`));
+  await o.group('create', g, users.slice(0, 4));
+  const members = new Set([owner, ...users.slice(0, 4)]);
+  // Enough membership changes for several snapshots, with messages between them.
+  for (let i = 0; i < 12; i++) {
+    const u = users[i % users.length]!;
+    if (members.has(u)) {
+      await o.group('remove', g, [u]);
+      members.delete(u);
+    } else {
+      await o.group('add', g, [u]);
+      members.add(u);
+    }
+    if (i % 4 === 0) await o.sendGroup(g, `snap-m${i}`, `before ${i}`);
+  }
+  const snaps = /^im_group_snapshots_total\{[^}]*\} (\d+)/m.exec((await x.get('/metrics')).text);
+  t.true(Number(snaps?.[1] ?? 0) >= 2, `snapshots written: ${snaps?.[1]}`);
+  await x.kill();
+  await c2.converged(30_000);
+  const info = await until(async () => {
+    try {
+      return await o.groupInfo(g);
+    } catch (e) {
+      if (e instanceof ImError && e.code === 'unavailable') return undefined;
+      throw e;
+    }
+  }, 'group_info from the new home', 20_000, 100);
+  t.deepEqual(new Set(info.members), members);
+  t.is(info.owner, owner);
+  const sent = await until(async () => {
+    try {
+      return await o.sendGroup(g, 'snap-after', 'after the crash');
+    } catch (e) {
+      if (e instanceof ImError && e.code === 'unavailable') return undefined;
+      throw e;
+    }
+  }, 'a post on the new home', 20_000, 100);
+  for (const u of users) {
+    const { c } = await (u === users[0] ? z : y).login(u);
+    const has = (await readAll(c)).some((e) => e.mid === sent.mid);
+    t.is(has, members.has(u), `${u} ${members.has(u) ? 'is' : 'is not'} a member`);
+    c.close();
+  }
 });
