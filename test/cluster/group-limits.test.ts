@@ -139,8 +139,8 @@ test('a group log compacted into member snapshots survives the crash of its home
       throw e;
     }
   }, 'group_info from the new home', 20_000, 100);
-  t.deepEqual(new Set(info.members), members);
-  t.is(info.owner, owner);
+  t.deepEqual(new Set(info!.members), members);
+  t.is(info!.owner, owner);
   const sent = await until(async () => {
     try {
       return await o.sendGroup(g, 'snap-after', 'after the crash');
@@ -151,7 +151,7 @@ test('a group log compacted into member snapshots survives the crash of its home
   }, 'a post on the new home', 20_000, 100);
   for (const u of users) {
     const { c } = await (u === users[0] ? z : y).login(u);
-    const has = (await readAll(c)).some((e) => e.mid === sent.mid);
+    const has = (await readAll(c)).some((e) => e.mid === sent!.mid);
     t.is(has, members.has(u), `${u} ${members.has(u) ? 'is' : 'is not'} a member`);
     c.close();
   }
