@@ -134,6 +134,11 @@ type Work =
 
 const keyOf = (w: Work) => (w.kind === 'deliver' ? { user: w.d.user, dkey: w.dkey ?? DEDUP_KEY.mid(w.d.mid) } : { user: w.from, dkey: DEDUP_KEY.cid(w.cid) });
 
+/** A send not answered within this long is answered `unavailable`; its work goes on. */
+const ANSWER_MS = 10_000;
+/** Pause before a copy or post that failed with `unavailable` is tried again. */
+const RETRY_MS = 300;
+
 export function createHome(c: HomeComponents): Home {
   const { store, presence } = c;
   // Users being handed to a newcomer: no writes until the ring moves them (answered unavailable,
@@ -219,12 +224,17 @@ export function createHome(c: HomeComponents): Home {
       // over again, idempotent by mid, here or at the recipient's home, before answering; and,
       // as for a new send, only once the sender's entry is on every copy (a resend can arrive
       // while the first attempt's entry is still being replicated).
+      // The copy keeps its place behind the sender's group posts made before this resend, like a
+      // first send's copy, and joins a hand-over of the same copy still under way.
       const to = existing.to;
       const mine = everywhere(pending ? store.flush() : Promise.resolve(), user);
-      const copy = to === undefined || to === user ? undefined : mine.then(() =>
-        owns(to) ? new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d: delivery(existing, to), resolve, reject }))
-        : c.deliverRemote ? handOver(user, delivery(existing, to)) : undefined);
-      Promise.all([mine, copy]).then(() => w.resolve(r), w.reject);
+      const postBefore = lastPost.get(user);
+      const ready = mine.then(() => settled(postBefore));
+      const copy = to === undefined || to === user ? undefined
+        : owns(to) ? ready.then(() => new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d: delivery(existing, to), resolve, reject })))
+        : c.deliverRemote ? handOver(user, delivery(existing, to), ready) : undefined;
+      if (copy && c.deliverRemote && !owns(to!)) after(lastCopy, user, copy);
+      answer(w, Promise.all([mine, copy]).then(() => r));
       return;
     }
     // A new group send, or a 1:1 send reusing the cid of a group send still in flight (it gets
@@ -254,16 +264,47 @@ export function createHome(c: HomeComponents): Home {
     const r: SendResult = { mid, seq: entries[0]!.seq, ts };
     c.onSent?.(false);
     const mine = everywhere(durable, w.from);
-    const copy = separate ? mine.then(() => settled(postBefore)).then(() => handOver(w.from, copyOf)) : undefined;
+    const copy = separate ? handOver(w.from, copyOf, mine.then(() => settled(postBefore))) : undefined;
     if (copy) after(lastCopy, w.from, copy);
     const local = w.to !== w.from && !separate ? everywhere(durable, w.to) : undefined;
-    Promise.all([mine, local, copy]).then(() => w.resolve(r), w.reject);
+    answer(w, Promise.all([mine, local, copy]).then(() => r));
+  }
+
+  /** Answers a send once `p` settles, or `unavailable` after ANSWER_MS: the work goes on (a copy
+   * or post is never given up while it may still land), and a resend with the cid joins it. */
+  function answer(w: { resolve(r: SendResult): void; reject(e: Error): void }, p: Promise<SendResult>): void {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new UnavailableError('the message is still being handed over')), ANSWER_MS);
+      timer.unref();
+    });
+    Promise.race([p, late]).then(w.resolve, w.reject).finally(() => clearTimeout(timer));
+    p.catch(() => undefined);
+  }
+
+  /** Runs `attempt` again while it fails with UnavailableError and this node is still the home
+   * of every sender. A sender's copies and group posts wait for the ones made before them (see
+   * `after`); were one given up after a timeout, the later ones would go ahead and the given-up
+   * one, resent by the client or the outbox, would land behind them: order per connection
+   * broken (seen under CPU load, when a group's fan-out outlasted the router's deadline). */
+  async function persist<T>(senders: string[], attempt: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await attempt();
+      } catch (e) {
+        if ((e as Error).name !== 'UnavailableError' || !senders.every(owns)) throw e;
+        await new Promise((r) => setTimeout(r, RETRY_MS));
+      }
+    }
   }
 
   // Group sends of this node's senders, per group in the order they were made: one batch in
   // flight to the group's home at a time, so a later post cannot overtake an earlier one.
   // A batch stays well under the peer frame limit whatever the bodies.
-  const posting = new KeyedBatcher<GroupPost, PostResult>((group, posts) => c.postGroup!(group, posts), 500, (p) => entryWireChars(p.body), PEER_BUDGET_CHARS);
+  // A batch that fails with `unavailable` is sent again in its place (see `persist`), so that no
+  // later batch of the group overtakes it.
+  const posting = new KeyedBatcher<GroupPost, PostResult>(
+    (group, posts) => persist(posts.map((p) => p.from), () => c.postGroup!(group, posts)), 500, (p) => entryWireChars(p.body), PEER_BUDGET_CHARS);
   // Per sender, the newest 1:1 copy being handed over and the newest group post in flight: a
   // group post waits for the copies sent before it, and a copy for the posts before it, so that
   // a connection mixing 1:1 and group messages keeps its order at a recipient of both (the two
@@ -290,7 +331,7 @@ export function createHome(c: HomeComponents): Home {
     const flight = `${w.from}\0${w.cid}`;
     const running = gsending.get(flight);
     if (running) {
-      running.then((r) => w.resolve({ ...r, dup: true }), w.reject);
+      answer(w, running.then((r) => ({ ...r, dup: true as const })));
       return;
     }
     if (!c.postGroup) {
@@ -326,23 +367,24 @@ export function createHome(c: HomeComponents): Home {
       if (gsending.get(flight) === run) gsending.delete(flight);
     };
     run.then(forget, forget);
-    run.then(w.resolve, w.reject);
+    answer(w, run);
   }
 
-  /** Hands a copy to its home and, once it is there, clears the sender's outbox row. */
-  const inFlight = new Set<string>();
-  function handOver(sender: string, d: Delivery): Promise<void> {
+  /** Hands a copy to its home once `ready` (retried while this node is the sender's home, see
+   * `persist`) and, once it is there, clears the sender's outbox row. A copy already on its way
+   * is joined. It counts as on its way from the start, while it waits for `ready` too: the
+   * outbox replay must not hand over a copy that waits for the sender's earlier messages (it
+   * did, under load, when a send outlasted the replay timer, and the copy overtook them). */
+  const inFlight = new Map<string, Promise<void>>();
+  function handOver(sender: string, d: Delivery, ready: Promise<unknown> = Promise.resolve()): Promise<void> {
     const key = `${sender}\0${d.mid}\0${d.user}`;
-    inFlight.add(key);
-    return c.deliverRemote!(d).then(
-      () => {
-        inFlight.delete(key);
-        store.outboxDone([{ user: sender, mid: d.mid, dest: d.user }]);
-      },
-      (e: Error) => {
-        inFlight.delete(key);
-        throw e;
-      });
+    const going = inFlight.get(key);
+    if (going) return going;
+    const p = ready.then(() => persist([sender], () => c.deliverRemote!(d))).then(() => store.outboxDone([{ user: sender, mid: d.mid, dest: d.user }]));
+    inFlight.set(key, p);
+    const gone = () => inFlight.delete(key);
+    p.then(gone, gone);
+    return p;
   }
 
   const delivery = (e: StoredEntry, user: string): Delivery => {

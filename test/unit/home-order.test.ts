@@ -1,0 +1,92 @@
+// The home's per-sender order across its two ways out (1:1 copies straight to the recipient's
+// home, group posts through the group's home), made deterministic: the peers are stand-ins whose
+// answers the test releases, so the interleavings that once needed a loaded CPU happen on cue.
+import test from 'ava';
+import { pino } from 'pino';
+import { createHome } from '../../src/node/home.ts';
+import type { Home } from '../../src/node/home.ts';
+import { createPresence } from '../../src/presence/index.ts';
+import type { Delivery, GroupPost, PostResult } from '../../src/protocol/peer.ts';
+import { UnavailableError } from '../../src/node/errors.ts';
+import { openStore, removeStores } from '../helpers/store.ts';
+
+test.after.always(removeStores);
+
+type Gate = { open(): void; wait: Promise<void> };
+const gate = (): Gate => {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { open, wait };
+};
+
+/** A home of `alice` on a cluster where bob and the group live on other nodes (stand-ins). */
+async function setup(o: { postFails?: number } = {}) {
+  const { s: store } = await openStore();
+  const landed: string[] = [];
+  const postGate = gate();
+  let postFails = o.postFails ?? 0;
+  let mid = 0;
+  const home: Home = createHome({
+    store,
+    presence: createPresence({ ttlMs: 60_000 }, { clock: { now: Date.now } }),
+    nextMid: () => `m${String(++mid).padStart(6, '0')}`,
+    midTime: () => Date.now(),
+    now: Date.now,
+    push: () => undefined,
+    log: pino({ level: 'silent' }),
+    owns: (u) => u === 'alice',
+    replicating: () => true,
+    deliverRemote: async (d: Delivery) => {
+      landed.push(d.body);
+    },
+    postGroup: async (_group: string, posts: GroupPost[]): Promise<PostResult[]> => {
+      await postGate.wait;
+      if (postFails > 0) {
+        postFails--;
+        throw new UnavailableError('the group home did not answer in time');
+      }
+      // The group's home fans out: bob's copy lands, and alice's own copy (her dedup entry).
+      for (const p of posts) landed.push(p.body);
+      await home.deliverFan(posts.map((p) => ({ mid: p.mid, conv: 'g:team', from: p.from, group: 'team', body: p.body, ts: p.ts, users: [p.from], cid: p.cid })));
+      return posts.map((p) => ({ mid: p.mid }));
+    },
+  });
+  return { home, landed, postGate, store };
+}
+
+test('a 1:1 copy waiting behind a group post is not handed over early by the outbox replay', async (t) => {
+  const { home, landed, postGate } = await setup();
+  const g = home.sendGroup('alice', 'team', 'c1', 'g1');
+  const d = home.send('alice', 'bob', 'c2', 'd2');
+  // The copy of d2 is in the outbox, waiting for g1; the replay timer fires meanwhile.
+  await new Promise((r) => setTimeout(r, 50));
+  const replay = await home.replayOutbox();
+  t.deepEqual(replay, { delivered: 0, failed: 0 }, 'the replay leaves a copy that is on its way');
+  t.deepEqual(landed, [], 'nothing overtook the group post');
+  postGate.open();
+  await Promise.all([g, d]);
+  t.deepEqual(landed, ['g1', 'd2']);
+});
+
+test('a group post that fails with unavailable is tried again in its place, and the 1:1 copy behind it waits', async (t) => {
+  const { home, landed, postGate } = await setup({ postFails: 2 });
+  const g = home.sendGroup('alice', 'team', 'c1', 'g1');
+  const d = home.send('alice', 'bob', 'c2', 'd2');
+  postGate.open();
+  const [gr, dr] = await Promise.all([g, d]);
+  t.true(gr.seq > 0 && dr.seq > 0, 'both are answered sent');
+  t.deepEqual(landed, ['g1', 'd2'], 'the copy did not go ahead of the failed post');
+});
+
+test('a resent 1:1 cid keeps its copy behind the group posts made before it', async (t) => {
+  const { home, landed, postGate } = await setup();
+  const g = home.sendGroup('alice', 'team', 'c1', 'g1');
+  const d = home.send('alice', 'bob', 'c2', 'd2');
+  const again = home.send('alice', 'bob', 'c2', 'd2');
+  await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(landed, []);
+  postGate.open();
+  const [, first, second] = await Promise.all([g, d, again]);
+  t.is(second.mid, first.mid);
+  t.deepEqual(landed, ['g1', 'd2'], 'the copy went once, after the post');
+});
