@@ -47,6 +47,16 @@ export type Config = {
   rateBurst: number;
   /** Bytes queued to one client beyond which the node drops it (it reconnects and replays). */
   maxBuffered: number;
+  /** Requests of one connection being served at once (rate_limited past it). */
+  maxInFlight: number;
+  /** Client connections this node holds (goaway full past it); capped below the open-file limit. */
+  maxConnections: number;
+  /** Devices of one user online at once (a login past it: too_large). */
+  maxDevices: number;
+  /** Users one connection watches in all (a watch past it: too_large). */
+  maxWatched: number;
+  /** Bytes of bodies in one sync or history page (cut with more: true). */
+  maxReadBytes: number;
   /** Send queue per peer, in envelopes and bytes: past it requests wait (then fail), one-way messages drop. */
   peerQueueMsgs: number;
   peerQueueBytes: number;
@@ -83,6 +93,11 @@ export const DEFAULTS: Config = {
   rate: 200,
   rateBurst: 400,
   maxBuffered: 8 * 1024 * 1024,
+  maxInFlight: 64,
+  maxConnections: 20_000,
+  maxDevices: 32,
+  maxWatched: 5000,
+  maxReadBytes: 1024 * 1024,
   peerQueueMsgs: 65_536,
   peerQueueBytes: 32 * 1024 * 1024,
   sync: 'normal',
@@ -122,6 +137,11 @@ const FIELDS = {
   rate: ['IM_RATE', 'int', 'rate'],
   'rate-burst': ['IM_RATE_BURST', 'int', 'rateBurst'],
   'max-buffered': ['IM_MAX_BUFFERED', 'int', 'maxBuffered'],
+  'max-in-flight': ['IM_MAX_IN_FLIGHT', 'int', 'maxInFlight'],
+  'max-connections': ['IM_MAX_CONNECTIONS', 'int', 'maxConnections'],
+  'max-devices': ['IM_MAX_DEVICES', 'int', 'maxDevices'],
+  'max-watched': ['IM_MAX_WATCHED', 'int', 'maxWatched'],
+  'max-read-bytes': ['IM_MAX_READ_BYTES', 'int', 'maxReadBytes'],
   'peer-queue-msgs': ['IM_PEER_QUEUE_MSGS', 'int', 'peerQueueMsgs'],
   'peer-queue-bytes': ['IM_PEER_QUEUE_BYTES', 'int', 'peerQueueBytes'],
   sync: ['IM_SYNC', 'sync', 'sync'],
@@ -164,6 +184,11 @@ export const USAGE = `usage: im-node [options]   (every option also reads the IM
   --rate N                 requests per second per connection      IM_RATE (200)
   --rate-burst N           burst allowance per connection          IM_RATE_BURST (400)
   --max-buffered BYTES     drop a client this far behind           IM_MAX_BUFFERED (8388608)
+  --max-in-flight N        requests one connection has open        IM_MAX_IN_FLIGHT (64)
+  --max-connections N      client connections (goaway full)        IM_MAX_CONNECTIONS (20000, capped by open files)
+  --max-devices N          devices of one user online at once      IM_MAX_DEVICES (32)
+  --max-watched N          users one connection watches in all     IM_MAX_WATCHED (5000)
+  --max-read-bytes BYTES   bodies in one sync/history page         IM_MAX_READ_BYTES (1048576)
   --peer-queue-msgs N      send queue per peer, envelopes          IM_PEER_QUEUE_MSGS (65536)
   --peer-queue-bytes BYTES send queue per peer, bytes              IM_PEER_QUEUE_BYTES (33554432)
   --sync normal|full       SQLite synchronous mode                 IM_SYNC (normal)

@@ -44,7 +44,19 @@ type ClientConn = {
   /** Typing notices allowed now (a bucket of its own, refilled TYPING_PER_S per second). */
   typingTokens: number;
   typingRefilled: number;
+  /** Requests being served now (bounded by config.maxInFlight). */
+  inFlight: number;
+  /** Since when this connection has been over its rate limit without a pause of a second. */
+  overSince: number | undefined;
+  lastRefused: number;
+  /** When the last rate_limited error went out (at most one a second). */
+  lastLimitError: number;
 };
+
+/** A connection over its rate limit this long, without a second's pause, is closed (1008). */
+const RATE_CLOSE_MS = 10_000;
+const UNWATCH_PAGE = 1000;
+const UNWATCH_TRIES = 5;
 
 /** Typing notices per connection: a burst of TYPING_BURST, then TYPING_PER_S per second. */
 const TYPING_BURST = 5;
@@ -71,6 +83,8 @@ export type GatewayComponents = {
   metrics: Metrics;
   log: Logger;
   now: () => number;
+  /** Client URLs of the other live nodes (for goaway full). */
+  others?: () => string[];
 };
 
 export function createGateway(c: GatewayComponents): Gateway {
@@ -127,8 +141,27 @@ export function createGateway(c: GatewayComponents): Gateway {
       metrics.sessions.dec();
       homes.logout(cc.session).catch((e) => log.warn({ err: e, conn: cc.id }, 'logout not delivered; the home expires it'));
     }
-    if (cc.watching.size) {
-      homes.unwatch({ gateway: c.name, conn: cc.id }, [...cc.watching]).catch(() => undefined);
+    if (cc.watching.size) void unwatchAll(cc.id, [...cc.watching]);
+  }
+
+  /** Every frame counts, valid or not (PROTOCOL section 9): a token bucket per connection. */
+  /** A closed connection's watches end on every home: tried again a few times, since a watch
+   * left on a remote home would push to a connection that is gone until that gateway dies. */
+  async function unwatchAll(conn: string, users: string[]): Promise<void> {
+    for (let i = 0; i < users.length; i += UNWATCH_PAGE) {
+      const part = users.slice(i, i + UNWATCH_PAGE);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await homes.unwatch({ gateway: c.name, conn }, part);
+          break;
+        } catch (e) {
+          if (attempt >= UNWATCH_TRIES) {
+            log.warn({ conn, users: part.length, err: (e as Error).message }, 'watches of a closed connection not removed on every home');
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 1000 * attempt));
+        }
+      }
     }
   }
 
@@ -139,6 +172,25 @@ export function createGateway(c: GatewayComponents): Gateway {
     if (cc.tokens < 1) return false;
     cc.tokens -= 1;
     return true;
+  }
+
+  /** A frame over the rate limit: dropped; one error a second at most; closed 1008 when the
+   * connection stays over its limit (no second without a refused frame) for RATE_CLOSE_MS. */
+  function refuse(cc: ClientConn): void {
+    const t = c.now();
+    metrics.limits.inc({ limit: 'rate' });
+    if (cc.overSince === undefined || t - cc.lastRefused > 1000) cc.overSince = t;
+    cc.lastRefused = t;
+    if (t - cc.overSince >= RATE_CLOSE_MS) {
+      metrics.limits.inc({ limit: 'rate_close' });
+      log.warn({ conn: cc.id, user: cc.session?.user }, 'client over its rate limit for 10 s, closing');
+      close(cc, 1008, 'rate limit');
+      return;
+    }
+    if (t - cc.lastLimitError < 1000) return;
+    cc.lastLimitError = t;
+    const wait = Math.ceil(((1 - cc.tokens) * 1000) / config.rate);
+    error(cc, null, 'rate_limited', `over ${config.rate} frames/s; frames are dropped; retry in ${wait} ms`);
   }
 
   async function replay(cc: ClientConn, since: number): Promise<void> {
@@ -290,10 +342,16 @@ export function createGateway(c: GatewayComponents): Gateway {
         return send(cc, { op: 'unread', ...withId, ...(await homes.unread(s.user)) });
       case 'presence':
         return send(cc, { op: 'presence', ...withId, users: await homes.presence(req.users) });
-      case 'watch':
+      case 'watch': {
+        const more = new Set(req.users.filter((u) => !cc.watching.has(u))).size;
+        if (cc.watching.size + more > config.maxWatched) {
+          metrics.limits.inc({ limit: 'watched' });
+          return error(cc, id, 'too_large', `a connection watches at most ${config.maxWatched} users (${cc.watching.size} now); unwatch some first`);
+        }
         for (const u of req.users) cc.watching.add(u);
         await homes.watch({ gateway: c.name, conn: cc.id }, req.users);
         return ok(cc, id);
+      }
       case 'unwatch':
         for (const u of req.users) cc.watching.delete(u);
         await homes.unwatch({ gateway: c.name, conn: cc.id }, req.users);
@@ -314,14 +372,16 @@ export function createGateway(c: GatewayComponents): Gateway {
       req = parseRequest(text, limits);
     } catch (e) {
       if (e instanceof FrameError) return error(cc, e.id, e.code, e.message);
-      throw e;
+      log.error({ err: e, conn: cc.id }, 'frame validation failed');
+      return error(cc, null, 'internal', 'internal error; it is logged on the node');
     }
     metrics.framesIn.inc({ op: req.op });
-    if (!allow(cc)) {
-      const wait = Math.ceil(((1 - cc.tokens) * 1000) / config.rate);
-      return error(cc, req.id, 'rate_limited', `over ${config.rate} requests/s; retry in ${wait} ms`);
+    if (cc.inFlight >= config.maxInFlight) {
+      metrics.limits.inc({ limit: 'in_flight' });
+      return error(cc, req.id, 'rate_limited', `${config.maxInFlight} requests of this connection are still being served; retry once one is answered`);
     }
-    dispatch(cc, req).catch((e: unknown) => {
+    cc.inFlight++;
+    dispatch(cc, req).finally(() => cc.inFlight--).catch((e: unknown) => {
       const name = (e as Error)?.name;
       if (name === 'ForbiddenError') return error(cc, req.id, 'forbidden', (e as Error).message);
       if (name === 'ClientError') return error(cc, req.id, (e as ClientError).code, (e as Error).message);
@@ -335,15 +395,29 @@ export function createGateway(c: GatewayComponents): Gateway {
   return {
     accept(ws) {
       const t = c.now();
+      if (conns.size >= config.maxConnections) {
+        metrics.limits.inc({ limit: 'connections' });
+        ws.on('error', () => undefined);
+        try {
+          ws.send(JSON.stringify({ op: 'goaway', reason: 'full', nodes: c.others?.() ?? [] }));
+          ws.close(1013, 'full');
+        } catch {
+          ws.terminate();
+        }
+        return;
+      }
       const cc: ClientConn = {
         id: `c${++nextId}`, ws, opened: t, last: t, loggingIn: false, held: [], replaying: false,
         overflow: false, buffer: [], pushed: 0, tokens: config.rateBurst, refilled: t, closed: false, watching: new Set(), corked: false,
         lane: new Lane(), typingTokens: TYPING_BURST, typingRefilled: t,
+        inFlight: 0, overSince: undefined, lastRefused: 0, lastLimitError: 0,
       };
       conns.set(cc.id, cc);
       metrics.connections.inc();
       ws.on('message', (data: RawData, isBinary: boolean) => {
         cc.last = c.now();
+        if (cc.closed) return;
+        if (!allow(cc)) return refuse(cc);
         if (isBinary) return error(cc, null, 'bad_request', 'binary frames are not supported; send JSON text');
         onText(cc, data.toString());
       });

@@ -101,6 +101,12 @@ export type HomeComponents = {
   /** The highest seq of a user's timeline reads may show: not entries the replicas lack yet. */
   readable?: (user: string) => number;
   onSent?: (dup: boolean) => void;
+  /** Bytes of bodies one sync or history page may hold (it is cut with more: true). */
+  maxReadBytes?: number;
+  /** Devices of one user online at once; a login past it is refused too_large. */
+  maxDevices?: number;
+  /** A limit refused something (for the metrics). */
+  onLimit?: (what: 'devices' | 'read_bytes') => void;
 };
 
 export function toMsg(e: StoredEntry): MsgEvent {
@@ -157,6 +163,7 @@ export function createHome(c: HomeComponents): Home {
     if (!owns(user)) throw new UnavailableError(`${user} is moving to another node`);
   };
   const replicated = c.replicated ?? (() => Promise.resolve());
+  const maxReadBytes = c.maxReadBytes ?? 1024 * 1024;
   const readable = c.readable ?? (() => Infinity);
   /** Durable here and on the user's replicas. */
   const everywhere = (durable: Promise<void>, user: string) => durable.then(() => replicated(user));
@@ -479,6 +486,11 @@ export function createHome(c: HomeComponents): Home {
     },
 
     async login(s) {
+      const devices = new Set(presence.sessions(s.user).map((o) => o.device));
+      if (c.maxDevices !== undefined && !devices.has(s.device) && devices.size >= c.maxDevices) {
+        c.onLimit?.('devices');
+        throw new ClientError('too_large', `${s.user} is online on ${devices.size} devices, the most this cluster allows; log out of one first`);
+      }
       registered(s);
       return { seq: Math.min(store.committedSeq(s.user), readable(s.user)), acked: store.acked(s.user, s.device) };
     },
@@ -502,7 +514,8 @@ export function createHome(c: HomeComponents): Home {
     },
 
     async sync(user, after, limit) {
-      const { entries, more } = await store.sync(user, after, limit);
+      const { entries, more } = await store.readers.sync(user, after, limit, maxReadBytes);
+      if (more && entries.length < limit) c.onLimit?.('read_bytes');
       const upTo = readable(user);
       const visible = entries.filter((e) => e.seq <= upTo);
       const shown = capPage(visible);
@@ -512,7 +525,8 @@ export function createHome(c: HomeComponents): Home {
 
     async history(user, conv, before, limit) {
       checkConv(user, conv);
-      const { entries, more } = await store.history(user, conv, before, limit);
+      const { entries, more } = await store.readers.history(user, conv, before, limit, maxReadBytes);
+      if (more && entries.length < limit) c.onLimit?.('read_bytes');
       const upTo = readable(user);
       const visible = entries.filter((e) => e.seq <= upTo);
       const shown = capPage(visible);
@@ -539,7 +553,8 @@ export function createHome(c: HomeComponents): Home {
     unread: async (user) => store.unread(user),
 
     async presence(users) {
-      const out: Record<string, UserPresence> = {};
+      // No prototype: a user may be called __proto__ or constructor.
+      const out: Record<string, UserPresence> = Object.create(null);
       for (const u of users) {
         const p = presence.lookup(u);
         if (p.online) out[u] = { online: true, devices: p.devices };

@@ -30,6 +30,7 @@ import type { Fanout } from './fanout.ts';
 import type { Router } from './router.ts';
 import { createClientServer } from './server.ts';
 import { createUpkeep } from './upkeep.ts';
+import { connectionsWithin } from './open-files.ts';
 import { createPushes } from './pushes.ts';
 import { createHandoff } from './handoff.ts';
 import { createReplicator } from './replicator.ts';
@@ -197,6 +198,7 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
     replicated: (user) => replicator!.wait(user),
     replicating: () => cluster.ring().members.length > 1 && cfg.replicas > 1,
     readable: (user) => unconfirmed.limit(user),
+    maxReadBytes: cfg.maxReadBytes, maxDevices: cfg.maxDevices, onLimit: (what) => metrics.limits.inc({ limit: what }),
     log: log.child({ component: 'home' }),
     onSent: (dup) => {
       if (dup) metrics.messagesDup.inc();
@@ -225,13 +227,16 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
     onRequest: () => metrics.fanoutRequests.inc(),
   });
   const homes = { ...router, group: fan.group, typing: fan.typing, receipts: fan.receipts };
+  const maxConnections = connectionsWithin(cfg.maxConnections);
+  if (maxConnections < cfg.maxConnections) log.warn({ wanted: cfg.maxConnections, limit: maxConnections }, 'client connections capped below the open-file limit (raise ulimit -n to hold more)');
   const gw = createGateway({
-    name: cfg.name, config: cfg, homes, auth: createAuth({
+    name: cfg.name, config: { ...cfg, maxConnections }, homes, auth: createAuth({
       secret, insecure: cfg.insecure, maxTokenLifeS: cfg.maxTokenLifeS,
       ...(cfg.tokenAudience !== undefined ? { audience: cfg.tokenAudience } : {}),
       ...(cfg.tokenIssuer !== undefined ? { issuer: cfg.tokenIssuer } : {}),
     }),
     metrics, log: log.child({ component: 'gateway' }), now,
+    others: () => cluster.members().filter((m) => m.name !== cfg.name && m.state === 'up').map((m) => m.url),
   });
   gateway = gw;
 

@@ -354,10 +354,11 @@ export function createRouter(c: RouterComponents): Router {
       const parts = await perHome<Record<string, UserPresence>>(users, (us) => local.presence(us), async (peer, us) => {
         const v = await remote(peer, { t: 'presence', users: us });
         if (typeof v !== 'object' || v === null) throw new Error('malformed presence reply');
-        return Object.fromEntries(us.map((u) => [u, (v as Record<string, UserPresence>)[u] ?? { online: false }]));
+        // Own properties only: a user may be called constructor or __proto__.
+        return Object.fromEntries(us.map((u) => [u, Object.hasOwn(v, u) ? (v as Record<string, UserPresence>)[u]! : { online: false }]));
       });
-      const out: Record<string, UserPresence> = {};
-      for (const u of users) for (const p of parts) if (p[u]) out[u] = p[u];
+      const out: Record<string, UserPresence> = Object.create(null);
+      for (const u of users) for (const p of parts) if (Object.hasOwn(p, u)) out[u] = p[u]!;
       return out;
     },
 

@@ -6,6 +6,8 @@ import type { Conn, Db, Params } from './db.ts';
 import { createMigration, deleteOutbox } from './migration.ts';
 import type { ExportedEntry, Migration, UserSnapshot } from './migration.ts';
 import { DDL, ENTRY_COLS, PRAGMAS, SCHEMA_VERSION } from './schema.ts';
+import { openReader } from './reads.ts';
+import type { Reader } from './reads.ts';
 import type { EntryRow } from './schema.ts';
 import { fromRow, LOOKUP_CHUNK, newUserState, outboxKey, pairKey } from './state.ts';
 import type { OutboxItem, StoreCore, StoredEntry, NewEntry, UserState } from './state.ts';
@@ -58,6 +60,8 @@ export type Store = {
   committedSeq(user: string): number;
   sync(user: string, after: number, limit: number): Promise<{ entries: StoredEntry[]; more: boolean }>;
   history(user: string, conv: string, before: number | undefined, limit: number): Promise<{ entries: StoredEntry[]; more: boolean }>;
+  /** Pages for clients, bounded by bytes too, on a reading connection of their own (see reads.ts). */
+  readers: Pick<Reader, 'sync' | 'history'>;
   acked(user: string, device: string): number;
   /** Moves the device cursor forward (clamped to the timeline's end); false if it did not move. */
   ack(user: string, device: string, seq: number): boolean;
@@ -99,6 +103,7 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
     await c.run('INSERT OR IGNORE INTO meta (k, v) VALUES (?, ?)', ['schema', String(SCHEMA_VERSION)]);
   });
 
+  const reader = await openReader(init.file);
   const users = new Map<string, UserState>();
   const userState = (user: string): UserState => {
     let st = users.get(user);
@@ -334,6 +339,8 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
         return { entries: rs.slice(0, limit).map(fromRow), more: rs.length > limit };
       }),
 
+    readers: { sync: reader.sync, history: reader.history },
+
     acked: (user, device) => users.get(user)?.cursors.get(device) ?? 0,
 
     ack(user, device, seq) {
@@ -442,6 +449,7 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
       if (closed) return;
       if (rows.length || outboxIn.length || outboxOut.length || dirtyUsers.size || dirtyConvs.size || dirtyCursors.size) await schedule();
       closed = true;
+      await reader.close();
       await db.close();
     },
   };

@@ -9,7 +9,7 @@ import type { MsgEvent, PresenceEvent, ServerFrame } from '../../src/protocol/fr
 let cluster: TestCluster;
 let n1: TestNode, n2: TestNode, n3: TestNode;
 test.before(async () => {
-  cluster = await startCluster(3);
+  cluster = await startCluster(3, ['--max-in-flight', '1000']); // 300 sends in flight on one connection
   [n1, n2, n3] = cluster.nodes as [TestNode, TestNode, TestNode];
 });
 test.after.always(cleanup);

@@ -17,7 +17,7 @@ const MAX_MEMBERS = 2500;
 let cluster: TestCluster;
 let n1: TestNode, n2: TestNode, n3: TestNode;
 test.before(async () => {
-  cluster = await startCluster(3, ['--max-members', String(MAX_MEMBERS)]);
+  cluster = await startCluster(3, ['--max-members', String(MAX_MEMBERS), '--max-in-flight', '1000']); // up to 300 sends in flight
   [n1, n2, n3] = cluster.nodes as [TestNode, TestNode, TestNode];
 });
 test.after.always(cleanup);

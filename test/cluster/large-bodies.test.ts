@@ -12,7 +12,7 @@ test.after.always(cleanup);
 const body = (i: number) => `${i} `.padEnd(16384, 'x');
 
 test('1,200 sends of 16 KiB, syncs of 300 of them across nodes, then a join and a leave', async (t) => {
-  const cluster = await startCluster(3);
+  const cluster = await startCluster(3, ['--max-in-flight', '2000']); // 1,200 sends in flight
   const [n1, n2, n3] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
   const ring = createRing(cluster.nodes.map((n) => n.opts.name!));
   const users = Array.from({ length: 8 }, (_, i) => `big${i}`);

@@ -2,7 +2,7 @@
 import test from 'ava';
 import WebSocket from 'ws';
 import { once } from 'node:events';
-import { cleanup, startNode, token } from '../helpers/node.ts';
+import { cleanup, startNode, token, until } from '../helpers/node.ts';
 import type { TestNode } from '../helpers/node.ts';
 import type { ImClient } from '../../src/client/client.ts';
 import type { ErrorReply, ServerFrame } from '../../src/protocol/frames.ts';
@@ -123,20 +123,44 @@ test('a raw WebSocket to another path is refused; the node keeps serving', async
   t.like(await bystander.request({ op: 'ping' }), { op: 'pong' });
 });
 
-test('over the rate limit a connection gets rate_limited with a retry hint; others are not limited', async (t) => {
+test('every frame counts against the rate limit: past it frames are dropped with one rate_limited a second; others are not limited', async (t) => {
   const n = await startNode({ name: 'rl', args: ['--rate', '5', '--rate-burst', '5'] });
   const c = await n.client();
   await c.login({ token: await token('spammer') });
   const replies: ServerFrame[] = [];
   c.on('frame', (f) => replies.push(f));
-  const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => c.send('spammer', `r${i}`, 'x')));
-  const limited = results.filter((r) => r.status === 'rejected' && /^rate_limited/.test((r.reason as Error).message));
-  t.true(limited.length >= 6, `${limited.length} limited`);
-  t.regex((limited[0] as PromiseRejectedResult).reason.message, /retry in \d+ ms/);
-  const ok = results.filter((r) => r.status === 'fulfilled').length;
+  // A burst of 12 sends and 10 frames that are not JSON objects, all within a few ms: the
+  // remaining 4 tokens of the burst go to the first 4 sends, the rest are dropped.
+  for (let i = 0; i < 12; i++) c.post({ op: 'send', id: `s${i}`, to: 'spammer', cid: `r${i}`, body: 'x' });
+  for (let i = 0; i < 10; i++) c.post('not json' as unknown as Record<string, unknown>);
+  await until(() => replies.filter((f) => f.op === 'sent').length >= 4, 'the sends within the burst to be answered');
+  const limited = await c.waitFor<ErrorReply>((f) => f.op === 'error' && f.code === 'rate_limited').catch(() => replies.find((f) => f.op === 'error' && (f as ErrorReply).code === 'rate_limited') as ErrorReply);
+  t.truthy(limited, 'a rate_limited error came');
+  t.regex(limited.message, /retry in \d+ ms/);
+  t.is(limited.id, null);
+  const sent = replies.filter((f) => f.op === 'sent').length;
+  t.is(sent, 4, 'the sends past the limit were dropped, not served');
+  t.is(replies.filter((f) => f.op === 'error' && (f as ErrorReply).code === 'rate_limited').length, 1, 'one rate_limited error for the whole second');
+  t.is(replies.filter((f) => f.op === 'error' && (f as ErrorReply).code === 'bad_request').length, 0, 'the junk frames were dropped before parsing');
   // another device of the same user has its own bucket: exactly the accepted sends were stored
   const other = await n.client();
   await other.login({ token: await token('spammer'), device: 'second' });
-  t.is((await other.sync(0)).msgs.length, ok);
-  t.is(replies.filter((f) => f.op === 'sent').length, ok);
+  t.is((await other.sync(0)).msgs.length, sent);
+  t.is(c.closed, undefined, 'the connection stays open');
+});
+
+test('a connection that stays over its rate limit for 10 s is closed with 1008', async (t) => {
+  const n = await startNode({ name: 'rl2', args: ['--rate', '5', '--rate-burst', '5'] });
+  const c = await n.client();
+  await c.login({ token: await token('flooder') });
+  const t0 = Date.now();
+  const timer = setInterval(() => {
+    if (!c.closed) c.post({ op: 'ping' });
+  }, 40);
+  t.teardown(() => clearInterval(timer));
+  const { code } = await c.closedWith(20_000);
+  clearInterval(timer);
+  t.is(code, 1008);
+  t.true(Date.now() - t0 >= 10_000, 'not before 10 s over the limit');
+  t.regex((await n.get('/metrics')).text, /im_limits_hit_total\{[^}]*limit="rate_close"[^}]*\} 1/);
 });

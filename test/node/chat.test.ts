@@ -6,7 +6,8 @@ import type { MsgEvent } from '../../src/protocol/frames.ts';
 
 let node: TestNode;
 test.before(async () => {
-  node = await startNode();
+  // Up to 300 requests in flight on one connection (the default allows 64).
+  node = await startNode({ args: ['--max-in-flight', '1000'] });
 });
 test.after.always(cleanup);
 
