@@ -323,7 +323,13 @@ export function createGateway(c: GatewayComponents): Gateway {
           return error(cc, id, 'rate_limited', `over ${TYPING_PER_S} typing notices/s; retry in ${Math.ceil(((1 - cc.typingTokens) * 1000) / TYPING_PER_S)} ms`);
         }
         cc.typingTokens -= 1;
-        await homes.typing(s.user, req.group !== undefined ? { group: req.group } : { to: req.to! });
+        try {
+          await homes.typing(s.user, req.group !== undefined ? { group: req.group } : { to: req.to! });
+        } catch (e) {
+          // The group's typing budget: a keystroke notice without an id is dropped without a word too.
+          if (id === undefined && (e as ClientError).code === 'rate_limited') return;
+          throw e;
+        }
         return ok(cc, id);
       }
       case 'receipts':
