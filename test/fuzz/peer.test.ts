@@ -184,7 +184,7 @@ function report(t: import('ava').ExecutionContext, run: FuzzRun, target: TestNod
   t.is(exit, undefined, `the target must not exit. Replay: ${replay}`);
   t.deepEqual(r.failures, [], `replay: ${replay}`);
   t.deepEqual(badLogLines(target.log).slice(0, 10), [], `the target logged errors. Replay: ${replay}`);
-  t.true(r.counts.total > 20, `only ${r.counts.total} cases ran`);
+  t.true(r.counts.total >= 10, `only ${r.counts.total} cases ran`);
   t.true(f.answered.size > 0, 'the target answered requests');
 }
 
