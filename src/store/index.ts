@@ -301,8 +301,15 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
       if (!st) return undefined;
       const snap: UserSnapshot = {
         user, seq: st.committed,
-        convs: [...st.convs].filter(([c]) => !convs || convs.includes(c)).map(([conv, cs]) => ({ conv, ...cs })),
-        cursors: [...st.cursors].filter(([d]) => !devices || devices.includes(d)).map(([device, acked]) => ({ device, acked })),
+        // Named ones looked up by name: a user may have tens of thousands of conversations.
+        convs: convs ? convs.flatMap((conv) => {
+          const cs = st.convs.get(conv);
+          return cs ? [{ conv, ...cs }] : [];
+        }) : [...st.convs].map(([conv, cs]) => ({ conv, ...cs })),
+        cursors: devices ? devices.flatMap((device) => {
+          const acked = st.cursors.get(device);
+          return acked === undefined ? [] : [{ device, acked }];
+        }) : [...st.cursors].map(([device, acked]) => ({ device, acked })),
       };
       if (st.lastSeen !== undefined) snap.lastSeen = st.lastSeen;
       if (!convs && !devices && st.outbox.size) snap.outbox = [...st.outbox.values()];
