@@ -243,7 +243,7 @@ test('peer frames from a member (its identity key, its heartbeats) never crash t
   });
   const alice = (await n1.login(a)).c;
   const bob = (await n1.login(b)).c;
-  const vs = await victims(n1, ['fz0', 'fz1']);
+  const vs = await victims(n1, [away('fzv', 'n1'), away('fzw', 'n3')]); // c3 and c4, homed away from n2 too
   // Become n2: kill it, and load its identity into the fuzzing host.
   const key = privateKeyFromProtobuf(await readFile(join(n2.data, 'peer.key')));
   const psk = await readFile(cluster.psk);
