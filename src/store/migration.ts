@@ -488,12 +488,23 @@ export function createMigration(core: StoreCore): Migration {
       if ((users.get(e.user)?.pending.size ?? 0) > 0) throw new Error(`cannot import entries of ${e.user}: it has uncommitted local appends`);
     }
     const touched = new Set([...data.users.map((s) => s.user), ...data.entries.map((e) => e.user)]);
-    for (const u of touched) core.importing.set(u, (core.importing.get(u) ?? 0) + 1);
-    try {
+    return fenced(touched, async () => {
       await db.job((c) => importJob(c, data, rejected));
       return rejected ?? new Map();
+    });
+  }
+
+  /** Runs `work` with appends of `names` refused (append throws: "being imported"), from now until
+   * it is done: an append made while the job waits or runs would take a seq the job then writes
+   * or forgets, and its commit would fail on the UNIQUE key and stop the node (found by the peer
+   * fuzzer: an absorb's dropUsers racing a delivery). */
+  async function fenced<T>(names: Iterable<string>, work: () => Promise<T>): Promise<T> {
+    const held = [...new Set(names)];
+    for (const u of held) core.importing.set(u, (core.importing.get(u) ?? 0) + 1);
+    try {
+      return await work();
     } finally {
-      for (const u of touched) {
+      for (const u of held) {
         const n = (core.importing.get(u) ?? 1) - 1;
         if (n > 0) core.importing.set(u, n);
         else core.importing.delete(u);
@@ -507,7 +518,7 @@ export function createMigration(core: StoreCore): Migration {
     importData: (data) => runImport(data).then(() => undefined),
     importEach: (data) => runImport(data, new Map()),
 
-    dropUsers: (names) =>
+    dropUsers: (names) => fenced(names, () =>
       db.job(async (c) => {
         const drop = [...new Set(names)];
         for (const u of drop) {
@@ -532,7 +543,7 @@ export function createMigration(core: StoreCore): Migration {
           core.forgetDirty(u);
         }
         return removed;
-      }),
+      })),
 
     userSeqs(select) {
       const out = new Map<string, number>();

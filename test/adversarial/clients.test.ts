@@ -96,8 +96,10 @@ test('a malformed frame to a connection accepted while the node drains', async (
 test('10,000 frames that are not JSON in one second: dropped by the rate limit, the node serves on', async (t) => {
   const v = await victimNode('junk');
   let errors = 0;
-  const f = await underAttack(t, '10,000 non-JSON frames in 1 s', { target: v.n, ...v, extra: () => ({ errorsBack: errors }) }, async () => {
+  let seconds = 0;
+  const f = await underAttack(t, '10,000 non-JSON frames in 1 s', { target: v.n, ...v, extra: () => ({ errorsBack: errors, seconds }) }, async () => {
     const ws = await raw(v.n);
+    const t0 = Date.now();
     ws.on('message', () => errors++);
     for (let i = 0; i < 10; i++) {
       for (let k = 0; k < 1000; k++) ws.send(`{not json ${k}`);
@@ -106,9 +108,14 @@ test('10,000 frames that are not JSON in one second: dropped by the rate limit, 
     await until(() => ws.bufferedAmount === 0, 'the junk to be written');
     await new Promise((r) => setTimeout(r, 200));
     ws.close();
+    seconds = (Date.now() - t0) / 1000;
   });
-  // 400 burst + about 200/s answered bad_request, then one rate_limited a second at most.
-  t.true(errors < 1200, `${errors} error replies for 10,000 junk frames`);
+  // The burst of 400 and 200 a second are answered bad_request, then one rate_limited a second
+  // at most: the rest (most of the 10,000) dropped unanswered. (On a busy machine the frames
+  // take longer to arrive, and more of them fall within the refilled budget.)
+  const budget = 400 + Math.ceil(seconds + 1) * 201;
+  t.true(errors <= budget, `${errors} error replies for 10,000 junk frames in ${seconds} s (budget ${budget})`);
+  t.true(errors < 10_000 / 2, 'most junk frames were dropped unanswered');
   t.true(f.rssGrowthMiB < 64, `RSS grew ${f.rssGrowthMiB} MiB`);
 });
 
