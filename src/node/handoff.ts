@@ -201,7 +201,8 @@ export function createHandoff(c: HandoffComponents): Handoff {
         }
         await store.flush();
       }
-      for await (const page of store.exportUsers(select, { after: req.after, pageRows: req.limit, ...(req.at ? { skip: req.at } : {}) })) {
+      // One page is answered: it holds at most `limit` users, so no more states are read.
+      for await (const page of store.exportUsers(select, { after: req.after, pageRows: req.limit, maxUsers: req.limit, ...(req.at ? { skip: req.at } : {}) })) {
         return { t: 'done', value: fitPage(page) };
       }
       return { t: 'done', value: { users: [], entries: [] } };

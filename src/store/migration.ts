@@ -122,7 +122,11 @@ export class GapError extends Error {
 
 export type ImportRejection = GapError | ConflictError;
 
-export type ExportOpts = { after?: Record<string, number>; pageRows?: number; pageChars?: number; skip?: { user: string; rows: number } };
+export type ExportOpts = {
+  after?: Record<string, number>; pageRows?: number; pageChars?: number; skip?: { user: string; rows: number };
+  /** Only the first this many selected users (by name): a caller that takes one page reads no more states than it can hold. */
+  maxUsers?: number;
+};
 
 export type Migration = {
   /** Committed data of the users for which `select` is true: their state, and entries with
@@ -242,7 +246,7 @@ export function createMigration(core: StoreCore): Migration {
     // dropped (and perhaps imported again) in between.
     const owners = new Map<string, UserState>();
     const snaps = await db.job(async (c) => {
-      const names = [...users.keys()].filter(select).sort();
+      const names = [...users.keys()].filter(select).sort().slice(0, opts.maxUsers ?? Infinity);
       for (const u of names) owners.set(u, users.get(u)!);
       return readSnapshots(c, names);
     });
