@@ -132,7 +132,7 @@ export type Migration = {
   /** Committed data of the users for which `select` is true: their state, and entries with
    * seq > `after[user]` (default 0), in pages of about `pageRows` rows (entries, and a snapshot's
    * conversations, cursors and outbox rows) whose snapshots take at most `pageChars` estimated
-   * characters. The states are read in one job, and entries only up to the seq each state names,
+   * characters (default 768 Ki). The states are read in one job, and entries only up to the seq each state names,
    * so the whole export is one consistent point in time; entries appended during the export come
    * with a later export with `after`. A user's snapshot comes after its last entries (in parts
    * over several pages if it is large: see UserSnapshot.next), so importing pages in order keeps
@@ -162,7 +162,7 @@ export type Migration = {
 const PAGE_ROWS = 2000;
 /** Estimated characters of the snapshots in one export page: with a page of entries cut to the
  * peer budget (1 Mi characters), still well inside a 4 MiB peer frame. */
-const PAGE_CHARS = 256 * 1024;
+const PAGE_CHARS = 768 * 1024;
 /** Ranges per query in an export page (3 parameters each). */
 const RANGE_CHUNK = 300;
 /** Rows per INSERT in an import: bigger than the commit's chunk, as imports come in large pages. */
@@ -279,9 +279,9 @@ export function createMigration(core: StoreCore): Migration {
       const total = snapshotRows(snap);
       let at = opts.skip?.user === snap.user ? Math.min(total, Math.max(0, opts.skip.rows)) : 0;
       for (;;) {
-        // A part of at most pageRows rows: with the user's last entries when it fits the page's
-        // characters (so a small snapshot comes in the page of its last entries).
-        const { part, end } = cutSnapshot(snap, at, pageChars - chars, pageRows, page.length === 0 ? 1 : 0);
+        // A part as large as the page's characters allow, with the user's last entries (so a
+        // small snapshot comes in the page of its last entries); rows are bounded by characters.
+        const { part, end } = cutSnapshot(snap, at, pageChars - chars, Infinity, page.length === 0 ? 1 : 0);
         if (end === at && at < total) {
           yield await take(); // no room left in this page
           continue;
