@@ -106,7 +106,7 @@ export function peerMessage(r: Rng, t: string, ctx: PeerCtx): Record<string, unk
     case 'presence': return { t, users: users(r) };
     case 'watch': return { t, watcher: { gateway: ctx.self, conn: r.pick(ctx.conns) }, users: users(r), on: r.chance(0.5) };
     case 'register': return { t, sessions: Array.from({ length: r.int(3) }, () => session(r, ctx)) };
-    case 'renew': return { t, gateway: ctx.self, sessions: nat(r) };
+    case 'renew': return { t, gateway: ctx.self, conns: ctx.conns.slice(0, r.int(3)) };
     case 'join': case 'gossip': return { t, entries: entries(r) };
     case 'probe': return { t, target: r.pick(['n1', 'n3', 'fzn0', ctx.self]) };
     case 'handoff': return { t, target: `fzn${r.int(3)}`, members: ['n1', `fzn${r.int(3)}`], from: '', to: null, after: Object.fromEntries(users(r, 2).map((u) => [u, nat(r)])), freeze: false, limit: 1 + r.int(100) };
