@@ -96,13 +96,14 @@ test('typing to a group is held to the group\'s frame budget, whichever member t
   const { c: o } = await n3.login(owner);
   const { c: m0 } = await n1.login(others[0]!);
   await o.group('create', g, others);
-  // 9 frames a notice, 20 frames/s, burst 40: four notices, then refused.
-  const answers: string[] = [];
-  for (const c of [o, m0, o, m0, o, m0]) {
-    answers.push(await c.typing({ group: g }).then(() => 'ok', (e: ImError) => `${e.code}: ${e.message}`));
-  }
-  t.deepEqual(answers.slice(0, 4), ['ok', 'ok', 'ok', 'ok']);
-  t.regex(answers[4]!, /^rate_limited: (rate_limited: )?group \S+ is over its typing budget of 20 frames\/s \(9 members to notify\); retry in \d+ ms/);
+  // 9 frames a notice, 20 frames/s, burst 40: four notices at once, then about two a second.
+  // Ten at once (five per member, within the per-connection burst): some are refused, whatever
+  // the machine's speed, and the first four never are.
+  const answers = await Promise.all([o, m0, o, m0, o, m0, o, m0, o, m0].map((c) => c.typing({ group: g }).then(() => 'ok', (e: ImError) => `${e.code}: ${e.message}`)));
+  const refusedTyping = answers.filter((a) => a !== 'ok');
+  t.true(answers.filter((a) => a === 'ok').length >= 4, answers.join('\n'));
+  t.true(refusedTyping.length > 0, answers.join('\n'));
+  for (const r of refusedTyping) t.regex(r, /^rate_limited: (rate_limited: )?group \S+ is over its typing budget of 20 frames\/s \(9 members to notify\); retry in \d+ ms/);
   t.true(await limited(n2, 'typing') > 0);
 });
 
