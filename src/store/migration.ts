@@ -246,13 +246,17 @@ export function createMigration(core: StoreCore): Migration {
     // dropped (and perhaps imported again) in between.
     const owners = new Map<string, UserState>();
     const snaps = await db.job(async (c) => {
-      // In name order, stopping at maxUsers: `select` may be costly (ring lookups) and the
-      // store may hold far more users than one page takes.
-      const names: string[] = [];
-      const max = opts.maxUsers ?? Infinity;
-      for (const u of [...users.keys()].sort()) {
-        if (names.length >= max) break;
-        if (select(u)) names.push(u);
+      // With maxUsers, in name order up to it: `select` may be costly (ring lookups) and the
+      // store may hold far more users than one page takes. Without, select first (a backfill
+      // selects one user of many).
+      let names: string[];
+      if (opts.maxUsers === undefined) names = [...users.keys()].filter(select).sort();
+      else {
+        names = [];
+        for (const u of [...users.keys()].sort()) {
+          if (names.length >= opts.maxUsers) break;
+          if (select(u)) names.push(u);
+        }
       }
       for (const u of names) owners.set(u, users.get(u)!);
       return readSnapshots(c, names);
