@@ -164,7 +164,7 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
     const page: ExportPage = { users: [], entries: [] };
     let chars = 0;
     let last = after;
-    const pages = store.exportUsers((u) => u === user, { after: { [user]: after }, pageRows: BACKFILL_PAGE_ROWS })[Symbol.asyncIterator]();
+    const pages = store.exportUsers((u) => u === user, { only: [user], after: { [user]: after }, pageRows: BACKFILL_PAGE_ROWS })[Symbol.asyncIterator]();
     for (;;) {
       if (page.entries.length > 0 && chars >= budget) {
         await pages.return?.();

@@ -126,6 +126,8 @@ export type ExportOpts = {
   after?: Record<string, number>; pageRows?: number; pageChars?: number; skip?: { user: string; rows: number };
   /** Only the first this many selected users (by name): a caller that takes one page reads no more states than it can hold. */
   maxUsers?: number;
+  /** The candidates, when the caller knows them (a backfill of one user): not every user held. */
+  only?: string[];
 };
 
 export type Migration = {
@@ -250,7 +252,8 @@ export function createMigration(core: StoreCore): Migration {
       // store may hold far more users than one page takes. Without, select first (a backfill
       // selects one user of many).
       let names: string[];
-      if (opts.maxUsers === undefined) names = [...users.keys()].filter(select).sort();
+      if (opts.only) names = [...new Set(opts.only)].filter((u) => users.has(u) && select(u)).sort().slice(0, opts.maxUsers ?? Infinity);
+      else if (opts.maxUsers === undefined) names = [...users.keys()].filter(select).sort();
       else {
         names = [];
         for (const u of [...users.keys()].sort()) {
