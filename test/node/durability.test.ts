@@ -7,7 +7,7 @@ import type { SentReply } from '../../src/protocol/frames.ts';
 test.after.always(cleanup);
 
 test('SIGKILL right after sent loses nothing; seqs continue and cids still dedup after restart', async (t) => {
-  const node = await startNode({ name: 'dur', args: ['--rate', '100000', '--rate-burst', '100000'] });
+  const node = await startNode({ name: 'dur', args: ['--rate', '100000', '--rate-burst', '100000', '--max-in-flight', '100000'] });
   const { c: bob } = await node.login('dur-b');
   await bob.ack(0);
   const { c: alice } = await node.login('dur-a');

@@ -7,7 +7,8 @@ import type { ErrorReply } from '../../src/protocol/frames.ts';
 
 let node: TestNode;
 test.before(async () => {
-  node = await startNode({ args: ['--login-timeout', '600', '--idle-timeout', '1500'] });
+  // Short deadlines, with room for a busy machine (a failed login retried on one connection takes a while).
+  node = await startNode({ args: ['--login-timeout', '2000', '--idle-timeout', '3000'] });
 });
 test.after.always(cleanup);
 
