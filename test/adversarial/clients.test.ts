@@ -168,16 +168,27 @@ test('500 devices of one user: past the device limit a login is too_large and th
 });
 
 test('a read flood (sync of 1,000 bodies of 16 KiB at the rate limit) does not hold up another user\'s sends', async (t) => {
-  const v = await victimNode('reads', ['--max-in-flight', '64']);
+  // Idle timeout raised: the bystander waits while the reader writes its 16 MB first.
+  const v = await victimNode('reads', ['--max-in-flight', '64', '--idle-timeout', '600000']);
   const { c: reader } = await v.n.login('heavy-reader');
   const body = 'r'.repeat(16 * 1024);
-  for (let i = 0; i < 1000; i += 50) await Promise.all(Array.from({ length: 50 }, (_, k) => reader.send('heavy-reader', `h${i + k}`, body)));
+  // Paced to just under the rate limit (200 frames/s): a frame past it is dropped unanswered.
+  let slot = Date.now();
+  const paced = async () => {
+    slot = Math.max(slot + 1000 / 190, Date.now());
+    await new Promise((r) => setTimeout(r, slot - Date.now()));
+  };
+  for (let i = 0; i < 1000; i += 50) await Promise.all(Array.from({ length: 50 }, async (_, k) => {
+    await paced();
+    return reader.send('heavy-reader', `h${i + k}`, body);
+  }));
   let pages = 0;
   let bytes = 0;
   const f = await underAttack(t, 'read flood: sync of 1,000 x 16 KiB', { target: v.n, ...v, extra: () => ({ pages, MiBRead: Math.round(bytes / 1048576) }) }, async () => {
     const end = Date.now() + 8000;
     const worker = async () => {
       while (Date.now() < end) {
+        await paced();
         const p = await reader.sync(0, 1000).catch((e: ImError) => (e.code === 'rate_limited' ? undefined : Promise.reject(e)));
         if (!p) continue;
         pages++;
