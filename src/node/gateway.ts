@@ -144,7 +144,6 @@ export function createGateway(c: GatewayComponents): Gateway {
     if (cc.watching.size) void unwatchAll(cc.id, [...cc.watching]);
   }
 
-  /** Every frame counts, valid or not (PROTOCOL section 9): a token bucket per connection. */
   /** A closed connection's watches end on every home: tried again a few times, since a watch
    * left on a remote home would push to a connection that is gone until that gateway dies. */
   async function unwatchAll(conn: string, users: string[]): Promise<void> {
@@ -165,6 +164,7 @@ export function createGateway(c: GatewayComponents): Gateway {
     }
   }
 
+  /** Every frame counts, valid or not (PROTOCOL section 9): a token bucket per connection. */
   function allow(cc: ClientConn): boolean {
     const t = c.now();
     cc.tokens = Math.min(config.rateBurst, cc.tokens + ((t - cc.refilled) * config.rate) / 1000);
