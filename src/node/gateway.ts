@@ -10,6 +10,7 @@ import { AuthError } from './auth.ts';
 import type { Config } from './config.ts';
 import type { Homes } from './home.ts';
 import { Lane } from './lane.ts';
+import { TokenBucket } from '../limits/token-bucket.ts';
 import type { ClientError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -34,16 +35,15 @@ type ClientConn = {
   overflow: boolean;
   buffer: MsgEvent[];
   pushed: number;
-  tokens: number;
-  refilled: number;
+  /** Frames of any kind (PROTOCOL section 9). */
+  frames: TokenBucket;
   closed: boolean;
   watching: Set<string>;
   corked: boolean;
   /** Keeps this connection's sends in order across retries and ring changes. */
   lane: Lane;
-  /** Typing notices allowed now (a bucket of its own, refilled TYPING_PER_S per second). */
-  typingTokens: number;
-  typingRefilled: number;
+  /** Typing notices (a bucket of its own, TYPING_PER_S per second). */
+  typing: TokenBucket;
   /** Requests being served now (bounded by config.maxInFlight). */
   inFlight: number;
   /** Since when this connection has been over its rate limit without a pause of a second. */
@@ -164,19 +164,9 @@ export function createGateway(c: GatewayComponents): Gateway {
     }
   }
 
-  /** Every frame counts, valid or not (PROTOCOL section 9): a token bucket per connection. */
-  function allow(cc: ClientConn): boolean {
-    const t = c.now();
-    cc.tokens = Math.min(config.rateBurst, cc.tokens + ((t - cc.refilled) * config.rate) / 1000);
-    cc.refilled = t;
-    if (cc.tokens < 1) return false;
-    cc.tokens -= 1;
-    return true;
-  }
-
   /** A frame over the rate limit: dropped; one error a second at most; closed 1008 when the
    * connection stays over its limit (no second without a refused frame) for RATE_CLOSE_MS. */
-  function refuse(cc: ClientConn): void {
+  function refuse(cc: ClientConn, wait: number): void {
     const t = c.now();
     metrics.limits.inc({ limit: 'rate' });
     if (cc.overSince === undefined || t - cc.lastRefused > 1000) cc.overSince = t;
@@ -189,7 +179,6 @@ export function createGateway(c: GatewayComponents): Gateway {
     }
     if (t - cc.lastLimitError < 1000) return;
     cc.lastLimitError = t;
-    const wait = Math.ceil(((1 - cc.tokens) * 1000) / config.rate);
     error(cc, null, 'rate_limited', `over ${config.rate} frames/s; frames are dropped; retry in ${wait} ms`);
   }
 
@@ -314,15 +303,12 @@ export function createGateway(c: GatewayComponents): Gateway {
         return send(cc, { op: 'group', ...withId, group: g.group, owner: g.owner, members: g.members, joined: g.joined });
       }
       case 'typing': {
-        const t = c.now();
-        cc.typingTokens = Math.min(TYPING_BURST, cc.typingTokens + ((t - cc.typingRefilled) * TYPING_PER_S) / 1000);
-        cc.typingRefilled = t;
-        if (cc.typingTokens < 1) {
+        const wait = cc.typing.take(1, c.now());
+        if (wait > 0) {
           // Typing is sent on keystrokes, mostly without an id: those are dropped without a word.
           if (id === undefined) return;
-          return error(cc, id, 'rate_limited', `over ${TYPING_PER_S} typing notices/s; retry in ${Math.ceil(((1 - cc.typingTokens) * 1000) / TYPING_PER_S)} ms`);
+          return error(cc, id, 'rate_limited', `over ${TYPING_PER_S} typing notices/s; retry in ${wait} ms`);
         }
-        cc.typingTokens -= 1;
         try {
           await homes.typing(s.user, req.group !== undefined ? { group: req.group } : { to: req.to! });
         } catch (e) {
@@ -414,8 +400,8 @@ export function createGateway(c: GatewayComponents): Gateway {
       }
       const cc: ClientConn = {
         id: `c${++nextId}`, ws, opened: t, last: t, loggingIn: false, held: [], replaying: false,
-        overflow: false, buffer: [], pushed: 0, tokens: config.rateBurst, refilled: t, closed: false, watching: new Set(), corked: false,
-        lane: new Lane(), typingTokens: TYPING_BURST, typingRefilled: t,
+        overflow: false, buffer: [], pushed: 0, frames: new TokenBucket(config.rate, config.rateBurst, t), closed: false, watching: new Set(), corked: false,
+        lane: new Lane(), typing: new TokenBucket(TYPING_PER_S, TYPING_BURST, t),
         inFlight: 0, overSince: undefined, lastRefused: 0, lastLimitError: 0,
       };
       conns.set(cc.id, cc);
@@ -423,7 +409,9 @@ export function createGateway(c: GatewayComponents): Gateway {
       ws.on('message', (data: RawData, isBinary: boolean) => {
         cc.last = c.now();
         if (cc.closed) return;
-        if (!allow(cc)) return refuse(cc);
+        // Every frame counts, valid or not (PROTOCOL section 9).
+        const wait = cc.frames.take(1, c.now());
+        if (wait > 0) return refuse(cc, wait);
         if (isBinary) return error(cc, null, 'bad_request', 'binary frames are not supported; send JSON text');
         onText(cc, data.toString());
       });
