@@ -1,4 +1,6 @@
 // The node's settings: parsed and validated once, at the edge, from flags and IM_* variables.
+import { networkInterfaces } from 'node:os';
+import type { NetworkInterfaceInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 
 export type Config = {
@@ -9,6 +11,11 @@ export type Config = {
   /** The client URL this node advertises (goaway, /cluster); derived from host and port unless given. */
   publicUrl?: string;
   p2pPort: number;
+  /** libp2p listen address; parseConfig sets it to `host` when not given. */
+  p2pHost: string;
+  /** HOST or HOST:PORT ([v6]:PORT) peers dial for this node's peer port; when unset, the p2p listen
+   * host, or for a wildcard one this machine's first non-internal IPv4 (see advertisedHost). */
+  announce?: string;
   /** libp2p private-network key file shared by the cluster; generated into DATA/swarm.key when absent. */
   pskFile?: string;
   join: string[];
@@ -70,6 +77,7 @@ export const DEFAULTS: Config = {
   host: '127.0.0.1',
   port: 7001,
   p2pPort: 9001,
+  p2pHost: '127.0.0.1',
   join: [],
   vnodes: 160,
   replicas: 2,
@@ -112,6 +120,8 @@ const FIELDS = {
   port: ['IM_WS_PORT', 'port', 'port'],
   'public-url': ['IM_PUBLIC_URL', 'string', 'publicUrl'],
   'p2p-port': ['IM_P2P_PORT', 'port', 'p2pPort'],
+  'p2p-host': ['IM_P2P_HOST', 'string', 'p2pHost'],
+  announce: ['IM_ANNOUNCE', 'string', 'announce'],
   'psk-file': ['IM_PSK_FILE', 'string', 'pskFile'],
   vnodes: ['IM_VNODES', 'int', 'vnodes'],
   replicas: ['IM_REPLICAS', 'int', 'replicas'],
@@ -153,8 +163,12 @@ export const USAGE = `usage: im-node [options]   (every option also reads the IM
   --data DIR               data directory (database, secret)       IM_DATA (./data)
   --host HOST              client listen address                   IM_HOST (127.0.0.1)
   --port N                 client port, HTTP and /ws (0 = any)     IM_WS_PORT (7001)
-  --public-url URL         client URL to advertise                 IM_PUBLIC_URL (ws://HOST:PORT/ws)
+  --public-url URL         client URL to advertise                 IM_PUBLIC_URL (ws://HOST:PORT/ws; for a
+                           wildcard HOST, this machine's first non-internal IPv4)
   --p2p-port N             peer port (libp2p over TCP; 0 = any)    IM_P2P_PORT (9001)
+  --p2p-host HOST          peer listen address                     IM_P2P_HOST (HOST)
+  --announce HOST[:PORT]   address peers dial for the peer port    IM_ANNOUNCE (P2P-HOST; for a
+                           wildcard one, this machine's first non-internal IPv4)
   --psk-file FILE          the cluster's private network key       IM_PSK_FILE (DATA/swarm.key, generated)
   --join MULTIADDR         a running node's peer address (repeatable); none = start a new cluster
   --vnodes N               virtual nodes per member on the ring    IM_VNODES (160)
@@ -230,6 +244,8 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
       out[key] = n;
     }
   }
+  if (values['p2p-host'] === undefined && !env.IM_P2P_HOST) cfg.p2pHost = cfg.host;
+  if (cfg.announce !== undefined) parseHostPort(cfg.announce, '--announce (IM_ANNOUNCE)');
   cfg.insecure = values.insecure === true || env.IM_INSECURE === '1' || env.IM_INSECURE === 'true';
   if (cfg.secret !== undefined) checkSecret(cfg.secret, '--secret (IM_SECRET)');
   if (cfg.insecure && !isLoopback(cfg.host)) {
@@ -259,4 +275,38 @@ export function isLoopback(host: string): boolean {
   if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
   const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) && v4.split('.').every((p) => Number(p) <= 255);
+}
+
+/** Listen on every interface: 0.0.0.0, :: (also bracketed), or empty. */
+export function isWildcard(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1');
+  return h === '' || h === '0.0.0.0' || h === '::' || h === '0:0:0:0:0:0:0:0';
+}
+
+/** The host others should use to reach a port listening on `listenHost`: that host itself, or for
+ * a wildcard one this machine's first non-internal IPv4, or 127.0.0.1 when it has none. */
+export function advertisedHost(listenHost: string, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces()): string {
+  if (!isWildcard(listenHost)) return listenHost;
+  for (const list of Object.values(interfaces)) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+/** HOST, HOST:PORT, [V6] or [V6]:PORT (a bare IPv6 address has no port). Hosts are IP addresses
+ * or DNS names; a wildcard is refused, as nobody can dial it. */
+export function parseHostPort(raw: string, where: string): { host: string; port?: number } {
+  const bad = () => new ConfigError(`${where} must be HOST or HOST:PORT with an address or name peers can dial, got '${raw}'`);
+  const v6 = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(raw);
+  let host: string;
+  let port: string | undefined;
+  if (v6) [host, port] = [v6[1]!, v6[2]];
+  else if ((raw.match(/:/g) ?? []).length > 1) host = raw; // a bare IPv6 address
+  else [host, port] = raw.split(':') as [string, string | undefined];
+  const valid = host.includes(':') ? /^[0-9A-Fa-f:.]+$/.test(host) : /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(host);
+  if (!valid || isWildcard(host)) throw bad();
+  if (port === undefined) return { host };
+  const n = /^\d{1,5}$/.test(port) ? Number(port) : NaN;
+  if (!(n >= 1 && n <= 65535)) throw new ConfigError(`${where}: the port must be from 1 to 65535, got '${port}'`);
+  return { host, port: n };
 }

@@ -10,7 +10,7 @@ import { createPresence } from '../presence/index.ts';
 import { createMembership } from '../membership/index.ts';
 import type { Delivery } from '../protocol/peer.ts';
 import { createAuth } from './auth.ts';
-import { checkSecret } from './config.ts';
+import { advertisedHost, checkSecret, parseHostPort } from './config.ts';
 import type { Config } from './config.ts';
 import { keptFile, lockDataDir, prepareDataDir } from './data-dir.ts';
 import type { DataDirLock } from './data-dir.ts';
@@ -106,13 +106,16 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
     },
   });
   const port = await server.listen(cfg.host, cfg.port);
-  const url = cfg.publicUrl ?? `ws://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}/ws`;
+  const clientHost = advertisedHost(cfg.host);
+  const url = cfg.publicUrl ?? `ws://${clientHost.includes(':') ? `[${clientHost}]` : clientHost}:${port}/ws`;
+  // Peers dial the announce address; by default the p2p listen host, or for 0.0.0.0 this machine's.
+  const announce = cfg.announce ? parseHostPort(cfg.announce, '--announce') : { host: advertisedHost(cfg.p2pHost) };
 
   const net = await createPeerNet(
-    { dataDir: cfg.data, host: cfg.host === '0.0.0.0' ? '0.0.0.0' : cfg.host, port: cfg.p2pPort, psk, maxQueueMsgs: cfg.peerQueueMsgs, maxQueueBytes: cfg.peerQueueBytes },
+    { dataDir: cfg.data, host: cfg.p2pHost, announce, port: cfg.p2pPort, psk, maxQueueMsgs: cfg.peerQueueMsgs, maxQueueBytes: cfg.peerQueueBytes },
     { log: log.child({ component: 'peer' }), onQueueFull: (kind) => metrics.peerQueueFull.inc({ kind }) },
   );
-  log.info({ peer: net.peerId, addrs: net.addrs }, 'peer host listening');
+  log.info({ peer: net.peerId, listening: net.listening, addrs: net.addrs }, 'peer host listening');
   const presence = createPresence({ ttlMs: cfg.presenceTimeoutMs }, { clock: { now } });
 
   const unconfirmed = new Unconfirmed();
@@ -314,7 +317,7 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
         peer: net.peerId,
         joined: cluster.joined(),
         majority: cluster.hasMajority(),
-        members: cluster.members().map((m) => ({ name: m.name, peer: m.peer, url: m.url, state: m.state, incarnation: m.incarnation })),
+        members: cluster.members().map((m) => ({ name: m.name, peer: m.peer, url: m.url, addrs: m.addrs, state: m.state, incarnation: m.incarnation })),
         ring: { version: ring.version, vnodes: ring.vnodes, replicas: ring.replicas, members: ring.members },
         owned,
         // Work in flight that operators may want to see finish before the next change.

@@ -1,7 +1,7 @@
 // parseConfig: defaults, env over defaults, flags over env, --join, --insecure, and ConfigError for every bad input (naming the flag) and --help.
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { ConfigError, DEFAULTS, parseConfig } from '../../src/node/config.ts';
+import { advertisedHost, ConfigError, DEFAULTS, isWildcard, parseConfig, parseHostPort } from '../../src/node/config.ts';
 import type { Config } from '../../src/node/config.ts';
 
 function rejects(t: ExecutionContext, argv: string[], env: Record<string, string>, mention: string): void {
@@ -19,6 +19,8 @@ const FIELDS: [string, string, string, unknown, keyof Config][] = [
   ['port', 'IM_WS_PORT', '7101', 7101, 'port'],
   ['public-url', 'IM_PUBLIC_URL', 'ws://chat.example:80/ws', 'ws://chat.example:80/ws', 'publicUrl'],
   ['p2p-port', 'IM_P2P_PORT', '9101', 9101, 'p2pPort'],
+  ['p2p-host', 'IM_P2P_HOST', '10.0.0.5', '10.0.0.5', 'p2pHost'],
+  ['announce', 'IM_ANNOUNCE', 'peers.example', 'peers.example', 'announce'],
   ['secret', 'IM_SECRET', 's3cret-of-at-least-thirty-two-bytes', 's3cret-of-at-least-thirty-two-bytes', 'secret'],
   ['max-token-life', 'IM_MAX_TOKEN_LIFE', '86400', 86400, 'maxTokenLifeS'],
   ['token-audience', 'IM_TOKEN_AUDIENCE', 'chat.example', 'chat.example', 'tokenAudience'],
@@ -43,7 +45,7 @@ test('no flags and no env give the defaults', (t) => {
   const cfg = parseConfig([], {});
   t.deepEqual(cfg, DEFAULTS);
   t.deepEqual(cfg, {
-    name: 'node-1', data: './data', host: '127.0.0.1', port: 7001, p2pPort: 9001, join: [], insecure: false,
+    name: 'node-1', data: './data', host: '127.0.0.1', port: 7001, p2pPort: 9001, p2pHost: '127.0.0.1', join: [], insecure: false,
     maxFrame: 65536, maxBody: 16384, maxUsers: 500, maxMembers: 10_000, loginTimeoutMs: 10_000, idleTimeoutMs: 60_000,
     presenceTimeoutMs: 15_000, rate: 200, rateBurst: 400, maxBuffered: 8 * 1024 * 1024, sync: 'normal', logLevel: 'info',
     vnodes: 160, replicas: 2, suspectAfterMs: 2000, confirmTimeoutMs: 3000, maxTokenLifeS: 30 * 24 * 3600,
@@ -53,6 +55,7 @@ test('no flags and no env give the defaults', (t) => {
     peerQueueMsgs: 65_536, peerQueueBytes: 32 * 1024 * 1024,
   });
   t.false('publicUrl' in cfg);
+  t.false('announce' in cfg);
   t.false('secret' in cfg);
   for (const k of ['tokenAudience', 'tokenIssuer', 'adminToken']) t.false(k in cfg, k);
 });
@@ -77,7 +80,9 @@ test('each IM_* variable overrides its default', (t) => {
   for (const [, envName, value, parsed, key] of FIELDS) {
     const cfg = parseConfig([], { [envName]: value });
     t.deepEqual(cfg[key], parsed, envName);
-    t.deepEqual({ ...cfg, [key]: DEFAULTS[key] }, { ...DEFAULTS, [key]: DEFAULTS[key] }, `${envName} changes only ${key}`);
+    // The p2p listen host follows the client one unless given.
+    const follows = key === 'host' ? { p2pHost: DEFAULTS.p2pHost } : {};
+    t.deepEqual({ ...cfg, [key]: DEFAULTS[key], ...follows }, { ...DEFAULTS, [key]: DEFAULTS[key] }, `${envName} changes only ${key}`);
   }
 });
 
@@ -288,4 +293,55 @@ test('the usage text names every new security flag and variable', async (t) => {
   for (const s of ['--max-token-life', 'IM_MAX_TOKEN_LIFE', '--token-audience', 'IM_TOKEN_AUDIENCE', '--token-issuer', 'IM_TOKEN_ISSUER', '--admin-token', 'IM_ADMIN_TOKEN', 'loopback', '32 bytes']) {
     t.true(USAGE.includes(s), s);
   }
+});
+
+test('--p2p-host defaults to the client --host (flag or IM_HOST); given, it wins over it', (t) => {
+  t.is(parseConfig(['--host', '10.1.2.3'], {}).p2pHost, '10.1.2.3');
+  t.is(parseConfig([], { IM_HOST: '0.0.0.0' }).p2pHost, '0.0.0.0');
+  t.is(parseConfig(['--host', '10.1.2.3', '--p2p-host', '10.9.9.9'], {}).p2pHost, '10.9.9.9');
+  t.is(parseConfig(['--host', '10.1.2.3'], { IM_P2P_HOST: '10.9.9.9' }).p2pHost, '10.9.9.9');
+  t.is(parseConfig(['--p2p-host', '0.0.0.0'], { IM_HOST: '10.1.2.3' }).host, '10.1.2.3');
+  // An empty IM_P2P_HOST is unset: it follows --host.
+  t.is(parseConfig(['--host', '10.1.2.3'], { IM_P2P_HOST: '' }).p2pHost, '10.1.2.3');
+});
+
+test('insecure mode checks only the client --host: the peer port may listen anywhere', (t) => {
+  t.true(parseConfig(['--insecure', '--p2p-host', '0.0.0.0', '--announce', '10.0.0.7'], {}).insecure);
+  rejects(t, ['--insecure', '--host', '0.0.0.0', '--p2p-host', '127.0.0.1'], {}, 'loopback');
+});
+
+test('--announce takes HOST, HOST:PORT, [V6] or [V6]:PORT; names and addresses, not wildcards', (t) => {
+  for (const good of ['10.77.0.3', '10.77.0.3:9001', 'peers.example', 'peers.example:1', '[2001:db8::1]', '[2001:db8::1]:65535', '2001:db8::1', 'fe80::1']) {
+    t.is(parseConfig(['--announce', good], {}).announce, good, good);
+    t.is(parseConfig([], { IM_ANNOUNCE: good }).announce, good, good);
+  }
+  t.deepEqual(parseHostPort('10.77.0.3', 'x'), { host: '10.77.0.3' });
+  t.deepEqual(parseHostPort('10.77.0.3:9001', 'x'), { host: '10.77.0.3', port: 9001 });
+  t.deepEqual(parseHostPort('[2001:db8::1]:9001', 'x'), { host: '2001:db8::1', port: 9001 });
+  t.deepEqual(parseHostPort('2001:db8::1', 'x'), { host: '2001:db8::1' });
+  t.deepEqual(parseHostPort('nat.example.com:19001', 'x'), { host: 'nat.example.com', port: 19001 });
+  for (const bad of ['0.0.0.0', '0.0.0.0:9001', '::', '[::]:9001', 'h:0', 'h:65536', 'h:', ':9001', 'h:x', 'a b', '/ip4/1.2.3.4/tcp/1', 'h:1:2x', '[zz::1]', 'ws://h:1', '-h']) {
+    rejects(t, ['--announce', bad], {}, '--announce');
+    rejects(t, [], { IM_ANNOUNCE: bad }, 'IM_ANNOUNCE');
+  }
+});
+
+test('advertised host: a listen host as given; for a wildcard the first non-internal IPv4, else 127.0.0.1', (t) => {
+  const lo = { address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: true, cidr: '127.0.0.1/8' } as const;
+  const v6 = { address: 'fe80::1', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '02:00:00:00:00:01', internal: false, cidr: 'fe80::1/64', scopeid: 2 } as const;
+  const eth = { address: '192.168.5.20', netmask: '255.255.255.0', family: 'IPv4', mac: '02:00:00:00:00:01', internal: false, cidr: '192.168.5.20/24' } as const;
+  const ifs = { lo: [lo], eth0: [v6, eth], eth1: [{ ...eth, address: '10.0.0.9' }] };
+  t.is(advertisedHost('10.77.0.2', ifs), '10.77.0.2');
+  t.is(advertisedHost('127.0.0.1', ifs), '127.0.0.1');
+  t.is(advertisedHost('chat.example', ifs), 'chat.example');
+  for (const w of ['0.0.0.0', '::', '[::]', '']) t.is(advertisedHost(w, ifs), '192.168.5.20', w);
+  t.is(advertisedHost('0.0.0.0', { lo: [lo], eth0: [v6] }), '127.0.0.1');
+  t.is(advertisedHost('0.0.0.0', {}), '127.0.0.1');
+  for (const w of ['0.0.0.0', '::', '[::]', '0:0:0:0:0:0:0:0']) t.true(isWildcard(w), w);
+  for (const h of ['127.0.0.1', '::1', '10.0.0.1', 'host']) t.false(isWildcard(h), h);
+});
+
+test('the usage text names --p2p-host, --announce and their variables', async (t) => {
+  const { USAGE } = await import('../../src/node/config.ts');
+  for (const s of ['--p2p-host', 'IM_P2P_HOST', '--announce', 'IM_ANNOUNCE', 'HOST[:PORT]']) t.true(USAGE.includes(s), s);
 });

@@ -40,12 +40,19 @@ function chunkedPsk(psk: Uint8Array): () => ConnectionProtector {
   };
 }
 
+/** /ip4/… or /ip6/… (brackets optional) for a listen host; localhost is 127.0.0.1. */
+function listenAddr(host: string): string {
+  const h = host.replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost') return '/ip4/127.0.0.1';
+  return h.includes(':') ? `/ip6/${h}` : `/ip4/${h}`;
+}
+
 /** A host that is configured but not started, so that handlers are in place before it listens. */
 export function createHost(init: HostInit): Promise<Libp2p> {
   return createLibp2p({
     start: false,
     privateKey: init.privateKey,
-    addresses: { listen: [`/ip4/${init.host}/tcp/${init.port}`] },
+    addresses: { listen: [`${listenAddr(init.host)}/tcp/${init.port}`] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     // Each stream's window bounds what sits in the connection's buffers while TCP is saturated:

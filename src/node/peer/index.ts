@@ -21,6 +21,9 @@ export type PeerNetInit = {
   host?: string;
   /** 0 = any free port. */
   port: number;
+  /** Where peers should dial this node (a NAT's or the machine's address when listening on
+   * 0.0.0.0): `addrs` then holds only this, with `port` or else the port listened on. */
+  announce?: { host: string; port?: number };
   /** Contents of a libp2p swarm key file: only nodes with the same key connect (@libp2p/pnet). */
   psk: Uint8Array;
   /** Default 3000. Every dial has one: a dial to a node with another key may hang. */
@@ -48,8 +51,11 @@ export type PeerStats = LinkCounters & {
 
 export type PeerNet = {
   readonly peerId: string;
-  /** Listen multiaddrs including /p2p/<id>, e.g. /ip4/127.0.0.1/tcp/9001/p2p/12D3… */
+  /** What this node tells peers to dial, including /p2p/<id>, e.g. /ip4/127.0.0.1/tcp/9001/p2p/12D3…:
+   * the announce address when one is set, else the listen multiaddrs. */
   readonly addrs: string[];
+  /** The listen multiaddrs (with /p2p/<id>); for logs. */
+  readonly listening: string[];
   /** Connects (within dialTimeoutMs) and resolves the remote peer id; remembers the address. */
   dial(addr: string, signal?: AbortSignal): Promise<string>;
   /** Where a peer listens, so that send/request can dial it lazily. */

@@ -29,7 +29,7 @@ export const MAX_QUEUE_BYTES = 32 * 1024 * 1024;
 // Streams of our protocol per connection: normally one or two (both sides opening at once).
 const MAX_STREAMS = 256;
 
-type Settings = Required<Omit<PeerNetInit, 'dataDir' | 'psk'>>;
+type Settings = Required<Omit<PeerNetInit, 'dataDir' | 'psk' | 'announce'>> & Pick<PeerNetInit, 'announce'>;
 export type QueueFull = 'waited' | 'timeout' | 'dropped';
 type Handlers = {
   message?: (from: string, msg: unknown) => void;
@@ -39,6 +39,12 @@ type Handlers = {
 
 const LP_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'UnexpectedEOFError']);
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** /ip4/…, /ip6/… or /dns/… for a host given as an address or a name. */
+function hostAddr(host: string): string {
+  if (host.includes(':')) return `/ip6/${host}`;
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) ? `/ip4/${host}` : `/dns/${host}`;
+}
 
 function withoutPeerId(ma: Multiaddr): Multiaddr {
   return ma.getComponents().some((c) => c.code === CODE_P2P) ? ma.decapsulateCode(CODE_P2P) : ma;
@@ -67,7 +73,17 @@ class PeerNetImpl implements PeerNet {
     setMaxListeners(Infinity, this.#shutdown.signal);
   }
 
+  // The announce address is applied here rather than as libp2p's addresses.announce: its port may
+  // be the one the OS chose (--p2p-port 0), known only once listening, and with no identify
+  // service libp2p tells nobody its addresses: the node's gossip of `addrs` is what peers dial.
   get addrs(): string[] {
+    const a = this.#cfg.announce;
+    if (!a) return this.listening;
+    const port = a.port ?? (this.#cfg.port || Number(/\/tcp\/(\d+)/.exec(this.listening[0] ?? '')?.[1]));
+    return [`${hostAddr(a.host)}/tcp/${port}/p2p/${this.peerId}`];
+  }
+
+  get listening(): string[] {
     return this.#node.getMultiaddrs().map((a) => a.toString());
   }
 
@@ -415,6 +431,7 @@ export async function createPeerNetImpl(init: PeerNetInit, log: Logger, onQueueF
     pingIntervalMs: init.pingIntervalMs ?? PING_INTERVAL_MS,
     maxQueueMsgs: init.maxQueueMsgs ?? MAX_QUEUE_MSGS,
     maxQueueBytes: init.maxQueueBytes ?? MAX_QUEUE_BYTES,
+    ...(init.announce ? { announce: init.announce } : {}),
   };
   const privateKey = await loadOrCreateKey(init.dataDir, log);
   const node = await createHost({ privateKey, host: cfg.host, port: cfg.port, psk: init.psk, pingIntervalMs: cfg.pingIntervalMs });
@@ -425,6 +442,6 @@ export async function createPeerNetImpl(init: PeerNetInit, log: Logger, onQueueF
     await Promise.resolve(node.stop()).catch(() => undefined);
     throw e;
   }
-  log.info({ peerId: net.peerId, addrs: net.addrs }, 'peer net listening');
+  log.info({ peerId: net.peerId, listening: net.listening, addrs: net.addrs }, 'peer net listening');
   return net;
 }
