@@ -65,6 +65,12 @@ export type Membership = {
   joined(): boolean;
   /** Hears a strict majority of the members it knows: may declare suspects dead. */
   hasMajority(): boolean;
+  /** The write lease: joined, and heard directly from a strict majority of the members it knows
+   * (itself included) within the last suspectAfterMs + confirmTimeoutMs / 2. The others declare
+   * a silent member dead only after suspectAfterMs + confirmTimeoutMs, so a node cut off loses
+   * its lease at least confirmTimeoutMs / 2 before anyone gives its keys to another home; the
+   * slack keeps a node whose event loop stalled for a second from refusing writes. */
+  lease(): boolean;
   markJoined(): void; // the ring:changed it causes comes with the next call (tick, merge, ...)
   /** If gossip from `fromPeer` shows its sender alive at an incarnation this node holds dead (or
    * forgot as dead), the entry that tells it so; the glue sends it back, so a node that was
@@ -281,6 +287,19 @@ export function createMembership(
     joined: () => joinedFlag,
     markJoined: () => { joinedFlag = true; },
     hasMajority: majority,
+
+    lease() {
+      if (!joinedFlag || me.status !== 'alive') return false;
+      const now = clock.now();
+      let voters = 0;
+      let fresh = 0;
+      for (const e of table.values()) {
+        if (e.left || e.status === 'leaving') continue;
+        voters++;
+        if (e === me || (e.status === 'alive' && e.lastHeardAt !== undefined && now - e.lastHeardAt < suspectAfterMs + confirmTimeoutMs / 2)) fresh++;
+      }
+      return fresh * 2 > voters;
+    },
 
     deadClaim(entries, fromPeer) {
       if (!Array.isArray(entries)) return undefined;

@@ -40,12 +40,17 @@ export type Cluster = {
   joined(): boolean;
   /** Hears a strict majority of the members it knows (see membership). */
   hasMajority(): boolean;
+  /** Holds the write lease: joined and heard from a strict majority lately (see membership). */
+  lease(): boolean;
   peerOf(name: string): string | undefined;
   nameOf(peer: string): string | undefined;
   members(): MemberView[];
   /** Resolves on the next ring change, or after `ms`. */
   ringChange(ms: number): Promise<void>;
-  onRingChanged(cb: (ring: Ring, prev: Ring) => void): void;
+  /** `died`: members of `prev` that left the ring by being declared dead (not by leaving). */
+  onRingChanged(cb: (ring: Ring, prev: Ring, died: string[]) => void): void;
+  /** The node lost (false) or regained (true) a majority of the members it knows. */
+  onMajority(cb: (majority: boolean, unheard: MemberView[]) => void): void;
   onMemberGone(cb: (name: string) => void): void;
   /** Serves peer requests other than membership's own (join, probe, ping). */
   onRequest(cb: (fromName: string | undefined, req: PeerRequest) => Promise<PeerReply>): void;
@@ -82,7 +87,8 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
   // Rings replaced within RING_GRACE_MS, newest first: authorization accepts their homes too.
   let oldRings: { ring: Ring; until: number }[] = [];
   let waiters: (() => void)[] = [];
-  const ringListeners: ((r: Ring, prev: Ring) => void)[] = [];
+  const ringListeners: ((r: Ring, prev: Ring, died: string[]) => void)[] = [];
+  const majorityListeners: ((majority: boolean, unheard: MemberView[]) => void)[] = [];
   const goneListeners: ((name: string) => void)[] = [];
   let requestHandler: (fromName: string | undefined, req: PeerRequest) => Promise<PeerReply> = async () => ({ t: 'fail', code: 'unavailable', message: 'starting' });
   let messageHandler: (fromName: string | undefined, msg: PeerOneWay) => void = () => undefined;
@@ -106,8 +112,10 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
         ring = createRing(e.members, opts);
         const now = Date.now();
         oldRings = [{ ring: prev, until: now + RING_GRACE_MS }, ...oldRings].filter((o) => o.until > now).slice(0, MAX_OLD_RINGS);
-        log.info({ version: ring.version, members: ring.members, was: prev.version }, 'ring changed');
-        for (const cb of ringListeners) cb(ring, prev);
+        const dead = new Set(m.members().filter((mv) => mv.state === 'dead').map((mv) => mv.name));
+        const died = prev.members.filter((n) => !ring.has(n) && dead.has(n));
+        log.info({ version: ring.version, members: ring.members, was: prev.version, ...(died.length ? { died } : {}) }, 'ring changed');
+        for (const cb of ringListeners) cb(ring, prev, died);
         const w = waiters;
         waiters = [];
         for (const ok of w) ok();
@@ -233,7 +241,9 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
       majority = !majority;
       const suspects = m.members().filter((mv) => mv.state === 'suspect').map((mv) => mv.name);
       if (majority) log.info('this node hears a majority of the members again');
-      else log.warn({ suspects }, 'this node cannot hear a majority of the members: it declares nobody dead (it may be the one cut off) and cannot confirm writes that need them');
+      else log.warn({ suspects }, 'this node cannot hear a majority of the members: it declares nobody dead (it may be the one cut off), confirms no write and serves no read until it does');
+      const unheard = m.members().filter((mv) => mv.name !== self && mv.state === 'suspect');
+      for (const cb of majorityListeners) cb(majority, unheard);
     }
     for (const p of m.probes()) void probe(p.target, p.via);
     gossip();
@@ -281,6 +291,10 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
             const t = (await net.request(peer, { t: 'members' })) as { t?: string; value?: unknown };
             const alive = (Array.isArray(t.value) ? t.value : []).filter((e: Record<string, unknown>) =>
               e && e.status === 'alive' && typeof e.name === 'string' && typeof e.peer === 'string' && Array.isArray(e.addrs) && e.name !== self) as { name: string; peer: string; addrs: string[] }[];
+            // A seed that is not joined itself (it may be rejoining too, after the same partition)
+            // has no member table to give: copying from nobody and joining would bring this
+            // node's stale data back as if it were current.
+            if (alive.length === 0) throw new Error('the seed is not a joined member (yet)');
             for (const a of alive) net.addAddrs(a.peer, a.addrs.filter((x) => typeof x === 'string'));
             await init.beforeJoin(alive);
           }
@@ -353,6 +367,9 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
     const name = memberName(view, from);
     switch (req.t) {
       case 'join':
+        // Only a joined member lets others in: one that is itself out of the ring (joining, or
+        // declared dead and rejoining) holds no current data to have been copied from.
+        if (!m.joined()) return { t: 'fail', code: 'unavailable', message: `${self} is not a joined member` };
         apply(m.merge(entriesFrom(view, from, req.entries), nameOf(from)));
         return { t: 'done', value: m.digest() };
       case 'ping':
@@ -378,6 +395,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
     ring: () => ring,
     joined: () => m.joined(),
     hasMajority: () => m.hasMajority(),
+    lease: () => m.lease(),
     peerOf: (name) => m.peerOf(name),
     nameOf,
     members: () => m.members(),
@@ -390,6 +408,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
         });
       }),
     onRingChanged: (cb) => void ringListeners.push(cb),
+    onMajority: (cb) => void majorityListeners.push(cb),
     onMemberGone: (cb) => void goneListeners.push(cb),
     onRequest: (cb) => void (requestHandler = cb),
     onMessage: (cb) => void (messageHandler = cb),

@@ -68,6 +68,8 @@ export type Gateway = {
   sweep(): void;
   /** goaway to every client, then close; resolves when all have closed or after `graceMs`. */
   shutdown(nodes: string[], graceMs: number): Promise<void>;
+  /** goaway `reason` to every client (they should reconnect to one of `nodes`), then close 1013. */
+  goaway(reason: string, nodes: string[]): number;
   size(): number;
   /** The logged-in sessions this gateway holds (for renewing and re-registering with homes). */
   sessions(): SessionRef[];
@@ -85,6 +87,8 @@ export type GatewayComponents = {
   now: () => number;
   /** Client URLs of the other live nodes (for goaway full). */
   others?: () => string[];
+  /** Set while the node must not take clients (cut off from the majority): the goaway to send. */
+  turnAway?: () => { reason: string; nodes: string[] } | undefined;
 };
 
 export function createGateway(c: GatewayComponents): Gateway {
@@ -387,12 +391,14 @@ export function createGateway(c: GatewayComponents): Gateway {
   return {
     accept(ws) {
       const t = c.now();
-      if (conns.size >= config.maxConnections) {
-        metrics.limits.inc({ limit: 'connections' });
+      const away = c.turnAway?.();
+      const full = conns.size >= config.maxConnections;
+      if (away || full) {
+        if (full) metrics.limits.inc({ limit: 'connections' });
         ws.on('error', () => undefined);
         try {
-          ws.send(JSON.stringify({ op: 'goaway', reason: 'full', nodes: c.others?.() ?? [] }));
-          ws.close(1013, 'full');
+          ws.send(JSON.stringify(away ? { op: 'goaway', ...away } : { op: 'goaway', reason: 'full', nodes: c.others?.() ?? [] }));
+          ws.close(1013, away ? away.reason : 'full');
         } catch {
           ws.terminate();
         }
@@ -448,6 +454,16 @@ export function createGateway(c: GatewayComponents): Gateway {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(gone), new Promise((ok) => (timer = setTimeout(ok, graceMs)))]);
       clearTimeout(timer);
+    },
+
+    goaway(reason, nodes) {
+      let n = 0;
+      for (const cc of [...conns.values()]) {
+        send(cc, { op: 'goaway', reason, nodes });
+        close(cc, 1013, reason);
+        n++;
+      }
+      return n;
     },
 
     size: () => conns.size,

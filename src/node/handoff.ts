@@ -23,6 +23,9 @@ export type HandoffComponents = {
   vnodes: number;
   replicas: number;
   onProgress?: (entries: number, users: number) => void;
+  /** Whether this node's copy of a key is complete (see custody): only those are handed to a
+   * newcomer, so a rejoining node never trades its own copy for a partial one. */
+  complete?: (key: string) => boolean;
 };
 
 export type Handoff = {
@@ -187,7 +190,8 @@ export function createHandoff(c: HandoffComponents): Handoff {
       // Users this node is home of that the newcomer will hold, as home or as replica; writes
       // pause only for those not already in its hands (a node restarted before anyone declared
       // it dead is still in the ring: no ring change would end that pause).
-      const holds = (u: string) => current.owner(u) === self && future.owners(u, future.replicas).includes(req.target);
+      const complete = c.complete ?? (() => true);
+      const holds = (u: string) => current.owner(u) === self && future.owners(u, future.replicas).includes(req.target) && complete(u);
       const moving = (u: string) => holds(u) && !current.owners(u, current.replicas).includes(req.target);
       const select = (u: string) => (req.at ? u >= req.at.user : u > req.from) && (req.to === null || u <= req.to) && holds(u);
       if (req.freeze) {

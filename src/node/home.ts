@@ -84,8 +84,11 @@ export type HomeComponents = {
   now: () => number;
   push: Push;
   log: Logger;
-  /** Whether this node is the home of a user right now (always true on a lone node). */
+  /** Whether this node serves a user right now: its home by the ring, holding the write lease,
+   * with a complete copy (always true on a lone node). */
   owns?: (user: string) => boolean;
+  /** Why this node does not serve a user (for the `unavailable` message). */
+  whyNot?: (user: string) => string;
   /** Hands a copy to a remote recipient's home; resolves once it is durable there. */
   deliverRemote?: (d: Delivery) => Promise<void>;
   /** Resolves once the user's replicas hold everything committed for the user so far. */
@@ -159,8 +162,13 @@ export function createHome(c: HomeComponents): Home {
   // Ownership is checked again when a write is applied, not only when the call was routed: the
   // ring may have moved the user (or a handoff paused it) while the call waited in the queue,
   // and a write applied by a former home would be confirmed without reaching the new one.
+  const whyNot = (user: string) => (c.whyNot?.(user) ?? `${user} is moving to another node`);
   const refuseUnowned = (user: string) => {
-    if (!owns(user)) throw new UnavailableError(`${user} is moving to another node`);
+    if (!owns(user)) throw new UnavailableError(whyNot(user));
+  };
+  // Reads and logins go on while a user's writes pause for a handoff (the data is final then).
+  const refuseUnserved = (user: string) => {
+    if (!ringOwns(user)) throw new UnavailableError(whyNot(user));
   };
   const replicated = c.replicated ?? (() => Promise.resolve());
   const maxReadBytes = c.maxReadBytes ?? 1024 * 1024;
@@ -209,7 +217,7 @@ export function createHome(c: HomeComponents): Home {
   function take(w: Work, found: Map<string, StoredEntry>): void {
     const { user, dkey } = keyOf(w);
     if (!owns(user)) {
-      w.reject(new UnavailableError(`${user} is moving to another node`));
+      w.reject(new UnavailableError(whyNot(user)));
       return;
     }
     const pending = store.peekDedup(user, dkey);
@@ -294,12 +302,12 @@ export function createHome(c: HomeComponents): Home {
    * `after`); were one given up after a timeout, the later ones would go ahead and the given-up
    * one, resent by the client or the outbox, would land behind them: order per connection
    * broken (seen under CPU load, when a group's fan-out outlasted the router's deadline). */
-  async function persist<T>(senders: string[], attempt: () => Promise<T>): Promise<T> {
+  async function persist<T>(senders: string[], attempt: () => Promise<T>, valid: () => boolean = () => true): Promise<T> {
     for (;;) {
       try {
         return await attempt();
       } catch (e) {
-        if ((e as Error).name !== 'UnavailableError' || !senders.every(owns)) throw e;
+        if ((e as Error).name !== 'UnavailableError' || !senders.every(owns) || !valid()) throw e;
         await new Promise((r) => setTimeout(r, RETRY_MS));
       }
     }
@@ -381,13 +389,23 @@ export function createHome(c: HomeComponents): Home {
    * `persist`) and, once it is there, clears the sender's outbox row. A copy already on its way
    * is joined. It counts as on its way from the start, while it waits for `ready` too: the
    * outbox replay must not hand over a copy that waits for the sender's earlier messages (it
-   * did, under load, when a send outlasted the replay timer, and the copy overtook them). */
+   * did, under load, when a send outlasted the replay timer, and the copy overtook them).
+   * A copy is handed over only while the sender's data it came from is still held: were it
+   * dropped for another copy (this node rejoined after a partition and its unconfirmed writes
+   * lost to the other side's), the message is not in the sender's timeline any more, and its
+   * copy must not reach the recipient. */
   const inFlight = new Map<string, Promise<void>>();
   function handOver(sender: string, d: Delivery, ready: Promise<unknown> = Promise.resolve()): Promise<void> {
     const key = `${sender}\0${d.mid}\0${d.user}`;
     const going = inFlight.get(key);
     if (going) return going;
-    const p = ready.then(() => persist([sender], () => c.deliverRemote!(d))).then(() => store.outboxDone([{ user: sender, mid: d.mid, dest: d.user }]));
+    const held = store.holding(sender);
+    const valid = () => held !== undefined && store.holding(sender) === held;
+    const attempt = () => {
+      if (!valid()) throw new UnavailableError(`${sender}'s copy of ${d.mid} was replaced by another node's: not handed over`);
+      return c.deliverRemote!(d);
+    };
+    const p = ready.then(() => persist([sender], attempt, valid)).then(() => store.outboxDone([{ user: sender, mid: d.mid, dest: d.user }]));
     inFlight.set(key, p);
     const gone = () => inFlight.delete(key);
     p.then(gone, gone);
@@ -486,6 +504,7 @@ export function createHome(c: HomeComponents): Home {
     },
 
     async login(s) {
+      refuseUnserved(s.user);
       const devices = new Set(presence.sessions(s.user).map((o) => o.device));
       if (c.maxDevices !== undefined && !devices.has(s.device) && devices.size >= c.maxDevices) {
         c.onLimit?.('devices');
@@ -514,6 +533,9 @@ export function createHome(c: HomeComponents): Home {
     },
 
     async sync(user, after, limit) {
+      // Never a read that could be stale: not from a copy that may lack confirmed writes, nor on
+      // a node cut off from the majority (the others may have written since).
+      refuseUnserved(user);
       const { entries, more } = await store.readers.sync(user, after, limit, maxReadBytes);
       if (more && entries.length < limit) c.onLimit?.('read_bytes');
       const upTo = readable(user);
@@ -525,6 +547,7 @@ export function createHome(c: HomeComponents): Home {
 
     async history(user, conv, before, limit) {
       checkConv(user, conv);
+      refuseUnserved(user);
       const { entries, more } = await store.readers.history(user, conv, before, limit, maxReadBytes);
       if (more && entries.length < limit) c.onLimit?.('read_bytes');
       const upTo = readable(user);
@@ -550,7 +573,10 @@ export function createHome(c: HomeComponents): Home {
       void receipt(s.user, conv).catch((e: Error) => c.log.debug({ user: s.user, conv, err: e.message }, 'receipt not relayed'));
     },
 
-    unread: async (user) => store.unread(user),
+    unread: async (user) => {
+      refuseUnserved(user);
+      return store.unread(user);
+    },
 
     async presence(users) {
       // No prototype: a user may be called __proto__ or constructor.

@@ -34,6 +34,7 @@ import { connectionsWithin } from './open-files.ts';
 import { createPushes } from './pushes.ts';
 import { createHandoff } from './handoff.ts';
 import { createReplicator } from './replicator.ts';
+import { createCustody } from './custody.ts';
 import type { Replicator } from './replicator.ts';
 import type { Handoff } from './handoff.ts';
 
@@ -165,6 +166,8 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
       vnodes: cfg.vnodes, replicas: cfg.replicas, maxBody: cfg.maxBody,
       beforeJoin: async (members) => {
         const r = await handoff!.acquire(members);
+        // What it holds now is the members' complete copies, or its own where they had none.
+        custody.reset();
         log.info(r, 'handoff: this node now holds what it will own');
       },
     },
@@ -175,6 +178,13 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
       onRefused: (type, reason) => metrics.peerRefused.inc({ type, reason }),
     },
   );
+
+  // First of the ring listeners: the others ask it which users this node may serve.
+  const custody = createCustody(cfg.name, () => cluster.ring().replicas);
+  cluster.onRingChanged((ring, prev, died) => {
+    custody.changed(prev, ring, died);
+    if (died.length) log.warn({ died }, 'members died: the users only they held stay unavailable until one of them is back');
+  });
 
   // Pushes go to the gateway that holds the connection: this node's own, or a peer's.
   const pushRemote = createPushes((peer, msg) => net.send(peer, msg));
@@ -187,13 +197,22 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
   let handoff: Handoff | undefined;
   let replicator: Replicator | undefined;
   const owns = (user: string) => cluster.joined() && cluster.ring().owner(user) === cfg.name;
+  // Serves a user: its home, holding the write lease (hears a majority), with a complete copy.
+  const serving = (user: string) => owns(user) && cluster.lease() && custody.complete(user);
+  const whyNot = (user: string): string => {
+    if (!cluster.joined()) return 'this node is not a joined member of the cluster (joining, or rejoining after it was cut off)';
+    if (cluster.ring().owner(user) !== cfg.name) return `${user} is moving to another node`;
+    if (!cluster.lease()) return 'this node cannot hear a majority of the cluster: it confirms no write and serves no read until it does; use another node';
+    if (!custody.complete(user)) return `every node that held ${user} completely is unreachable: ${user} is unavailable until one of them is back`;
+    return `${user} is moving to another node`;
+  };
   let deliverRemote: ((d: Delivery) => Promise<void>) | undefined;
   // Created below; the home and the group home reach the cluster through them.
   let router: Router | undefined;
   let fan: Fanout | undefined;
   const nextMid = createMidGenerator(await nodeTag(store), now);
   const home = createHome({
-    store, presence, nextMid, midTime, now, push, owns,
+    store, presence, nextMid, midTime, now, push, owns: serving, whyNot,
     deliverRemote: (d) => deliverRemote!(d),
     postGroup: (group, posts) => router!.postGroup(group, posts),
     relayRemote: (users, frame) => fan!.relay(users, frame),
@@ -240,6 +259,7 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
     }),
     metrics, log: log.child({ component: 'gateway' }), now,
     others: () => cluster.members().filter((m) => m.name !== cfg.name && m.state === 'up').map((m) => m.url),
+    turnAway: () => (cluster.joined() && !cluster.hasMajority() ? { reason: 'minority', nodes: unheard() } : undefined),
   });
   gateway = gw;
 
@@ -254,17 +274,31 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
     else if (msg.t === 'pushmsg') for (const [conn, seq] of msg.to) gw.push(conn, { op: 'msg', seq, ...msg.msg });
   });
   cluster.onMemberGone((name) => home.dropGateway(name));
+  // Cut off from the majority: clients go where they can be served (the members it cannot hear,
+  // which are on the other side), rather than wait here for unavailable answers.
+  const unheard = () => {
+    const others = cluster.members().filter((m) => m.name !== cfg.name && m.state !== 'dead');
+    const far = others.filter((m) => m.state === 'suspect');
+    return (far.length ? far : others).map((m) => m.url);
+  };
+  cluster.onMajority((majority) => {
+    if (majority) return;
+    const n = gw.goaway('minority', unheard());
+    log.warn({ clients: n, nodes: unheard() }, 'minority: clients sent to the members this node cannot hear');
+  });
 
   replicator = createReplicator({
     self: cfg.name, store, ring: cluster.ring, joined: cluster.joined, peerOf: cluster.peerOf,
     request: (peer, msg, o) => net.request(peer, msg, o), ringChange: cluster.ringChange,
     log: log.child({ component: 'replicator' }),
+    lease: cluster.lease, complete: (u) => custody.complete(u), onFilled: (u) => custody.filled(u),
     onBatch: (_to, entries) => metrics.replicatedEntries.inc(entries),
     onUrgentExpired: () => metrics.replicationUrgentExpired.inc(),
   });
   handoff = createHandoff({
     self: cfg.name, store, home, ring: cluster.ring, request: (peer, msg, o) => net.request(peer, msg, o),
     peerOf: cluster.peerOf, maxBody: cfg.maxBody, log: log.child({ component: 'handoff' }), vnodes: cfg.vnodes, replicas: cfg.replicas,
+    complete: (k) => custody.complete(k),
     onProgress: (entries, users) => {
       metrics.handoffEntries.inc(entries);
       metrics.handoffUsers.inc(users);
@@ -317,6 +351,8 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
         peer: net.peerId,
         joined: cluster.joined(),
         majority: cluster.hasMajority(),
+        lease: cluster.lease(),
+        custody: custody.view(),
         members: cluster.members().map((m) => ({ name: m.name, peer: m.peer, url: m.url, addrs: m.addrs, state: m.state, incarnation: m.incarnation })),
         ring: { version: ring.version, vnodes: ring.vnodes, replicas: ring.replicas, members: ring.members },
         owned,

@@ -26,6 +26,13 @@ export type ReplicatorComponents = {
   onBatch?: (dest: string, entries: number, users: number) => void;
   /** A user stopped going first to a replica: its writes waited longer than the deadline. */
   onUrgentExpired?: () => void;
+  /** The write lease (see membership): without it no write is confirmed, and none is taken as a replica. */
+  lease?: () => boolean;
+  /** Whether this node's copy of a user it owns is complete (see custody): only those are sent to
+   * replicas after a ring change, so a replica is never "filled" from a partial copy. */
+  complete?: (user: string) => boolean;
+  /** Replica side: an import brought the home's snapshot of the user (the copy here is complete). */
+  onFilled?: (user: string) => void;
 };
 
 export type Replicator = {
@@ -77,6 +84,14 @@ const COPY_CHARS = 192;
 export function createReplicator(c: ReplicatorComponents): Replicator {
   const { self, store, log } = c;
   const deadlineMs = c.deadlineMs ?? DEADLINE_MS;
+  const lease = c.lease ?? (() => true);
+  const complete = c.complete ?? (() => true);
+  /** Why a home must not confirm a write of `user` now, if it must not. */
+  const unconfirmable = (user: string): string | undefined => {
+    if (!c.joined() || c.ring().owner(user) !== self) return `${user} moved to another node while this write was in flight`;
+    if (!lease()) return 'this node cannot hear a majority of the cluster: the write is not confirmed';
+    return undefined;
+  };
   const dests = new Map<string, Dest>();
   const waiters = new Map<string, Set<Waiter>>(); // by user, each set in arrival order
   const forget = (w: Waiter): void => {
@@ -140,12 +155,14 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
 
   function settle(user: string): void {
     for (const w of waiters.get(user) ?? []) {
-      if (!c.joined() || c.ring().owner(user) !== self) {
-        // No longer the home (a ring change, or this node was declared dead): the replicas it
-        // waited for may never have the write. Not confirmed; the client retries the same cid.
+      const no = unconfirmable(user);
+      if (no) {
+        // No longer the home (a ring change, or this node was declared dead), or cut off from the
+        // majority: the replicas it waited for may never have the write, or the others may have
+        // given the user to another home. Not confirmed; the client retries the same cid.
         forget(w);
         clearTimeout(w.timer);
-        w.reject(new UnavailableError(`${user} moved to another node while this write was in flight`));
+        w.reject(new UnavailableError(no));
         continue;
       }
       if (replicasOf(user).every((r) => (dests.get(r)?.version.get(user) ?? 0) >= (w.required.get(r) ?? 1))) {
@@ -346,9 +363,8 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
     wait(user) {
       // A node that stopped being the user's home while the write was in flight must not
       // confirm it: the new home may not have it. The client retries (same cid) there.
-      if (!c.joined() || c.ring().owner(user) !== self) {
-        return Promise.reject(new UnavailableError(`${user} moved to another node while this write was in flight`));
-      }
+      const no = unconfirmable(user);
+      if (no) return Promise.reject(new UnavailableError(no));
       const to = replicasOf(user);
       if (to.length === 0) return Promise.resolve();
       const required = new Map(to.map((r) => {
@@ -377,19 +393,25 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
     async apply(fromName, page) {
       const ring = c.ring();
       const refused: string[] = [];
+      // Without the lease this node may be on the minority side, where the sender's writes must
+      // not be confirmed: every user is refused (the home asks again).
+      const leased = lease();
       const ok = (u: string) => {
         const owners = ring.owners(u, ring.replicas);
-        return c.joined() && owners[0] === fromName && owners.includes(self);
+        return leased && c.joined() && owners[0] === fromName && owners.includes(self);
       };
       const p: ExportPage = { users: page.users.filter((s) => ok(s.user)), entries: page.entries.filter((e) => ok(e.user)) };
       for (const u of new Set([...page.users.map((s) => s.user), ...page.entries.map((e) => e.user)])) if (!ok(u)) refused.push(u);
       // Every user of the batch is answered: imported, refused, or a gap to backfill from.
       const gaps: Record<string, number> = {};
       const stale: string[] = [];
-      for (const [u, err] of await store.importEach(p)) {
+      const rejected = await store.importEach(p);
+      for (const [u, err] of rejected) {
         if (err.name === 'ConflictError') stale.push(u);
         else gaps[u] = store.userSeqs((x) => x === u).get(u) ?? 0;
       }
+      // An import with the home's snapshot leaves this copy whole up to it: complete from now on.
+      for (const s of p.users) if (!rejected.has(s.user)) c.onFilled?.(s.user);
       if (stale.length) {
         // What this replica held for them is stale (from before a restart): take the home's copy from scratch.
         log.warn({ from: fromName, users: stale.length }, 'replica: replacing stale copies');
@@ -411,7 +433,8 @@ export function createReplicator(c: ReplicatorComponents): Replicator {
     ringChanged() {
       const ring = c.ring();
       for (const [name, d] of dests) prune(name, d);
-      for (const [u] of store.userSeqs((x) => ring.owner(x) === self)) {
+      // Only complete copies: a partial one (the last holders of the user died) would pass for whole.
+      for (const [u] of store.userSeqs((x) => ring.owner(x) === self && complete(x))) {
         const to = replicasOf(u);
         if (to.length === 0) continue;
         const snap = store.snapshot(u);

@@ -226,11 +226,28 @@ export function createRouter(c: RouterComponents): Router {
    * same recipients, which wait with them (also those already queued behind them). */
   function retry(ps: Pending[], why: string): void {
     const users = new Set<string>();
-    for (const p of ps) {
-      if (Date.now() >= p.deadline) {
-        p.reject(new UnavailableError(`the home of ${p.d.user} is not reachable (${why})`));
-        continue;
+    // A recipient with a copy past its deadline: every copy for it is given back, in mid order (a
+    // sender's mids rise with its sends), so that the senders' retries route them again in that
+    // order. Were only the late one given back, its retry would queue behind the later copies
+    // still held here, and land after them (seen when a recipient's home was cut off).
+    const now = Date.now();
+    const expired = new Set(ps.filter((p) => now >= p.deadline).map((p) => p.d.user));
+    if (expired.size) {
+      const out = ps.filter((p) => expired.has(p.d.user));
+      ps = ps.filter((p) => !expired.has(p.d.user));
+      for (const u of expired) {
+        out.push(...(held.get(u) ?? []));
+        held.delete(u);
       }
+      for (const ch of channels.values()) {
+        if (!ch.queue.some((p) => expired.has(p.d.user))) continue;
+        out.push(...ch.queue.filter((p) => expired.has(p.d.user)));
+        ch.queue = ch.queue.filter((p) => !expired.has(p.d.user));
+      }
+      out.sort((a, b) => (a.d.mid < b.d.mid ? -1 : a.d.mid > b.d.mid ? 1 : 0));
+      for (const p of out) p.reject(new UnavailableError(`the home of ${p.d.user} is not reachable (${why})`));
+    }
+    for (const p of ps) {
       let wait = held.get(p.d.user);
       if (!wait) {
         held.set(p.d.user, (wait = []));

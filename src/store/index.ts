@@ -58,6 +58,9 @@ export type Store = {
   flush(): Promise<void>;
   lastSeq(user: string): number;
   committedSeq(user: string): number;
+  /** An opaque token for the user's data as held now: it changes when the data is dropped (and
+   * perhaps imported again from another copy), so work begun on the old data can tell. */
+  holding(user: string): object | undefined;
   sync(user: string, after: number, limit: number): Promise<{ entries: StoredEntry[]; more: boolean }>;
   history(user: string, conv: string, before: number | undefined, limit: number): Promise<{ entries: StoredEntry[]; more: boolean }>;
   /** Pages for clients, bounded by bytes too, on a reading connection of their own (see reads.ts). */
@@ -331,6 +334,7 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
     flush: () => schedule(),
     lastSeq: (user) => users.get(user)?.seq ?? 0,
     committedSeq: (user) => users.get(user)?.committed ?? 0,
+    holding: (user) => users.get(user),
 
     sync: (user, after, limit) =>
       db.job(async (c) => {

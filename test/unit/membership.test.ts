@@ -264,6 +264,30 @@ test('a partition: the majority side declares the others dead, the minority side
   }
 });
 
+test('the write lease: lost on the minority side well before the majority declares it dead, kept on the majority side', (t) => {
+  const sim = createSim();
+  const names = ['a', 'b', 'c', 'd', 'e'];
+  sim.cluster(names);
+  t.true(names.every((n) => sim.node(n).lease()), 'every member of a healthy cluster holds the lease');
+  const cutAt = sim.clock.t;
+  for (const x of ['a', 'b']) for (const y of ['c', 'd', 'e']) sim.cut(x, y);
+  let lostAt: number | undefined;
+  let diedAt: number | undefined;
+  for (let i = 0; i < 40 && diedAt === undefined; i++) {
+    sim.step();
+    if (lostAt === undefined && !sim.node('a').lease() && !sim.node('b').lease()) lostAt = sim.clock.t;
+    if (['c', 'd', 'e'].some((n) => sim.of(n, 'member:died').length > 0)) diedAt = sim.clock.t;
+    t.true(['c', 'd', 'e'].every((n) => sim.node(n).lease()), 'the majority keeps its lease throughout');
+  }
+  t.truthy(lostAt, 'the minority lost its lease');
+  t.truthy(diedAt, 'the majority declared the minority dead');
+  t.true(diedAt! - lostAt! >= CONFIRM / 2, `lease lost ${lostAt! - cutAt} ms after the cut, first death declared ${diedAt! - cutAt} ms after`);
+  // Healed: the minority hears the majority again (and learns it was declared dead: it must rejoin).
+  sim.blocked.clear();
+  sim.run(2 * STEP);
+  t.false(sim.node('a').lease(), 'a node declared dead holds no lease until it has rejoined');
+});
+
 test('members coming back one by one after a long silence: the last is not declared dead at once', (t) => {
   const sim = createSim();
   sim.cluster(['a', 'b', 'c', 'd']);
