@@ -68,12 +68,14 @@ const label = (s: SendOp): string => `${s.user}/${s.cid} (conn ${s.conn}, ${s.st
  * - duplicate: a cid confirmed as two messages (or at two seqs); one mid at two seqs of a
  *   timeline, or two entries with one (from, cid) (the body carries the cid), confirmed or not;
  * - reorder: two confirmed sends of one connection, the first answered before the second was
- *   started, in the opposite order in the sender's or a common recipient's timeline;
+ *   started, in the opposite order in the sender's or a common recipient's timeline; with
+ *   `pipelined`, also two first tries (neither cid ever sent before) started in that order while
+ *   both were in flight, which the protocol orders too ("even with many requests in flight");
  * - fork: two observations (a read through any node, a push, a `sent` reply) that name different
  *   mids at one seq, or a read that ends before a seq something else saw;
  * - gap: a read whose seqs are not 1..n.
  */
-export function check(h: History | Op[]): string[] {
+export function check(h: History | Op[], opts: { pipelined?: boolean } = {}): string[] {
   const all = ops(h);
   const sends = all.filter((o): o is SendOp => o.op === 'send');
   const pushes = all.filter((o): o is PushOp => o.op === 'push');
@@ -125,12 +127,19 @@ export function check(h: History | Op[]): string[] {
     }
   }
 
-  // Connection order, for sends in real-time order on one connection (the confirmed attempts).
+  // Connection order, for sends in real-time order on one connection (the confirmed attempts);
+  // with `pipelined`, also for first tries sent one after the other while both were in flight.
+  const firstTry = new Map<string, SendOp>();
+  for (const s of sends) {
+    const k = `${s.user}\u0000${s.cid}`;
+    if ((firstTry.get(k)?.start ?? Infinity) > s.start) firstTry.set(k, s);
+  }
+  const isFirst = (s: SendOp) => firstTry.get(`${s.user}\u0000${s.cid}`) === s;
   for (const cs of by(sends.filter((s) => isSent(s.result)), (s) => `${s.user}\u0000${s.conn}`).values()) {
-    cs.sort((a, b) => a.start - b.start);
     for (const a of cs) {
       for (const b of cs) {
-        if (a.cid === b.cid || !(a.end < b.start)) continue;
+        const inFlight = opts.pipelined === true && !(a.end < b.start) && a.start < b.start && isFirst(a) && isFirst(b);
+        if (a.cid === b.cid || !(a.end < b.start || inFlight)) continue;
         const ma = (a.result as { mid: string }).mid;
         const mb = (b.result as { mid: string }).mid;
         const whose = [a.user, ...(a.to === b.to && a.to !== a.user ? [a.to] : [])];
@@ -139,7 +148,7 @@ export function check(h: History | Op[]): string[] {
             const sa = seqIn.get(r)!.get(ma);
             const sb = seqIn.get(r)!.get(mb);
             if (sa !== undefined && sb !== undefined && sa > sb) {
-              v.push(`reorder: ${who === a.user ? 'sender' : 'recipient'} ${who} via ${r.reader}: ${label(a)} answered before ${label(b)} started, but at seq ${sa} after ${sb}`);
+              v.push(`reorder: ${who === a.user ? 'sender' : 'recipient'} ${who} via ${r.reader}: ${label(a)} ${inFlight ? 'sent (first try) before' : 'answered before'} ${label(b)} started, but at seq ${sa} after ${sb}`);
             }
           }
         }

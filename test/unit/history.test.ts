@@ -136,6 +136,20 @@ test('two sends of one connection in real-time order reversed at the recipient a
   t.false(has(v, 'reorder:', 'via ' + R1));
 });
 
+test('pipelined: two first tries of one connection in flight together, minted out of order, are a reorder', (t) => {
+  const h = clean();
+  const v = check(h, { pipelined: true });
+  t.true(has(v, 'reorder:', 'sender a via', 'a/a-3', 'sent (first try) before', 'a/a-4', 'at seq 5 after 4'), v.join('\n'));
+  t.true(has(v, 'reorder:', 'recipient b via', 'a/a-3', 'a/a-4'));
+  t.is(v.length, 4); // sender and recipient, each through two readers
+});
+
+test('pipelined: a send that is a resend is not held to the order of its first try', (t) => {
+  const h = clean();
+  h.send({ user: 'a', conn: 'a0', node: R1, to: 'b', cid: 'a-3', start: 145, end: 146, result: { dropped: true } });
+  t.deepEqual(check(h, { pipelined: true }), []);
+});
+
 test('reversed at the sender is a reorder too', (t) => {
   const h = clean();
   for (const cid of ['a-0', 'a-2']) {
