@@ -14,7 +14,13 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const MAIN = join(ROOT, 'src/node/main.ts');
 export const SECRET = 'test-secret-please-change-it-32-bytes-or-more';
 
-export type NodeOpts = { args?: string[]; env?: Record<string, string>; data?: string; name?: string };
+export type NodeOpts = {
+  args?: string[]; env?: Record<string, string>; data?: string; name?: string;
+  /** Run the node in this network namespace (`ip netns exec NS node …`; see test/helpers/netns.ts). */
+  netns?: string;
+  /** Where the test reaches the node's HTTP port (default 127.0.0.1). */
+  httpHost?: string;
+};
 
 export class TestNode {
   data: string;
@@ -35,7 +41,9 @@ export class TestNode {
 
   async start(port = this.port): Promise<void> {
     const args = [MAIN, '--data', this.data, '--port', String(port), '--p2p-port', String(this.p2pPort), '--name', this.opts.name ?? 'n1', '--secret', SECRET, ...(this.opts.args ?? [])];
-    const proc = spawn(process.execPath, args, { env: { ...process.env, ...this.opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // `ip netns exec` execs the command in place: the child's pid is the node's.
+    const [cmd, argv] = this.opts.netns ? ['ip', ['netns', 'exec', this.opts.netns, process.execPath, ...args]] : [process.execPath, args];
+    const proc = spawn(cmd, argv, { env: { ...process.env, ...this.opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     let buf = '';
     const ready = new Promise<void>((ok, ko) => {
@@ -55,7 +63,7 @@ export class TestNode {
               this.port = j.port!;
               this.p2p = j.p2p?.[0] ?? '';
               this.p2pPort = Number(/\/tcp\/(\d+)/.exec(this.p2p)?.[1] ?? 0);
-              this.http = `http://127.0.0.1:${j.port}`;
+              this.http = `http://${this.opts.httpHost ?? '127.0.0.1'}:${j.port}`;
               proc.off('exit', onExit);
               ok();
             }
