@@ -22,7 +22,9 @@ export type ClusterInit = {
   probeTimeoutMs?: number;
   maxBody: number;
   /** Runs after a seed answered with its member table and before this node joins (the data copy). */
-  beforeJoin?: (members: { name: string; peer: string; addrs: string[] }[]) => Promise<void>;
+  /** `inPlace`: the seed still counts this node as a live member (it restarted before anyone
+   * declared it dead), so no key moves to it and a member that does not answer may be skipped. */
+  beforeJoin?: (members: { name: string; peer: string; addrs: string[] }[], inPlace: boolean) => Promise<void>;
 };
 
 export type ClusterComponents = {
@@ -289,14 +291,16 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
           const peer = await net.dial(addr);
           if (init.beforeJoin) {
             const t = (await net.request(peer, { t: 'members' })) as { t?: string; value?: unknown };
-            const alive = (Array.isArray(t.value) ? t.value : []).filter((e: Record<string, unknown>) =>
+            const table = (Array.isArray(t.value) ? t.value : []) as Record<string, unknown>[];
+            const inPlace = table.some((e) => e && e.name === self && e.status === 'alive');
+            const alive = table.filter((e: Record<string, unknown>) =>
               e && e.status === 'alive' && typeof e.name === 'string' && typeof e.peer === 'string' && Array.isArray(e.addrs) && e.name !== self) as { name: string; peer: string; addrs: string[] }[];
             // A seed that is not joined itself (it may be rejoining too, after the same partition)
             // has no member table to give: copying from nobody and joining would bring this
             // node's stale data back as if it were current.
             if (alive.length === 0) throw new Error('the seed is not a joined member (yet)');
             for (const a of alive) net.addAddrs(a.peer, a.addrs.filter((x) => typeof x === 'string'));
-            await init.beforeJoin(alive);
+            await init.beforeJoin(alive, inPlace);
           }
           const r = (await net.request(peer, { t: 'join', entries: m.digest({ joining: true }) })) as { t?: string; value?: unknown };
           if (r.t !== 'done') throw new Error(`join refused: ${JSON.stringify(r).slice(0, 200)}`);
@@ -369,13 +373,14 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
       case 'join':
         // Only a joined member lets others in: one that is itself out of the ring (joining, or
         // declared dead and rejoining) holds no current data to have been copied from.
-        if (!m.joined()) return { t: 'fail', code: 'unavailable', message: `${self} is not a joined member` };
+        // Nor one cut off from the majority: its data may be stale.
+        if (!m.joined() || !m.lease()) return { t: 'fail', code: 'unavailable', message: `${self} is not a joined member holding the lease` };
         apply(m.merge(entriesFrom(view, from, req.entries), nameOf(from)));
         return { t: 'done', value: m.digest() };
       case 'ping':
         return { t: 'done', value: true };
       case 'members':
-        return { t: 'done', value: m.joined() ? m.digest() : [] };
+        return { t: 'done', value: m.joined() && m.lease() ? m.digest() : [] };
       case 'probe': {
         const peer = m.peerOf(req.target);
         if (!peer) return { t: 'done', value: false };

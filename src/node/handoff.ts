@@ -30,7 +30,9 @@ export type HandoffComponents = {
 
 export type Handoff = {
   /** Newcomer side: copy what this node will own from the members of `table`, then freeze-copy the tail. */
-  acquire(members: { name: string; peer: string }[]): Promise<{ users: number; entries: number; ms: number }>;
+  /** `inPlace`: this node restarted before anyone declared it dead; it takes no key from anyone,
+   * so a member that cannot be reached is skipped (its keys wait for it anyway). */
+  acquire(members: { name: string; peer: string }[], inPlace?: boolean): Promise<{ users: number; entries: number; ms: number }>;
   /** Member side: one page of the users `req.target` will own. */
   serve(req: Extract<PeerRequest, { t: 'handoff' }>): Promise<PeerReply>;
   /** Member side: the ring changed; release freezes whose newcomer is in it and drop what moved. */
@@ -164,7 +166,7 @@ export function createHandoff(c: HandoffComponents): Handoff {
   }
 
   return {
-    acquire: (members) => tracked('join', async () => {
+    acquire: (members, inPlace = false) => tracked('join', async () => {
       const t0 = performance.now();
       const others = members.filter((m) => m.name !== self);
       if (others.length === 0) return { users: 0, entries: 0, ms: 0 };
@@ -173,7 +175,11 @@ export function createHandoff(c: HandoffComponents): Handoff {
       let entries = 0;
       for (const freeze of [false, true]) {
         if (copy && freeze) copy.phase = 'tail';
-        const got = await Promise.all(others.map((m) => pull(m, names, freeze)));
+        const got = await Promise.all(others.map((m) => pull(m, names, freeze).catch((e: Error) => {
+          if (!inPlace) throw e;
+          log.warn({ member: m.name, err: e.message }, 'handoff: a member did not answer; skipped (this node restarted in place: no key moves to it)');
+          return { users: 0, entries: 0 };
+        })));
         for (const g of got) {
           users += g.users;
           entries += g.entries;

@@ -164,8 +164,8 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
     {
       seeds: [...cfg.join, ...remembered], aloneAfterMs: cfg.join.length ? undefined : REJOIN_ALONE_AFTER_MS,
       vnodes: cfg.vnodes, replicas: cfg.replicas, maxBody: cfg.maxBody,
-      beforeJoin: async (members) => {
-        const r = await handoff!.acquire(members);
+      beforeJoin: async (members, inPlace) => {
+        const r = await handoff!.acquire(members, inPlace);
         // What it holds now is the members' complete copies, or its own where they had none.
         custody.reset();
         log.info(r, 'handoff: this node now holds what it will own');
@@ -264,7 +264,8 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
   gateway = gw;
 
   cluster.onRequest((fromName, req) => {
-    if (req.t === 'handoff') return handoff!.serve(req);
+    // A node cut off from the majority may hold stale data: it hands none to a (re)joining node.
+    if (req.t === 'handoff') return cluster.lease() ? handoff!.serve(req) : Promise.resolve({ t: 'fail', code: 'unavailable', message: `${cfg.name} cannot hear a majority of the cluster` });
     if (req.t === 'absorb') return handoff!.absorb(req.page);
     if (req.t === 'replicate') return replicator!.apply(fromName, req.page);
     return router!.handle(fromName, req);
