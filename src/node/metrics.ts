@@ -25,6 +25,8 @@ export function createMetrics(node: string) {
     peerFrames: new Gauge({ name: 'im_peer_frames', help: 'frames exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
     peerBytes: new Gauge({ name: 'im_peer_bytes', help: 'bytes exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
     peerMsgs: new Gauge({ name: 'im_peer_messages', help: 'peer messages (envelopes) exchanged with each peer since start', labelNames: ['peer', 'dir'], ...reg }),
+    lease: new Gauge({ name: 'im_lease', help: '1 while this node holds the write lease (hears a majority of the members), else 0: without it it confirms and serves nothing', ...reg }),
+    custodyDeaths: new Gauge({ name: 'im_custody_deaths', help: 'member deaths since this node last joined whose new holders may lack data: keys they gave this node are served only once filled', ...reg }),
     insecure: new Gauge({ name: 'im_insecure', help: '1 when this node accepts logins without a token (--insecure, loopback only), else 0', ...reg }),
     groupFanoutBehind: new Gauge({ name: 'im_group_fanout_behind', help: 'log entries of the groups this node is home of not yet handed to every member', ...reg }),
     limits: new Counter({ name: 'im_limits_hit_total', help: 'client requests refused or cut by a limit of PROTOCOL section 9: rate, in_flight, connections, devices, watched, read_bytes, rate_close (connections closed 1008)', labelNames: ['limit'], ...reg }),

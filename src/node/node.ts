@@ -369,6 +369,8 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
       };
     },
     metrics: async () => {
+      metrics.lease.set(cluster.lease() ? 1 : 0);
+      metrics.custodyDeaths.set(custody.view().deaths);
       metrics.handoffsInFlight.set(handoff!.outgoing().length + (handoff!.copying() ? 1 : 0));
       metrics.replicationQueued.set(replicator!.pending());
       metrics.replicationBehind.set(replicator!.behind());
