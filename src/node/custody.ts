@@ -14,9 +14,11 @@
 //   started from an empty or partial copy would hand out seqs that other copies already hold (a
 //   fork), and its copy would later replace the one with the confirmed writes.
 //
-// So: a key is complete here unless some death since this node last copied everything (`reset`)
-// made this node a new holder of it, and no fill came since. Keys are never enumerated: the rule
-// is evaluated per key against the rings of the deaths seen (one pair of rings per death event).
+// So: a key is complete here unless the latest ring change that made this node a new holder of
+// it was a death, and no fill came since. Keys are never enumerated: the rule is evaluated per key
+// against the rings of the changes seen since this node last copied everything (`reset`); changes
+// older than the oldest death are not kept (they cannot be the answer), so a cluster without
+// deaths keeps none.
 import type { Ring } from '../ring/index.ts';
 
 export type Custody = {
@@ -28,14 +30,13 @@ export type Custody = {
   filled(key: string): void;
   /** This node copied everything it holds under the current ring (it joined through the data copy). */
   reset(): void;
-  /** Deaths whose new holders still count as incomplete, and keys filled since: for /cluster. */
+  /** Ring changes kept (the oldest is a death), and keys filled since: for /cluster and metrics. */
   view(): { deaths: number; filled: number };
 };
 
 export function createCustody(self: string, replicas: () => number): Custody {
-  // Per death event: the rings before and after it. A key that `next` gives to this node and
-  // `prev` did not came here with nothing.
-  let deaths: { prev: Ring; next: Ring }[] = [];
+  // Ring changes since the oldest death seen since the last reset, oldest first.
+  let changes: { prev: Ring; next: Ring; death: boolean }[] = [];
   // Keys filled since a death made this node their new holder; dropped once it stops holding them.
   const fills = new Set<string>();
   let current: Ring | undefined;
@@ -45,27 +46,31 @@ export function createCustody(self: string, replicas: () => number): Custody {
     changed(prev, next, died) {
       current = next;
       for (const k of fills) if (!holds(next, k)) fills.delete(k);
-      if (died.length === 0) return;
-      deaths.push({ prev, next });
+      changes.push({ prev, next, death: died.length > 0 });
+      while (changes.length && !changes[0]!.death) changes.shift();
     },
 
     complete(key) {
       if (fills.has(key)) return true;
-      for (const d of deaths) if (holds(d.next, key) && !holds(d.prev, key)) return false;
+      for (let i = changes.length - 1; i >= 0; i--) {
+        const d = changes[i]!;
+        // The latest change that made this node a holder decides: a join or leave copied it here.
+        if (holds(d.next, key) && !holds(d.prev, key)) return !d.death;
+      }
       return true;
     },
 
     filled(key) {
-      if (deaths.length === 0) return;
+      if (changes.length === 0) return;
       if (current && !holds(current, key)) return;
       fills.add(key);
     },
 
     reset() {
-      deaths = [];
+      changes = [];
       fills.clear();
     },
 
-    view: () => ({ deaths: deaths.length, filled: fills.size }),
+    view: () => ({ deaths: changes.filter((d) => d.death).length, filled: fills.size }),
   };
 }

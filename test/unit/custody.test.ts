@@ -70,3 +70,22 @@ test('a fill is forgotten when the node stops holding the key; a rejoin (reset) 
   t.true(keys.every((k) => c.complete(k)));
   t.deepEqual(c.view(), { deaths: 0, filled: 0 });
 });
+
+test('a key a death left incomplete is complete again once a leave or join copies it here', (t) => {
+  const c = createCustody('c', () => R);
+  const all = ring('a', 'b', 'c', 'd', 'e');
+  const maj = ring('c', 'd', 'e');
+  c.changed(all, maj, ['a', 'b']);
+  const orphan = keys.find((k) => maj.owners(k, R).includes('c') && !all.owners(k, R).includes('c'))!;
+  t.false(c.complete(orphan));
+  // a and b come back (joins copy), the key leaves c; then a member leaves gracefully (its push
+  // makes c a holder again with a complete copy).
+  c.changed(maj, all, []);
+  const noE = ring('a', 'b', 'c', 'd');
+  c.changed(all, noE, []);
+  // Without deaths since the last one kept, only changes from the oldest death on are kept.
+  t.is(c.view().deaths, 1);
+  const after = keys.filter((k) => !all.owners(k, R).includes('c') && noE.owners(k, R).includes('c'));
+  t.true(after.length > 0);
+  t.true(after.every((k) => c.complete(k)), 'made a holder by a leave: complete');
+});
