@@ -239,7 +239,8 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
   function round(): void {
     if (stopped) return;
     apply(m.tick());
-    if (m.joined() && m.hasMajority() !== majority) {
+    // A node leaving gracefully stops counting itself: that is no loss of the majority.
+    if (m.joined() && m.self().state !== 'leaving' && m.hasMajority() !== majority) {
       majority = !majority;
       const suspects = m.members().filter((mv) => mv.state === 'suspect').map((mv) => mv.name);
       if (majority) log.info('this node hears a majority of the members again');
