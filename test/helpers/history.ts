@@ -138,8 +138,11 @@ export function check(h: History | Op[], opts: { pipelined?: boolean } = {}): st
   for (const cs of by(sends.filter((s) => isSent(s.result)), (s) => `${s.user}\u0000${s.conn}`).values()) {
     for (const a of cs) {
       for (const b of cs) {
-        const inFlight = opts.pipelined === true && !(a.end < b.start) && a.start < b.start && isFirst(a) && isFirst(b);
-        if (a.cid === b.cid || !(a.end < b.start || inFlight)) continue;
+        // b counts as started when its cid was first tried: a resend of an older cid after newer
+        // ones were answered keeps the older one's place.
+        const bStart = firstTry.get(`${b.user}\u0000${b.cid}`)!.start;
+        const inFlight = opts.pipelined === true && !(a.end < bStart) && a.start < b.start && isFirst(a) && isFirst(b);
+        if (a.cid === b.cid || !(a.end < bStart || inFlight)) continue;
         const ma = (a.result as { mid: string }).mid;
         const mb = (b.result as { mid: string }).mid;
         const whose = [a.user, ...(a.to === b.to && a.to !== a.user ? [a.to] : [])];

@@ -150,6 +150,15 @@ test('pipelined: a send that is a resend is not held to the order of its first t
   t.deepEqual(check(h, { pipelined: true }), []);
 });
 
+test('an older cid resent after newer ones were answered keeps its place: not a reorder', (t) => {
+  const h = clean();
+  // a-0 (seq 1) is tried again on the same connection after a-1 and a-2 were answered: the home
+  // answers dup with its first seq.
+  const a0 = sendOf(h, 'a-0').result as { mid: string; seq: number; ts: number };
+  h.send({ user: 'a', conn: 'a1', node: R1, to: 'b', cid: 'a-0', start: 500, end: 510, result: { ...a0, dup: true } });
+  t.deepEqual(check(h), []);
+});
+
 test('reversed at the sender is a reorder too', (t) => {
   const h = clean();
   for (const cid of ['a-0', 'a-2']) {
