@@ -245,6 +245,7 @@ export function createHome(c: HomeComponents): Home {
       const mine = everywhere(pending ? store.flush() : Promise.resolve(), user);
       const postBefore = lastPost.get(user);
       const ready = mine.then(() => settled(postBefore));
+      ready.catch(() => undefined); // unused when there is no copy to hand over
       const copy = to === undefined || to === user ? undefined
         : owns(to) ? ready.then(() => new Promise<void>((resolve, reject) => enqueue({ kind: 'deliver', d: delivery(existing, to), resolve, reject })))
         : c.deliverRemote ? handOver(user, delivery(existing, to), ready) : undefined;
@@ -398,7 +399,12 @@ export function createHome(c: HomeComponents): Home {
   function handOver(sender: string, d: Delivery, ready: Promise<unknown> = Promise.resolve()): Promise<void> {
     const key = `${sender}\0${d.mid}\0${d.user}`;
     const going = inFlight.get(key);
-    if (going) return going;
+    if (going) {
+      // Joined: this call's own `ready` is not waited for, and must not reject unhandled (it
+      // did, and killed a node, when a resend joined a copy and the node then lost the user).
+      ready.catch(() => undefined);
+      return going;
+    }
     const held = store.holding(sender);
     const valid = () => held !== undefined && store.holding(sender) === held;
     const attempt = () => {

@@ -1,0 +1,71 @@
+// The home around a partition, with stand-in peers: a copy of data that was replaced meanwhile
+// is never handed over, and a resend that joins a copy in flight cannot crash the node when the
+// node then loses the user.
+import test from 'ava';
+import { pino } from 'pino';
+import { createHome } from '../../src/node/home.ts';
+import { createPresence } from '../../src/presence/index.ts';
+import type { Delivery } from '../../src/protocol/peer.ts';
+import { UnavailableError } from '../../src/node/errors.ts';
+import { openStore, removeStores } from '../helpers/store.ts';
+
+test.after.always(removeStores);
+
+async function setup(deliver: (d: Delivery) => Promise<void>, replicated: () => Promise<void> = async () => undefined) {
+  const { s: store } = await openStore();
+  let mid = 0;
+  const home = createHome({
+    store,
+    presence: createPresence({ ttlMs: 60_000 }, { clock: { now: Date.now } }),
+    nextMid: () => `m${String(++mid).padStart(6, '0')}`,
+    midTime: () => Date.now(),
+    now: Date.now,
+    push: () => undefined,
+    log: pino({ level: 'silent' }),
+    owns: (u) => u === 'alice',
+    replicating: () => true,
+    replicated,
+    deliverRemote: deliver,
+  });
+  return { home, store };
+}
+
+test('a copy whose sender data was dropped for another copy is not handed over again', async (t) => {
+  const tries: string[] = [];
+  const { home, store } = await setup(async (d) => {
+    tries.push(d.body);
+    throw new UnavailableError("bob's home is cut off");
+  });
+  const sent = home.send('alice', 'bob', 'c1', 'minted on the minority');
+  sent.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(tries.length, 1, 'the copy was tried once');
+  // The rejoin finds the majority's copy contradicting this one: alice's data is dropped here.
+  await store.dropUsers(['alice']);
+  await new Promise((r) => setTimeout(r, 1500));
+  t.is(tries.length, 1, 'no further attempt once the data it came from was dropped');
+  t.deepEqual(await store.outbox(), [], 'and its outbox row went with the data');
+});
+
+test('a resend joining a copy in flight leaves no unhandled rejection when the node loses the user', async (t) => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  let release!: () => void;
+  const delivered = new Promise<void>((r) => (release = r));
+  let calls = 0;
+  const { home } = await setup(() => delivered, async () => {
+    // The first send's entry is on every copy; the resend's wait fails: the node lost the user.
+    if (++calls > 1) throw new UnavailableError('alice moved to another node while this write was in flight');
+  });
+  const first = home.send('alice', 'bob', 'c1', 'hello');
+  first.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 100));
+  const again = home.send('alice', 'bob', 'c1', 'hello');
+  await t.throwsAsync(again, { name: 'UnavailableError' });
+  await new Promise((r) => setTimeout(r, 100));
+  release();
+  await first;
+  process.off('unhandledRejection', onUnhandled);
+  t.deepEqual(unhandled, []);
+});
