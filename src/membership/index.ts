@@ -66,10 +66,11 @@ export type Membership = {
   /** Hears a strict majority of the members it knows: may declare suspects dead. */
   hasMajority(): boolean;
   /** The write lease: joined, and heard directly from a strict majority of the members it knows
-   * (itself included) within the last suspectAfterMs + confirmTimeoutMs / 2. The others declare
+   * (itself included) within the last suspectAfterMs + confirmTimeoutMs * 2/3. The others declare
    * a silent member dead only after suspectAfterMs + confirmTimeoutMs, so a node cut off loses
-   * its lease at least confirmTimeoutMs / 2 before anyone gives its keys to another home; the
-   * slack keeps a node whose event loop stalled for a second from refusing writes. */
+   * its lease at least confirmTimeoutMs / 3 (1 s by default) before anyone gives its keys to
+   * another home; the slack keeps a node whose event loop stalled for a few seconds (a busy
+   * machine) from refusing writes. */
   lease(): boolean;
   markJoined(): void; // the ring:changed it causes comes with the next call (tick, merge, ...)
   /** If gossip from `fromPeer` shows its sender alive at an incarnation this node holds dead (or
@@ -296,7 +297,7 @@ export function createMembership(
       for (const e of table.values()) {
         if (e.left || e.status === 'leaving') continue;
         voters++;
-        if (e === me || (e.status === 'alive' && e.lastHeardAt !== undefined && now - e.lastHeardAt < suspectAfterMs + confirmTimeoutMs / 2)) fresh++;
+        if (e === me || (e.status === 'alive' && e.lastHeardAt !== undefined && now - e.lastHeardAt < suspectAfterMs + (confirmTimeoutMs * 2) / 3)) fresh++;
       }
       return fresh * 2 > voters;
     },

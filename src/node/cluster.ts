@@ -51,8 +51,11 @@ export type Cluster = {
   ringChange(ms: number): Promise<void>;
   /** `died`: members of `prev` that left the ring by being declared dead (not by leaving). */
   onRingChanged(cb: (ring: Ring, prev: Ring, died: string[]) => void): void;
-  /** The node lost (false) or regained (true) a majority of the members it knows. */
+  /** The node lost (false) or regained (true) a majority of the members it knows, lastingly:
+   * without a majority and without the lease for CUT_OFF_ROUNDS gossip rounds in a row. */
   onMajority(cb: (majority: boolean, unheard: MemberView[]) => void): void;
+  /** Cut off from the majority (see onMajority): clients are sent away. */
+  cutOff(): boolean;
   onMemberGone(cb: (name: string) => void): void;
   /** Serves peer requests other than membership's own (join, probe, ping). */
   onRequest(cb: (fromName: string | undefined, req: PeerRequest) => Promise<PeerReply>): void;
@@ -69,6 +72,8 @@ const GOSSIP_MS = 500;
  * only: older ones (a cluster forming: one member, then two) would name a node for many keys. */
 const RING_GRACE_MS = 30_000;
 const MAX_OLD_RINGS = 1;
+/** Gossip rounds in a row without a majority (and without the lease) before clients are sent away. */
+const CUT_OFF_ROUNDS = 3;
 /** One warning per (type, reason) this often, with the count since the last one. */
 const REFUSED_LOG_MS = 10_000;
 const TYPES = new Set([
@@ -236,17 +241,28 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
   }
 
   let majority = true;
+  // Rounds in a row without a majority and without the lease; cut off once it reaches CUT_OFF_ROUNDS.
+  let lostRounds = 0;
+  let cutOff = false;
   function round(): void {
     if (stopped) return;
     apply(m.tick());
     // A node leaving gracefully stops counting itself: that is no loss of the majority.
-    if (m.joined() && m.self().state !== 'leaving' && m.hasMajority() !== majority) {
+    const counting = m.joined() && m.self().state !== 'leaving';
+    if (counting && m.hasMajority() !== majority) {
       majority = !majority;
       const suspects = m.members().filter((mv) => mv.state === 'suspect').map((mv) => mv.name);
       if (majority) log.info('this node hears a majority of the members again');
       else log.warn({ suspects }, 'this node cannot hear a majority of the members: it declares nobody dead (it may be the one cut off), confirms no write and serves no read until it does');
+    }
+    // Clients are sent away only once the loss has lasted a few rounds, with the peers' frames
+    // read in between: after a long stall of its event loop a node runs its timers before it
+    // reads the gossip that piled up, and would otherwise send every client away for nothing.
+    lostRounds = counting && !majority && !m.lease() ? lostRounds + 1 : 0;
+    if (cutOff !== (lostRounds >= CUT_OFF_ROUNDS)) {
+      cutOff = !cutOff;
       const unheard = m.members().filter((mv) => mv.name !== self && mv.state === 'suspect');
-      for (const cb of majorityListeners) cb(majority, unheard);
+      for (const cb of majorityListeners) cb(!cutOff, unheard);
     }
     for (const p of m.probes()) void probe(p.target, p.via);
     gossip();
@@ -415,6 +431,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
       }),
     onRingChanged: (cb) => void ringListeners.push(cb),
     onMajority: (cb) => void majorityListeners.push(cb),
+    cutOff: () => cutOff,
     onMemberGone: (cb) => void goneListeners.push(cb),
     onRequest: (cb) => void (requestHandler = cb),
     onMessage: (cb) => void (messageHandler = cb),

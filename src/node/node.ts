@@ -259,7 +259,7 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
     }),
     metrics, log: log.child({ component: 'gateway' }), now,
     others: () => cluster.members().filter((m) => m.name !== cfg.name && m.state === 'up').map((m) => m.url),
-    turnAway: () => (cluster.joined() && !cluster.hasMajority() ? { reason: 'minority', nodes: unheard() } : undefined),
+    turnAway: () => (cluster.cutOff() ? { reason: 'minority', nodes: unheard() } : undefined),
   });
   gateway = gw;
 
