@@ -263,11 +263,17 @@ export function createMembership(
   /** Whether this node hears a strict majority of the members it knows (up, suspect or dead and
    * not yet forgotten; not those that left gracefully). Only then does it declare a suspect dead:
    * the side of a partition that cannot hear most members must not give their keys to itself. */
+  /** Whether `e` counts towards a majority: not gone gracefully, and heard directly at least once
+   * (self always). A name only ever heard of through gossip does not vote: a hostile member could
+   * otherwise invent members that nobody can hear and leave every node without a majority. A real
+   * newcomer pings every member as it joins (cluster.ts), so it votes at once. */
+  const votes = (e: Entry): boolean => !e.left && e.status !== 'leaving' && (e === me || e.lastHeardAt !== undefined);
+
   function majority(): boolean {
     let voters = 0;
     let up = 0;
     for (const e of table.values()) {
-      if (e.left || e.status === 'leaving') continue;
+      if (!votes(e)) continue;
       voters++;
       if (e.status === 'alive' && (e === me || e.suspectSince === undefined)) up++;
     }
@@ -295,7 +301,7 @@ export function createMembership(
       let voters = 0;
       let fresh = 0;
       for (const e of table.values()) {
-        if (e.left || e.status === 'leaving') continue;
+        if (!votes(e)) continue;
         voters++;
         if (e === me || (e.status === 'alive' && e.lastHeardAt !== undefined && now - e.lastHeardAt < suspectAfterMs + (confirmTimeoutMs * 2) / 3)) fresh++;
       }

@@ -284,6 +284,17 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
     return seeds.length ? seeds : init.seeds;
   }
 
+  /** Pings every member once: a newcomer has heard only its seed directly, and holds no write
+   * lease until it has heard a majority (their gossip reaches it only once the seed's reached them). */
+  function heardFromAll(): void {
+    for (const mv of alivePeers()) {
+      net.request(mv.peer, { t: 'ping' }, { timeoutMs: init.probeTimeoutMs ?? 1000 }).then(
+        (r) => { if ((r as { t?: string }).t === 'done') apply(m.heard(mv.name)); },
+        () => undefined,
+      );
+    }
+  }
+
   let joining = false;
   async function join(seeds: string[], aloneAfterMs = Infinity): Promise<void> {
     if (joining) return;
@@ -326,6 +337,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
           apply(m.tick());
           log.info({ seed: addr, members: m.ringMembers() }, 'joined the cluster');
           gossip();
+          heardFromAll();
           return;
         } catch (e) {
           if (attempt % 10 === 0) log.warn({ seed: addr, err: (e as Error).message }, 'cannot join through seed yet; retrying');

@@ -69,7 +69,8 @@ export class TestCluster {
       const views = await Promise.all(live.map((n) => this.view(n)));
       const versions = new Set<string>();
       for (const v of views) {
-        if (!v?.joined) return undefined;
+        // Joined, and holding the write lease (a newcomer gets it once it has heard a majority).
+        if (!v?.joined || (v as { lease?: boolean }).lease === false) return undefined;
         const up = v.members.filter((m) => m.state === 'up').map((m) => m.name).sort();
         if (JSON.stringify(up) !== JSON.stringify(names) || JSON.stringify(v.ring.members) !== JSON.stringify(names)) return undefined;
         versions.add(v.ring.version);

@@ -288,6 +288,22 @@ test('the write lease: lost on the minority side well before the majority declar
   t.false(sim.node('a').lease(), 'a node declared dead holds no lease until it has rejoined');
 });
 
+test('members invented in gossip, never heard directly, do not vote: the majority and the lease hold', (t) => {
+  const sim = createSim();
+  sim.cluster(['a', 'b', 'c']);
+  const fakes = ['f1', 'f2', 'f3', 'f4'].map((name) => ({ ...info(name, 5, `peer-${name}`), heartbeat: 1, status: 'alive' as const }));
+  sim.log('a', sim.node('a').merge(fakes, 'b'));
+  t.deepEqual(sim.node('a').members().filter((m) => m.name.startsWith('f')).map((m) => m.state), ['up', 'up', 'up', 'up']);
+  sim.paused.add('b'); // only a and c go on; the fakes never speak
+  for (let i = 0; i < 8; i++) {
+    sim.step();
+    t.true(sim.node('a').lease(), `a keeps its lease at step ${i}`);
+  }
+  sim.run(SUSPECT + CONFIRM + 4 * STEP);
+  t.true(sim.node('a').hasMajority(), 'a and c are two of the three members that ever spoke');
+  t.deepEqual(sim.of('a', 'member:died').map(memberName).sort(), ['b', 'f1', 'f2', 'f3', 'f4'], 'so it can still declare the silent ones dead');
+});
+
 test('members coming back one by one after a long silence: the last is not declared dead at once', (t) => {
   const sim = createSim();
   sim.cluster(['a', 'b', 'c', 'd']);
