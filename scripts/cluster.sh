@@ -40,9 +40,9 @@ from any node. start, add and restart return once the nodes list each other as u
 EOF
 }
 
-die() { echo "cluster.sh: $*" >&2; exit 1; }
-bad_usage() { echo "cluster.sh: $*" >&2; echo "run 'scripts/cluster.sh help' for usage" >&2; exit 2; }
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+SCRIPT=cluster.sh
+# shellcheck source=lib/nodes.sh
+. "$ROOT/scripts/lib/nodes.sh"
 
 DATA=${IM_DATA:-$ROOT/data}
 if [[ $DATA != /* ]]; then DATA=$CALLER_PWD/$DATA; fi   # a relative IM_DATA means relative to the caller
@@ -53,33 +53,7 @@ TIMEOUT=${IM_TIMEOUT:-30}
 for v in WS_BASE P2P_BASE TIMEOUT; do is_uint "${!v}" || bad_usage "$v must be a number, got '${!v}'"; done
 DETACH=; if command -v setsid >/dev/null; then DETACH=setsid; fi   # own session: survives the script and Ctrl-C
 
-# Small HTTP probes (curl may be absent). health: "ok" when /healthz is 200 for the expected node.
-# status: "<healthz>\t<ring version>\t<members>".
-PROBE_JS='
-const [what, base, name] = process.argv.slice(1);
-const get = async (path) => {
-  try {
-    const r = await fetch(base + path, { signal: AbortSignal.timeout(2000) });
-    return { status: r.status, body: await r.json().catch(() => ({})) };
-  } catch { return { status: 0, body: {} }; }
-};
-const h = await get("/healthz");
-if (what === "health") console.log(h.status === 200 && h.body.node === name ? "ok" : h.status || "down");
-else if (what === "up") {
-  // up BASE NAMES: "ok" when this node lists every one of NAMES (comma separated) as up
-  const c = h.status === 200 ? await get("/cluster") : { body: {} };
-  const up = new Set((c.body.members ?? []).filter((m) => m.state === "up").map((m) => m.name));
-  console.log(name.split(",").every((n) => up.has(n)) ? "ok" : [...up].join(",") || "none");
-} else {
-  const c = h.status ? await get("/cluster") : { body: {} };
-  const health = h.status ? `${h.status} ${h.body.state ?? ""}`.trim() : "down";
-  const members = (c.body.members ?? []).map((m) => `${m.name}:${m.state}`).join(",") || "-";
-  console.log([health, c.body.ring?.version ?? "-", members].join("\t"));
-}'
-probe() { node --input-type=module -e "$PROBE_JS" "$@"; }
 
-dir_of() { echo "$DATA/node-$1"; }
-pid_of() { local f; f="$(dir_of "$1")/pid"; if [[ -f $f ]]; then tr -dc 0-9 <"$f"; fi; }
 # "HOST WS P2P" of node I: as recorded when it was last started, else from the environment.
 addr_of() {
   local f; f="$(dir_of "$1")/addr"
@@ -89,16 +63,6 @@ url_host() { case $1 in 0.0.0.0 | ::) echo 127.0.0.1 ;; *:*) echo "[$1]" ;; *) e
 url_of() { local h w p; read -r h w p < <(addr_of "$1" recorded); echo "ws://$(url_host "$h"):$w/ws"; }
 http_of() { local h w p; read -r h w p < <(addr_of "$1" recorded); echo "http://$(url_host "$h"):$w"; }
 
-# alive PID: the process exists and is not a zombie (orphans may stay unreaped, e.g. in containers).
-alive() {
-  local pid=$1 stat
-  if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then return 1; fi
-  if [[ -r /proc/$pid/stat ]]; then
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat:0:1} != Z ]] || return 1
-  fi
-}
 # running I: node I's recorded pid is alive and really is that node (not a reused pid).
 running() {
   local pid cmd; pid=$(pid_of "$1")
@@ -170,38 +134,7 @@ start_node() {
   echo $! >"$dir/pid"
 }
 
-fail_with_log() {
-  echo "cluster.sh: $2; last lines of $(dir_of "$1")/log:" >&2
-  tail -n 20 "$(dir_of "$1")/log" | sed 's/^/    /' >&2
-  exit 1
-}
-
-wait_healthy() {
-  local i=$1 pid end=$((SECONDS + TIMEOUT))
-  pid=$(pid_of "$i")
-  while :; do
-    alive "$pid" || fail_with_log "$i" "node-$i (pid $pid) exited during startup"
-    if [[ $(probe health "$(http_of "$i")" "node-$i") == ok ]]; then return 0; fi
-    ((SECONDS < end)) || fail_with_log "$i" "node-$i did not answer /healthz with 200 within ${TIMEOUT}s"
-    sleep 0.2
-  done
-}
-
-# wait_members NAMES I...: every node I lists every one of NAMES (comma separated) as up.
-wait_members() {
-  local names=$1 i r end=$((SECONDS + TIMEOUT))
-  shift
-  for i in "$@"; do
-    while :; do
-      r=$(probe up "$(http_of "$i")" "$names")
-      [[ $r == ok ]] && break
-      ((SECONDS < end)) || fail_with_log "$i" "node-$i does not list all of $names as up within ${TIMEOUT}s (up: $r)"
-      sleep 0.2
-    done
-  done
-}
 live_indices() { local i; for i in $(indices); do if running "$i"; then echo "$i"; fi; done; }
-names_of() { local i out=; for i in "$@"; do out+="${out:+,}node-$i"; done; echo "$out"; }
 
 wait_exit() { # wait_exit PID: 1 on timeout
   local end=$((SECONDS + TIMEOUT))

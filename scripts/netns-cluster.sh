@@ -44,9 +44,9 @@ other only over the peer network, which isolate and split cut.
 EOF
 }
 
-die() { echo "netns-cluster.sh: $*" >&2; exit 1; }
-bad_usage() { echo "netns-cluster.sh: $*" >&2; echo "run 'scripts/netns-cluster.sh help' for usage" >&2; exit 2; }
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+SCRIPT=netns-cluster.sh
+# shellcheck source=lib/nodes.sh
+. "$ROOT/scripts/lib/nodes.sh"
 
 DATA=${IM_DATA:-$ROOT/data/netns}
 if [[ $DATA != /* ]]; then DATA=$CALLER_PWD/$DATA; fi
@@ -58,12 +58,9 @@ WS_PORT=7001
 P2P_PORT=9001
 DETACH=; if command -v setsid >/dev/null; then DETACH=setsid; fi   # own session: survives the script and Ctrl-C
 
-dir_of() { echo "$DATA/node-$1"; }
-pid_of() { local f; f="$(dir_of "$1")/pid"; if [[ -f $f ]]; then tr -dc 0-9 <"$f"; fi; }
 client_ip() { echo "10.78.0.$((4 * $1 - 2))"; }
 http_of() { echo "http://$(client_ip "$1"):$WS_PORT"; }
 url_of() { echo "ws://$(client_ip "$1"):$WS_PORT/ws"; }
-alive() { [[ -n $1 ]] && kill -0 "$1" 2>/dev/null && [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 # Node indices that have a folder under $DATA, ascending.
 indices() {
   local d n
@@ -87,29 +84,6 @@ need_tools() {
   export PATH="$ROOT/node_modules/.bin:$PATH"
 }
 
-# Small HTTP probes. health: "ok" when /healthz is 200; up NAMES: "ok" when the node lists every
-# one of NAMES as up; status: "<healthz>\t<ring version>\t<members>".
-PROBE_JS='
-const [what, base, names] = process.argv.slice(1);
-const get = async (path) => {
-  try {
-    const r = await fetch(base + path, { signal: AbortSignal.timeout(2000) });
-    return { status: r.status, body: await r.json().catch(() => ({})) };
-  } catch { return { status: 0, body: {} }; }
-};
-const h = await get("/healthz");
-if (what === "health") console.log(h.status === 200 ? "ok" : h.status || "down");
-else if (what === "up") {
-  const c = h.status === 200 ? await get("/cluster") : { body: {} };
-  const up = new Set((c.body.members ?? []).filter((m) => m.state === "up").map((m) => m.name));
-  console.log(names.split(",").every((n) => up.has(n)) ? "ok" : [...up].join(",") || "none");
-} else {
-  const c = h.status ? await get("/cluster") : { body: {} };
-  const health = h.status ? `${h.status} ${h.body.state ?? ""}`.trim() : "down";
-  const members = (c.body.members ?? []).map((m) => `${m.name}:${m.state}`).join(",") || "-";
-  console.log([health, c.body.ring?.version ?? "-", members].join("\t"));
-}'
-probe() { node --input-type=module -e "$PROBE_JS" "$@"; }
 
 ensure_keys() {
   mkdir -p "$DATA"
@@ -167,32 +141,6 @@ start_node() { # start_node I [SEED...]
   echo $! >"$dir/pid"
 }
 
-fail_with_log() {
-  echo "netns-cluster.sh: $2; last lines of $(dir_of "$1")/log:" >&2
-  tail -n 20 "$(dir_of "$1")/log" | sed 's/^/    /' >&2
-  exit 1
-}
-
-wait_healthy() {
-  local i=$1 pid end=$((SECONDS + TIMEOUT))
-  pid=$(pid_of "$i")
-  while [[ $(probe health "$(http_of "$i")") != ok ]]; do
-    alive "$pid" || fail_with_log "$i" "node-$i (pid $pid) exited during startup"
-    ((SECONDS < end)) || fail_with_log "$i" "node-$i did not answer /healthz with 200 within ${TIMEOUT}s"
-    sleep 0.2
-  done
-}
-
-wait_members() { # wait_members N: every node lists node-1..node-N as up
-  local n=$1 i names= end=$((SECONDS + TIMEOUT))
-  for ((i = 1; i <= n; i++)); do names+="${names:+,}node-$i"; done
-  for ((i = 1; i <= n; i++)); do
-    until [[ $(probe up "$(http_of "$i")" "$names") == ok ]]; do
-      ((SECONDS < end)) || fail_with_log "$i" "node-$i does not list all of $names as up within ${TIMEOUT}s"
-      sleep 0.2
-    done
-  done
-}
 
 cmd_up() {
   [[ $# -eq 1 ]] && is_uint "$1" && (($1 >= 1 && $1 <= 60)) || bad_usage "up takes a node count N from 1 to 60"
@@ -208,7 +156,7 @@ cmd_up() {
   wait_healthy 1
   for ((i = 2; i <= n; i++)); do start_node "$i" 1; done
   for ((i = 2; i <= n; i++)); do wait_healthy "$i"; done
-  wait_members "$n"
+  wait_members "$(names_of $(seq 1 "$n"))" $(seq 1 "$n")
   trap - EXIT
   for ((i = 1; i <= n; i++)); do echo "node-$i $(url_of "$i")  peer 10.77.0.$i  side $([[ ",$side_a," == *",$i,"* ]] && echo A || echo B)"; done
   echo "data and logs: $DATA (node I: $DATA/node-I/log)"
