@@ -339,8 +339,11 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
 
   routes = {
     healthz: () => {
-      const ok = state === 'serving' && cluster.joined();
-      return { status: ok ? 200 : 503, body: { ok, node: cfg.name, state: state === 'serving' && !ok ? 'joining' : state, ...flagged } };
+      // Cut off from the majority it serves nothing: a load balancer should send clients elsewhere.
+      const minority = cluster.joined() && cluster.cutOff();
+      const ok = state === 'serving' && cluster.joined() && !minority;
+      const shown = state !== 'serving' || ok ? state : minority ? 'minority' : 'joining';
+      return { status: ok ? 200 : 503, body: { ok, node: cfg.name, state: shown, ...flagged } };
     },
     cluster: () => {
       const ring = cluster.ring();
