@@ -280,15 +280,8 @@ export function createHome(c: HomeComponents): Home {
     const r: SendResult = { mid, seq: entries[0]!.seq, ts };
     c.onSent?.(false);
     const mine = everywhere(durable, w.from);
-    // And behind the sender's previous copy to the same recipient: were that one retried (its
-    // home cut off, the router's deadline passed), this one must not land first.
-    const pair = `${w.from}\0${w.to}`;
-    const copyBefore = separate ? lastCopyTo.get(pair) : undefined;
-    const copy = separate ? handOver(w.from, copyOf, mine.then(() => settled(postBefore)).then(() => settled(copyBefore))) : undefined;
-    if (copy) {
-      after(lastCopy, w.from, copy);
-      after(lastCopyTo, pair, copy);
-    }
+    const copy = separate ? handOver(w.from, copyOf, mine.then(() => settled(postBefore))) : undefined;
+    if (copy) after(lastCopy, w.from, copy);
     const local = w.to !== w.from && !separate ? everywhere(durable, w.to) : undefined;
     answer(w, Promise.all([mine, local, copy]).then(() => r));
   }
@@ -333,9 +326,6 @@ export function createHome(c: HomeComponents): Home {
   // a connection mixing 1:1 and group messages keeps its order at a recipient of both (the two
   // go different ways: straight to the recipient's home, or through the group's home).
   const lastCopy = new Map<string, Promise<unknown>>();
-  // Per sender and recipient, the newest 1:1 copy being handed over: copies to one recipient land
-  // in the order they were made, even when one of them has to be retried.
-  const lastCopyTo = new Map<string, Promise<unknown>>();
   const lastPost = new Map<string, Promise<unknown>>();
   function after(m: Map<string, Promise<unknown>>, from: string, p: Promise<unknown>): void {
     m.set(from, p);

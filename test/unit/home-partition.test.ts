@@ -69,19 +69,3 @@ test('a resend joining a copy in flight leaves no unhandled rejection when the n
   process.off('unhandledRejection', onUnhandled);
   t.deepEqual(unhandled, []);
 });
-
-test('copies to one recipient land in the order they were made when the first has to be retried', async (t) => {
-  const landed: string[] = [];
-  let failFirst = true;
-  const { home } = await setup(async (d) => {
-    if (failFirst && d.body === 'one') {
-      failFirst = false;
-      throw new UnavailableError("bob's home did not answer in time");
-    }
-    landed.push(d.body);
-  });
-  const one = home.send('alice', 'bob', 'c1', 'one');
-  const two = home.send('alice', 'bob', 'c2', 'two');
-  await Promise.all([one, two]);
-  t.deepEqual(landed, ['one', 'two']);
-});
