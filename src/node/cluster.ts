@@ -53,7 +53,7 @@ export type Cluster = {
   onRingChanged(cb: (ring: Ring, prev: Ring, died: string[]) => void): void;
   /** The node lost (false) or regained (true) a majority of the members it knows, lastingly:
    * without a majority and without the lease for CUT_OFF_ROUNDS gossip rounds in a row. */
-  onMajority(cb: (majority: boolean, unheard: MemberView[]) => void): void;
+  onMajority(cb: (majority: boolean) => void): void;
   /** Cut off from the majority (see onMajority): clients are sent away. */
   cutOff(): boolean;
   onMemberGone(cb: (name: string) => void): void;
@@ -95,7 +95,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
   let oldRings: { ring: Ring; until: number }[] = [];
   let waiters: (() => void)[] = [];
   const ringListeners: ((r: Ring, prev: Ring, died: string[]) => void)[] = [];
-  const majorityListeners: ((majority: boolean, unheard: MemberView[]) => void)[] = [];
+  const majorityListeners: ((majority: boolean) => void)[] = [];
   const goneListeners: ((name: string) => void)[] = [];
   let requestHandler: (fromName: string | undefined, req: PeerRequest) => Promise<PeerReply> = async () => ({ t: 'fail', code: 'unavailable', message: 'starting' });
   let messageHandler: (fromName: string | undefined, msg: PeerOneWay) => void = () => undefined;
@@ -261,8 +261,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
     lostRounds = counting && !majority && !m.lease() ? lostRounds + 1 : 0;
     if (cutOff !== (lostRounds >= CUT_OFF_ROUNDS)) {
       cutOff = !cutOff;
-      const unheard = m.members().filter((mv) => mv.name !== self && mv.state === 'suspect');
-      for (const cb of majorityListeners) cb(!cutOff, unheard);
+      for (const cb of majorityListeners) cb(!cutOff);
     }
     for (const p of m.probes()) void probe(p.target, p.via);
     gossip();

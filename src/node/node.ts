@@ -284,8 +284,9 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
   };
   cluster.onMajority((majority) => {
     if (majority) return;
-    const n = gw.goaway('minority', unheard());
-    log.warn({ clients: n, nodes: unheard() }, 'minority: clients sent to the members this node cannot hear');
+    const nodes = unheard();
+    const n = gw.goaway('minority', nodes);
+    log.warn({ clients: n, nodes }, 'minority: clients sent to the members this node cannot hear');
   });
 
   replicator = createReplicator({
