@@ -1,7 +1,7 @@
 // Errors that cross module boundaries inside a node; callers branch on `name`, and the gateway
-// turns them into the contract's error codes.
+// turns them into the protocol's error codes (docs/PROTOCOL.md, section 2).
 
-/** Logged in, but not allowed (contract code `forbidden`). */
+/** Logged in, but not allowed (error code `forbidden`). */
 export class ForbiddenError extends Error {
   override name = 'ForbiddenError';
 }
@@ -21,7 +21,7 @@ export class NotOwnerError extends Error {
   }
 }
 
-/** A request the contract refuses with this code (`not_found`, `conflict`, `too_large`, …);
+/** A request the protocol refuses with this code (`not_found`, `conflict`, `too_large`, …);
  * `rate_limited` says in its message when to retry. */
 export class ClientError extends Error {
   override name = 'ClientError';

@@ -14,7 +14,7 @@ import { TokenBucket } from '../limits/token-bucket.ts';
 import type { ClientError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 
-// WebSocket close codes this node uses (documented in docs/PROTOCOL-EXTENSIONS.md).
+// WebSocket close codes this node uses (documented in docs/PROTOCOL.md, "Close codes").
 export const CLOSE = {
   loginTimeout: 4001, idle: 4002, slow: 4003, replaced: 4004, shutdown: 1001,
 } as const;
@@ -35,7 +35,7 @@ type ClientConn = {
   overflow: boolean;
   buffer: MsgEvent[];
   pushed: number;
-  /** Frames of any kind (PROTOCOL section 9). */
+  /** Frames of any kind (docs/PROTOCOL.md, section 8). */
   frames: TokenBucket;
   closed: boolean;
   watching: Set<string>;
@@ -415,7 +415,7 @@ export function createGateway(c: GatewayComponents): Gateway {
       ws.on('message', (data: RawData, isBinary: boolean) => {
         cc.last = c.now();
         if (cc.closed) return;
-        // Every frame counts, valid or not (PROTOCOL section 9).
+        // Every frame counts, valid or not (docs/PROTOCOL.md, section 8).
         const wait = cc.frames.take(1, c.now());
         if (wait > 0) return refuse(cc, wait);
         if (isBinary) return error(cc, null, 'bad_request', 'binary frames are not supported; send JSON text');

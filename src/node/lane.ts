@@ -3,7 +3,7 @@
 // call of the lane still unanswered is on its way to the same home (the link to a home is FIFO,
 // and a home handles its calls in arrival order), and not while an earlier one waits to retry.
 // Without it a send retried after its home died could land after a later send of the same
-// connection that went straight to the new home (PROTOCOL.md: order per connection).
+// connection that went straight to the new home (docs/PROTOCOL.md, send: order per connection).
 
 type Turn = { owner: string | undefined; state: 'waiting' | 'sent' | 'retry'; admit?: () => void; refuse?: (e: Error) => void };
 

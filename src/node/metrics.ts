@@ -29,7 +29,7 @@ export function createMetrics(node: string) {
     custodyDeaths: new Gauge({ name: 'im_custody_deaths', help: 'member deaths since this node last joined whose new holders may lack data: keys they gave this node are served only once filled', ...reg }),
     insecure: new Gauge({ name: 'im_insecure', help: '1 when this node accepts logins without a token (--insecure, loopback only), else 0', ...reg }),
     groupFanoutBehind: new Gauge({ name: 'im_group_fanout_behind', help: 'log entries of the groups this node is home of not yet handed to every member', ...reg }),
-    limits: new Counter({ name: 'im_limits_hit_total', help: 'client requests refused or cut by a limit of PROTOCOL section 9: rate, in_flight, connections, devices, watched, read_bytes, rate_close (connections closed 1008)', labelNames: ['limit'], ...reg }),
+    limits: new Counter({ name: 'im_limits_hit_total', help: 'client requests refused or cut by a limit of docs/PROTOCOL.md (Limits): rate, in_flight, connections, devices, watched, read_bytes, rate_close (connections closed 1008)', labelNames: ['limit'], ...reg }),
     groupLimited: new Counter({ name: 'im_group_limited_total', help: 'group posts and typing notices refused by a per-group limit: rate, backlog (fan-out behind), typing', labelNames: ['reason'], ...reg }),
     groupSnapshots: new Counter({ name: 'im_group_snapshots_total', help: 'member snapshots written to group logs (loading a group reads the latest and the events after it)', ...reg }),
     fanoutRequests: new Counter({ name: 'im_fanout_requests_total', help: 'group fan-out requests sent to other nodes (one per home node and batch of group messages)', ...reg }),

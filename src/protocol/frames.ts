@@ -1,4 +1,4 @@
-// Every client frame of PROTOCOL.md as a discriminated union on `op`, and the one
+// Every client frame of docs/PROTOCOL.md as a discriminated union on `op`, and the one
 // validator that turns untrusted JSON into them. The client SDK imports only this file.
 
 export type ReqId = number | string;
@@ -116,7 +116,7 @@ function reqIdOf(o: Record<string, unknown>): ReqId | null {
 
 /**
  * Parses one text frame into a typed request. Throws FrameError (with the request's id when it
- * had a valid one) for anything the contract calls bad_request or too_large.
+ * had a valid one) for anything docs/PROTOCOL.md calls bad_request or too_large.
  */
 export function parseRequest(text: string, limits: ValidateLimits = DEFAULT_VALIDATE_LIMITS): Request {
   let raw: unknown;

@@ -105,7 +105,7 @@ export class ConflictError extends Error {
 
 /** An import would leave a hole in a timeline: its entries (or its snapshot's seq) do not follow
  * on from what is stored. Nothing was written; export again with `after` = what is stored
- * (userSeqs). Seqs 1..n without gaps is invariant 2 of the design. */
+ * (userSeqs). Seqs 1..n without gaps is invariant 2 of docs/CLUSTER.md. */
 export class GapError extends Error {
   readonly user: string;
   /** the seq the import had to bring next */

@@ -1,4 +1,4 @@
-// The client contract with the parties on different nodes of a three-node cluster.
+// The client protocol (docs/PROTOCOL.md) with the parties on different nodes of a three-node cluster.
 import test from 'ava';
 import { cleanup, readAll, token, until } from '../helpers/node.ts';
 import type { TestNode } from '../helpers/node.ts';

@@ -1,6 +1,7 @@
-// Groups (PROTOCOL.md sections 6 and 6a) on a three-node cluster: members, owners and the group's
-// home on different nodes; every op and error; one order for all members; membership changes
-// ordered with messages; a 2,000-member group; typing and receipts across nodes.
+// Groups, typing and receipts (docs/PROTOCOL.md sections 6 and 7) on a three-node cluster:
+// members, owners and the group's home on different nodes; every op and error; one order for all
+// members; membership changes ordered with messages; a 2,000-member group; typing and receipts
+// across nodes.
 import test from 'ava';
 import sqlite3 from 'sqlite3';
 import { join } from 'node:path';

@@ -204,7 +204,7 @@ test.serial('a killed node is declared dead by all survivors within the detectio
   // Chat between survivors' users, each pair across gateways.
   await chat(t, n1, homedOn(surv, 'n3', 'k-a'), n4, homedOn(surv, 'n1', 'k-b'), 'after-kill-1');
   await chat(t, n3, homedOn(surv, 'n4', 'k-c'), n1, homedOn(surv, 'n4', 'k-d'), 'after-kill-2');
-  // Writes for a user the dead node was home to are accepted again (DESIGN 6.7: within 10 s of the crash).
+  // Writes for a user the dead node was home to are accepted again (docs/CLUSTER.md, invariant 7: within 10 s of the crash).
   const { c: s } = await n4.login(homedOn(surv, 'n1', 'k-e'));
   const sent = await s.send(deadHomed, 'orphan-1', 'to a user whose home died');
   const acceptedAt = ms(t0);
@@ -325,7 +325,7 @@ test.serial('a graceful leave: goaway names the others, exit 0, the others drop 
 
   const t0 = performance.now();
   const exit = n3.stop().then((code) => ({ code, ms: ms(t0) }));
-  // While it drains, the leaver answers /healthz with 503 (PROTOCOL 7).
+  // While it drains, the leaver answers /healthz with 503 (docs/PROTOCOL.md, section 11).
   const draining = until(() => n3.get('/healthz').then((r) => r.status === 503, () => false), 'n3 /healthz 503 while draining', 5000, 10);
   const dropped = await until(() => agreeGone(b, [n1, n2], 'n3', ['leaving', 'dead']), 'n1 and n2 to drop n3', 10_000, 20);
   const droppedMs = ms(t0);

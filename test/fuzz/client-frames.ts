@@ -1,5 +1,5 @@
-// The client fuzzer's grammar: for every op of the contract (src/protocol/frames.ts), a frame with
-// well-formed fields, then (mostly) mutated; plus random bytes, random JSON and whole-frame oddities.
+// The client fuzzer's grammar: for every client op (docs/PROTOCOL.md, src/protocol/frames.ts), a
+// frame with well-formed fields, then (mostly) mutated; plus random bytes, random JSON and whole-frame oddities.
 import { deepText, mutate, objectText, PROTO_KEYS, randomJsonText, randomString } from '../helpers/fuzz.ts';
 import type { Fields, Rng } from '../helpers/fuzz.ts';
 

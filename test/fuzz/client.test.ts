@@ -1,7 +1,7 @@
 // Fuzzes the client boundary of a real node: raw WebSocket connections (logged in or not) send
 // random bytes, random JSON and mutated frames of every op, while a bystander keeps sending.
 // The node must never exit; every request with an id gets exactly one reply, an error only with a
-// code of the contract (never `internal`); a connection closes only for a documented reason.
+// code of docs/PROTOCOL.md (never `internal`); a connection closes only for a documented reason.
 import test from 'ava';
 import { isUtf8 } from 'node:buffer';
 import WebSocket from 'ws';
@@ -17,7 +17,7 @@ const MAX_FRAME = 65_536;
 const WORKERS = 4;
 const WINDOW = 32;
 const REPLY_TIMEOUT_MS = 15_000;
-// Codes of the contract's error table, but `internal` (a bug).
+// Codes of the error table of docs/PROTOCOL.md, but `internal` (a bug).
 const CODES = new Set(['bad_request', 'unauthenticated', 'forbidden', 'not_found', 'conflict', 'too_large', 'rate_limited', 'unavailable']);
 
 type Sent = { n: number; kind: string; text: string };

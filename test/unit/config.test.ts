@@ -49,7 +49,7 @@ test('no flags and no env give the defaults', (t) => {
     maxFrame: 65536, maxBody: 16384, maxUsers: 500, maxMembers: 10_000, loginTimeoutMs: 10_000, idleTimeoutMs: 60_000,
     presenceTimeoutMs: 15_000, rate: 200, rateBurst: 400, maxBuffered: 8 * 1024 * 1024, sync: 'normal', logLevel: 'info',
     vnodes: 160, replicas: 2, suspectAfterMs: 2000, confirmTimeoutMs: 3000, maxTokenLifeS: 30 * 24 * 3600,
-    // Section 9's limits.
+    // The connection limits of docs/PROTOCOL.md, section 8.
     maxInFlight: 64, maxConnections: 20_000, maxDevices: 32, maxWatched: 5000, maxReadBytes: 1024 * 1024,
     groupRate: 200, groupBurst: 400, groupBacklog: 1000, groupBacklogBytes: 8 * 1024 * 1024, groupTypingFrames: 10_000, groupSnapshotEvents: 256,
     peerQueueMsgs: 65_536, peerQueueBytes: 32 * 1024 * 1024,

@@ -209,7 +209,7 @@ for (const op of ['group_leave', 'group_info']) {
   };
 }
 
-test('the tables cover exactly the 18 ops of the contract', (t) => {
+test('the tables cover exactly the 18 ops of the protocol', (t) => {
   t.deepEqual(Object.keys(cases).sort(), [
     'ack', 'group_add', 'group_create', 'group_info', 'group_leave', 'group_remove', 'history', 'login', 'ping',
     'presence', 'read', 'receipts', 'send', 'sync', 'typing', 'unread', 'unwatch', 'watch',
@@ -248,7 +248,7 @@ for (const [op, { valid, invalid }] of Object.entries(cases)) {
   });
 }
 
-// The creator is always a member (PROTOCOL.md 6), so a group of just the creator is a real state
+// The creator is always a member (docs/PROTOCOL.md, section 6), so a group of just the creator is a real state
 // (it is also reached by group_remove / group_leave); creating one must not be refused.
 test('group_create with an empty member list creates a group of the creator alone', (t) => {
   t.deepEqual(parseRequest('{"op":"group_create","id":1,"group":"solo","members":[]}'), { op: 'group_create', id: 1, group: 'solo', members: [] });
