@@ -69,6 +69,22 @@ export const DEFAULT_LIMIT = 100;
 export type ValidateLimits = { maxBody: number; maxUsers: number; maxMembers: number };
 export const DEFAULT_VALIDATE_LIMITS: ValidateLimits = { maxBody: 16384, maxUsers: 500, maxMembers: 10000 };
 
+/** A string's length in UTF-8 bytes, as Buffer.byteLength counts it (a lone surrogate is 3), without
+ * Node's Buffer: this file is part of the browser SDK too. */
+export function utf8Bytes(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
 export class FrameError extends Error {
   override name = 'FrameError';
   code: ErrorCode;
@@ -212,7 +228,7 @@ export function validateRequest(o: Record<string, unknown>, limits: ValidateLimi
       const cid = ident('cid', true) as string;
       if (typeof o.body !== 'string') bad('body must be a string');
       const body = o.body as string;
-      if (Buffer.byteLength(body, 'utf8') > limits.maxBody) {
+      if (body.length * 3 > limits.maxBody && utf8Bytes(body) > limits.maxBody) {
         throw new FrameError('too_large', `body is over ${limits.maxBody} bytes`, id);
       }
       return withId({ op: 'send', ...t, cid, body });
