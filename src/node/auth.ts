@@ -1,6 +1,6 @@
 // Login checks: HS256 JWTs with the cluster secret (jose), or a bare user id in insecure mode.
 // A token must expire (`exp`), within the node's maximum token life; `aud`/`iss` when configured.
-import { jwtVerify, errors } from 'jose';
+import { SignJWT, jwtVerify, errors } from 'jose';
 import { isId } from '../protocol/frames.ts';
 
 export class AuthError extends Error {
@@ -69,4 +69,13 @@ function reason(e: unknown): string {
     return `token claim ${e.claim} is invalid`;
   }
   return 'invalid token';
+}
+
+/** An HS256 token for a user, as the cluster accepts it (the CLI's `im token`, and in insecure mode
+ * the node's development endpoint /dev/token). `expiresIn` as jose takes it: '1h', '7d', seconds. */
+export function mintToken(secret: string, user: string, opts: { expiresIn?: string | number; audience?: string; issuer?: string } = {}): Promise<string> {
+  let jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setIssuedAt().setExpirationTime(opts.expiresIn ?? '1h');
+  if (opts.audience !== undefined) jwt = jwt.setAudience(opts.audience);
+  if (opts.issuer !== undefined) jwt = jwt.setIssuer(opts.issuer);
+  return jwt.sign(new TextEncoder().encode(secret));
 }

@@ -3,13 +3,16 @@
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { createStore } from '../store/index.ts';
 import type { Store } from '../store/index.ts';
 import { createPresence } from '../presence/index.ts';
 import { createMembership } from '../membership/index.ts';
 import type { Delivery } from '../protocol/peer.ts';
-import { createAuth } from './auth.ts';
+import { createAuth, mintToken } from './auth.ts';
+import { createAdminApi } from './admin.ts';
+import { loadWebPages } from './web.ts';
 import { advertisedHost, checkSecret, parseHostPort } from './config.ts';
 import type { Config } from './config.ts';
 import { keptFile, lockDataDir, prepareDataDir } from './data-dir.ts';
@@ -96,7 +99,10 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
   const flagged = cfg.insecure ? { insecure: true } : {};
   // The client port listens first (answering 503) so that the node knows its URL for membership.
   let routes: Parameters<typeof createClientServer>[1]['routes'] | undefined;
+  const pages = loadWebPages(fileURLToPath(new URL('../../dist/web', import.meta.url)));
+  if (!pages.built) log.warn('the web pages are not built (npm run build): / and /admin answer 503');
   const server = createClientServer({ maxFrame: cfg.maxFrame, ...(cfg.adminToken ? { adminToken: cfg.adminToken } : {}) }, {
+    pages,
     accept: (ws) => (gateway && state === 'serving' ? gateway.accept(ws) : ws.close(1013, 'starting or draining')),
     onError: (e) => log.error({ err: e }, 'http handler failed'),
     routes: {
@@ -104,6 +110,15 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
       cluster: () => routes?.cluster() ?? { node: cfg.name, state, ...flagged },
       // While starting, metrics are not wired yet: 503, like /healthz.
       metrics: () => (routes ? routes.metrics() : Promise.resolve(undefined)),
+      admin: (name) => routes?.admin?.(name),
+      // Insecure mode only: a token for anyone, so the web app logs in the way production does.
+      ...(cfg.insecure ? {
+        devToken: (user: string) => mintToken(secret, user, {
+          expiresIn: '1h',
+          ...(cfg.tokenAudience !== undefined ? { audience: cfg.tokenAudience } : {}),
+          ...(cfg.tokenIssuer !== undefined ? { issuer: cfg.tokenIssuer } : {}),
+        }),
+      } : {}),
     },
   });
   const port = await server.listen(cfg.host, cfg.port);
@@ -370,8 +385,16 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
         connections: gw.size(),
         sessions: presence.sessionCount(),
         online: presence.users(),
+        // Counters since start, for rates: messages accepted here as the sender's home, peer bytes.
+        traffic: peerTraffic(accepted),
       };
     },
+    admin: createAdminApi({
+      ring: () => cluster.ring(),
+      members: () => cluster.members(),
+      self: () => routes!.cluster() as { node: string },
+      ...(cfg.adminToken ? { adminToken: cfg.adminToken } : {}),
+    }),
     metrics: async () => {
       metrics.lease.set(cluster.lease() ? 1 : 0);
       metrics.custodyDeaths.set(custody.view().deaths);
@@ -391,6 +414,16 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
       return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
     },
   };
+
+  function peerTraffic(messages: number) {
+    let bytesIn = 0;
+    let bytesOut = 0;
+    for (const s of net.stats()) {
+      bytesIn += s.bytesIn;
+      bytesOut += s.bytesOut;
+    }
+    return { messages, peerBytesIn: bytesIn, peerBytesOut: bytesOut };
+  }
 
   cluster.start();
   const sweepMs = Math.max(50, Math.min(1000, cfg.loginTimeoutMs / 4, cfg.idleTimeoutMs / 4));

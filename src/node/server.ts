@@ -1,15 +1,22 @@
-// HTTP and WebSocket on the one client port: /ws upgrades, /healthz, /cluster, /metrics.
+// HTTP and WebSocket on the one client port: /ws upgrades, /healthz, /cluster, /metrics, the web
+// pages (/ and /admin with their assets), the cluster page's data (/admin/api/*) and, in insecure
+// mode only, development tokens (/dev/token).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
+import type { WebPages } from './web.ts';
 
 export type HttpRoutes = {
   healthz(): { status: number; body: unknown };
   cluster(): unknown;
   /** undefined while the node is starting (answered 503). */
   metrics(): Promise<{ contentType: string; body: string } | undefined>;
+  /** The cluster page's data: `/admin/api/<name>` (behind the admin token like /cluster). */
+  admin?(name: string): Promise<unknown> | undefined;
+  /** A development token for a user; only given in insecure mode. */
+  devToken?(user: string): Promise<string>;
 };
 
 export type ClientServer = {
@@ -23,7 +30,7 @@ export type ClientServerInit = {
   adminToken?: string;
 };
 
-export function createClientServer(init: ClientServerInit, c: { routes: HttpRoutes; accept(ws: WebSocket): void; onError(e: Error): void }): ClientServer {
+export function createClientServer(init: ClientServerInit, c: { routes: HttpRoutes; pages?: WebPages; accept(ws: WebSocket): void; onError(e: Error): void }): ClientServer {
   const wss = new WebSocketServer({ noServer: true, maxPayload: init.maxFrame, perMessageDeflate: false });
   wss.on('connection', (ws) => c.accept(ws));
   const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
@@ -42,17 +49,29 @@ export function createClientServer(init: ClientServerInit, c: { routes: HttpRout
     }
   });
   function handle(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET') return json(res, 405, { error: 'method not allowed' });
+    const [path = '/', query = ''] = (req.url ?? '/').split('?');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
+    if (c.pages?.handle(req, res, path)) return;
+    if (path === '/dev/token' && c.routes.devToken) return devToken(res, new URLSearchParams(query).get('user'));
     if (path === '/healthz') {
       const h = c.routes.healthz();
       return json(res, h.status, h.body);
     }
-    if ((path === '/cluster' || path === '/metrics') && !admitted(req)) {
+    const admin = path.startsWith('/admin/api/') ? path.slice(11) : undefined;
+    if ((path === '/cluster' || path === '/metrics' || admin !== undefined) && !admitted(req)) {
       res.setHeader('www-authenticate', 'Bearer realm="im-node admin"');
       return json(res, 401, { error: 'unauthorized', message: 'this page needs Authorization: Bearer <admin token> (--admin-token)' });
     }
     if (path === '/cluster') return json(res, 200, c.routes.cluster());
+    if (admin !== undefined) {
+      const answer = c.routes.admin?.(admin);
+      if (!answer) return json(res, 404, { error: 'not found' });
+      answer.then((body) => json(res, 200, body), (e: Error) => {
+        c.onError(e);
+        json(res, 500, { error: 'internal error' });
+      });
+      return;
+    }
     if (path === '/metrics') {
       c.routes.metrics().then(
         (m) => (m ? res.writeHead(200, { 'content-type': m.contentType }).end(m.body) : json(res, 503, { error: 'starting' })),
@@ -62,7 +81,17 @@ export function createClientServer(init: ClientServerInit, c: { routes: HttpRout
         });
       return;
     }
-    json(res, 404, { error: 'not found', paths: ['/ws', '/healthz', '/cluster', '/metrics'] });
+    json(res, 404, { error: 'not found', paths: ['/', '/admin', '/ws', '/healthz', '/cluster', '/metrics'] });
+  }
+  function devToken(res: import('node:http').ServerResponse, user: string | null): void {
+    if (!user || !/^[A-Za-z0-9_.@-]{1,64}$/.test(user)) return json(res, 400, { error: 'bad_request', message: 'user= must be a user id (1 to 64 of A-Z a-z 0-9 _ . @ -)' });
+    c.routes.devToken!(user).then((token) => {
+      res.setHeader('cache-control', 'no-store');
+      json(res, 200, { user, token, note: 'development only: this node is in insecure mode' });
+    }, (e: Error) => {
+      c.onError(e);
+      json(res, 500, { error: 'internal error' });
+    });
   }
   // Compares digests, so neither the token's bytes nor its length leak through timing.
   const digest = (s: string) => createHash('sha256').update(s).digest();

@@ -26,7 +26,13 @@ export type Ring = {
   // The home first, then distinct successors clockwise; at most min(n ?? replicas, members.length).
   owners(key: string, n?: number): string[];
   has(member: string): boolean;
+  /** The circle for display: arcs as [start, end, member] over 0..2^32 (a key hashing into
+   * (start, end] belongs to member), neighbouring points of one member merged, plus each member's
+   * share of the key space. Computed on first call. */
+  layout(): RingLayout;
 };
+
+export type RingLayout = { arcs: [number, number, string][]; share: Record<string, number> };
 
 export function ringVersion(members: readonly string[], vnodes: number): string {
   return createHash('sha256').update(JSON.stringify([vnodes, members])).digest('hex').slice(0, 16);
@@ -75,7 +81,25 @@ export function createRing(members: Iterable<string>, init: RingInit = {}): Ring
     return [...hit];
   }
 
+  let layout: RingLayout | undefined;
+  function computeLayout(): RingLayout {
+    // hashring keeps its points sorted in `ring` ({value, server}); not in its typings.
+    const points = ((hashRing as unknown as { ring?: { value: number; server: string }[] } | undefined)?.ring ?? []);
+    const arcs: [number, number, string][] = [];
+    const share: Record<string, number> = Object.fromEntries(sorted.map((m) => [m, 0]));
+    const SPACE = 2 ** 32;
+    points.forEach((p, i) => {
+      const start = i === 0 ? points[points.length - 1]!.value - SPACE : points[i - 1]!.value;
+      share[p.server] = (share[p.server] ?? 0) + (p.value - start) / SPACE;
+      const last = arcs[arcs.length - 1];
+      if (last && last[2] === p.server) last[1] = p.value;
+      else arcs.push([start, p.value, p.server]);
+    });
+    return { arcs, share };
+  }
+
   return Object.freeze({
+    layout: () => (layout ??= computeLayout()),
     version: ringVersion(sorted, vnodes),
     members: sorted,
     vnodes,
