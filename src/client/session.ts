@@ -192,6 +192,11 @@ export class ImSession extends Emitter<SessionEvents> {
     return [...this.#urls];
   }
 
+  /** Adds node URLs (for example from a node's GET /nodes): a reconnect may pick any of them. */
+  addUrls(urls: string[]): void {
+    for (const u of urls) if (!this.#urls.includes(u)) this.#urls.push(u);
+  }
+
   /** Resolves once logged in and caught up (state 'live'); rejects if the session closes first. */
   ready(): Promise<void> {
     if (this.#info.state === 'closed') return Promise.reject(new Error(`session closed: ${this.#info.reason ?? ''}`));

@@ -111,6 +111,7 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
       // While starting, metrics are not wired yet: 503, like /healthz.
       metrics: () => (routes ? routes.metrics() : Promise.resolve(undefined)),
       admin: (name) => routes?.admin?.(name),
+      nodes: () => routes?.nodes?.() ?? [],
       // Insecure mode only: a token for anyone, so the web app logs in the way production does.
       ...(cfg.insecure ? {
         devToken: (user: string) => mintToken(secret, user, {
@@ -389,6 +390,7 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
         traffic: peerTraffic(accepted),
       };
     },
+    nodes: () => cluster.members().filter((m) => m.state === 'up').map((m) => m.url),
     admin: createAdminApi({
       ring: () => cluster.ring(),
       members: () => cluster.members(),

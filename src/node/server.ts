@@ -13,6 +13,8 @@ export type HttpRoutes = {
   cluster(): unknown;
   /** undefined while the node is starting (answered 503). */
   metrics(): Promise<{ contentType: string; body: string } | undefined>;
+  /** The client URLs of the members that are up (public: clients may connect to any of them). */
+  nodes?(): string[];
   /** The cluster page's data: `/admin/api/<name>` (behind the admin token like /cluster). */
   admin?(name: string): Promise<unknown> | undefined;
   /** A development token for a user; only given in insecure mode. */
@@ -53,6 +55,7 @@ export function createClientServer(init: ClientServerInit, c: { routes: HttpRout
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
     if (c.pages?.handle(req, res, path)) return;
     if (path === '/dev/token' && c.routes.devToken) return devToken(res, new URLSearchParams(query).get('user'));
+    if (path === '/nodes' && c.routes.nodes) return json(res, 200, { nodes: c.routes.nodes() });
     if (path === '/healthz') {
       const h = c.routes.healthz();
       return json(res, h.status, h.body);
@@ -81,7 +84,7 @@ export function createClientServer(init: ClientServerInit, c: { routes: HttpRout
         });
       return;
     }
-    json(res, 404, { error: 'not found', paths: ['/', '/admin', '/ws', '/healthz', '/cluster', '/metrics'] });
+    json(res, 404, { error: 'not found', paths: ['/', '/admin', '/ws', '/healthz', '/nodes', '/cluster', '/metrics'] });
   }
   function devToken(res: import('node:http').ServerResponse, user: string | null): void {
     if (!user || !/^[A-Za-z0-9_.@-]{1,64}$/.test(user)) return json(res, 400, { error: 'bad_request', message: 'user= must be a user id (1 to 64 of A-Z a-z 0-9 _ . @ -)' });
