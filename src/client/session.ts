@@ -452,7 +452,9 @@ export class ImSession extends Emitter<SessionEvents> {
   /** Puts sends in order on the wire: the earliest unconfirmed first, at most `window` at once. */
   #pump(): void {
     const conn = this.#conn;
-    if (!conn || this.#stopped) return;
+    // A connection that is closing refuses at once: re-sending into it would spin (each refusal
+    // pumping again) and starve the close event. The next welcome pumps.
+    if (!conn || !conn.open || this.#stopped) return;
     let onWire = 0;
     for (const o of this.#outbox) {
       if (o.onWire) {
