@@ -28,6 +28,8 @@ environment:
   IM_P2P_PORT   first peer port (default 9001); node I uses IM_P2P_PORT+I-1
   IM_HOST       client listen address (default 127.0.0.1)
   IM_INSECURE   1 = accept logins without a token (development only)
+  IM_ADMIN_TOKEN  when set, every node puts /cluster, /metrics and the /admin page's data
+                behind it (the script's own probes send it)
   IM_SECRET     token secret shared by all nodes; when unset, one is generated once into
                 $IM_DATA/secret (mode 600), which `im token` reads too
   IM_TIMEOUT    seconds to wait for a node to serve or to exit (default 30)

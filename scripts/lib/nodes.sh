@@ -29,7 +29,8 @@ PROBE_JS='
 const [what, base, name] = process.argv.slice(1);
 const get = async (path) => {
   try {
-    const r = await fetch(base + path, { signal: AbortSignal.timeout(2000) });
+    const auth = process.env.IM_ADMIN_TOKEN ? { authorization: "Bearer " + process.env.IM_ADMIN_TOKEN } : {};
+    const r = await fetch(base + path, { headers: auth, signal: AbortSignal.timeout(2000) });
     return { status: r.status, body: await r.json().catch(() => ({})) };
   } catch { return { status: 0, body: {} }; }
 };

@@ -424,7 +424,7 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
       bytesIn += s.bytesIn;
       bytesOut += s.bytesOut;
     }
-    return { messages, peerBytesIn: bytesIn, peerBytesOut: bytesOut };
+    return { at: Date.now(), messages, peerBytesIn: bytesIn, peerBytesOut: bytesOut };
   }
 
   cluster.start();

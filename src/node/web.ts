@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
-type File = { body: Buffer; gz?: Buffer; type: string; etag: string; cache: string };
+type File = { body: Buffer; gz?: Buffer; type: string; etag: string; cache: string; mtimeMs: number };
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -54,18 +54,31 @@ export function loadWebPages(dir: string): WebPages {
         type,
         etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
         cache: hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
+        mtimeMs: st.mtimeMs,
       });
     }
   };
   load();
   let lastReload = 0;
+  // A rebuild while the node runs (new asset names, new pages): look again, at most once a second,
+  // when a file is missing or a page on disk is newer than the one in memory.
+  const stale = (rel: string, f: File | undefined): boolean => {
+    if (!f) return true;
+    if (rel.startsWith('assets/')) return false;
+    try {
+      return statSync(join(dir, rel)).mtimeMs !== f.mtimeMs;
+    } catch {
+      return true;
+    }
+  };
   const find = (rel: string): File | undefined => {
     let f = files.get(rel);
-    // A rebuild while the node runs: look again, at most once a second.
-    if (!f && Date.now() - lastReload > 1000) {
+    if (Date.now() - lastReload > 1000) {
+      if (stale(rel, f)) {
+        load();
+        f = files.get(rel);
+      }
       lastReload = Date.now();
-      load();
-      f = files.get(rel);
     }
     return f;
   };
@@ -75,6 +88,11 @@ export function loadWebPages(dir: string): WebPages {
       return files.has('index.html');
     },
     handle(req, res, path) {
+      if (path === '/favicon.ico') {
+        // Browsers ask every origin for one; the pages name none, so say "nothing" without a 404.
+        res.writeHead(204, { 'cache-control': 'public, max-age=86400' }).end();
+        return true;
+      }
       const page = PAGES[path];
       const rel = page ?? (path.startsWith('/assets/') && /^\/assets\/[A-Za-z0-9._-]+$/.test(path) ? path.slice(1) : undefined);
       if (!rel) return false;
