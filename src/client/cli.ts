@@ -5,16 +5,20 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
-import { ImClient, ImError } from './client.ts';
+import WebSocket from 'ws';
+import { ConnectionClosedError, ImError } from './connection.ts';
+import type { WebSocketCtor } from './connection.ts';
+import { ImSession } from './session.ts';
+import type { SessionOptions } from './session.ts';
 import { isId } from '../protocol/frames.ts';
-import type { MsgEvent, ServerFrame } from '../protocol/frames.ts';
+import type { Entry, WelcomeReply } from '../protocol/frames.ts';
 
 const DEFAULT_URL = 'ws://127.0.0.1:7001/ws';
 const REPLY_TIMEOUT_MS = 15_000;
-const PING_EVERY_MS = 20_000;
 
 const CONN_HELP = `connection options (send, listen):
-  --url URL        node to connect to          IM_URL (${DEFAULT_URL})
+  --url URLS       node(s) to connect to, comma-separated: any of them, and
+                   the others after a failure     IM_URL (${DEFAULT_URL})
   --as USER        log in as this user (needed unless --token is given)
   --device D       device id                   (listen: cli, send: cli-send)
   --token T        a login token               IM_TOKEN
@@ -68,10 +72,14 @@ Logs in and prints every message of the user's timeline as it arrives: the
 replay after login first (from --since, else this device's acked cursor),
 then live ones, one line each: [seq 12] alice → bob: hi
   --since N        replay entries with seq greater than N
-  --ack            acknowledge each printed seq (moves this device's cursor)
+  --ack            acknowledge each printed seq as it is printed (moves this
+                   device's cursor)
   --json           print the raw msg frames as JSON lines
-Runs until Ctrl-C (exit 0) or until the node closes the connection: exit 0
-after a shutdown goaway, 1 otherwise.
+Keeps listening across node failures: on a goaway or a lost connection it
+reconnects to another node (one the goaway names, or another --url) and carries
+on from the last seq printed, with no gap and no repeat. Runs until Ctrl-C
+(exit 0), until the only node shuts down (exit 0), or until the session ends
+otherwise (another login of the same device, a refused login: exit 1).
 ${CONN_HELP}
 `,
 };
@@ -147,23 +155,27 @@ async function cmdToken(args: string[], env: Env): Promise<number> {
   return 0;
 }
 
-type Conn = { url: string; as?: string; device: string; token?: string; secret?: string; minted: boolean };
+type Conn = { urls: string[]; as?: string; device: string; token?: string; secret?: string; minted: boolean };
 
 function connOf(values: Record<string, unknown>, env: Env, defaultDevice: string): Conn {
-  const url = (values.url as string | undefined) ?? env.IM_URL ?? DEFAULT_URL;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UsageError(`--url '${url}' is not a URL (like ${DEFAULT_URL})`);
+  const given = (values.url as string | undefined) ?? env.IM_URL ?? DEFAULT_URL;
+  const urls = given.split(',').map((u) => u.trim()).filter(Boolean);
+  for (const url of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new UsageError(`--url '${url}' is not a URL (like ${DEFAULT_URL})`);
+    }
+    if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw new UsageError(`--url must be ws:// or wss:// URLs, got '${url}'`);
   }
-  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw new UsageError(`--url must be a ws:// or wss:// URL, got '${url}'`);
+  if (!urls.length) throw new UsageError('--url names no node');
   const as = values.as === undefined ? undefined : checkId('--as user', values.as as string);
   const device = checkId('--device', (values.device as string | undefined) ?? defaultDevice);
   const token = (values.token as string | undefined) ?? (env.IM_TOKEN || undefined);
   if (token === undefined && as === undefined) throw new UsageError('--as <user> is required (or --token, or IM_TOKEN)');
   const secret = token === undefined ? findSecret(values.secret as string | undefined, env) : undefined;
-  return { url, device, minted: token === undefined && secret !== undefined, ...(as !== undefined ? { as } : {}), ...(token !== undefined ? { token } : {}), ...(secret !== undefined ? { secret } : {}) };
+  return { urls, device, minted: token === undefined && secret !== undefined, ...(as !== undefined ? { as } : {}), ...(token !== undefined ? { token } : {}), ...(secret !== undefined ? { secret } : {}) };
 }
 
 function withTimeout<T>(p: Promise<T>, what: string, ms = REPLY_TIMEOUT_MS): Promise<T> {
@@ -176,31 +188,41 @@ function withTimeout<T>(p: Promise<T>, what: string, ms = REPLY_TIMEOUT_MS): Pro
   ]);
 }
 
-async function connect(url: string): Promise<ImClient> {
-  try {
-    return await ImClient.connect(url);
-  } catch (e) {
-    throw new Fail(`cannot connect to ${url}: ${(e as Error).message || String(e)}`);
-  }
-}
+type SessionOpts = Pick<SessionOptions, 'since' | 'autoAck' | 'ackDelayMs'>;
 
 /**
- * Logs in as the connection options say. A minted token that the node rejects is followed by a
+ * A session (the SDK's: it reconnects, replays and resends) logged in as the connection options
+ * say, once it is live. Until then a command fails fast: when every --url has refused a
+ * connection, or the login is refused. A minted token that the node rejects is followed by a
  * {"user"} login, so a stale ./data/secret does not lock one out of an --insecure node.
  */
-async function login(c: ImClient, conn: Conn, since?: number) {
-  const extra = { device: conn.device, ...(since !== undefined ? { since } : {}) };
-  const token = conn.token ?? (conn.secret !== undefined ? await mintToken(conn.as!, conn.secret) : undefined);
-  if (token === undefined) return withTimeout(c.login({ user: conn.as!, ...extra }), 'login');
+async function openSession(conn: Conn, opts: SessionOpts, listen?: (s: ImSession) => void, asUser = false): Promise<ImSession> {
+  const auth = !asUser && conn.token !== undefined ? { token: conn.token }
+    : !asUser && conn.secret !== undefined ? { token: () => mintToken(conn.as!, conn.secret!) }
+    : { user: conn.as! };
+  const s = new ImSession({ urls: conn.urls, device: conn.device, WebSocket: WebSocket as unknown as WebSocketCtor, ...auth, ...opts });
+  listen?.(s); // before the first login: the replay comes before the session is live
   try {
-    return await withTimeout(c.login({ token, ...extra }), 'login');
+    await withTimeout(new Promise<void>((ok, ko) => {
+      let failures = 0;
+      s.on('error', (e) => {
+        if (s.welcome) return;
+        if (e instanceof ImError || ++failures >= conn.urls.length) ko(e);
+      });
+      s.ready().then(ok, ko);
+    }), 'login');
+    return s;
   } catch (e) {
-    if (!(conn.minted && e instanceof ImError && e.code === 'unauthenticated')) throw e;
-    try {
-      return await withTimeout(c.login({ user: conn.as!, ...extra }), 'login');
-    } catch {
-      throw e;
+    s.close();
+    if (conn.minted && !asUser && e instanceof ImError && e.code === 'unauthenticated') {
+      try {
+        return await openSession(conn, opts, listen, true);
+      } catch {
+        throw e;
+      }
     }
+    if (e instanceof ConnectionClosedError) throw new Fail(e.message.replace(/^could not/, 'cannot').replace(/ \(\d+\)$/, ''));
+    throw e;
   }
 }
 
@@ -213,16 +235,15 @@ async function cmdSend(args: string[], env: Env): Promise<number> {
   if (positionals.length < 2) throw new UsageError('missing message body');
   const body = positionals.slice(1).join(' ');
   const cid = checkId('--cid', (values.cid as string | undefined) ?? `cli-${randomBytes(9).toString('base64url')}`);
-  const conn = connOf(values, env, 'cli-send');
-  const c = await connect(conn.url);
+  // Replay is of no use to a one-shot send: 'latest' skips it.
+  const s = await openSession(connOf(values, env, 'cli-send'), { since: 'latest', autoAck: false });
   try {
-    // Replay is of no use to a one-shot send; starting it past any seq skips it.
-    await login(c, conn, Number.MAX_SAFE_INTEGER);
-    const sent = await withTimeout(group !== undefined ? c.sendGroup(group, cid, body) : c.send(to, cid, body), 'send');
+    // Resent with its cid across reconnects and `unavailable` answers, until sent or the timeout.
+    const sent = await withTimeout(s.send(group !== undefined ? { group } : { to }, body, cid), 'send');
     process.stdout.write(`${JSON.stringify(sent)}\n`);
     return 0;
   } finally {
-    c.close();
+    s.close();
   }
 }
 
@@ -237,19 +258,19 @@ async function cmdGroup(args: string[], env: Env): Promise<number> {
   for (const m of members) checkId('member', m);
   if ((op === 'leave' || op === 'info') && members.length) throw new UsageError(`${op} takes no members`);
   if ((op === 'add' || op === 'remove') && !members.length) throw new UsageError(`${op} needs at least one member`);
-  const conn = connOf(values, env, 'cli-send');
-  const c = await connect(conn.url);
+  const s = await openSession(connOf(values, env, 'cli-send'), { since: 'latest', autoAck: false });
   try {
-    await login(c, conn, Number.MAX_SAFE_INTEGER);
-    if (op === 'info') process.stdout.write(`${JSON.stringify(await withTimeout(c.groupInfo(group), 'group_info'))}\n`);
-    else await withTimeout(op === 'leave' ? c.groupLeave(group) : c.group(op, group, members), `group_${op}`);
+    if (op === 'info') process.stdout.write(`${JSON.stringify(await withTimeout(s.groupInfo(group), 'group_info'))}\n`);
+    else if (op === 'leave') await withTimeout(s.groupLeave(group), 'group_leave');
+    else if (op === 'create') await withTimeout(s.groupCreate(group, members), 'group_create');
+    else await withTimeout(op === 'add' ? s.groupAdd(group, members) : s.groupRemove(group, members), `group_${op}`);
     return 0;
   } finally {
-    c.close();
+    s.close();
   }
 }
 
-function line(m: MsgEvent): string {
+function line(m: Entry): string {
   const target = m.to ?? m.conv;
   // One message per line, whatever the body holds.
   const body = m.body.replace(/[\r\n]+/g, ' ⏎ ');
@@ -267,66 +288,38 @@ async function cmdListen(args: string[], env: Env): Promise<number> {
   }
   const conn = connOf(values, env, 'cli');
   const json = values.json === true;
-  const ack = values.ack === true;
-  // Handled from the start: messages may be printed before the login reply has been read.
   let listening = false;
   const interrupted = new Promise<number>((resolve) => {
     const stop = () => (listening ? resolve(0) : process.exit(0));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  const c = await connect(conn.url);
-
-  // Pushes can arrive in the same tick as the welcome, so listen before logging in. Output goes
-  // through one chain so that a gap filled by sync is printed in seq order.
-  let last: number | undefined;
-  let chain = Promise.resolve();
-  const print = (m: MsgEvent) => {
-    if (last !== undefined && m.seq <= last) return;
-    last = m.seq;
-    process.stdout.write(`${json ? JSON.stringify(m) : line(m)}\n`);
-    if (ack) c.post({ op: 'ack', seq: m.seq });
-  };
-  const fill = async (upTo: number) => {
-    while (last !== undefined && last < upTo - 1) {
-      const page = await c.sync(last, Math.min(1000, upTo - 1 - last));
-      for (const e of page.msgs) if (e.seq < upTo) print({ op: 'msg', ...e });
-      if (!page.more || page.msgs.length === 0) break;
-    }
-  };
-  c.on('msg', (m) => {
-    chain = chain.then(async () => {
-      if (last !== undefined && m.seq > last + 1) await fill(m.seq).catch(() => undefined);
-      print(m);
-    });
-  });
-  let goaway: Extract<ServerFrame, { op: 'goaway' }> | undefined;
-  c.on('event', (f) => {
-    if (f.op === 'goaway') goaway = f;
-  });
-  const closed = new Promise<number>((resolve) => {
-    c.once('close', (code, reason) => {
-      void chain.then(() => {
-        if (goaway) {
-          const nodes = goaway.nodes?.length ? ` (other nodes: ${goaway.nodes.join(' ')})` : '';
-          process.stderr.write(`im: goaway from the node: ${goaway.reason}${nodes}\n`);
-          resolve(goaway.reason === 'shutdown' ? 0 : 1);
-        } else {
-          process.stderr.write(`im: connection closed by the node (${code}${reason ? ` ${reason}` : ''})\n`);
-          resolve(1);
-        }
-      });
-    });
-  });
-
-  const welcome = await login(c, conn, since);
+  // The session delivers the timeline in seq order with no gap and no repeat, across reconnects
+  // to other nodes (gaps filled with sync), and acks in batches with --ack.
+  const print = (m: Entry) => process.stdout.write(`${json ? JSON.stringify({ op: 'msg', ...m }) : line(m)}\n`);
+  const s = await openSession(conn, { since: since ?? 'acked', autoAck: values.ack === true, ackDelayMs: 0 }, (s) => s.on('message', print));
   listening = true;
-  if (last === undefined) last = since ?? welcome.acked;
-  process.stderr.write(`im: listening as ${welcome.user}/${welcome.device} on ${welcome.node} (timeline at seq ${welcome.seq}, acked ${welcome.acked}); Ctrl-C to stop\n`);
-  const ping = setInterval(() => c.request({ op: 'ping' }).catch(() => undefined), PING_EVERY_MS);
-  const code = await Promise.race([closed, interrupted]);
-  clearInterval(ping);
-  c.close();
+  const said = (w: WelcomeReply) =>
+    process.stderr.write(`im: listening as ${w.user}/${w.device} on ${w.node} (timeline at seq ${w.seq}, acked ${w.acked}); Ctrl-C to stop\n`);
+  said(s.welcome!);
+  s.on('welcome', said);
+  const ended = new Promise<number>((resolve) => {
+    s.on('goaway', (g) => {
+      const others = (g.nodes ?? []).filter((u) => u !== s.state.url);
+      process.stderr.write(`im: goaway from the node: ${g.reason}${others.length ? ` (going to another node: ${others.join(' ')})` : ''}\n`);
+      // A node shutting down with nowhere else to go ends a listen normally.
+      if (g.reason === 'shutdown' && !others.length && s.urls.length <= 1) resolve(0);
+    });
+    s.on('state', (st) => {
+      if (st.state === 'reconnecting' && st.attempt === 0) process.stderr.write(`im: ${st.reason ?? 'connection lost'}; reconnecting\n`);
+      if (st.state === 'closed') {
+        process.stderr.write(`im: ${st.reason ?? 'session closed'}\n`);
+        resolve(1);
+      }
+    });
+  });
+  const code = await Promise.race([ended, interrupted]);
+  s.close();
   return code;
 }
 

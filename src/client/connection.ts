@@ -78,7 +78,7 @@ export function opened<C extends Connection>(conn: C, timeoutMs: number): Promis
     };
     const onClose = (code: number) => {
       done();
-      reject(new ConnectionClosedError(code, `could not connect to ${conn.url}`));
+      reject(new ConnectionClosedError(code, `could not connect to ${conn.url}${conn.lastError ? `: ${conn.lastError}` : ''}`));
     };
     const done = () => {
       clearTimeout(timer);
@@ -102,6 +102,8 @@ export class Connection extends Emitter<ConnectionEvents> {
   private nextId = 0;
   private waiting = new Map<ReqId, { resolve(f: Reply): void; reject(e: Error): void }>();
   closed: { code: number; reason: string } | undefined;
+  /** What the socket's last error event said (`ws` names the cause, e.g. ECONNREFUSED; browsers say nothing). */
+  lastError: string | undefined;
 
   constructor(ws: WebSocketLike, url = '') {
     super();
@@ -109,7 +111,9 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.url = url;
     ws.addEventListener('message', (ev: { data: unknown }) => this.onData(ev.data));
     ws.addEventListener('close', (ev: { code?: number; reason?: string }) => this.onClose(ev.code ?? 1006, ev.reason ?? ''));
-    ws.addEventListener('error', () => undefined); // surfaced through 'close'
+    ws.addEventListener('error', (ev: { message?: string; error?: { message?: string } }) => {
+      this.lastError = ev.error?.message || ev.message || undefined; // surfaced through 'close'
+    });
   }
 
   /** Opens a connection; rejects with ConnectionClosedError if it does not open within the timeout. */

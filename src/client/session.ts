@@ -665,7 +665,7 @@ export class ImSession extends Emitter<SessionEvents> {
 
   /** Acks what was delivered, closes the connection and stops; unconfirmed sends reject. */
   close(): void {
-    this.ack();
+    if (this.opts.autoAck) this.ack();
     const conn = this.#conn;
     this.#close('closed by the app');
     conn?.close(1000);

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { jwtVerify } from 'jose';
 import { ImClient } from '../../src/client/client.ts';
-import { SECRET, cleanup, startNode, token, until } from '../helpers/node.ts';
+import { SECRET, cleanup, retrying, startNode, token, until } from '../helpers/node.ts';
+import { startCluster } from '../helpers/cluster.ts';
 import type { TestNode } from '../helpers/node.ts';
 import type { MsgEvent, SentReply } from '../../src/protocol/frames.ts';
 
@@ -234,4 +235,24 @@ test('an unreachable URL exits 1 with a clear message', async (t) => {
     t.regex(r.stderr, new RegExp(`^im: cannot connect to ws://127.0.0.1:${port}/ws: .*ECONNREFUSED`));
     t.notRegex(r.stderr, /\n\s+at /, 'no stack trace');
   }
+});
+
+test('im listen follows a goaway to another node and prints every message once, in order', async (t) => {
+  const cluster = await startCluster(2);
+  const [n1, n2] = cluster.nodes as [TestNode, TestNode];
+  const listen = start(['listen', '--as', 'fo-bob', '--url', `${n1.url},${n2.url}`], { IM_TOKEN: await token('fo-bob') });
+  await until(() => /listening as fo-bob\/cli on (n\d)/.test(listen.err()), 'im listen to log in', 10_000);
+  const on = /listening as fo-bob\/cli on (n\d)/.exec(listen.err())![1];
+  const [leaving, staying] = on === n1.opts.name ? [n1, n2] : [n2, n1];
+  const { c: alice } = await staying.login('fo-alice');
+  for (let i = 1; i <= 5; i++) await alice.send('fo-bob', `b${i}`, `before ${i}`);
+  await until(() => listen.out.length === 5, 'five messages', 10_000);
+  await leaving.stop(); // goaway shutdown naming the other node
+  for (let i = 1; i <= 5; i++) await retrying(() => alice.send('fo-bob', `a${i}`, `after ${i}`));
+  await until(() => listen.out.length === 10, () => `ten messages (${listen.out.length}): ${listen.err()}`, 30_000);
+  t.deepEqual(listen.out, [1, 2, 3, 4, 5].map((i) => `[seq ${i}] fo-alice → fo-bob: before ${i}`).concat([1, 2, 3, 4, 5].map((i) => `[seq ${i + 5}] fo-alice → fo-bob: after ${i}`)));
+  t.regex(listen.err(), /goaway from the node: shutdown \(going to another node/);
+  t.regex(listen.err(), new RegExp(`listening as fo-bob/cli on ${staying.opts.name}`));
+  listen.proc.kill('SIGINT');
+  t.is((await listen.exited).code, 0);
 });
