@@ -1,9 +1,9 @@
 // Churn testing: clients that keep sending through joins, leaves, kills and restarts the way a
 // careful app would (reconnect to another node on goaway or a dropped connection, resend
-// unconfirmed messages with the same cid), and a checker of DESIGN.md section 6's invariants
+// unconfirmed messages with the same cid), and a checker of the invariants in docs/CLUSTER.md
 // against the full history of confirmed sends.
 import type { ExecutionContext } from 'ava';
-import { ImClient, ImError } from '../../src/client/client.ts';
+import { ImSession } from '../../src/client/index.ts';
 import type { Entry } from '../../src/protocol/frames.ts';
 import { readAll, token } from './node.ts';
 import type { TestCluster } from './cluster.ts';
@@ -23,7 +23,12 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** One user sending to others (peers named `g:<group>` are groups) until stopped, across reconnects. */
+/**
+ * One user sending to others (peers named `g:<group>` are groups) until stopped, one message at a
+ * time, through the SDK's session (src/client/session.ts): it reconnects to another live node on
+ * a goaway or a dropped connection and resends an unconfirmed message with the same cid, as an
+ * app built on the SDK would.
+ */
 export class Sender {
   user: string;
   peers: string[];
@@ -31,7 +36,7 @@ export class Sender {
   confirmed: Confirmed[];
   waits: number[] = [];
   reconnects = 0;
-  private client: ImClient | undefined;
+  private session: ImSession | undefined;
   private conn = 0;
   private stopped = false;
   private n = 0;
@@ -45,46 +50,29 @@ export class Sender {
     this.rand = rand;
   }
 
-  private async connect(): Promise<ImClient> {
-    for (;;) {
-      if (this.client && !this.client.closed) return this.client;
-      const live = this.cluster.live();
-      const node = live[Math.floor(this.rand() * live.length)];
-      try {
-        if (!node) throw new Error('no live node');
-        const c = await ImClient.connect(node.url, { timeoutMs: 2000 });
-        c.on('close', () => undefined);
-        await c.login({ token: await token(this.user), device: 'churn' });
-        this.client = c;
-        this.conn++;
-        return c;
-      } catch {
-        this.reconnects++;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+  private get s(): ImSession {
+    if (!this.session) {
+      const s = new ImSession({
+        urls: this.cluster.live().map((n) => n.url), token: () => token(this.user), device: 'churn', since: 'latest', autoAck: false,
+        window: 1, random: this.rand, connectTimeoutMs: 2000, backoffMs: { min: 50, max: 1000 },
+      });
+      s.on('welcome', () => this.conn++);
+      s.on('state', (st) => st.state === 'reconnecting' && this.reconnects++);
+      this.session = s;
     }
+    return this.session;
   }
 
-  /** Sends one message, resending the same cid until it is confirmed. */
+  /** Sends one message; the session resends the same cid until it is confirmed. */
   private async sendOne(): Promise<void> {
     const to = this.peers[this.n % this.peers.length]!;
     const cid = `${this.user}-${this.n++}`;
     const t0 = Date.now();
-    for (;;) {
-      const c = await this.connect();
-      try {
-        const r = to.startsWith('g:') ? await c.sendGroup(to.slice(2), cid, cid) : await c.send(to, cid, cid);
-        this.waits.push(Date.now() - t0);
-        this.confirmed.push({ from: this.user, to, mid: r.mid, seq: r.seq, cid, conn: this.conn });
-        return;
-      } catch (e) {
-        if (e instanceof ImError && e.code !== 'unavailable' && e.code !== 'rate_limited') throw e;
-        // unavailable, rate_limited (its auto-acks of a burst of pushes count too), or the
-        // connection went (goaway, node killed): same cid again
-        if (c.closed) this.reconnects++;
-        await new Promise((r) => setTimeout(r, e instanceof ImError && e.code === 'rate_limited' ? 250 : 50));
-      }
-    }
+    const s = this.s;
+    s.addUrls(this.cluster.live().map((n) => n.url)); // nodes added since
+    const r = to.startsWith('g:') ? await s.sendGroup(to.slice(2), cid, cid) : await s.sendTo(to, cid, cid);
+    this.waits.push(Date.now() - t0);
+    this.confirmed.push({ from: this.user, to, mid: r.mid, seq: r.seq, cid, conn: this.conn });
   }
 
   async run(): Promise<void> {
@@ -96,12 +84,12 @@ export class Sender {
   }
 
   close(): void {
-    this.client?.close();
+    this.session?.close();
   }
 }
 
 /**
- * Reads every user's timeline from a fresh device and checks DESIGN.md section 6: every confirmed
+ * Reads every user's timeline from a fresh device and checks docs/CLUSTER.md's invariants: every confirmed
  * send is in the sender's and the recipient's timeline (invariant 1), seqs are 1..n with no mid
  * twice (2), sends from one connection keep their order in each recipient's timeline (3), and a
  * device replaying from the start gets exactly the timeline (5, via sync). Group messages are held
