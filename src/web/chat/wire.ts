@@ -1,0 +1,301 @@
+// The SDK session behind the app: it feeds the store from the session's events and does what the
+// views ask (open a conversation, send, load older messages, read, type, groups).
+//
+// After each login the list is rebuilt from the node: `sync` of the newest 500 timeline entries
+// (so each recent conversation has its last message) and `unread` for the counts; the session's
+// own `since: 'latest'` keeps old entries out of the push stream. After a reconnect the unread
+// counts and presence are asked again (changes during the outage were not pushed to us).
+import { ImSession, isId } from '../../client/index.ts';
+import type { PendingSend, SendTarget, StateInfo } from '../../client/index.ts';
+import { deviceId, nodeUrls, ownWsUrl, tokenSource } from './auth.ts';
+import type { Login } from './auth.ts';
+import type { Conv, Store } from './store.ts';
+
+const RECENT = 500;
+const HISTORY_PAGE = 50;
+const TYPING_EVERY_MS = 3000;
+const TYPING_SHOWN_MS = 4000;
+const READ_DELAY_MS = 250;
+
+/** Requests whose failure the views show some other way (or not at all) must not reject unheard. */
+function quiet<T>(p: Promise<T>): void {
+  p.catch(() => undefined);
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export class Chat {
+  readonly session: ImSession;
+  readonly store: Store;
+  #wasLive = false;
+  #watched = new Set<string>();
+  #watchQueue = new Set<string>();
+  #readTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastTyping = 0;
+  #onVisibility = () => {
+    this.store.visible = document.visibilityState === 'visible';
+    if (this.store.open) this.#scheduleRead(this.store.open);
+  };
+
+  /** Starts a session for the login. The tab's node comes first; the others (GET /nodes) are for failover. */
+  static async start(store: Store, login: Login, opts: { freshDevice?: boolean } = {}): Promise<Chat> {
+    const others = await nodeUrls();
+    return new Chat(store, login, others, deviceId(opts.freshDevice));
+  }
+
+  private constructor(store: Store, login: Login, others: string[], device: string) {
+    this.store = store;
+    store.me = login.user;
+    store.visible = document.visibilityState === 'visible';
+    const token = tokenSource(login);
+    const s = new ImSession({ urls: [ownWsUrl()], ...(token ? { token } : { user: login.user }), device, since: 'latest' });
+    this.session = s;
+    // The session starts at a random one of its URLs; it has only ours until its first
+    // connection attempt has picked it, then learns the others for reconnects.
+    s.once('state', () => s.addUrls(others));
+    s.on('state', (info) => this.#onState(info));
+    s.on('message', (e) => {
+      if (store.addEntry(e, true)) {
+        this.#watchPeerOf(e.conv);
+        if (store.reading(e.conv) && e.from !== store.me) this.#scheduleRead(e.conv);
+      }
+    });
+    s.on('send', (p: PendingSend) => store.updateSend({ cid: p.cid, state: p.state, sent: p.sent, error: p.error?.message }));
+    s.on('read', (r) => store.markRead(r.conv, r.seq));
+    s.on('receipt', (r) => store.setReceipt(r.conv, r.by, r.mid));
+    s.on('presence', (p) => {
+      store.presence.set(p.user, p.online);
+      store.changed();
+    });
+    s.on('typing', (t) => {
+      store.setTyping(t.conv, t.from, Date.now() + TYPING_SHOWN_MS);
+      setTimeout(() => store.changed(), TYPING_SHOWN_MS + 20); // hide it again
+    });
+    s.on('error', () => undefined); // failed attempts show in the state bar
+    document.addEventListener('visibilitychange', this.#onVisibility);
+  }
+
+  #onState(info: StateInfo): void {
+    const st = this.store;
+    st.conn = info;
+    st.changed();
+    if (info.state === 'live' && !this.#wasLive) {
+      this.#wasLive = true;
+      if (!st.loaded) void this.#loadRecent();
+      else this.#refresh();
+    }
+    if (info.state !== 'live') this.#wasLive = false;
+  }
+
+  /** The newest entries of the timeline and the unread counts: the conversation list. */
+  async #loadRecent(): Promise<void> {
+    const st = this.store;
+    const top = this.session.welcome?.seq ?? this.session.seq;
+    const counts = this.session.unread();
+    counts.catch(() => undefined); // awaited below; a rejection before then is not unhandled
+    try {
+      for (let after = Math.max(0, top - RECENT); ;) {
+        const page = await this.session.sync(after, 1000);
+        for (const e of page.msgs) st.addEntry(e, false);
+        const last = page.msgs.at(-1);
+        if (!page.more || !last || last.seq >= top) break;
+        after = last.seq;
+      }
+      st.setUnread((await counts).convs);
+    } catch {
+      // the session retries requests across reconnects; one that failed for good leaves the list as it is
+    }
+    st.loaded = true;
+    st.changed();
+    this.#watch(st.peers());
+    if (st.open) this.#scheduleRead(st.open);
+  }
+
+  /** After a reconnect: what changed while we were away and not told. */
+  #refresh(): void {
+    const st = this.store;
+    this.session.unread().then((u) => {
+      st.setUnread(u.convs);
+      if (st.open) this.#scheduleRead(st.open);
+    }, () => undefined);
+    const users = [...this.#watched];
+    for (let i = 0; i < users.length; i += 500) this.#askPresence(users.slice(i, i + 500));
+  }
+
+  #watchPeerOf(conv: string): void {
+    const peer = this.store.convs.get(conv)?.peer;
+    if (peer && peer !== this.store.me && !this.#watched.has(peer)) this.#watch([peer]);
+  }
+
+  /** Watches users' presence (batched; at most 500 a request) and asks their state now. */
+  #watch(users: string[]): void {
+    for (const u of users) if (!this.#watched.has(u)) this.#watchQueue.add(u);
+    if (!this.#watchQueue.size) return;
+    queueMicrotask(() => {
+      const batch = [...this.#watchQueue];
+      this.#watchQueue.clear();
+      for (let i = 0; i < batch.length; i += 500) {
+        const part = batch.slice(i, i + 500).filter((u) => !this.#watched.has(u));
+        if (!part.length) continue;
+        for (const u of part) this.#watched.add(u);
+        quiet(this.session.watch(part));
+        this.#askPresence(part);
+      }
+    });
+  }
+
+  #askPresence(users: string[]): void {
+    this.session.presence(users).then((r) => {
+      for (const [u, p] of Object.entries(r.users)) this.store.presence.set(u, p.online);
+      this.store.changed();
+    }, () => undefined);
+  }
+
+  // ---------------------------------------------------------------- what the views ask for
+
+  /** Opens a conversation (made if new): its history, group members and receipts are fetched. */
+  open(id: string): void {
+    const st = this.store;
+    const c = st.conv(id);
+    if (!c) return;
+    if (!c.entries.length && !c.activity) c.activity = Date.now();
+    st.open = id;
+    st.changed();
+    this.#watchPeerOf(id);
+    if (c.history === 'none' || c.history === 'failed') this.#loadHistory(c);
+    if (c.group !== undefined) this.refreshGroup(c);
+    this.session.receipts(id).then((r) => {
+      for (const [u, mid] of Object.entries(r.read)) st.setReceipt(id, u, mid);
+    }, () => undefined);
+    this.#scheduleRead(id);
+  }
+
+  close(): void {
+    this.store.open = undefined;
+    this.store.changed();
+  }
+
+  #loadHistory(c: Conv): void {
+    c.history = 'loading';
+    this.session.history(c.id, { limit: HISTORY_PAGE }).then((r) => {
+      for (const e of r.msgs) this.store.addEntry(e, false);
+      c.history = 'done';
+      c.more = r.more;
+      c.error = undefined;
+      this.store.changed();
+      this.#scheduleRead(c.id);
+    }, (e: unknown) => {
+      c.history = 'failed';
+      c.error = message(e);
+      this.store.changed();
+    });
+  }
+
+  /** The next older page of the open conversation (before the oldest entry shown). */
+  loadOlder(): void {
+    const c = this.store.open ? this.store.convs.get(this.store.open) : undefined;
+    const oldest = c?.entries[0];
+    if (!c || !oldest || !c.more || c.loadingOlder || c.history !== 'done') return;
+    c.loadingOlder = true;
+    this.store.changed();
+    this.session.history(c.id, { before: oldest.seq, limit: HISTORY_PAGE }).then((r) => {
+      for (const e of r.msgs) this.store.addEntry(e, false);
+      c.more = r.more;
+      c.loadingOlder = false;
+      this.store.changed();
+    }, (e: unknown) => {
+      c.loadingOlder = false;
+      c.error = message(e);
+      this.store.changed();
+    });
+  }
+
+  /** Marks the open conversation read up to its newest entry, once things settle. */
+  #scheduleRead(conv: string): void {
+    clearTimeout(this.#readTimer);
+    this.#readTimer = setTimeout(() => {
+      const st = this.store;
+      const c = st.convs.get(conv);
+      if (!c || !st.reading(conv)) return;
+      const seq = st.newestOther(c);
+      if (!seq || (seq <= c.readSeq && !c.unread)) return;
+      st.markRead(conv, seq);
+      c.unread = 0;
+      quiet(this.session.read(conv, Math.max(seq, c.readSeq)));
+    }, READ_DELAY_MS);
+  }
+
+  #target(c: Conv): SendTarget {
+    return c.group !== undefined ? { group: c.group } : { to: c.peer! };
+  }
+
+  /** Sends a message to the open conversation: shown at once, pending until the node confirms it. */
+  send(body: string): void {
+    const st = this.store;
+    const c = st.open ? st.convs.get(st.open) : undefined;
+    if (!c || !body.trim()) return;
+    const cid = this.session.newCid();
+    st.addSend({ cid, conv: c.id, body, ts: Date.now(), state: 'queued' });
+    this.session.send(this.#target(c), body, cid).then(
+      (sent) => st.updateSend({ cid, state: 'sent', sent }),
+      (e: unknown) => st.updateSend({ cid, state: 'failed', error: message(e) }),
+    );
+    this.#lastTyping = 0;
+  }
+
+  /** The user is typing in the open conversation: tell the others, at most every 3 s. */
+  typing(): void {
+    const c = this.store.open ? this.store.convs.get(this.store.open) : undefined;
+    if (!c || (c.peer === this.store.me)) return;
+    const now = Date.now();
+    if (now - this.#lastTyping < TYPING_EVERY_MS) return;
+    this.#lastTyping = now;
+    this.session.typing(this.#target(c));
+  }
+
+  /** Creates a group and opens it; resolves with an error message for people, or undefined. */
+  async createGroup(group: string, members: string[]): Promise<string | undefined> {
+    if (!isId(group)) return 'A group id is 1 to 64 of A-Z a-z 0-9 _ . @ -';
+    const bad = members.find((m) => !isId(m));
+    if (bad !== undefined) return `Not a user id: "${bad}"`;
+    try {
+      await this.session.groupCreate(group, members);
+    } catch (e) {
+      return message(e);
+    }
+    this.open(`g:${group}`);
+    return undefined;
+  }
+
+  async addMember(group: string, user: string): Promise<string | undefined> {
+    if (!isId(user)) return 'A user id is 1 to 64 of A-Z a-z 0-9 _ . @ -';
+    try {
+      await this.session.groupAdd(group, [user]);
+    } catch (e) {
+      return message(e);
+    }
+    const c = this.store.convs.get(`g:${group}`);
+    if (c) this.refreshGroup(c);
+    return undefined;
+  }
+
+  refreshGroup(c: Conv): void {
+    this.session.groupInfo(c.group!).then((g) => {
+      c.members = g.members;
+      c.owner = g.owner;
+      this.store.changed();
+    }, (e: unknown) => {
+      c.error = message(e);
+      this.store.changed();
+    });
+  }
+
+  /** Ends the session (log out, or a new one replaces it). */
+  stop(): void {
+    clearTimeout(this.#readTimer);
+    document.removeEventListener('visibilitychange', this.#onVisibility);
+    this.session.close();
+  }
+}
