@@ -8,7 +8,7 @@
 import { build } from 'esbuild';
 import type { Metafile } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -48,7 +48,9 @@ const PAGES: Page[] = [
 ];
 
 async function buildWeb(): Promise<void> {
-  const out = join(root, 'dist/web');
+  // Built beside, then swapped in: nodes running from this checkout keep serving whole pages.
+  const final = join(root, 'dist/web');
+  const out = join(root, `dist/web.new-${process.pid}`);
   rmSync(out, { recursive: true, force: true });
   const r = await build({
     entryPoints: PAGES.map((p) => join(root, p.entry)),
@@ -78,6 +80,10 @@ async function buildWeb(): Promise<void> {
     const html = readFileSync(join(root, p.html), 'utf8').replace('<!-- assets -->', tags);
     writeFileSync(join(out, `${p.name}.html`), html);
   }
+  const old = join(root, `dist/web.old-${process.pid}`);
+  if (existsSync(final)) renameSync(final, old);
+  renameSync(out, final);
+  rmSync(old, { recursive: true, force: true });
 }
 
 function findOutput(meta: Metafile, entry: string): [string, Metafile['outputs'][string]] {

@@ -106,6 +106,9 @@ export type SessionOptions = {
   pingEveryMs?: number;
   /** Out-of-order pushes kept while a gap is repaired (default 5,000). */
   maxAhead?: number;
+  /** Which URL the first connection tries: a random one (default, spreads clients over the
+   * nodes), or the first of `urls` (a page served by a node may prefer that node). */
+  start?: 'random' | 'first';
   /** The WebSocket constructor (default the global one: browsers and Node 22+). */
   WebSocket?: WebSocketCtor;
   /** Randomness for backoff and cids (tests pass a seeded one). */
@@ -157,10 +160,12 @@ export class ImSession extends Emitter<SessionEvents> {
     this.opts = {
       device: 'default', since: 'acked', autoAck: true, ackDelayMs: 200, window: 32, maxOutbox: 10_000,
       backoffMs: { min: 100, max: 5000 }, connectTimeoutMs: 5000, requestTimeoutMs: 20_000, pingEveryMs: 20_000, maxAhead: 5000,
-      random: Math.random, ...opts,
+      random: Math.random, start: 'random', ...opts,
     };
     this.#urls = [...new Set(opts.urls)];
-    this.#urlIndex = Math.floor(this.opts.random() * this.#urls.length);
+    // #nextUrl steps before it reads: start one before the URL wanted first.
+    const first = this.opts.start === 'first' ? 0 : Math.floor(this.opts.random() * this.#urls.length);
+    this.#urlIndex = (first + this.#urls.length - 1) % this.#urls.length;
     this.#cidPrefix = `${this.opts.device.slice(0, 16)}-${Date.now().toString(36)}${Math.floor(this.opts.random() * 36 ** 4).toString(36)}`;
     this.#ready = new Promise((ok, ko) => {
       this.#readyResolve = ok;

@@ -50,11 +50,9 @@ export class Chat {
     store.me = login.user;
     store.visible = document.visibilityState === 'visible';
     const token = tokenSource(login);
-    const s = new ImSession({ urls: [ownWsUrl()], ...(token ? { token } : { user: login.user }), device, since: 'latest' });
+    // The node that served the page first; the others (its GET /nodes) for reconnects.
+    const s = new ImSession({ urls: [ownWsUrl(), ...others], start: 'first', ...(token ? { token } : { user: login.user }), device, since: 'latest' });
     this.session = s;
-    // The session starts at a random one of its URLs; it has only ours until its first
-    // connection attempt has picked it, then learns the others for reconnects.
-    s.once('state', () => s.addUrls(others));
     s.on('state', (info) => this.#onState(info));
     s.on('message', (e) => {
       if (store.addEntry(e, true)) {
