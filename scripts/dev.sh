@@ -30,8 +30,10 @@ cat <<INFO
 
 INFO
 
+sleeper=
 stop() {
   trap - INT TERM
+  if [[ -n $sleeper ]]; then kill "$sleeper" 2>/dev/null || true; fi   # it holds our stdout open
   echo
   scripts/cluster.sh stop
   exit 0
@@ -40,5 +42,6 @@ trap stop INT TERM
 # Stay in the foreground until Ctrl-C (sleep in the background, so the trap runs at once).
 while :; do
   sleep 3600 &
-  wait $! || true
+  sleeper=$!
+  wait "$sleeper" || true
 done

@@ -4,7 +4,7 @@
 // it chats through the same node in real Chromium.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,6 +12,7 @@ import { build } from 'esbuild';
 import { cleanup, startNode } from '../helpers/node.ts';
 import type { TestNode } from '../helpers/node.ts';
 import { TestBrowser } from '../helpers/browser.ts';
+import { ensureBuilt } from '../helpers/build.ts';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -21,10 +22,7 @@ let node: TestNode;
 let project: string;
 
 test.before(async () => {
-  // The package is built by `npm test` (pretest); a run of this file alone builds it if stale.
-  const built = await stat(join(ROOT, 'packages/client/dist/index.js')).catch(() => undefined);
-  const src = await stat(join(ROOT, 'src/client/session.ts'));
-  if (!built || built.mtimeMs < src.mtimeMs) await run(process.execPath, [join(ROOT, 'scripts/build.ts')], { cwd: ROOT });
+  ensureBuilt();
   node = await startNode({ args: ['--insecure'] });
   project = await mkdtemp(join(tmpdir(), 'im-sdk-consumer-'));
   const { stdout } = await run('npm', ['pack', join(ROOT, 'packages/client'), '--pack-destination', project, '--json'], { cwd: project });

@@ -1,37 +1,14 @@
 // Runs scripts/cluster.sh for real (start, status, kill, restart, leave, stop, bad usage) from another
 // working directory, with node_modules/.bin taken off PATH so the script must put Node 24 first itself.
 import test from 'ava';
+import { freeRun } from '../helpers/ports.ts';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 
 const SCRIPT = resolve(import.meta.dirname, '../../scripts/cluster.sh');
-
-/** Listens on port (0 = any) and closes again: the port it got, or null when it is taken. */
-function tryPort(port: number): Promise<number | null> {
-  return new Promise((ok) => {
-    const s = createServer();
-    s.once('error', () => ok(null));
-    s.listen(port, '127.0.0.1', () => {
-      const got = (s.address() as AddressInfo).port;
-      s.close(() => ok(got));
-    });
-  });
-}
-
-/** A port p such that p and p+1 are both free, away from the ports in avoid. */
-async function freePair(avoid: number[] = []): Promise<number> {
-  for (let i = 0; i < 100; i++) {
-    const p = await tryPort(0);
-    if (p === null || p >= 65535 || avoid.some((a) => Math.abs(a - p) <= 1)) continue;
-    if ((await tryPort(p + 1)) !== null) return p;
-  }
-  throw new Error('found no two consecutive free ports');
-}
 
 let data = '';
 let ws = 0;
@@ -39,8 +16,8 @@ let env: Record<string, string> = {};
 
 test.before(async () => {
   data = await mkdtemp(join(tmpdir(), 'im-cluster-'));
-  ws = await freePair();
-  const p2p = await freePair([ws]);
+  ws = await freeRun(2);
+  const p2p = await freeRun(2, [ws]);
   // The system node (v20 here, if any) first: the script must find Node 24 on its own.
   const path = (process.env.PATH ?? '').split(delimiter).filter((d) => !d.includes('node_modules')).join(delimiter);
   env = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => !k.startsWith('IM_') && v !== undefined)) as Record<string, string>;

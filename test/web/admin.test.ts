@@ -6,16 +6,16 @@
 // IM_SCREENSHOTS=1 saves docs/images/admin.png (the README's picture); otherwise the screenshot
 // goes to a temporary folder, so that taking it is tested too.
 import test from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Page } from 'playwright-core';
 import { ImClient } from '../../src/client/client.ts';
 import { TestBrowser } from '../helpers/browser.ts';
+import { ensureBuilt } from '../helpers/build.ts';
+import { freeRun } from '../helpers/ports.ts';
 import { cleanup, SECRET, startNode } from '../helpers/node.ts';
 
 // Page functions (waitForFunction, evaluate) run in the browser; this file is type-checked without
@@ -29,40 +29,6 @@ const SCRIPT = join(ROOT, 'scripts/cluster.sh');
 const SHOTS = process.env.IM_SCREENSHOTS === '1';
 /** Generous: the page polls every second, a join copies data, and CPU burners may share the cores. */
 const WAIT = 60_000;
-
-/** Listens on port (0 = any) and closes again: the port it got, or null when it is taken. */
-function tryPort(port: number): Promise<number | null> {
-  return new Promise((ok) => {
-    const s = createServer();
-    s.once('error', () => ok(null));
-    s.listen(port, '127.0.0.1', () => {
-      const got = (s.address() as AddressInfo).port;
-      s.close(() => ok(got));
-    });
-  });
-}
-
-/** A port p such that p .. p+n-1 are all free, away from the ports in avoid. */
-async function freeRun(n: number, avoid: number[] = []): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const p = await tryPort(0);
-    if (p === null || p + n > 65535 || avoid.some((a) => Math.abs(a - p) < n)) continue;
-    let all = true;
-    for (let k = 1; k < n && all; k++) all = (await tryPort(p + k)) !== null;
-    if (all) return p;
-  }
-  throw new Error(`found no ${n} consecutive free ports`);
-}
-
-/** The page is built by `npm test`'s pretest; a run of this file alone builds it when stale. */
-function ensureBuilt(): void {
-  const html = join(ROOT, 'dist/web/admin.html');
-  const dir = join(ROOT, 'src/web/admin');
-  const newest = Math.max(...readdirSync(dir).map((f) => statSync(join(dir, f)).mtimeMs));
-  if (!existsSync(html) || statSync(html).mtimeMs < newest) {
-    execFileSync(process.execPath, [join(ROOT, 'scripts/build.ts'), '--web'], { stdio: 'inherit' });
-  }
-}
 
 let data = '';
 let ws = 0;

@@ -8,8 +8,6 @@
 // README's screenshot), taken in the first test.
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -19,6 +17,7 @@ import type { TestNode } from '../helpers/node.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import type { TestCluster } from '../helpers/cluster.ts';
 import { TestBrowser } from '../helpers/browser.ts';
+import { ensureBuilt } from '../helpers/build.ts';
 import { ImSession, dmConv } from '../../src/client/index.ts';
 
 // The functions passed to page.evaluate and waitForFunction run in the page; the root tsconfig
@@ -41,16 +40,6 @@ const ROOT = resolve(import.meta.dirname, '../..');
 
 let cluster: TestCluster;
 let b: TestBrowser;
-
-/** The page is built by `npm test`'s pretest; a run of this file alone builds it when stale. */
-function ensureBuilt(): void {
-  const html = join(ROOT, 'dist/web/index.html');
-  const sources = [join(ROOT, 'src/web/chat'), join(ROOT, 'src/client'), join(ROOT, 'src/protocol')];
-  const newest = Math.max(...sources.flatMap((d) => readdirSync(d).map((f) => statSync(join(d, f)).mtimeMs)));
-  if (!existsSync(html) || statSync(html).mtimeMs < newest) {
-    execFileSync(process.execPath, [join(ROOT, 'scripts/build.ts'), '--web'], { stdio: 'inherit' });
-  }
-}
 
 test.before(async () => {
   ensureBuilt();
