@@ -10,137 +10,33 @@
 // - acks: delivered seqs are acknowledged in batches, so a reconnect resumes where it left off;
 // - watches are renewed on the new connection.
 // Every buffer the node can grow is bounded (out-of-order pushes, queued requests, the outbox).
-import { Emitter } from './emitter.ts';
-import { Connection, ConnectionClosedError, ImError } from './connection.ts';
-import type { Out, Reply, WebSocketCtor } from './connection.ts';
+// This file runs the connections; timeline.ts delivers and acks, outbox.ts sends, requests.ts
+// holds the other ops, types.ts the public types.
+import { Requests } from './requests.ts';
+import { Connection, ImError } from './connection.ts';
+import { Outbox } from './outbox.ts';
+import { Timeline } from './timeline.ts';
+import type { PendingSend, SendTarget, SessionEvents, SessionOptions, SessionState, StateInfo } from './types.ts';
 import type {
-  Entry, GoawayEvent, GroupReply, MsgsReply, OkReply, PresenceEvent, PresenceReply, ReadEvent, ReceiptEvent, ReceiptsReply,
-  SentReply, ServerFrame, TypingEvent, UnreadReply, WelcomeReply,
+  Entry, GoawayEvent, MsgsReply, OkReply, PresenceEvent, SentReply, ServerFrame, WelcomeReply,
 } from '../protocol/frames.ts';
 
-export type SessionState =
-  /** first connection being opened or logged in */
-  | 'connecting'
-  /** logged in; the node is pushing what was missed (up to `welcome.seq`) */
-  | 'replaying'
-  /** logged in and caught up: pushes are live */
-  | 'live'
-  /** the connection went; waiting (backoff) or connecting to another node */
-  | 'reconnecting'
-  /** stopped for good: close() was called, the login was refused, or another login replaced it */
-  | 'closed';
+export type { PendingSend, SendTarget, SessionEvents, SessionOptions, SessionState, StateInfo } from './types.ts';
 
-export type StateInfo = {
-  state: SessionState;
-  /** The node's URL (while connected) and name (once logged in). */
-  url?: string;
-  node?: string;
-  /** Failed connection attempts since the last login. */
-  attempt: number;
-  /** When state is 'reconnecting' or 'closed': why. */
-  reason?: string;
-  /** While replaying: the seq the replay runs to. */
-  replayTo?: number;
-};
-
-export type SendTarget = { to: string } | { group: string };
-
-export type PendingSend = {
-  cid: string;
-  to?: string;
-  group?: string;
-  body: string;
-  /** queued: not sent yet; sending: on the wire; resending: being sent again after a lost
-   * connection or a retryable refusal; sent: confirmed; failed: refused for good. */
-  state: 'queued' | 'sending' | 'resending' | 'sent' | 'failed';
-  attempts: number;
-  /** The `sent` reply once confirmed (`dup: true` when a resend found it already stored). */
-  sent?: SentReply;
-  error?: ImError;
-};
-
-export type SessionEvents = {
-  state: [StateInfo];
-  welcome: [WelcomeReply];
-  /** A timeline entry, in seq order with no gap and no repeat across reconnects. */
-  message: [Entry];
-  presence: [PresenceEvent];
-  typing: [TypingEvent];
-  receipt: [ReceiptEvent];
-  /** Another device of this user read a conversation up to a seq. */
-  read: [ReadEvent];
-  goaway: [GoawayEvent];
-  /** A send changed state (queued, resending, sent, failed). */
-  send: [PendingSend];
-  /** Something the app may want to log: a failed connection attempt, a refused login. */
-  error: [Error];
-  /** Any other frame pushed by the node (events added by newer nodes). */
-  event: [ServerFrame];
-};
-
-export type SessionOptions = {
-  /** Client URLs of any nodes (ws://host:port/ws); the session learns more from goaway frames. */
-  urls: string[];
-  /** A login token, or a function that returns a fresh one for each login. */
-  token?: string | (() => string | Promise<string>);
-  /** The user id, for a node in insecure (development) mode, which takes logins without a token. */
-  user?: string;
-  /** The device id (default `default`); one session per device. */
-  device?: string;
-  /** Where the first replay starts: a seq, 'acked' (the device's acked cursor, the default), or
-   * 'latest' (nothing old: only entries after login). Later logins continue from the last seq delivered. */
-  since?: number | 'acked' | 'latest';
-  /** Acknowledge delivered seqs automatically (default true), batched over ackDelayMs (default 200). */
-  autoAck?: boolean;
-  ackDelayMs?: number;
-  /** Sends on the wire at once (default 32; the node serves at most 64 requests of a connection). */
-  window?: number;
-  /** Sends waiting at most (default 10,000): more are refused at once with rate_limited. */
-  maxOutbox?: number;
-  /** Reconnect backoff: full jitter between 0 and min(max, min * 2^attempt) (default 100 ms, 5 s). */
-  backoffMs?: { min: number; max: number };
-  connectTimeoutMs?: number;
-  /** A request with no reply for this long drops the connection (default 20 s). */
-  requestTimeoutMs?: number;
-  /** A ping when nothing was sent for this long (default 20 s; the node closes idle connections at 60 s). */
-  pingEveryMs?: number;
-  /** Out-of-order pushes kept while a gap is repaired (default 5,000). */
-  maxAhead?: number;
-  /** Which URL the first connection tries: a random one (default, spreads clients over the
-   * nodes), or the first of `urls` (a page served by a node may prefer that node). */
-  start?: 'random' | 'first';
-  /** The WebSocket constructor (default the global one: browsers and Node 22+). */
-  WebSocket?: WebSocketCtor;
-  /** Randomness for backoff and cids (tests pass a seeded one). */
-  random?: () => number;
-};
-
-/** Errors that mean "try again, maybe elsewhere": the send keeps its cid and goes again. */
-const RETRYABLE = new Set(['unavailable', 'rate_limited']);
 const LATEST = Number.MAX_SAFE_INTEGER; // a since past the newest seq: the node replays nothing
-const MAX_QUEUED_REQUESTS = 1000;
 
-type Queued = { frame: Out; resolve(r: Reply): void; reject(e: Error): void; retry: boolean };
-type OutItem = { p: PendingSend; resolve(r: SentReply): void; reject(e: Error): void; onWire: boolean; retryAt: number };
 
-export class ImSession extends Emitter<SessionEvents> {
+export class ImSession extends Requests<SessionEvents> {
   readonly opts: Required<Omit<SessionOptions, 'token' | 'user' | 'WebSocket'>> & Pick<SessionOptions, 'token' | 'user' | 'WebSocket'>;
   #urls: string[];
   #conn: Connection | undefined;
   #info: StateInfo = { state: 'connecting', attempt: 0 };
   #welcome: WelcomeReply | undefined;
-  /** The last seq delivered to the app with nothing missing below it (undefined before the first login). */
-  #seq: number | undefined;
-  #ahead = new Map<number, Entry>();
-  #repairing = false;
-  #acked = 0;
-  #ackTimer: ReturnType<typeof setTimeout> | undefined;
-  #outbox: OutItem[] = [];
+  #timeline: Timeline;
+  #outbox: Outbox;
   /** The connection being logged in, and the pushes it delivered before its welcome was handled. */
   #loggingIn: Connection | undefined;
   #early: Entry[] = [];
-  #pumpTimer: ReturnType<typeof setTimeout> | undefined;
-  #queued: Queued[] = [];
   #watched = new Set<string>();
   #cidCounter = 0;
   #cidPrefix: string;
@@ -172,6 +68,17 @@ export class ImSession extends Emitter<SessionEvents> {
       this.#readyReject = ko;
     });
     this.#ready.catch(() => undefined); // nobody may be waiting for it
+    this.#timeline = new Timeline(this.opts, {
+      deliver: (e) => this.#delivered(e),
+      sync: (after) => this.#conn ? this.#conn.request<MsgsReply>({ op: 'sync', after, limit: 1000 }, this.opts.requestTimeoutMs) : Promise.reject(new Error('no connection')),
+      postAck: (seq) => !!this.#conn?.post({ op: 'ack', seq }) && (this.wrote(), true),
+    });
+    this.#outbox = new Outbox(this.opts, {
+      connection: () => this.#conn,
+      changed: (p) => this.emit('send', p),
+      backoff: (n) => this.#backoff(n),
+      wrote: () => this.wrote(),
+    });
     queueMicrotask(() => void this.#run());
   }
 
@@ -186,11 +93,11 @@ export class ImSession extends Emitter<SessionEvents> {
   }
   /** The last seq delivered in order: everything up to it has been emitted as 'message'. */
   get seq(): number {
-    return this.#seq ?? 0;
+    return this.#timeline.seq ?? 0;
   }
   /** Sends not yet confirmed, in the order they were made. */
   get pending(): PendingSend[] {
-    return this.#outbox.map((o) => ({ ...o.p }));
+    return this.#outbox.pending;
   }
   /** The node URLs the session knows. */
   get urls(): string[] {
@@ -255,7 +162,7 @@ export class ImSession extends Emitter<SessionEvents> {
         });
         this.#loggingIn = conn;
         this.#early = [];
-        const since = this.#seq ?? (this.opts.since === 'acked' ? undefined : this.opts.since === 'latest' ? LATEST : this.opts.since);
+        const since = this.#timeline.since(this.opts.since === 'acked' ? undefined : this.opts.since === 'latest' ? LATEST : this.opts.since);
         const welcome = await conn.request<WelcomeReply>(
           { op: 'login', ...(await this.#token()), device: this.opts.device, ...(since !== undefined ? { since } : {}) },
           this.opts.requestTimeoutMs,
@@ -270,7 +177,7 @@ export class ImSession extends Emitter<SessionEvents> {
         this.#info.reason = goaway ? `goaway: ${goaway.reason}` : `connection closed (${end.code}${end.reason ? ` ${end.reason}` : ''})`;
         // A goaway names other nodes: go there at once; a dropped connection waits a little first.
         delay = goaway?.nodes?.length ? this.#backoff(0) : this.#backoff(1);
-        this.#requeueAfterLoss();
+        this.#outbox.lost();
       } catch (e) {
         conn?.abort();
         this.#conn = undefined;
@@ -284,7 +191,7 @@ export class ImSession extends Emitter<SessionEvents> {
         this.emit('error', err);
         this.#info.attempt = attempt + 1;
         this.#info.reason = err.message;
-        this.#requeueAfterLoss();
+        this.#outbox.lost();
         delay = this.#backoff(this.#info.attempt);
       }
     }
@@ -294,21 +201,20 @@ export class ImSession extends Emitter<SessionEvents> {
     this.#conn = conn;
     this.#loggingIn = undefined;
     this.#welcome = w;
-    if (this.#seq === undefined) this.#seq = since === undefined ? w.acked : Math.min(since, w.seq);
-    this.#acked = Math.max(this.#acked, w.acked);
+    this.#timeline.loggedIn(since, w);
     this.#info.attempt = 0;
     this.emit('welcome', w);
-    if (this.#seq < w.seq) this.#setState({ state: 'replaying', url: conn.url, node: w.node, replayTo: w.seq });
+    if (this.seq < w.seq) this.#setState({ state: 'replaying', url: conn.url, node: w.node, replayTo: w.seq });
     else this.#setState({ state: 'live', url: conn.url, node: w.node });
-    this.#lastSent = Date.now();
+    this.wrote();
     this.#armPing(conn);
     if (this.#watched.size) void this.#rewatch(conn);
     // Pushes that came in the same read as the welcome, before this ran.
     const early = this.#early;
     this.#early = [];
-    for (const e of early) this.#onEntry(e);
-    this.#flushQueued();
-    this.#pump();
+    for (const e of early) this.#timeline.push(e);
+    this.flushRequests();
+    this.#outbox.pump();
   }
 
   #onEvent(conn: Connection, f: ServerFrame): void {
@@ -323,7 +229,7 @@ export class ImSession extends Emitter<SessionEvents> {
     switch (f.op) {
       case 'msg': {
         const { op: _op, ...entry } = f;
-        return this.#onEntry(entry);
+        return this.#timeline.push(entry);
       }
       case 'presence':
         if ('user' in f) this.emit('presence', f as PresenceEvent);
@@ -347,80 +253,18 @@ export class ImSession extends Emitter<SessionEvents> {
     }
   }
 
-  // ---------------------------------------------------------------- delivery, gaps, acks
+  // ---------------------------------------------------------------- delivery and acks
 
-  #onEntry(e: Entry): void {
-    if (this.#seq === undefined) {
-      // A push raced ahead of the welcome: keep it until the cursor is known.
-      if (this.#ahead.size < this.opts.maxAhead) this.#ahead.set(e.seq, e);
-      return;
-    }
-    if (e.seq <= this.#seq) return;
-    if (e.seq !== this.#seq + 1) {
-      if (this.#ahead.size < this.opts.maxAhead) this.#ahead.set(e.seq, e);
-      void this.#repair();
-      return;
-    }
-    this.#deliver(e);
-    this.#drainAhead();
-  }
-
-  #deliver(e: Entry): void {
-    this.#seq = e.seq;
+  #delivered(e: Entry): void {
     this.emit('message', e);
     if (this.#info.state === 'replaying' && e.seq >= (this.#info.replayTo ?? 0)) {
       this.#setState({ state: 'live', url: this.#info.url, node: this.#info.node });
     }
-    if (this.opts.autoAck) this.#scheduleAck();
   }
 
-  #drainAhead(): void {
-    for (const k of this.#ahead.keys()) if (k <= this.#seq!) this.#ahead.delete(k);
-    for (let next = this.#ahead.get(this.#seq! + 1); next; next = this.#ahead.get(this.#seq! + 1)) {
-      this.#ahead.delete(next.seq);
-      this.#deliver(next);
-    }
-  }
-
-  /** Fills a gap below the pushes held ahead with `sync`, page by page. */
-  async #repair(): Promise<void> {
-    if (this.#repairing) return;
-    this.#repairing = true;
-    try {
-      while (this.#ahead.size && this.#conn && !this.#stopped) {
-        const conn = this.#conn;
-        const page = await conn.request<MsgsReply>({ op: 'sync', after: this.#seq!, limit: 1000 }, this.opts.requestTimeoutMs);
-        if (conn !== this.#conn) break; // a new login replays from the cursor anyway
-        for (const e of page.msgs) if (e.seq === this.#seq! + 1) this.#deliver(e);
-        this.#drainAhead();
-        if (!page.msgs.length && !page.more) {
-          // Held pushes the timeline does not have yet (cannot happen with a well-behaved node):
-          // drop them rather than loop; the next push or login brings them again.
-          this.#ahead.clear();
-        }
-      }
-    } catch {
-      // the connection went: the next login replays from the cursor
-    } finally {
-      this.#repairing = false;
-    }
-  }
-
-  #scheduleAck(): void {
-    if (this.#ackTimer) return;
-    this.#ackTimer = setTimeout(() => {
-      this.#ackTimer = undefined;
-      this.ack();
-    }, this.opts.ackDelayMs);
-  }
-
-  /** Acknowledges everything delivered so far (autoAck does this in batches). */
-  ack(seq = this.#seq ?? 0): void {
-    if (seq <= this.#acked || !this.#conn) return;
-    if (this.#conn.post({ op: 'ack', seq })) {
-      this.#acked = seq;
-      this.#lastSent = Date.now();
-    }
+  /** Acknowledges everything delivered so far, or up to seq (autoAck does this in batches). */
+  ack(seq?: number): void {
+    this.#timeline.ack(seq);
   }
 
   // ---------------------------------------------------------------- sending
@@ -437,15 +281,7 @@ export class ImSession extends Emitter<SessionEvents> {
    */
   send(target: SendTarget, body: string, cid = this.newCid()): Promise<SentReply> {
     if (this.#info.state === 'closed') return Promise.reject(new Error('session closed'));
-    if (this.#outbox.length >= this.opts.maxOutbox) {
-      return Promise.reject(new ImError('rate_limited', `${this.#outbox.length} sends are waiting already`));
-    }
-    const p: PendingSend = { cid, ...target, body, state: 'queued', attempts: 0 };
-    return new Promise<SentReply>((resolve, reject) => {
-      this.#outbox.push({ p, resolve, reject, onWire: false, retryAt: 0 });
-      this.emit('send', { ...p });
-      this.#pump();
-    });
+    return this.#outbox.add({ cid, ...target, body, state: 'queued', attempts: 0 });
   }
   sendTo(user: string, body: string, cid?: string): Promise<SentReply> {
     return this.send({ to: user }, body, cid);
@@ -454,138 +290,21 @@ export class ImSession extends Emitter<SessionEvents> {
     return this.send({ group }, body, cid);
   }
 
-  /** Puts sends in order on the wire: the earliest unconfirmed first, at most `window` at once. */
-  #pump(): void {
-    const conn = this.#conn;
-    // A connection that is closing refuses at once: re-sending into it would spin (each refusal
-    // pumping again) and starve the close event. The next welcome pumps.
-    if (!conn || !conn.open || this.#stopped) return;
-    let onWire = 0;
-    for (const o of this.#outbox) {
-      if (o.onWire) {
-        onWire++;
-        continue;
-      }
-      if (onWire >= this.opts.window) return;
-      const wait = o.retryAt - Date.now();
-      if (wait > 0) {
-        // A refused send waits for its retry; later ones wait behind it to keep the order.
-        if (!this.#pumpTimer) this.#pumpTimer = setTimeout(() => ((this.#pumpTimer = undefined), this.#pump()), wait);
-        return;
-      }
-      onWire++;
-      this.#transmit(conn, o);
-    }
-  }
+  // ---------------------------------------------------------------- other requests (requests.ts)
 
-  #transmit(conn: Connection, o: OutItem): void {
-    o.onWire = true;
-    o.p.attempts++;
-    o.p.state = o.p.attempts > 1 ? 'resending' : 'sending';
-    this.emit('send', { ...o.p });
-    const frame = o.p.group !== undefined
-      ? { op: 'send' as const, group: o.p.group, cid: o.p.cid, body: o.p.body }
-      : { op: 'send' as const, to: o.p.to!, cid: o.p.cid, body: o.p.body };
+  protected connection(): Connection | undefined {
+    return this.#conn;
+  }
+  protected closedReason(): string | undefined {
+    return this.#info.state === 'closed' ? this.#info.reason ?? 'closed' : undefined;
+  }
+  protected get requestTimeoutMs(): number {
+    return this.opts.requestTimeoutMs;
+  }
+  protected wrote(): void {
     this.#lastSent = Date.now();
-    conn.request<SentReply>(frame, this.opts.requestTimeoutMs).then(
-      (sent) => {
-        this.#settle(o);
-        o.p.state = 'sent';
-        o.p.sent = sent;
-        this.emit('send', { ...o.p });
-        o.resolve(sent);
-      },
-      (e: Error) => {
-        o.onWire = false;
-        if (e instanceof ImError && !RETRYABLE.has(e.code)) {
-          this.#settle(o);
-          o.p.state = 'failed';
-          o.p.error = e;
-          this.emit('send', { ...o.p });
-          return o.reject(e);
-        }
-        if (e instanceof ConnectionClosedError && conn === this.#conn && conn.open) {
-          conn.abort(); // no reply in time: this connection is not trustworthy any more
-        }
-        if (e instanceof ImError) o.retryAt = Date.now() + this.#retryDelay(e, o.p.attempts);
-        o.p.state = 'resending';
-        this.emit('send', { ...o.p });
-        this.#pump();
-      },
-    );
   }
 
-  #retryDelay(e: ImError, attempts: number): number {
-    const m = /retry in (\d+) ?ms/.exec(e.message);
-    if (m) return Number(m[1]) + 10;
-    return this.#backoff(Math.min(attempts, 6)) + 50;
-  }
-
-  #settle(o: OutItem): void {
-    const i = this.#outbox.indexOf(o);
-    if (i >= 0) this.#outbox.splice(i, 1);
-    this.#pump();
-  }
-
-  // ---------------------------------------------------------------- other requests
-
-  /**
-   * Sends any request of the protocol once logged in (waiting for a login if there is none) and
-   * resolves with its reply. If the connection goes first, reads and other requests that are safe
-   * to repeat go again on the next connection; a group change rejects with ConnectionClosedError
-   * (it may have been applied: group_info says).
-   */
-  request<T extends Reply = Reply>(frame: Out): Promise<T> {
-    if (this.#info.state === 'closed') return Promise.reject(new Error('session closed'));
-    const retry = !frame.op.startsWith('group_') || frame.op === 'group_info';
-    return new Promise<T>((resolve, reject) => {
-      const q: Queued = { frame, resolve: resolve as (r: Reply) => void, reject, retry };
-      if (this.#conn) return this.#issue(this.#conn, q);
-      if (this.#queued.length >= MAX_QUEUED_REQUESTS) return reject(new ImError('rate_limited', 'too many requests waiting for a connection'));
-      this.#queued.push(q);
-    });
-  }
-
-  #issue(conn: Connection, q: Queued): void {
-    this.#lastSent = Date.now();
-    conn.request(q.frame, this.opts.requestTimeoutMs).then(q.resolve, (e: Error) => {
-      if (e instanceof ConnectionClosedError && q.retry && !this.#stopped) {
-        if (conn === this.#conn && conn.open) conn.abort();
-        if (this.#conn && this.#conn !== conn) return this.#issue(this.#conn, q);
-        if (this.#queued.length < MAX_QUEUED_REQUESTS) return void this.#queued.push(q);
-      }
-      q.reject(e);
-    });
-  }
-
-  #flushQueued(): void {
-    const q = this.#queued;
-    this.#queued = [];
-    for (const r of q) this.#issue(this.#conn!, r);
-  }
-
-  #requeueAfterLoss(): void {
-    for (const o of this.#outbox) o.onWire = false;
-  }
-
-  history(conv: string, opts: { before?: number; limit?: number } = {}): Promise<MsgsReply> {
-    return this.request<MsgsReply>({ op: 'history', conv, ...opts } as Out);
-  }
-  sync(after: number, limit?: number): Promise<MsgsReply> {
-    return this.request<MsgsReply>({ op: 'sync', after, ...(limit ? { limit } : {}) } as Out);
-  }
-  read(conv: string, seq: number): Promise<OkReply> {
-    return this.request<OkReply>({ op: 'read', conv, seq });
-  }
-  unread(): Promise<UnreadReply> {
-    return this.request<UnreadReply>({ op: 'unread' });
-  }
-  receipts(conv: string): Promise<ReceiptsReply> {
-    return this.request<ReceiptsReply>({ op: 'receipts', conv });
-  }
-  presence(users: string[]): Promise<PresenceReply> {
-    return this.request<PresenceReply>({ op: 'presence', users });
-  }
   /** Watches users' presence; the watch is renewed on every new connection. */
   async watch(users: string[]): Promise<OkReply> {
     const r = await this.request<OkReply>({ op: 'watch', users });
@@ -600,22 +319,6 @@ export class ImSession extends Emitter<SessionEvents> {
   typing(target: SendTarget): void {
     if (this.#conn?.post({ op: 'typing', ...target })) this.#lastSent = Date.now();
   }
-  groupCreate(group: string, members: string[] = []): Promise<OkReply> {
-    return this.request<OkReply>({ op: 'group_create', group, members });
-  }
-  groupAdd(group: string, members: string[]): Promise<OkReply> {
-    return this.request<OkReply>({ op: 'group_add', group, members });
-  }
-  groupRemove(group: string, members: string[]): Promise<OkReply> {
-    return this.request<OkReply>({ op: 'group_remove', group, members });
-  }
-  groupLeave(group: string): Promise<OkReply> {
-    return this.request<OkReply>({ op: 'group_leave', group });
-  }
-  groupInfo(group: string): Promise<GroupReply> {
-    return this.request<GroupReply>({ op: 'group_info', group });
-  }
-
   async #rewatch(conn: Connection): Promise<void> {
     const users = [...this.#watched];
     for (let i = 0; i < users.length; i += 500) {
@@ -647,9 +350,7 @@ export class ImSession extends Emitter<SessionEvents> {
 
   #stopTimers(): void {
     clearTimeout(this.#timer);
-    clearTimeout(this.#ackTimer);
-    clearTimeout(this.#pumpTimer);
-    this.#ackTimer = this.#pumpTimer = undefined;
+    this.#timeline.stop();
   }
 
   /** Drops the current connection as if the network failed (the session reconnects elsewhere). */
@@ -662,8 +363,8 @@ export class ImSession extends Emitter<SessionEvents> {
     this.#stopped = true;
     this.#stopTimers();
     const err = new Error(`session closed: ${reason}`);
-    for (const o of this.#outbox.splice(0)) o.reject(err);
-    for (const q of this.#queued.splice(0)) q.reject(err);
+    this.#outbox.fail(err);
+    this.failRequests(err);
     this.#setState({ state: 'closed', reason, attempt: 0 });
     this.#readyReject(err);
   }
