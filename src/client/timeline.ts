@@ -20,6 +20,8 @@ export class Timeline {
   /** The last seq delivered with nothing missing below it (undefined before the first login). */
   #seq: number | undefined;
   #ahead = new Map<number, Entry>();
+  /** The highest seq pushed: the repair fetches up to it, held or not (held ones are bounded). */
+  #wanted = 0;
   #repairing = false;
   /** Bumped at every login: a sync answered on an older connection is not trusted to continue. */
   #login = 0;
@@ -56,6 +58,7 @@ export class Timeline {
     if (e.seq <= this.#seq) return;
     if (e.seq !== this.#seq + 1) {
       if (this.#ahead.size < this.#opts.maxAhead) this.#ahead.set(e.seq, e);
+      this.#wanted = Math.max(this.#wanted, e.seq);
       void this.#repair();
       return;
     }
@@ -77,21 +80,22 @@ export class Timeline {
     }
   }
 
-  /** Fills the gap below the pushes held ahead with `sync`, page by page. */
+  /** Fills the gap up to the highest seq pushed with `sync`, page by page. */
   async #repair(): Promise<void> {
     if (this.#repairing) return;
     this.#repairing = true;
     try {
-      while (this.#ahead.size) {
+      while (this.#seq! < this.#wanted) {
         const login = this.#login;
         const page = await this.#hooks.sync(this.#seq!);
         if (login !== this.#login) break; // a new login replays from the cursor anyway
         for (const e of page.msgs) if (e.seq === this.#seq! + 1) this.#deliver(e);
         this.#drainAhead();
         if (!page.msgs.length && !page.more) {
-          // Held pushes the timeline does not have (cannot happen with a well-behaved node):
-          // drop them rather than loop; the next push or login brings them again.
+          // Pushes the timeline does not have (cannot happen with a well-behaved node): drop
+          // them rather than loop; the next push or login brings them again.
           this.#ahead.clear();
+          this.#wanted = this.#seq!;
         }
       }
     } catch {
