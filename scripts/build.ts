@@ -41,10 +41,11 @@ async function buildSdk(): Promise<void> {
   writeFileSync(join(out, 'index.d.ts'), "export * from './types/client/index.js';\n");
 }
 
-type Page = { name: string; entry: string; html: string };
+// One HTML template for every page (src/web/page.html): its title and its bundles go in.
+type Page = { name: string; entry: string; title: string };
 const PAGES: Page[] = [
-  { name: 'index', entry: 'src/web/chat/main.ts', html: 'src/web/chat/index.html' },
-  { name: 'admin', entry: 'src/web/admin/main.ts', html: 'src/web/admin/index.html' },
+  { name: 'index', entry: 'src/web/chat/main.ts', title: 'imring chat' },
+  { name: 'admin', entry: 'src/web/admin/main.ts', title: 'imring cluster' },
 ];
 
 async function buildWeb(): Promise<void> {
@@ -77,7 +78,7 @@ async function buildWeb(): Promise<void> {
       css ? `<link rel="stylesheet" href="${src(css)}">` : '',
       `<script type="module" src="${src(js)}"></script>`,
     ].join('\n    ');
-    const html = readFileSync(join(root, p.html), 'utf8').replace('<!-- assets -->', tags);
+    const html = readFileSync(join(root, 'src/web/page.html'), 'utf8').replace('<!-- title -->', p.title).replace('<!-- assets -->', tags);
     writeFileSync(join(out, `${p.name}.html`), html);
   }
   const old = join(root, `dist/web.old-${process.pid}`);

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const SOURCES = ['src/web/chat', 'src/web/admin', 'src/client', 'src/protocol'];
+const SOURCES = ['src/web', 'src/client', 'src/protocol'];
 
 function newest(dir: string): number {
   return Math.max(0, ...readdirSync(dir, { recursive: true, encoding: 'utf8' }).map((f) => statSync(join(dir, f)).mtimeMs));

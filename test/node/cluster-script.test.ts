@@ -2,7 +2,8 @@
 // working directory, with node_modules/.bin taken off PATH so the script must put Node 24 first itself.
 import test from 'ava';
 import { freeRun } from '../helpers/ports.ts';
-import { spawn } from 'node:child_process';
+import { runScript } from '../helpers/script.ts';
+import type { ScriptRun } from '../helpers/script.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,19 +25,11 @@ test.before(async () => {
   Object.assign(env, { PATH: path, IM_DATA: data, IM_WS_PORT: String(ws), IM_P2P_PORT: String(p2p) });
 });
 
-type Run = { code: number | null; out: string; err: string };
+type Run = ScriptRun;
 
 /** Runs the script to completion; 'close' also proves the nodes do not hold its output open. */
 function sh(...args: string[]): Promise<Run> {
-  return new Promise((ok, ko) => {
-    const p = spawn('bash', [SCRIPT, ...args], { cwd: tmpdir(), env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.once('error', ko);
-    p.once('close', (code) => ok({ code, out, err }));
-  });
+  return runScript(SCRIPT, args, env);
 }
 
 /** Running and not a zombie (orphaned nodes may stay unreaped where pid 1 does not reap). */

@@ -6,7 +6,6 @@
 // IM_SCREENSHOTS=1 saves docs/images/admin.png (the README's picture); otherwise the screenshot
 // goes to a temporary folder, so that taking it is tested too.
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,8 @@ import { ImClient } from '../../src/client/client.ts';
 import { TestBrowser } from '../helpers/browser.ts';
 import { ensureBuilt } from '../helpers/build.ts';
 import { freeRun } from '../helpers/ports.ts';
+import { runScript } from '../helpers/script.ts';
+import type { ScriptRun } from '../helpers/script.ts';
 import { cleanup, SECRET, startNode } from '../helpers/node.ts';
 
 // Page functions (waitForFunction, evaluate) run in the browser; this file is type-checked without
@@ -36,16 +37,8 @@ let env: Record<string, string> = {};
 let b: TestBrowser;
 const clients: ImClient[] = [];
 
-function sh(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((ok, ko) => {
-    const p = spawn('bash', [SCRIPT, ...args], { cwd: tmpdir(), env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.once('error', ko);
-    p.once('close', (code) => ok({ code, out, err }));
-  });
+function sh(...args: string[]): Promise<ScriptRun> {
+  return runScript(SCRIPT, args, env);
 }
 
 test.before(async () => {
