@@ -1,7 +1,7 @@
 // The page: the development-mode banner, the login screen or the two panes, and the connection
 // bar that says what the session is doing (connecting, replaying, live on which node, reconnecting).
 import { html } from 'htm/preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useLayoutEffect, useState } from 'preact/hooks';
 import { ConversationView } from './conversation.ts';
 import { LoginView } from './login.ts';
 import type { LoginRequest } from './login.ts';
@@ -19,7 +19,14 @@ export type Actions = {
 
 function useStore(store: Store): void {
   const [, setTick] = useState(0);
-  useEffect(() => store.subscribe(() => setTick((n) => n + 1)), [store]);
+  // A layout effect runs inside the first render, before boot() can change the store: a plain
+  // effect waits for the next frame, and on a busy machine the node's /healthz answered first,
+  // its change was lost and the page stayed on "Loading…". The tick catches anything earlier.
+  useLayoutEffect(() => {
+    const off = store.subscribe(() => setTick((n) => n + 1));
+    setTick((n) => n + 1);
+    return off;
+  }, [store]);
 }
 
 function connText(store: Store): string {
