@@ -8,7 +8,7 @@ export type ErrorCode =
   | 'too_large' | 'rate_limited' | 'unavailable' | 'internal';
 
 // ---- requests (client -> node) ----
-export type LoginReq = { op: 'login'; id?: ReqId; token?: string; user?: string; device?: string; since?: number };
+export type LoginReq = { op: 'login'; id?: ReqId; token?: string; user?: string; device?: string; since?: number; roster?: boolean };
 export type PingReq = { op: 'ping'; id?: ReqId };
 export type SendReq = { op: 'send'; id?: ReqId; to?: string; group?: string; cid: string; body: string };
 export type AckReq = { op: 'ack'; id?: ReqId; seq: number };
@@ -26,11 +26,26 @@ export type GroupLeaveReq = { op: 'group_leave'; id?: ReqId; group: string };
 export type GroupInfoReq = { op: 'group_info'; id?: ReqId; group: string };
 export type TypingReq = { op: 'typing'; id?: ReqId; to?: string; group?: string };
 export type ReceiptsReq = { op: 'receipts'; id?: ReqId; conv: string };
+// ---- profiles, contacts, status (section 13 of docs/PROTOCOL.md) ----
+/** A profile's fields as set: each replaces the stored one; `fields` replaces all custom fields. */
+export type ProfileFields = { name?: string; avatar?: string; text?: string; fields?: Record<string, string | number | boolean> };
+export type ProfileSetReq = { op: 'profile_set'; id?: ReqId; profile: ProfileFields };
+export type ProfilesReq = { op: 'profiles'; id?: ReqId; users: string[] };
+export type ContactOp = 'contact_request' | 'contact_accept' | 'contact_decline' | 'contact_remove' | 'follow' | 'unfollow' | 'block' | 'unblock';
+export type ContactReq = { op: ContactOp; id?: ReqId; user: string; text?: string };
+export type ContactListsReq = { op: 'contact_lists'; id?: ReqId; user: string; lists: string[] };
+export type ContactsReq = { op: 'contacts'; id?: ReqId; after?: string; limit: number };
+export type StatusValue = 'available' | 'away' | 'busy' | 'invisible';
+export type StatusReq = { op: 'status'; id?: ReqId; status: StatusValue; text?: string };
+export type Visibility = 'everyone' | 'contacts' | 'nobody';
+export type PrivacySettings = { presence: Visibility; profile: Visibility; dm: 'everyone' | 'contacts' };
+export type PrivacyReq = { op: 'privacy'; id?: ReqId } & Partial<PrivacySettings>;
 
 export type Request =
   | LoginReq | PingReq | SendReq | AckReq | SyncReq | HistoryReq | ReadReq | UnreadReq
   | PresenceReq | WatchReq | UnwatchReq | GroupCreateReq | GroupAddReq | GroupRemoveReq
-  | GroupLeaveReq | GroupInfoReq | TypingReq | ReceiptsReq;
+  | GroupLeaveReq | GroupInfoReq | TypingReq | ReceiptsReq
+  | ProfileSetReq | ProfilesReq | ContactReq | ContactListsReq | ContactsReq | StatusReq | PrivacyReq;
 export type Op = Request['op'];
 
 // ---- replies and events (node -> client) ----
@@ -45,9 +60,24 @@ export type ErrorReply = { op: 'error'; id: ReqId | null; code: ErrorCode; messa
 export type SentReply = { op: 'sent'; id?: ReqId; mid: string; seq: number; ts: number; dup?: true };
 export type MsgsReply = { op: 'msgs'; id?: ReqId; msgs: Entry[]; more: boolean };
 export type UnreadReply = { op: 'unread'; id?: ReqId; total: number; convs: Record<string, number> };
-export type UserPresence = { online: true; devices: string[] } | { online: false; last_seen?: number };
+/** `status` and `text` (v1.1) for an online user who set a status. */
+export type UserPresence = { online: true; devices: string[]; status?: StatusValue; text?: string } | { online: false; last_seen?: number };
 export type PresenceReply = { op: 'presence'; id?: ReqId; users: Record<string, UserPresence> };
-export type PresenceEvent = { op: 'presence'; user: string; online: boolean };
+export type PresenceEvent = { op: 'presence'; user: string; online: boolean; status?: StatusValue; text?: string };
+/** A profile as others see it; `version` grows with every change. */
+export type Profile = { name: string; avatar: string; text: string; fields: Record<string, string | number | boolean>; version: number };
+export type ProfilesReply = { op: 'profiles'; id?: ReqId; users: Record<string, Profile | null> };
+export type ProfileEvent = { op: 'profile'; user: string; profile: Profile; version: number };
+export type ContactState = 'friend' | 'requested' | 'pending' | 'none';
+/** One contact as its owner sees it. `text`: the pending request's text (an extension);
+ * `profile_version` and `presence` are left out when the contact hides them from the viewer. */
+export type Contact = {
+  user: string; state: ContactState; following: boolean; follows_me: boolean; blocked: boolean; lists: string[];
+  text?: string; profile_version?: number; presence?: { online: boolean; status?: StatusValue; text?: string };
+};
+export type ContactEvent = { op: 'contact' } & Contact;
+export type ContactsReply = { op: 'contacts'; id?: ReqId; contacts: Contact[]; more: boolean; next?: string };
+export type RosterEvent = { op: 'roster'; contacts: Contact[]; more: boolean };
 export type ReadEvent = { op: 'read'; conv: string; seq: number };
 export type GoawayEvent = { op: 'goaway'; reason: 'replaced' | 'shutdown' | string; nodes?: string[] };
 export type TypingEvent = { op: 'typing'; from: string; conv: string };
@@ -59,15 +89,21 @@ export type GroupReply = { op: 'group'; id?: ReqId; group: string; owner: string
 export type ServerFrame =
   | MsgEvent | WelcomeReply | PongReply | OkReply | ErrorReply | SentReply | MsgsReply | UnreadReply
   | PresenceReply | PresenceEvent | ReadEvent | GoawayEvent | TypingEvent | ReceiptEvent | ReceiptsReply
-  | GroupReply;
+  | GroupReply | ProfilesReply | ProfileEvent | ContactEvent | ContactsReply | RosterEvent;
 
 // ---- validation ----
 export const ID_RE = /^[A-Za-z0-9_.@-]{1,64}$/;
 export const MAX_LIMIT = 1000;
 export const DEFAULT_LIMIT = 100;
 
-export type ValidateLimits = { maxBody: number; maxUsers: number; maxMembers: number };
-export const DEFAULT_VALIDATE_LIMITS: ValidateLimits = { maxBody: 16384, maxUsers: 500, maxMembers: 10000 };
+export type ValidateLimits = { maxBody: number; maxUsers: number; maxMembers: number; maxProfileFields?: number };
+export const DEFAULT_VALIDATE_LIMITS: ValidateLimits = { maxBody: 16384, maxUsers: 500, maxMembers: 10000, maxProfileFields: 2048 };
+/** Section 13's fixed sizes (characters): profile name, avatar URL, profile and status text,
+ * a contact request's text, list labels per contact and a label's length. */
+export const PROFILE_LIMITS = { name: 64, avatar: 512, text: 140, requestText: 280, lists: 32, label: 64 } as const;
+export const STATUSES: readonly StatusValue[] = ['available', 'away', 'busy', 'invisible'];
+const VISIBILITY: readonly string[] = ['everyone', 'contacts', 'nobody'];
+export const CONTACT_OPS: readonly ContactOp[] = ['contact_request', 'contact_accept', 'contact_decline', 'contact_remove', 'follow', 'unfollow', 'block', 'unblock'];
 
 /** A string's length in UTF-8 bytes, as Buffer.byteLength counts it (a lone surrogate is 3), without
  * Node's Buffer: this file is part of the browser SDK too. */
@@ -121,6 +157,7 @@ export function parseConv(conv: unknown): { kind: 'dm'; a: string; b: string } |
 const OPS = new Set<string>([
   'login', 'ping', 'send', 'ack', 'sync', 'history', 'read', 'unread', 'presence', 'watch', 'unwatch',
   'group_create', 'group_add', 'group_remove', 'group_leave', 'group_info', 'typing', 'receipts',
+  'profile_set', 'profiles', 'contact_lists', 'contacts', 'status', 'privacy', ...CONTACT_OPS,
 ]);
 
 function reqIdOf(o: Record<string, unknown>): ReqId | null {
@@ -214,7 +251,9 @@ export function validateRequest(o: Record<string, unknown>, limits: ValidateLimi
       if (token === undefined && user === undefined) bad('login needs token (or user in insecure mode)');
       const device = ident('device', false);
       const since = seqField('since', false);
+      if (o.roster !== undefined && typeof o.roster !== 'boolean') bad('roster must be true or false');
       const r: LoginReq = { op: 'login' };
+      if (o.roster === true) r.roster = true;
       if (token !== undefined) r.token = token as string;
       if (user !== undefined) r.user = user;
       if (device !== undefined) r.device = device;
@@ -266,6 +305,88 @@ export function validateRequest(o: Record<string, unknown>, limits: ValidateLimi
       return withId({ op: 'typing', ...target() });
     case 'receipts':
       return withId({ op: 'receipts', conv: conv() });
+    case 'profile_set':
+      return withId({ op: 'profile_set', profile: profileFields(o.profile, limits.maxProfileFields ?? 2048, bad, (m) => {
+        throw new FrameError('too_large', m, id);
+      }) });
+    case 'profiles':
+      return withId({ op: 'profiles', users: idList('users', limits.maxUsers, true) });
+    case 'contact_lists': {
+      const user = ident('user', true) as string;
+      const v = o.lists;
+      if (!Array.isArray(v) || !v.every((l) => typeof l === 'string' && l.length > 0 && l.length <= PROFILE_LIMITS.label)) {
+        bad(`lists must be an array of labels of 1 to ${PROFILE_LIMITS.label} characters`);
+      }
+      const lists = [...new Set(v as string[])];
+      if (lists.length > PROFILE_LIMITS.lists) throw new FrameError('too_large', `a contact is in at most ${PROFILE_LIMITS.lists} lists`, id);
+      return withId({ op: 'contact_lists', user, lists });
+    }
+    case 'contacts': {
+      const r: ContactsReq = { op: 'contacts', limit: o.limit === undefined ? 500 : limit() };
+      if (o.after !== undefined) {
+        if (typeof o.after !== 'string' || (o.after !== '' && !isId(o.after))) bad('after must be the next cursor of a contacts reply');
+        if (o.after !== '') r.after = o.after as string;
+      }
+      return withId(r);
+    }
+    case 'status': {
+      if (!STATUSES.includes(o.status as StatusValue)) bad(`status must be one of ${STATUSES.join(', ')}`);
+      const r: StatusReq = { op: 'status', status: o.status as StatusValue };
+      if (o.text !== undefined) r.text = shortText(o.text, 'text', PROFILE_LIMITS.text, bad);
+      return withId(r);
+    }
+    case 'privacy': {
+      const r: PrivacyReq = { op: 'privacy' };
+      for (const f of ['presence', 'profile'] as const) {
+        if (o[f] === undefined) continue;
+        if (!VISIBILITY.includes(o[f] as string)) bad(`${f} must be everyone, contacts or nobody`);
+        r[f] = o[f] as Visibility;
+      }
+      if (o.dm !== undefined) {
+        if (o.dm !== 'everyone' && o.dm !== 'contacts') bad('dm must be everyone or contacts');
+        r.dm = o.dm as 'everyone' | 'contacts';
+      }
+      return withId(r);
+    }
+  }
+  if ((CONTACT_OPS as readonly string[]).includes(op)) {
+    const r: ContactReq = { op: op as ContactOp, user: ident('user', true) as string };
+    if (op === 'contact_request' && o.text !== undefined) r.text = shortText(o.text, 'text', PROFILE_LIMITS.requestText, bad);
+    return withId(r);
   }
   return bad(`unknown op '${op}'`);
+}
+
+function shortText(v: unknown, field: string, max: number, bad: (m: string) => never): string {
+  if (typeof v !== 'string') bad(`${field} must be a string`);
+  if ((v as string).length > max) bad(`${field} is at most ${max} characters`);
+  return v as string;
+}
+
+/** The fields of a profile_set: each named one checked against PROFILE_LIMITS; `fields` a flat
+ * object of strings, numbers and booleans of at most `maxFields` bytes as JSON. */
+export function profileFields(v: unknown, maxFields: number, bad: (m: string) => never, tooLarge: (m: string) => never): ProfileFields {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) bad('profile must be an object');
+  const o = v as Record<string, unknown>;
+  const p: ProfileFields = {};
+  if (o.name !== undefined) p.name = shortText(o.name, 'profile.name', PROFILE_LIMITS.name, bad);
+  if (o.avatar !== undefined) {
+    const a = shortText(o.avatar, 'profile.avatar', PROFILE_LIMITS.avatar, bad);
+    if (a !== '' && !/^(https?:\/\/|data:image\/)[^\s]+$/.test(a)) bad('profile.avatar must be an http(s) URL (or empty)');
+    p.avatar = a;
+  }
+  if (o.text !== undefined) p.text = shortText(o.text, 'profile.text', PROFILE_LIMITS.text, bad);
+  if (o.fields !== undefined) {
+    const f = o.fields;
+    if (f === null || typeof f !== 'object' || Array.isArray(f)) bad('profile.fields must be an object');
+    const out: Record<string, string | number | boolean> = {};
+    for (const [k, x] of Object.entries(f as Record<string, unknown>)) {
+      if (k.length === 0 || k.length > 64) bad('profile.fields names are 1 to 64 characters');
+      if (!(typeof x === 'string' || typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x)))) bad('profile.fields values are strings, numbers or booleans');
+      Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
+    }
+    if (utf8Bytes(JSON.stringify(out)) > maxFields) tooLarge(`profile.fields is over ${maxFields} bytes as JSON`);
+    p.fields = out;
+  }
+  return p;
 }
