@@ -38,6 +38,11 @@ export type Config = {
   maxUsers: number;
   /** Members one group may have (and one request may name). */
   maxMembers: number;
+  /** Per user: friends, requests made and follows; incoming requests waiting; bytes of the
+   * profile's custom fields as JSON. */
+  maxContacts: number;
+  maxPendingRequests: number;
+  maxProfileFields: number;
   /** Per group, at its home: posts per second (and burst), log entries and bytes of member
    * copies not yet fanned out past which posts are refused, typing frames per second, and
    * membership events between two member snapshots of its log. */
@@ -89,6 +94,9 @@ export const DEFAULTS: Config = {
   maxBody: 16384,
   maxUsers: 500,
   maxMembers: 10_000,
+  maxContacts: 5000,
+  maxPendingRequests: 1000,
+  maxProfileFields: 2048,
   groupRate: 200,
   groupBurst: 400,
   groupBacklog: 1000,
@@ -135,6 +143,9 @@ const FIELDS = {
   'max-frame': ['IM_MAX_FRAME', 'int', 'maxFrame'],
   'max-body': ['IM_MAX_BODY', 'int', 'maxBody'],
   'max-members': ['IM_MAX_MEMBERS', 'int', 'maxMembers'],
+  'max-contacts': ['IM_MAX_CONTACTS', 'int', 'maxContacts'],
+  'max-pending-requests': ['IM_MAX_PENDING_REQUESTS', 'int', 'maxPendingRequests'],
+  'max-profile-fields': ['IM_MAX_PROFILE_FIELDS', 'int', 'maxProfileFields'],
   'group-rate': ['IM_GROUP_RATE', 'int', 'groupRate'],
   'group-burst': ['IM_GROUP_BURST', 'int', 'groupBurst'],
   'group-backlog': ['IM_GROUP_BACKLOG', 'int', 'groupBacklog'],
@@ -186,6 +197,9 @@ export const USAGE = `usage: im-node [options]   (every option also reads the IM
   --max-frame BYTES        largest client frame (close 1009)       IM_MAX_FRAME (65536)
   --max-body BYTES         largest message body (too_large)        IM_MAX_BODY (16384)
   --max-members N          members of one group (too_large)        IM_MAX_MEMBERS (10000)
+  --max-contacts N         friends, requests made and follows per user (too_large)  IM_MAX_CONTACTS (5000)
+  --max-pending-requests N incoming contact requests waiting per user (too_large)  IM_MAX_PENDING_REQUESTS (1000)
+  --max-profile-fields N   bytes of a profile's custom fields as JSON (too_large)  IM_MAX_PROFILE_FIELDS (2048)
   --group-rate N           messages/s into one group (rate_limited) IM_GROUP_RATE (200)
   --group-burst N          burst allowance per group               IM_GROUP_BURST (400)
   --group-backlog N        group messages not yet fanned out       IM_GROUP_BACKLOG (1000)

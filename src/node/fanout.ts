@@ -22,6 +22,8 @@ export type FanoutComponents = {
   ringChange: (ms: number) => Promise<void>;
   /** One fan-out request went to a peer (for the metrics). */
   onRequest?: () => void;
+  /** Whether the recipient takes typing from the sender (a block, contacts only): social.ts. */
+  gate?: (from: string, to: string, kind: 'typing') => true | Promise<void>;
   deadlineMs?: number;
 };
 
@@ -164,6 +166,8 @@ export function createFanout(c: FanoutComponents): Fanout {
     async typing(from, target) {
       if ('group' in target) return c.router.castGroup(target.group, from, { kind: 'typing' });
       if (target.to === from) return;
+      const gate = c.gate?.(from, target.to, 'typing') ?? true;
+      if (gate !== true) await gate;
       await relay([target.to], { op: 'typing', from, conv: dmConv(from, target.to) });
     },
 

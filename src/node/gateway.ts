@@ -9,6 +9,7 @@ import type { Auth } from './auth.ts';
 import { AuthError } from './auth.ts';
 import type { Config } from './config.ts';
 import type { Homes } from './home.ts';
+import type { Router } from './router.ts';
 import { Lane } from './lane.ts';
 import { TokenBucket } from '../limits/token-bucket.ts';
 import type { ClientError } from './errors.ts';
@@ -39,6 +40,8 @@ type ClientConn = {
   frames: TokenBucket;
   closed: boolean;
   watching: Set<string>;
+  /** Logged in with roster: the friends and followed users whose presence it receives. */
+  roster: Set<string> | undefined;
   corked: boolean;
   /** Keeps this connection's sends in order across retries and ring changes. */
   lane: Lane;
@@ -74,7 +77,7 @@ export type Gateway = {
   /** The logged-in sessions this gateway holds (for renewing and re-registering with homes). */
   sessions(): SessionRef[];
   /** What each connection watches (to watch again at new homes after a ring change). */
-  watches(): { conn: string; users: string[] }[];
+  watches(): { conn: string; user: string; users: string[] }[];
 };
 
 export type GatewayComponents = {
@@ -89,13 +92,17 @@ export type GatewayComponents = {
   others?: () => string[];
   /** Set while the node must not take clients (cut off from the majority): the goaway to send. */
   turnAway?: () => { reason: string; nodes: string[] } | undefined;
+  /** Profiles, contacts and status on the users' homes (section 13). */
+  social: Pick<Router, 'socialOp' | 'contacts' | 'profiles'>;
 };
+
+const ROSTER_PAGE = 500;
 
 export function createGateway(c: GatewayComponents): Gateway {
   const { config, homes, metrics, log } = c;
   const conns = new Map<string, ClientConn>();
   let nextId = 0;
-  const limits = { maxBody: config.maxBody, maxUsers: config.maxUsers, maxMembers: config.maxMembers };
+  const limits = { maxBody: config.maxBody, maxUsers: config.maxUsers, maxMembers: config.maxMembers, maxProfileFields: config.maxProfileFields };
 
   function send(cc: ClientConn, frame: ServerFrame, written?: () => void): void {
     if (cc.closed || cc.ws.readyState !== cc.ws.OPEN) return;
@@ -145,7 +152,8 @@ export function createGateway(c: GatewayComponents): Gateway {
       metrics.sessions.dec();
       homes.logout(cc.session).catch((e) => log.warn({ err: e, conn: cc.id }, 'logout not delivered; the home expires it'));
     }
-    if (cc.watching.size) void unwatchAll(cc.id, [...cc.watching]);
+    const watched = new Set([...cc.watching, ...(cc.roster ?? [])]);
+    if (watched.size) void unwatchAll(cc.id, [...watched]);
   }
 
   /** A closed connection's watches end on every home: tried again a few times, since a watch
@@ -258,10 +266,42 @@ export function createGateway(c: GatewayComponents): Gateway {
     log.debug({ conn: cc.id, user, device }, 'login');
     send(cc, { op: 'welcome', ...(req.id !== undefined ? { id: req.id } : {}), user, device, node: c.name, seq, acked });
     // A since or cursor past the newest entry would make live pushes up to it look old: clamp.
-    void replay(cc, Math.min(req.since ?? acked, seq)).catch((e) => {
+    const since = Math.min(req.since ?? acked, seq);
+    void (req.roster ? roster(cc) : Promise.resolve()).then(() => replay(cc, since)).catch((e) => {
       log.error({ err: e, conn: cc.id }, 'replay failed');
       close(cc, 1011, 'replay failed');
     });
+  }
+
+  /** The roster, before the replay: the contacts in pages, and from then on the presence of
+   * friends and followed users without a watch (section 13). Contact events keep it current. */
+  async function roster(cc: ClientConn): Promise<void> {
+    const user = cc.session!.user;
+    cc.roster = new Set();
+    let after: string | undefined;
+    for (;;) {
+      const page = await c.social.contacts(user, after, ROSTER_PAGE);
+      if (cc.closed) return;
+      for (const k of page.contacts) if (k.state === 'friend' || k.following) cc.roster.add(k.user);
+      send(cc, { op: 'roster', contacts: page.contacts, more: page.more });
+      if (!page.more || page.next === undefined) break;
+      after = page.next;
+    }
+    if (cc.roster.size) await homes.watch(watcherOf(cc), [...cc.roster]);
+  }
+  const watcherOf = (cc: ClientConn) => ({ gateway: c.name, conn: cc.id, user: cc.session!.user });
+
+  /** A contact event for a roster session: its friend or follow may have begun or ended. */
+  function rosterChange(cc: ClientConn, k: { user: string; state: string; following: boolean }): void {
+    if (!cc.roster || !cc.session) return;
+    const want = k.state === 'friend' || k.following;
+    if (want === cc.roster.has(k.user)) return;
+    if (want) cc.roster.add(k.user);
+    else cc.roster.delete(k.user);
+    if (cc.watching.has(k.user)) return; // an explicit watch holds it either way
+    const w = watcherOf(cc);
+    (want ? homes.watch(w, [k.user]) : homes.unwatch(w, [k.user]))
+      .catch((e: Error) => log.info({ conn: cc.id, user: k.user, err: e.message }, 'roster watch not changed'));
   }
 
   const ok = (cc: ClientConn, id: ReqId | undefined) => {
@@ -337,7 +377,7 @@ export function createGateway(c: GatewayComponents): Gateway {
       case 'unread':
         return send(cc, { op: 'unread', ...withId, ...(await homes.unread(s.user)) });
       case 'presence':
-        return send(cc, { op: 'presence', ...withId, users: await homes.presence(req.users) });
+        return send(cc, { op: 'presence', ...withId, users: await homes.presence(req.users, s.user) });
       case 'watch': {
         const more = new Set(req.users.filter((u) => !cc.watching.has(u))).size;
         if (cc.watching.size + more > config.maxWatched) {
@@ -345,12 +385,33 @@ export function createGateway(c: GatewayComponents): Gateway {
           return error(cc, id, 'too_large', `a connection watches at most ${config.maxWatched} users (${cc.watching.size} now); unwatch some first`);
         }
         for (const u of req.users) cc.watching.add(u);
-        await homes.watch({ gateway: c.name, conn: cc.id }, req.users);
+        await homes.watch(watcherOf(cc), req.users);
         return ok(cc, id);
       }
-      case 'unwatch':
+      case 'unwatch': {
         for (const u of req.users) cc.watching.delete(u);
-        await homes.unwatch({ gateway: c.name, conn: cc.id }, req.users);
+        // The roster's own watches stay.
+        const gone = req.users.filter((u) => !cc.roster?.has(u));
+        if (gone.length) await homes.unwatch(watcherOf(cc), gone);
+        return ok(cc, id);
+      }
+      case 'profiles':
+        return send(cc, { op: 'profiles', ...withId, users: await c.social.profiles(s.user, req.users) });
+      case 'contacts':
+        return send(cc, { op: 'contacts', ...withId, ...(await c.social.contacts(s.user, req.after, req.limit)) });
+      case 'profile_set':
+      case 'status':
+      case 'privacy':
+      case 'contact_lists':
+      case 'contact_request':
+      case 'contact_accept':
+      case 'contact_decline':
+      case 'contact_remove':
+      case 'follow':
+      case 'unfollow':
+      case 'block':
+      case 'unblock':
+        await c.social.socialOp(s.user, req);
         return ok(cc, id);
       default:
         return error(cc, id, 'bad_request', `op '${(req as Request).op}' is not supported by this version`);
@@ -406,7 +467,7 @@ export function createGateway(c: GatewayComponents): Gateway {
       }
       const cc: ClientConn = {
         id: `c${++nextId}`, ws, opened: t, last: t, loggingIn: false, held: [], replaying: false,
-        overflow: false, buffer: [], pushed: 0, frames: new TokenBucket(config.rate, config.rateBurst, t), closed: false, watching: new Set(), corked: false,
+        overflow: false, buffer: [], pushed: 0, frames: new TokenBucket(config.rate, config.rateBurst, t), closed: false, watching: new Set(), roster: undefined, corked: false,
         lane: new Lane(), typing: new TokenBucket(TYPING_PER_S, TYPING_BURST, t),
         inFlight: 0, overSince: undefined, lastRefused: 0, lastLimitError: 0,
       };
@@ -432,6 +493,7 @@ export function createGateway(c: GatewayComponents): Gateway {
       const cc = conns.get(conn);
       if (!cc) return;
       if (frame.op === 'msg') return deliverMsg(cc, frame);
+      if (frame.op === 'contact') rosterChange(cc, frame);
       send(cc, frame);
       if (frame.op === 'goaway') close(cc, frame.reason === 'replaced' ? CLOSE.replaced : CLOSE.shutdown, frame.reason);
     },
@@ -468,6 +530,9 @@ export function createGateway(c: GatewayComponents): Gateway {
 
     size: () => conns.size,
     sessions: () => [...conns.values()].flatMap((cc) => (cc.session && !cc.closed ? [cc.session] : [])),
-    watches: () => [...conns.values()].flatMap((cc) => (cc.watching.size && !cc.closed ? [{ conn: cc.id, users: [...cc.watching] }] : [])),
+    watches: () => [...conns.values()].flatMap((cc) => {
+      const users = new Set([...cc.watching, ...(cc.roster ?? [])]);
+      return users.size && !cc.closed && cc.session ? [{ conn: cc.id, user: cc.session.user, users: [...users] }] : [];
+    }),
   };
 }

@@ -15,6 +15,7 @@ import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
 import type { Lane } from './lane.ts';
 import { KeyedBatcher } from './batcher.ts';
 import type { GroupInfo } from './groups.ts';
+import type { Social } from './social.ts';
 
 /** Delivers a frame to one connection held by a gateway (this node's own or a peer's). */
 export type Push = (gateway: string, conn: string, frame: ServerFrame) => void;
@@ -43,7 +44,8 @@ export type Homes = {
   ack(user: string, device: string, seq: number): Promise<void>;
   read(s: SessionRef, conv: string, seq: number): Promise<void>;
   unread(user: string): Promise<Unread>;
-  presence(users: string[]): Promise<Record<string, UserPresence>>;
+  /** `viewer`: who asks (hidden users look offline to them, section 13). */
+  presence(users: string[], viewer?: string): Promise<Record<string, UserPresence>>;
   watch(w: Watcher, users: string[]): Promise<void>;
   unwatch(w: Watcher, users: string[]): Promise<void>;
 };
@@ -70,6 +72,8 @@ export type Home = Homes & {
   dropGateway(gateway: string): void;
   /** Expires sessions of gateways that stopped renewing. */
   tick(): void;
+  /** Hands a copy to its key's home through the outbox (see `handOver` below). */
+  handOver(sender: string, d: Delivery): Promise<void>;
   /** Hands over every outbox copy not already in flight (at start, and now and then). */
   replayOutbox(): Promise<{ delivered: number; failed: number }>;
   /** Stops writing to these users (they are being handed to a newcomer) until `release` or `ms`. */
@@ -110,6 +114,8 @@ export type HomeComponents = {
   maxDevices?: number;
   /** A limit refused something (for the metrics). */
   onLimit?: (what: 'devices' | 'read_bytes') => void;
+  /** Status and privacy (social.ts): what others see of a user's presence, who may send DMs. */
+  social?: Pick<Social, 'presenceFor' | 'presenceChanged' | 'load' | 'gate'>;
 };
 
 export function toMsg(e: StoredEntry): MsgEvent {
@@ -426,8 +432,12 @@ export function createHome(c: HomeComponents): Home {
   };
 
   const notifyWatchers = (user: string, online: boolean) => {
+    if (c.social) return c.social.presenceChanged(user, online);
     for (const w of presence.watchers(user)) c.push(w.gateway, w.conn, { op: 'presence', user, online });
   };
+  // Per sender, the newest send still waiting for its recipient's admission: later sends of the
+  // sender wait behind it, so that sends keep their order whatever each admission takes.
+  const admitting = new Map<string, Promise<void>>();
   const wentOffline = (user: string) => {
     const p = presence.lookup(user);
     store.setLastSeen(user, (!p.online && p.lastSeen) || c.now());
@@ -456,7 +466,20 @@ export function createHome(c: HomeComponents): Home {
 
   return {
     send(from, to, cid, body) {
-      return new Promise((resolve, reject) => enqueue({ kind: 'send', from, to, cid, body, resolve, reject }));
+      const run = () => new Promise<SendResult>((resolve, reject) => enqueue({ kind: 'send', from, to, cid, body, resolve, reject }));
+      // The recipient's home decides whether it takes the message (a block, contacts only), before
+      // anything is stored; its recent yeses are cached, so this is mostly synchronous.
+      const gate = c.social?.gate(from, to, 'dm') ?? true;
+      const prev = admitting.get(from);
+      if (gate === true && !prev) return run();
+      const ready = Promise.all([prev, gate]);
+      const out = ready.then(run);
+      const entered = ready.then(() => undefined, () => undefined);
+      admitting.set(from, entered);
+      void entered.then(() => {
+        if (admitting.get(from) === entered) admitting.delete(from);
+      });
+      return out;
     },
 
     sendGroup(from, group, cid, body) {
@@ -516,6 +539,8 @@ export function createHome(c: HomeComponents): Home {
         c.onLimit?.('devices');
         throw new ClientError('too_large', `${s.user} is online on ${devices.size} devices, the most this cluster allows; log out of one first`);
       }
+      // Its status and privacy in memory before it shows online, so presence events need no read.
+      await c.social?.load(s.user).catch((e: Error) => c.log.warn({ user: s.user, err: e.message }, 'social state not loaded at login'));
       registered(s);
       return { seq: Math.min(store.committedSeq(s.user), readable(s.user)), acked: store.acked(s.user, s.device) };
     },
@@ -584,7 +609,7 @@ export function createHome(c: HomeComponents): Home {
       return store.unread(user);
     },
 
-    async presence(users) {
+    async presence(users, viewer) {
       // No prototype: a user may be called __proto__ or constructor.
       const out: Record<string, UserPresence> = Object.create(null);
       for (const u of users) {
@@ -594,6 +619,7 @@ export function createHome(c: HomeComponents): Home {
           const last = p.lastSeen ?? store.lastSeen(u);
           out[u] = last === undefined ? { online: false } : { online: false, last_seen: last };
         }
+        if (c.social) out[u] = await c.social.presenceFor(u, viewer, out[u]!);
       }
       return out;
     },
@@ -616,6 +642,8 @@ export function createHome(c: HomeComponents): Home {
         },
       };
     },
+
+    handOver: (sender, d) => handOver(sender, d),
 
     async replayOutbox() {
       let delivered = 0;

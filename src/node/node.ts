@@ -28,6 +28,8 @@ import { createMetrics } from './metrics.ts';
 import { createPeerNet, generateSwarmKey } from './peer/index.ts';
 import { createRouter } from './router.ts';
 import { createGroups } from './groups.ts';
+import { createSocial, socialKey } from './social.ts';
+import type { Social } from './social.ts';
 import { createFanout } from './fanout.ts';
 import type { Fanout } from './fanout.ts';
 import type { Router } from './router.ts';
@@ -141,6 +143,7 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
     onCommit: (entries, changed) => {
       // Commits come only from the home, which serves after the replicator below exists.
       replicator!.committed(entries, changed);
+      social?.committed(entries);
       // Pushed once on every copy, not at the home's commit: a device must never see an entry
       // that a crash of the home could take back (its seq then given to another message).
       const byUser = new Map<string, typeof entries>();
@@ -227,7 +230,14 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
   let router: Router | undefined;
   let fan: Fanout | undefined;
   const nextMid = createMidGenerator(await nodeTag(store), now);
+  let social: Social | undefined;
   const home = createHome({
+    social: {
+      presenceFor: (user, viewer, p) => social!.presenceFor(user, viewer, p),
+      presenceChanged: (user, online) => social!.presenceChanged(user, online),
+      load: (user) => social!.load(user),
+      gate: (from, to, kind) => social!.gate(from, to, kind),
+    },
     store, presence, nextMid, midTime, now, push, owns: serving, whyNot,
     deliverRemote: (d) => deliverRemote!(d),
     postGroup: (group, posts) => router!.postGroup(group, posts),
@@ -253,8 +263,19 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
     snapshotEvery: cfg.groupSnapshotEvents, onLimited: (reason) => metrics.groupLimited.inc({ reason }), onSnapshot: () => metrics.groupSnapshots.inc(),
     log: log.child({ component: 'groups' }),
   });
+  social = createSocial({
+    store, owns: (key) => home.serves(key), replicated: (key) => replicator!.wait(key), nextMid, midTime, now,
+    handOver: (sender, d) => home.handOver(sender, d),
+    lookup: (user) => presence.lookup(user), lastSeen: (user) => store.lastSeen(user), sessions: (user) => presence.sessions(user),
+    watchers: (user) => presence.watchers(user), push, relay: (users, frame) => fan!.relay(users, frame),
+    infoAnywhere: (viewer, users) => router!.info(viewer, users),
+    admitAt: (to, from, kind) => router!.admitAt(to, from, kind),
+    revokeEverywhere: (users) => router!.revokeEverywhere(users),
+    limits: { maxContacts: cfg.maxContacts, maxPending: cfg.maxPendingRequests },
+    log: log.child({ component: 'social' }),
+  });
   router = createRouter({
-    self: cfg.name, ring: cluster.ring, joined: cluster.joined, local: home, groups, peerOf: cluster.peerOf,
+    self: cfg.name, ring: cluster.ring, joined: cluster.joined, local: home, groups, social, peerOf: cluster.peerOf,
     link: { request: (peer, msg, o) => net.request(peer, msg, o) }, log: log.child({ component: 'router' }),
     ringChange: cluster.ringChange, onForward: (kind) => metrics.forwards.inc({ kind }),
   });
@@ -262,13 +283,13 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
   fan = createFanout({
     self: cfg.name, ring: cluster.ring, joined: cluster.joined, local: home, router, peerOf: cluster.peerOf,
     request: (peer, msg, o) => net.request(peer, msg, o), ringChange: cluster.ringChange,
-    onRequest: () => metrics.fanoutRequests.inc(),
+    onRequest: () => metrics.fanoutRequests.inc(), gate: (from, to, kind) => social!.gate(from, to, kind),
   });
   const homes = { ...router, group: fan.group, typing: fan.typing, receipts: fan.receipts };
   const maxConnections = connectionsWithin(cfg.maxConnections);
   if (maxConnections < cfg.maxConnections) log.warn({ wanted: cfg.maxConnections, limit: maxConnections }, 'client connections capped below the open-file limit (raise ulimit -n to hold more)');
   const gw = createGateway({
-    name: cfg.name, config: { ...cfg, maxConnections }, homes, auth: createAuth({
+    name: cfg.name, config: { ...cfg, maxConnections }, homes, social: router, auth: createAuth({
       secret, insecure: cfg.insecure, maxTokenLifeS: cfg.maxTokenLifeS,
       ...(cfg.tokenAudience !== undefined ? { audience: cfg.tokenAudience } : {}),
       ...(cfg.tokenIssuer !== undefined ? { issuer: cfg.tokenIssuer } : {}),
@@ -333,6 +354,7 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
     void handoff!.ringChanged(cluster.ring());
     replicator!.ringChanged();
     groups.ringChanged();
+    social!.ringChanged();
     const dropped = presence.forget(owns);
     if (dropped) log.info({ users: dropped }, 'presence of users now homed elsewhere dropped here');
     void upkeep.ringChanged();

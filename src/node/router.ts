@@ -12,6 +12,9 @@ import type { Unread } from '../store/index.ts';
 import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
 import type { Home, Homes, Page, SendResult, Watcher } from './home.ts';
 import type { GroupInfo, Groups } from './groups.ts';
+import type { AdmitKind, ContactInfo, ContactsPage, Social, SocialReq } from './social.ts';
+import type { Refusal } from '../contacts/index.ts';
+import type { Profile } from '../protocol/frames.ts';
 import { groupKey } from './groups.ts';
 import type { Lane, LaneTurn } from './lane.ts';
 
@@ -27,6 +30,8 @@ export type RouterComponents = {
   local: Home;
   /** The group-home role of this node. */
   groups: Groups;
+  /** The social role of this node (profiles, contacts, status of the users it is home of). */
+  social: Social;
   peerOf: (name: string) => string | undefined;
   link: PeerLink;
   log: Logger;
@@ -51,6 +56,15 @@ export type Router = Omit<Homes, 'group' | 'typing' | 'receipts'> & {
   remote(peer: string, req: PeerRequest, timeoutMs?: number): Promise<unknown>;
   /** Hands a copy to the recipient's home, in order per destination node; resolves when durable there. */
   deliverRemote(d: Delivery): Promise<void>;
+  /** A change of `user`'s profile, status, privacy or contacts, on the user's home. */
+  socialOp(user: string, req: SocialReq): Promise<void>;
+  contacts(user: string, after: string | undefined, limit: number): Promise<ContactsPage>;
+  profiles(viewer: string, users: string[]): Promise<Record<string, Profile | null>>;
+  info(viewer: string, users: string[]): Promise<Record<string, ContactInfo>>;
+  /** Whether `to`'s home takes `kind` from `from`. */
+  admitAt(to: string, from: string, kind: AdmitKind): Promise<Refusal | undefined>;
+  /** Every other member forgets the admissions it cached for these users. */
+  revokeEverywhere(users: string[]): Promise<void>;
   /** Serves a peer's call, deliver, presence, watch, register or renew request. */
   handle(fromName: string | undefined, req: PeerRequest): Promise<PeerReply>;
 };
@@ -338,6 +352,8 @@ export function createRouter(c: RouterComponents): Router {
         case 'group': return done(await c.groups.op(hc.actor, hc.op, hc.group, hc.members));
         case 'gpost': return done(await c.groups.post(hc.group, hc.posts));
         case 'gcast': return done(await c.groups.cast(hc.group, hc.from, hc.frame));
+        case 'social': return done(await c.social.op(hc.user, hc.req));
+        case 'contacts': return done(await c.social.contacts(hc.user, hc.after, hc.limit));
       }
     } catch (e) {
       if ((e as Error).name === 'ForbiddenError') return fail('forbidden', (e as Error).message);
@@ -367,9 +383,55 @@ export function createRouter(c: RouterComponents): Router {
     perHome,
     remote,
 
-    async presence(users) {
-      const parts = await perHome<Record<string, UserPresence>>(users, (us) => local.presence(us), async (peer, us) => {
-        const v = await remote(peer, { t: 'presence', users: us });
+    socialOp: (user, req) => call<void>(user, { fn: 'social', user, req }, () => c.social.op(user, req)),
+    contacts: (user, after, limit) =>
+      call<ContactsPage>(user, { fn: 'contacts', user, limit, ...(after !== undefined ? { after } : {}) }, () => c.social.contacts(user, after, limit)),
+
+    async profiles(viewer, users) {
+      const parts = await perHome<Record<string, Profile | null>>(users, (us) => c.social.profiles(viewer, us), async (peer, us) => {
+        const v = await remote(peer, { t: 'profiles', viewer, users: us });
+        if (typeof v !== 'object' || v === null) throw new Error('malformed profiles reply');
+        return Object.fromEntries(us.map((u) => [u, Object.hasOwn(v, u) ? (v as Record<string, Profile | null>)[u]! : null]));
+      });
+      const out: Record<string, Profile | null> = Object.create(null);
+      for (const p of parts) for (const u of Object.keys(p)) out[u] = p[u]!;
+      return out;
+    },
+
+    async info(viewer, users) {
+      const parts = await perHome<Record<string, ContactInfo>>(users, (us) => c.social.info(viewer, us), async (peer, us) => {
+        const v = await remote(peer, { t: 'cinfo', viewer, users: us });
+        if (typeof v !== 'object' || v === null) throw new Error('malformed cinfo reply');
+        return Object.fromEntries(us.flatMap((u) => (Object.hasOwn(v, u) ? [[u, (v as Record<string, ContactInfo>)[u]!]] : [])));
+      });
+      const out: Record<string, ContactInfo> = Object.create(null);
+      for (const p of parts) for (const u of Object.keys(p)) out[u] = p[u]!;
+      return out;
+    },
+
+    async admitAt(to, from, kind) {
+      const [r] = await perHome<Refusal | undefined>([to], async () => c.social.admit(to, from, kind), async (peer) => {
+        const v = await remote(peer, { t: 'admit', items: [{ to, from, kind }] });
+        if (!Array.isArray(v) || v.length !== 1) throw new Error('malformed admit reply');
+        const x = v[0] as Refusal | null;
+        if (x === null) return undefined;
+        if (typeof x !== 'object' || typeof x.message !== 'string' || !['forbidden', 'too_large', 'not_found', 'conflict', 'bad_request'].includes(x.code)) throw new Error('malformed admit reply');
+        return x;
+      });
+      return r;
+    },
+
+    async revokeEverywhere(users) {
+      if (!c.joined()) return;
+      await Promise.all(c.ring().members.filter((m) => m !== self).map(async (m) => {
+        const peer = c.peerOf(m);
+        if (peer) await remote(peer, { t: 'revoke', users }, 2000);
+      }));
+    },
+
+    async presence(users, viewer) {
+      const parts = await perHome<Record<string, UserPresence>>(users, (us) => local.presence(us, viewer), async (peer, us) => {
+        const v = await remote(peer, { t: 'presence', users: us, ...(viewer !== undefined ? { viewer } : {}) });
         if (typeof v !== 'object' || v === null) throw new Error('malformed presence reply');
         // Own properties only: a user may be called constructor or __proto__.
         return Object.fromEntries(us.map((u) => [u, Object.hasOwn(v, u) ? (v as Record<string, UserPresence>)[u]! : { online: false }]));
@@ -408,7 +470,17 @@ export function createRouter(c: RouterComponents): Router {
         case 'readmarks':
           return done(await local.readMarks(req.conv, req.users));
         case 'presence':
-          return done(await local.presence(req.users.filter(isId)));
+          return done(await local.presence(req.users.filter(isId), req.viewer));
+        case 'admit':
+          if (!req.items.every((i) => owned(i.to))) return fail('not_owner', `${self} is not the home of every user asked about (ring ${c.ring().version})`);
+          return done(await Promise.all(req.items.map(async (i) => (await c.social.admit(i.to, i.from, i.kind)) ?? null)));
+        case 'cinfo':
+          return done(await c.social.info(req.viewer, req.users.filter(owned)));
+        case 'profiles':
+          return done(await c.social.profiles(req.viewer, req.users.filter(owned)));
+        case 'revoke':
+          c.social.revoke(req.users);
+          return done();
         case 'watch':
           if (!ownGateway(req.watcher.gateway)) return fail('bad_request', 'a watcher must belong to the calling gateway');
           await (req.on ? local.watch(req.watcher, req.users) : local.unwatch(req.watcher, req.users));

@@ -18,7 +18,7 @@ export type UpkeepComponents = {
   home: Home;
   homes: Homes;
   sessions: () => SessionRef[];
-  watches: () => { conn: string; users: string[] }[];
+  watches: () => { conn: string; user: string; users: string[] }[];
   log: Logger;
   /** Estimated JSON characters of one renew or register request (default: the peer budget). */
   pageChars?: number;
@@ -99,7 +99,7 @@ export function createUpkeep(c: UpkeepComponents): Upkeep {
     async ringChanged() {
       const ring = c.ring();
       if (!ring) return;
-      const watched = c.watches().map(({ conn, users }) => c.homes.watch({ gateway: c.self, conn }, users).catch(() => undefined));
+      const watched = c.watches().map(({ conn, user, users }) => c.homes.watch({ gateway: c.self, conn, user }, users).catch(() => undefined));
       await Promise.all([...[...byOwner(ring, c.sessions())].map(([owner, list]) => register(owner, list)), ...watched]);
     },
   };

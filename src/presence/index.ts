@@ -8,7 +8,8 @@ export type Clock = { now(): number };
 
 // conn: the connection id, unique only within its gateway
 export type SessionRef = { user: string; device: string; gateway: string; conn: string };
-export type Watcher = { gateway: string; conn: string };
+/** `user`: who watches (presence shown to them follows the watched user's privacy rules). */
+export type Watcher = { gateway: string; conn: string; user?: string };
 
 export type PresenceInit = {
   ttlMs?: number; // how long a session lives without a renew
@@ -113,7 +114,7 @@ export function createPresence(init: PresenceInit, components: PresenceComponent
     }
     let state = conns.get(w.conn);
     if (state === undefined && create) {
-      state = { w: Object.freeze({ gateway: w.gateway, conn: w.conn }), users: new Set() };
+      state = { w: Object.freeze({ gateway: w.gateway, conn: w.conn, ...(w.user !== undefined ? { user: w.user } : {}) }), users: new Set() };
       conns.set(w.conn, state);
     }
     return state;

@@ -1,10 +1,10 @@
 // Every peer message as a discriminated union on `t`, and the one validator for what arrives
 // from other nodes: peer input is checked like client input, never trusted.
-import { isId, parseConv } from './frames.ts';
-import type { MsgEvent, ServerFrame } from './frames.ts';
+import { CONTACT_OPS, isId, parseConv, PROFILE_LIMITS, profileFields, STATUSES, validateRequest } from './frames.ts';
+import type { Contact, ContactOp, ContactState, MsgEvent, Profile, ProfileEvent, Request, ServerFrame, StatusValue } from './frames.ts';
 
 export type Session = { user: string; device: string; gateway: string; conn: string };
-export type Watcher = { gateway: string; conn: string };
+export type Watcher = { gateway: string; conn: string; user?: string };
 /** A timeline entry as it travels to a recipient's home (its seq is assigned there). */
 export type Delivery = { user: string; mid: string; conv: string; from: string; to?: string; group?: string; body: string; ts: number };
 /** One group message for the members one home node holds: each gets a copy (its seq assigned
@@ -34,7 +34,14 @@ export type HomeCall =
   | { fn: 'history'; user: string; conv: string; before?: number; limit: number }
   | { fn: 'ack'; user: string; device: string; seq: number }
   | { fn: 'read'; session: Session; conv: string; seq: number }
-  | { fn: 'unread'; user: string };
+  | { fn: 'unread'; user: string }
+  /** On the user's home: a change of the user's profile, status, privacy or contacts. */
+  | { fn: 'social'; user: string; req: SocialCall }
+  /** On the user's home: a page of the user's contacts. */
+  | { fn: 'contacts'; user: string; after?: string; limit: number };
+/** The client requests `fn: 'social'` carries (validated as a client's). */
+export type SocialCall = Extract<Request, { op: 'profile_set' | 'status' | 'privacy' | 'contact_lists' | ContactOp }>;
+export type AdmitItem = { to: string; from: string; kind: 'dm' | 'typing' | 'request' | 'follow' };
 
 export type PeerRequest =
   | { t: 'call'; key: string; rv: string; hops: number; call: HomeCall }
@@ -45,7 +52,15 @@ export type PeerRequest =
   | { t: 'relay'; users: string[]; frame: ServerFrame }
   /** The newest mid each of these users has read in `conv` (their home answers). */
   | { t: 'readmarks'; conv: string; users: string[] }
-  | { t: 'presence'; users: string[] }
+  | { t: 'presence'; users: string[]; viewer?: string }
+  /** Whether each `to` (homed at the receiver) takes a direct message, typing, a request or a
+   * follow from `from`: per item null (yes) or the refusal. */
+  | { t: 'admit'; items: AdmitItem[] }
+  /** Profile versions and presence of users homed at the receiver, as `viewer` may see them. */
+  | { t: 'cinfo'; viewer: string; users: string[] }
+  | { t: 'profiles'; viewer: string; users: string[] }
+  /** Forget admissions cached for these users (one of them blocked someone or got stricter). */
+  | { t: 'revoke'; users: string[] }
   | { t: 'watch'; watcher: Watcher; users: string[]; on: boolean }
   | { t: 'register'; sessions: Session[] }
   /** A gateway's heartbeat: renews its sessions on these connections; the reply lists the
@@ -127,8 +142,8 @@ const nat = (v: unknown, what: string): number => (typeof v === 'number' && Numb
 const arr = (v: unknown, what: string): unknown[] => (Array.isArray(v) && v.length <= MAX_ITEMS ? v : bad(`${what} must be an array`));
 const conv = (v: unknown): string => (parseConv(v) ? (v as string) : bad('conv must be a conversation id'));
 /** A store key: a user id, or `g:<group>` for a group's log. */
-export const isKey = (v: unknown): v is string => isId(v) || (typeof v === 'string' && v.startsWith('g:') && isId(v.slice(2)));
-const key = (v: unknown, what: string): string => (isKey(v) ? v : bad(`${what} must be a user or g:<group>`));
+export const isKey = (v: unknown): v is string => isId(v) || (typeof v === 'string' && (v.startsWith('g:') || v.startsWith('s:')) && isId(v.slice(2)));
+const key = (v: unknown, what: string): string => (isKey(v) ? v : bad(`${what} must be a user, g:<group> or s:<user>`));
 const ids = (v: unknown, what: string): string[] => arr(v, what).map((u) => id(u, what));
 // Node names and connection ids are ids too (config restricts names to a subset of id characters).
 const session = (v: unknown): Session => {
@@ -137,7 +152,7 @@ const session = (v: unknown): Session => {
 };
 const watcher = (v: unknown): Watcher => {
   const o = obj(v, 'watcher');
-  return { gateway: id(o.gateway, 'gateway'), conn: id(o.conn, 'conn') };
+  return { gateway: id(o.gateway, 'gateway'), conn: id(o.conn, 'conn'), ...(o.user !== undefined ? { user: id(o.user, 'user') } : {}) };
 };
 
 export function validateDelivery(v: unknown, maxBody: number, anyKey = false): Delivery {
@@ -198,6 +213,21 @@ function homeCall(v: unknown, maxBody: number): HomeCall {
       return { fn: 'read', session: session(o.session), conv: conv(o.conv), seq: nat(o.seq, 'seq') };
     case 'unread':
       return { fn: 'unread', user: id(o.user, 'user') };
+    case 'social': {
+      let req: Request;
+      try {
+        req = validateRequest(obj(o.req, 'req'), { maxBody, maxUsers: 1, maxMembers: 1, maxProfileFields: 64 * 1024 });
+      } catch (e) {
+        return bad(`social request: ${(e as Error).message}`);
+      }
+      if (!['profile_set', 'status', 'privacy', 'contact_lists', ...CONTACT_OPS].includes(req.op)) bad('not a social op');
+      return { fn: 'social', user: id(o.user, 'user'), req: req as SocialCall };
+    }
+    case 'contacts': {
+      const c: HomeCall = { fn: 'contacts', user: id(o.user, 'user'), limit: Math.min(Math.max(nat(o.limit, 'limit'), 1), 1000) };
+      if (o.after !== undefined) c.after = id(o.after, 'after');
+      return c;
+    }
   }
   return bad(`unknown call '${String(o.fn).slice(0, 40)}'`);
 }
@@ -261,16 +291,16 @@ export function validatePage(v: unknown, maxBody: number): Page {
     if (u.outbox !== undefined) {
       snap.outbox = arr(u.outbox, 'snapshot.outbox').map((y) => {
         const o = obj(y, 'outbox row');
-        const item = validateDelivery(o.item, maxBody);
-        const row = { mid: str(o.mid, 'mid', 64), dest: id(o.dest, 'dest'), item };
-        if (item.mid !== row.mid || item.user !== row.dest || item.from !== snap.user) bad('an outbox row is a copy of the user\'s message for dest');
+        const item = validateDelivery(o.item, maxBody, true);
+        const row = { mid: str(o.mid, 'mid', 64), dest: key(o.dest, 'dest'), item };
+        if (item.mid !== row.mid || item.user !== row.dest || (item.from !== snap.user && `s:${item.from}` !== snap.user)) bad('an outbox row is a copy of the user\'s message for dest');
         return row;
       });
     }
     if (u.cleared !== undefined) {
       snap.cleared = arr(u.cleared, 'snapshot.cleared').map((y) => {
         const o = obj(y, 'cleared row');
-        return { mid: str(o.mid, 'mid', 64), dest: id(o.dest, 'dest') };
+        return { mid: str(o.mid, 'mid', 64), dest: key(o.dest, 'dest') };
       });
     }
     if (u.next !== undefined) snap.next = nat(u.next, 'next');
@@ -306,7 +336,7 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
     case 'call':
       return { t: 'call', key: key(o.key, 'key'), rv: str(o.rv, 'rv', 64), hops: nat(o.hops, 'hops'), call: homeCall(o.call, maxBody) };
     case 'deliver':
-      return { t: 'deliver', rv: str(o.rv, 'rv', 64), items: arr(o.items, 'items').map((d) => validateDelivery(d, maxBody)) };
+      return { t: 'deliver', rv: str(o.rv, 'rv', 64), items: arr(o.items, 'items').map((d) => validateDelivery(d, maxBody, true)) };
     case 'fanout':
       return {
         t: 'fanout', rv: str(o.rv, 'rv', 64), items: arr(o.items, 'items').map((x): FanItem => {
@@ -323,13 +353,27 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
       let frame: ServerFrame;
       if (f.op === 'typing') frame = { op: 'typing', from: id(f.from, 'from'), conv: conv(f.conv) };
       else if (f.op === 'receipt') frame = { op: 'receipt', conv: conv(f.conv), by: id(f.by, 'by'), mid: str(f.mid, 'mid', 64) };
-      else return bad('a relayed frame is typing or receipt');
+      else if (f.op === 'profile') frame = profileFrame(f);
+      else return bad('a relayed frame is typing, receipt or profile');
       return { t: 'relay', users: ids(o.users, 'users'), frame };
     }
     case 'readmarks':
       return { t: 'readmarks', conv: conv(o.conv), users: ids(o.users, 'users') };
     case 'presence':
-      return { t: 'presence', users: arr(o.users, 'users').map((u) => id(u, 'user')) };
+      return { t: 'presence', users: arr(o.users, 'users').map((u) => id(u, 'user')), ...(o.viewer !== undefined ? { viewer: id(o.viewer, 'viewer') } : {}) };
+    case 'admit':
+      return {
+        t: 'admit', items: arr(o.items, 'items').map((x) => {
+          const i = obj(x, 'item');
+          if (!['dm', 'typing', 'request', 'follow'].includes(i.kind as string)) bad('unknown admit kind');
+          return { to: id(i.to, 'to'), from: id(i.from, 'from'), kind: i.kind as AdmitItem['kind'] };
+        }),
+      };
+    case 'cinfo':
+    case 'profiles':
+      return { t: o.t, viewer: id(o.viewer, 'viewer'), users: ids(o.users, 'users') };
+    case 'revoke':
+      return { t: 'revoke', users: ids(o.users, 'users') };
     case 'watch':
       if (typeof o.on !== 'boolean') bad('on must be a boolean');
       return { t: 'watch', watcher: watcher(o.watcher), users: arr(o.users, 'users').map((u) => id(u, 'user')), on: o.on as boolean };
@@ -366,8 +410,38 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
 
 /** The events a home pushes to a connection on another node's gateway (replies never cross):
  * rebuilt from their typed fields only, so a peer cannot hand a client anything else. */
-export const PUSH_OPS = ['msg', 'presence', 'read', 'goaway', 'typing', 'receipt'] as const;
+export const PUSH_OPS = ['msg', 'presence', 'read', 'goaway', 'typing', 'receipt', 'profile', 'contact'] as const;
 const MAX_GOAWAY_NODES = 64;
+
+function profileFrame(f: O): ProfileEvent {
+  const p = obj(f.profile, 'profile');
+  const fields = profileFields({ name: p.name, avatar: p.avatar, text: p.text, fields: p.fields }, 64 * 1024, bad, bad);
+  const version = nat(f.version, 'version');
+  const profile: Profile = { name: fields.name ?? '', avatar: fields.avatar ?? '', text: fields.text ?? '', fields: fields.fields ?? {}, version };
+  return { op: 'profile', user: id(f.user, 'user'), profile, version };
+}
+
+const bool = (v: unknown, what: string): boolean => (typeof v === 'boolean' ? v : bad(`${what} must be a boolean`));
+function presenceView(v: unknown): { online: boolean; status?: StatusValue; text?: string } {
+  const p = obj(v, 'presence');
+  const out: { online: boolean; status?: StatusValue; text?: string } = { online: bool(p.online, 'online') };
+  if (p.status !== undefined) out.status = STATUSES.includes(p.status as StatusValue) ? p.status as StatusValue : bad('unknown status');
+  if (p.text !== undefined) out.text = str(p.text, 'text', PROFILE_LIMITS.text);
+  return out;
+}
+
+export function contactOf(v: unknown): Contact {
+  const f = obj(v, 'contact');
+  if (!['friend', 'requested', 'pending', 'none'].includes(f.state as string)) bad('unknown contact state');
+  const k: Contact = {
+    user: id(f.user, 'user'), state: f.state as ContactState, following: bool(f.following, 'following'), follows_me: bool(f.follows_me, 'follows_me'),
+    blocked: bool(f.blocked, 'blocked'), lists: arr(f.lists, 'lists').slice(0, PROFILE_LIMITS.lists).map((l) => str(l, 'list', PROFILE_LIMITS.label)),
+  };
+  if (f.text !== undefined) k.text = str(f.text, 'text', PROFILE_LIMITS.requestText);
+  if (f.profile_version !== undefined) k.profile_version = nat(f.profile_version, 'profile_version');
+  if (f.presence !== undefined) k.presence = presenceView(f.presence);
+  return k;
+}
 
 export function pushFrame(v: unknown): ServerFrame {
   const f = obj(v, 'frame');
@@ -383,8 +457,11 @@ export function pushFrame(v: unknown): ServerFrame {
       return m;
     }
     case 'presence':
-      if (typeof f.online !== 'boolean') bad('online must be a boolean');
-      return { op: 'presence', user: id(f.user, 'user'), online: f.online as boolean };
+      return { op: 'presence', user: id(f.user, 'user'), ...presenceView(f) };
+    case 'profile':
+      return profileFrame(f);
+    case 'contact':
+      return { op: 'contact', ...contactOf(f) };
     case 'read':
       return { op: 'read', conv: conv(f.conv), seq: nat(f.seq, 'seq') };
     case 'goaway': {

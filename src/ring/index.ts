@@ -69,6 +69,8 @@ export function createRing(members: Iterable<string>, init: RingInit = {}): Ring
   function owners(key: string, n: number = replicas): string[] {
     const count = Math.min(Math.floor(n), sorted.length);
     if (hashRing === undefined || !(count >= 1)) return [];
+    // A user's social log (`s:<user>`) lives with the user: its presence needs the user's privacy.
+    if (key.startsWith('s:')) key = key.slice(2);
     const k = `${count}\0${key}`;
     let hit = memo.get(k);
     if (hit === undefined) {

@@ -46,7 +46,7 @@ test('no flags and no env give the defaults', (t) => {
   t.deepEqual(cfg, DEFAULTS);
   t.deepEqual(cfg, {
     name: 'node-1', data: './data', host: '127.0.0.1', port: 7001, p2pPort: 9001, p2pHost: '127.0.0.1', join: [], insecure: false,
-    maxFrame: 65536, maxBody: 16384, maxUsers: 500, maxMembers: 10_000, loginTimeoutMs: 10_000, idleTimeoutMs: 60_000,
+    maxFrame: 65536, maxBody: 16384, maxUsers: 500, maxMembers: 10_000, maxContacts: 5000, maxPendingRequests: 1000, maxProfileFields: 2048, loginTimeoutMs: 10_000, idleTimeoutMs: 60_000,
     presenceTimeoutMs: 15_000, rate: 200, rateBurst: 400, maxBuffered: 8 * 1024 * 1024, sync: 'normal', logLevel: 'info',
     vnodes: 160, replicas: 2, suspectAfterMs: 2000, confirmTimeoutMs: 3000, maxTokenLifeS: 30 * 24 * 3600,
     // The connection limits of docs/PROTOCOL.md, section 8.

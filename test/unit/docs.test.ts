@@ -29,9 +29,12 @@ function opsOfUnion(name: string): string[] {
   const members = m[1]!.split('|').map((s) => s.trim()).filter(Boolean);
   return members.map((member) => {
     const def = new RegExp(`export type ${member} = \\{ op: '([a-z_]+)'`).exec(FRAMES);
-    if (!def) throw new Error(`cannot read the op of ${member} in frames.ts`);
-    return def[1]!;
-  });
+    if (def) return [def[1]!];
+    // A member for several ops names them as a union type of their own.
+    const named = new RegExp(`export type ${member} = \\{ op: ([A-Za-z]+);`).exec(FRAMES);
+    if (!named) throw new Error(`cannot read the op of ${member} in frames.ts`);
+    return literalUnion(named[1]!);
+  }).flat();
 }
 
 /** Ops shown as a JSON example in the doc: `"op":"x"` inside a ```json block. */

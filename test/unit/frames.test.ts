@@ -209,12 +209,85 @@ for (const op of ['group_leave', 'group_info']) {
   };
 }
 
-test('the tables cover exactly the 18 ops of the protocol', (t) => {
+// Section 13: profiles, contacts, status and privacy.
+cases.login!.valid.push([{ op: 'login', user: 'alice', roster: true }, { op: 'login', user: 'alice', roster: true }]);
+cases.login!.valid.push([{ op: 'login', user: 'alice', roster: false }, { op: 'login', user: 'alice' }]);
+cases.login!.invalid.push([{ op: 'login', user: 'alice', roster: 'yes' }, 'bad_request']);
+for (const op of ['contact_request', 'contact_accept', 'contact_decline', 'contact_remove', 'follow', 'unfollow', 'block', 'unblock']) {
+  cases[op] = {
+    valid: [[{ op, id: 3, user: 'bob' }, { op, id: 3, user: 'bob' }]],
+    invalid: [[{ op }, 'bad_request'], ...BAD_IDS.map((v): Invalid => [{ op, user: v }, 'bad_request'])],
+  };
+}
+cases.contact_request!.valid.push([{ op: 'contact_request', user: 'bob', text: "hi, it's alice" }, { op: 'contact_request', user: 'bob', text: "hi, it's alice" }]);
+cases.contact_request!.invalid.push([{ op: 'contact_request', user: 'bob', text: 'x'.repeat(281) }, 'bad_request'], [{ op: 'contact_request', user: 'bob', text: 5 }, 'bad_request']);
+cases.profile_set = {
+  valid: [
+    [{ op: 'profile_set', id: 1, profile: { name: 'Alice', avatar: 'https://x.example/a.png', text: 'hi there', fields: { city: 'Lyon', age: 30, bot: false } } },
+      { op: 'profile_set', id: 1, profile: { name: 'Alice', avatar: 'https://x.example/a.png', text: 'hi there', fields: { city: 'Lyon', age: 30, bot: false } } }],
+    [{ op: 'profile_set', profile: {} }, { op: 'profile_set', profile: {} }],
+    [{ op: 'profile_set', profile: { avatar: '' } }, { op: 'profile_set', profile: { avatar: '' } }],
+  ],
+  invalid: [
+    [{ op: 'profile_set' }, 'bad_request'],
+    [{ op: 'profile_set', profile: [] }, 'bad_request'],
+    [{ op: 'profile_set', profile: { name: 'x'.repeat(65) } }, 'bad_request'],
+    [{ op: 'profile_set', profile: { text: 'x'.repeat(141) } }, 'bad_request'],
+    [{ op: 'profile_set', profile: { avatar: 'javascript:alert(1)' } }, 'bad_request'],
+    [{ op: 'profile_set', profile: { avatar: `https://${'x'.repeat(510)}` } }, 'bad_request'],
+    [{ op: 'profile_set', profile: { fields: { a: { nested: 1 } } } }, 'bad_request'],
+    [{ op: 'profile_set', profile: { fields: { a: null } } }, 'bad_request'],
+    [{ op: 'profile_set', profile: { fields: ['x'] } }, 'bad_request'],
+    [{ op: 'profile_set', profile: { fields: { big: 'x'.repeat(2100) } } }, 'too_large'],
+  ],
+};
+cases.profiles = {
+  valid: [[{ op: 'profiles', id: 2, users: ['bob', 'carol'] }, { op: 'profiles', id: 2, users: ['bob', 'carol'] }]],
+  invalid: [[{ op: 'profiles' }, 'bad_request'], [{ op: 'profiles', users: users(501) }, 'too_large'], ...BAD_IDS.map((v): Invalid => [{ op: 'profiles', users: [v] }, 'bad_request'])],
+};
+cases.contact_lists = {
+  valid: [
+    [{ op: 'contact_lists', id: 11, user: 'bob', lists: ['work', 'climbing'] }, { op: 'contact_lists', id: 11, user: 'bob', lists: ['work', 'climbing'] }],
+    [{ op: 'contact_lists', user: 'bob', lists: ['a', 'a'] }, { op: 'contact_lists', user: 'bob', lists: ['a'] }],
+    [{ op: 'contact_lists', user: 'bob', lists: [] }, { op: 'contact_lists', user: 'bob', lists: [] }],
+  ],
+  invalid: [
+    [{ op: 'contact_lists', user: 'bob' }, 'bad_request'],
+    [{ op: 'contact_lists', user: 'bob', lists: [''] }, 'bad_request'],
+    [{ op: 'contact_lists', user: 'bob', lists: ['x'.repeat(65)] }, 'bad_request'],
+    [{ op: 'contact_lists', user: 'bob', lists: Array.from({ length: 33 }, (_, i) => `l${i}`) }, 'too_large'],
+  ],
+};
+cases.contacts = {
+  valid: [
+    [{ op: 'contacts', id: 12 }, { op: 'contacts', id: 12, limit: 500 }],
+    [{ op: 'contacts', after: 'bob', limit: 5000 }, { op: 'contacts', after: 'bob', limit: 1000 }],
+    [{ op: 'contacts', after: '' }, { op: 'contacts', limit: 500 }],
+  ],
+  invalid: [[{ op: 'contacts', after: 5 }, 'bad_request'], [{ op: 'contacts', after: 'a b' }, 'bad_request'], [{ op: 'contacts', limit: 0 }, 'bad_request']],
+};
+cases.status = {
+  valid: [
+    [{ op: 'status', id: 13, status: 'busy', text: 'in a meeting' }, { op: 'status', id: 13, status: 'busy', text: 'in a meeting' }],
+    [{ op: 'status', status: 'invisible' }, { op: 'status', status: 'invisible' }],
+  ],
+  invalid: [[{ op: 'status' }, 'bad_request'], [{ op: 'status', status: 'asleep' }, 'bad_request'], [{ op: 'status', status: 'away', text: 'x'.repeat(141) }, 'bad_request']],
+};
+cases.privacy = {
+  valid: [
+    [{ op: 'privacy', id: 14, presence: 'contacts', profile: 'nobody', dm: 'contacts' }, { op: 'privacy', id: 14, presence: 'contacts', profile: 'nobody', dm: 'contacts' }],
+    [{ op: 'privacy', dm: 'everyone' }, { op: 'privacy', dm: 'everyone' }],
+  ],
+  invalid: [[{ op: 'privacy', dm: 'nobody' }, 'bad_request'], [{ op: 'privacy', presence: 'friends' }, 'bad_request'], [{ op: 'privacy', profile: true }, 'bad_request']],
+};
+
+test('the tables cover exactly the 32 ops of the protocol', (t) => {
   t.deepEqual(Object.keys(cases).sort(), [
-    'ack', 'group_add', 'group_create', 'group_info', 'group_leave', 'group_remove', 'history', 'login', 'ping',
-    'presence', 'read', 'receipts', 'send', 'sync', 'typing', 'unread', 'unwatch', 'watch',
+    'ack', 'block', 'contact_accept', 'contact_decline', 'contact_lists', 'contact_remove', 'contact_request', 'contacts', 'follow',
+    'group_add', 'group_create', 'group_info', 'group_leave', 'group_remove', 'history', 'login', 'ping',
+    'presence', 'privacy', 'profile_set', 'profiles', 'read', 'receipts', 'send', 'status', 'sync', 'typing', 'unblock', 'unfollow', 'unread', 'unwatch', 'watch',
   ]);
-  t.deepEqual(DEFAULT_VALIDATE_LIMITS, { maxBody: 16384, maxUsers: 500, maxMembers: 10000 });
+  t.deepEqual(DEFAULT_VALIDATE_LIMITS, { maxBody: 16384, maxUsers: 500, maxMembers: 10000, maxProfileFields: 2048 });
   t.is(DEFAULT_LIMIT, 100);
   t.is(MAX_LIMIT, 1000);
 });

@@ -1,0 +1,430 @@
+// The social role: profiles, status, privacy and contacts of the users this node is home of,
+// kept in each user's social log (store key `s:<user>`, placed by the ring on the user's home;
+// src/contacts/index.ts is the model). A change is appended to the log and made durable on every
+// copy before `ok`; a change of a relation is also handed to the other user's home through the
+// outbox, exactly as a direct message's copy is, so it survives a crash of either home and is
+// joined there once whatever the retries. The role also decides what others may see (presence
+// and profile) and receive (direct messages, typing, requests) from a user homed here.
+import type { Logger } from 'pino';
+import { admits, applyEntry, applyOp, counts, emptySocial, friends, listed, parseEvent, profileOf, sameView, view, visible, wire } from '../contacts/index.ts';
+import type { Limits, Pair, Refusal, SocialEvent, SocialState } from '../contacts/index.ts';
+import { emptyPair } from '../contacts/index.ts';
+import { dmConv } from '../protocol/frames.ts';
+import type { Contact, ContactOp, PresenceEvent, Profile, Request, ServerFrame, UserPresence } from '../protocol/frames.ts';
+import type { Delivery } from '../protocol/peer.ts';
+import type { Lookup, SessionRef, Watcher } from '../presence/index.ts';
+import type { Store, StoredEntry } from '../store/index.ts';
+import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
+
+export const socialKey = (user: string): string => `s:${user}`;
+export type SocialReq = Extract<Request, { op: 'profile_set' | 'status' | 'privacy' | 'contact_lists' | ContactOp }>;
+export type AdmitKind = 'dm' | 'typing' | 'request' | 'follow';
+/** What a contact entry shows of the contact, from the contact's home (left out when hidden). */
+export type ContactInfo = { profile_version?: number; presence?: Contact['presence'] };
+export type ContactsPage = { contacts: Contact[]; more: boolean; next?: string };
+
+export type SocialComponents = {
+  store: Store;
+  /** Whether this node serves the key now (writes). */
+  owns: (key: string) => boolean;
+  replicated: (key: string) => Promise<void>;
+  nextMid: () => string;
+  midTime: (mid: string) => number;
+  /** Hands a copy to its key's home through the outbox (the home's hand-over). */
+  handOver: (sender: string, d: Delivery) => Promise<void>;
+  /** Presence here, for users homed here. */
+  lookup: (user: string) => Lookup;
+  lastSeen: (user: string) => number | undefined;
+  sessions: (user: string) => SessionRef[];
+  watchers: (user: string) => Watcher[];
+  push: (gateway: string, conn: string, frame: ServerFrame) => void;
+  /** Pushes a frame to the online devices of users homed anywhere. */
+  relay: (users: string[], frame: ServerFrame) => Promise<void>;
+  /** Contact infos from the contacts' homes (this one included), as `viewer` may see them. */
+  infoAnywhere: (viewer: string, users: string[]) => Promise<Record<string, ContactInfo>>;
+  /** Asks `to`'s home whether it takes `kind` from `from`. */
+  admitAt: (to: string, from: string, kind: AdmitKind) => Promise<Refusal | undefined>;
+  /** Tells every other node to forget what it admitted to these users (a block or a stricter rule). */
+  revokeEverywhere: (users: string[]) => Promise<void>;
+  limits: Limits;
+  now?: () => number;
+  log: Logger;
+};
+
+export type Social = {
+  /** A change by `user` (homed here): resolves once it is durable on every copy of the log. */
+  op(user: string, req: SocialReq): Promise<void>;
+  /** A page of `user`'s contacts, ordered by user id, after the cursor `after`. */
+  contacts(user: string, after: string | undefined, limit: number): Promise<ContactsPage>;
+  /** Profiles of users homed here, as `viewer` may see them (null: none, or hidden). */
+  profiles(viewer: string, users: string[]): Promise<Record<string, Profile | null>>;
+  info(viewer: string, users: string[]): Promise<Record<string, ContactInfo>>;
+  /** Whether `to` (homed here) takes `kind` from `from`. */
+  admit(to: string, from: string, kind: AdmitKind): Promise<Refusal | undefined>;
+  /** On the sender's home: `to`'s answer, from a cache of recent yeses (true) or asked (throws ForbiddenError). */
+  gate(from: string, to: string, kind: AdmitKind): true | Promise<void>;
+  /** Another node's `revokeEverywhere`. */
+  revoke(users: string[]): void;
+  /** A presence answer for `viewer`: hidden users look offline; status added. */
+  presenceFor(user: string, viewer: string | undefined, p: UserPresence): Promise<UserPresence>;
+  /** The user went online or offline here: tells the watchers who may see it. */
+  presenceChanged(user: string, online: boolean): void;
+  /** Loads the user's state (at login, so that later presence events need no read); no read
+   * for a user who never wrote anything social. */
+  load(user: string): Promise<SocialState>;
+  /** The store committed these entries (social log entries are folded into the cached state). */
+  committed(entries: StoredEntry[]): void;
+  ringChanged(): void;
+};
+
+const GATE_TTL_MS = 10_000;
+const GATE_MAX = 100_000;
+const CACHE_MAX = 200_000;
+const REVOKE_WAIT_MS = 2000;
+
+export function createSocial(c: SocialComponents): Social {
+  const { store, log } = c;
+  const now = c.now ?? Date.now;
+  // Loaded states of users served here; cleared when the ring changes (a user may move away and back).
+  let cache = new Map<string, SocialState>();
+  // One change per user at a time: each sees the state the previous one left.
+  const chains = new Map<string, Promise<unknown>>();
+  // Sender side: recent yeses of `to` for `from` (to -> from -> until).
+  const gates = new Map<string, Map<string, number>>();
+  let gateCount = 0;
+  const asking = new Map<string, Promise<void>>();
+
+  async function load(user: string): Promise<SocialState> {
+    const have = cache.get(user);
+    if (have) return have;
+    const key = socialKey(user);
+    for (;;) {
+      await store.flush();
+      const last = store.lastSeq(key);
+      const s = emptySocial();
+      let after = 0;
+      while (after < last) {
+        const { entries } = await store.sync(key, after, 1000);
+        if (entries.length === 0) break;
+        for (const e of entries) if (e.seq <= last) applyEntry(s, e.seq, e.ts, e.body);
+        after = entries[entries.length - 1]!.seq;
+      }
+      s.seq = Math.max(s.seq, last);
+      if (store.lastSeq(key) !== last) continue; // appended meanwhile: read again
+      const now2 = cache.get(user);
+      if (now2) return now2;
+      if (c.owns(key)) {
+        if (cache.size >= CACHE_MAX) cache = new Map([...cache].slice(CACHE_MAX / 2));
+        cache.set(user, s);
+      }
+      return s;
+    }
+  }
+
+  /** The state if it needs no read: cached, or a user who never wrote anything social. */
+  function peek(user: string): SocialState | undefined {
+    return cache.get(user) ?? (store.lastSeq(socialKey(user)) === 0 ? emptySocial() : undefined);
+  }
+  const state = (user: string): Promise<SocialState> => {
+    const s = peek(user);
+    return s ? Promise.resolve(s) : load(user);
+  };
+
+  function serial<T>(user: string, f: () => Promise<T>): Promise<T> {
+    const prev = chains.get(user) ?? Promise.resolve();
+    const run = prev.then(f, f);
+    const tail = run.then(() => undefined, () => undefined);
+    chains.set(user, tail);
+    void tail.then(() => {
+      if (chains.get(user) === tail) chains.delete(user);
+    });
+    return run;
+  }
+
+  /** Appends events to the user's log (and a copy of the pair for the other side's home) and
+   * resolves once they are durable on every copy, with the state that folds them in. */
+  async function write(user: string, events: SocialEvent[], copy?: { to: string; pair: Pair }): Promise<SocialState> {
+    const key = socialKey(user);
+    if (!c.owns(key)) throw new UnavailableError(`${user} is moving to another node`);
+    const items = events.map((ev) => {
+      const mid = c.nextMid();
+      const other = 'u' in ev ? ev.u : user;
+      return { user: key, mid, conv: dmConv(user, other), from: user, to: other, body: JSON.stringify(ev), ts: c.midTime(mid), dkey: `e:${mid}` };
+    });
+    let outbox: Parameters<Store['append']>[1] = [];
+    let d: Delivery | undefined;
+    if (copy) {
+      const mid = c.nextMid();
+      const body: SocialEvent = { k: 'peer', u: user, p: wire(copy.pair) };
+      d = { user: socialKey(copy.to), mid, conv: dmConv(user, copy.to), from: user, to: copy.to, body: JSON.stringify(body), ts: c.midTime(mid) };
+      outbox = [{ user: key, mid, dest: d.user, item: d }];
+    }
+    const { entries, durable } = store.append(items, outbox);
+    await durable;
+    await c.replicated(key);
+    if (d) c.handOver(key, d).catch((e: Error) => log.info({ user, to: copy!.to, err: e.message }, 'contact change not handed over yet; the outbox retries'));
+    // Folded in by `committed` unless the cache was dropped meanwhile (a ring change).
+    const fresh = cache.get(user);
+    return fresh && fresh.seq >= entries[entries.length - 1]!.seq ? fresh : load(user);
+  }
+
+  async function contactOp(user: string, op: ContactOp, other: string, text: string): Promise<void> {
+    if (other === user) throw new ClientError('bad_request', 'that is yourself');
+    if (op === 'contact_request' || op === 'follow') {
+      // The other side decides whether it takes it: a block, or its pending requests full.
+      const no = await c.admitAt(other, user, op === 'follow' ? 'follow' : 'request');
+      if (no) throw no.code === 'forbidden' ? new ForbiddenError(no.message) : new ClientError(no.code, no.message);
+    }
+    await serial(user, async () => {
+      const s = await load(user);
+      const before = s.pairs.get(other) ?? emptyPair();
+      const next = applyOp(before, op, other, text, counts(s).contacts, c.limits);
+      if (next === 'same') return;
+      if ('code' in next) throw next.code === 'forbidden' ? new ForbiddenError(next.message) : new ClientError(next.code, next.message);
+      const s2 = await write(user, [{ k: 'pair', u: other, p: wire(next) }], { to: other, pair: next });
+      const after = s2.pairs.get(other) ?? next;
+      await effects(user, s2, other, before, after);
+      void announce(user, other, after);
+    });
+  }
+
+  /** What a change of a relation changes for others: admissions revoked where it got stricter,
+   * and presence shown or hidden to the other user. */
+  async function effects(user: string, s: SocialState, other: string, before: Pair, after: Pair): Promise<void> {
+    const stricter = (!before.bm.on && after.bm.on) || (friends(before) && !friends(after) && s.privacy.dm === 'contacts');
+    if (stricter) await revokeAll([user]);
+    const seen = (p: Pair) => visibleWith(user, s, other, p);
+    if (seen(before) !== seen(after)) presenceTo(user, s, (w) => w.user === other);
+  }
+  function visibleWith(user: string, s: SocialState, viewer: string, p: Pair): boolean {
+    const pairs = new Map(s.pairs).set(viewer, p);
+    return visible(user, { ...s, pairs }, viewer, 'presence');
+  }
+
+  async function revokeAll(users: string[]): Promise<void> {
+    revoke(users);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, REVOKE_WAIT_MS)));
+    await Promise.race([c.revokeEverywhere(users).catch((e: Error) => log.warn({ users, err: e.message }, 'revocation not confirmed by every node')), late]);
+    clearTimeout(timer);
+  }
+
+  /** A contact event to `user`'s devices with the other side's profile version and presence. */
+  async function announce(user: string, other: string, p: Pair, text?: string): Promise<void> {
+    const sessions = c.sessions(user);
+    if (sessions.length === 0) return;
+    let info: ContactInfo = {};
+    try {
+      info = (await c.infoAnywhere(user, [other]))[other] ?? {};
+    } catch (e) {
+      log.debug({ user, other, err: (e as Error).message }, 'contact event without presence');
+    }
+    const frame: ServerFrame = { op: 'contact', ...view(other, p), ...info, ...(text ? { text } : {}) };
+    for (const ss of c.sessions(user)) c.push(ss.gateway, ss.conn, frame);
+  }
+
+  /** The presence of `user` to the watchers `which` selects, as each may see it. */
+  function presenceTo(user: string, s: SocialState, which: (w: Watcher) => boolean = () => true): void {
+    const p = c.lookup(user);
+    for (const w of c.watchers(user)) {
+      if (!which(w)) continue;
+      const shown = p.online && visible(user, s, w.user, 'presence');
+      const ev: PresenceEvent = { op: 'presence', user, online: shown };
+      if (shown && s.status !== 'available') ev.status = s.status;
+      if (shown && s.stext) ev.text = s.stext;
+      c.push(w.gateway, w.conn, ev);
+    }
+  }
+
+  function revoke(users: string[]): void {
+    for (const u of users) {
+      const m = gates.get(u);
+      if (m) {
+        gateCount -= m.size;
+        gates.delete(u);
+      }
+    }
+  }
+
+  function infoOf(viewer: string, user: string, s: SocialState): ContactInfo {
+    const out: ContactInfo = {};
+    if (visible(user, s, viewer, 'profile')) out.profile_version = s.pver;
+    const p = c.lookup(user);
+    const online = p.online && visible(user, s, viewer, 'presence');
+    out.presence = { online };
+    if (online && s.status !== 'available') out.presence.status = s.status;
+    if (online && s.stext) out.presence.text = s.stext;
+    return out;
+  }
+
+  return {
+    load: state,
+
+    async op(user, req) {
+      switch (req.op) {
+        case 'profile_set':
+          return serial(user, async () => {
+            const s = await write(user, [{ k: 'profile', p: req.profile }]);
+            const audience = [user];
+            for (const [u, p] of s.pairs) if ((friends(p) || p.wt.on) && visible(user, s, u, 'profile')) audience.push(u);
+            const profile = profileOf(s);
+            void c.relay(audience, { op: 'profile', user, profile, version: profile.version })
+              .catch((e: Error) => log.info({ user, err: e.message }, 'profile change not pushed to every contact'));
+          });
+        case 'status':
+          return serial(user, async () => {
+            presenceTo(user, await write(user, [{ k: 'status', s: req.status, x: req.text ?? '' }]));
+          });
+        case 'privacy':
+          return serial(user, async () => {
+            const was = (await load(user)).privacy;
+            const { op: _op, id: _id, ...p } = req;
+            const s = await write(user, [{ k: 'privacy', p }]);
+            const stricter = (was.dm === 'everyone' && s.privacy.dm === 'contacts');
+            if (stricter) await revokeAll([user]);
+            presenceTo(user, s);
+          });
+        case 'contact_lists':
+          return serial(user, async () => {
+            const s = await load(user);
+            const p = s.pairs.get(req.user);
+            if (!p || !listed(p)) throw new ClientError('not_found', `${req.user} is not among your contacts`);
+            const s2 = await write(user, [{ k: 'lists', u: req.user, l: req.lists }]);
+            void announce(user, req.user, s2.pairs.get(req.user) ?? p);
+          });
+        default:
+          return contactOp(user, req.op, req.user, req.op === 'contact_request' ? (req.text ?? '') : '');
+      }
+    },
+
+    async contacts(user, after, limit) {
+      const s = await load(user);
+      const all = [...s.pairs].filter(([u, p]) => listed(p) && (after === undefined || u > after)).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+      const page = all.slice(0, limit);
+      const infos = page.length ? await c.infoAnywhere(user, page.map(([u]) => u)) : {};
+      const contacts = page.map(([u, p]) => ({ ...view(u, p), ...(infos[u] ?? {}) }));
+      const more = all.length > limit;
+      return more ? { contacts, more, next: page[page.length - 1]![0] } : { contacts, more };
+    },
+
+    async profiles(viewer, users) {
+      const out: Record<string, Profile | null> = Object.create(null);
+      for (const u of users) {
+        const s = await state(u);
+        out[u] = s.pver > 0 && visible(u, s, viewer, 'profile') ? profileOf(s) : null;
+      }
+      return out;
+    },
+
+    async info(viewer, users) {
+      const out: Record<string, ContactInfo> = Object.create(null);
+      for (const u of users) out[u] = infoOf(viewer, u, await state(u));
+      return out;
+    },
+
+    async admit(to, from, kind) {
+      const s = await state(to);
+      const no = admits(s, from, kind);
+      if (no) return no;
+      if (kind === 'request') {
+        const p = s.pairs.get(from);
+        // A request crossing one of ours is an accept; a repeated one changes nothing.
+        if (!p?.fm && !p?.ft && counts(s).pending >= c.limits.maxPending) {
+          return { code: 'too_large', message: `${to} has ${c.limits.maxPending} requests waiting; try again later` };
+        }
+      }
+      return undefined;
+    },
+
+    gate(from, to, kind) {
+      if (to === from) return true;
+      const until = gates.get(to)?.get(from);
+      // Typing follows the direct-message rule, so one cached yes serves both.
+      const cacheable = kind === 'dm' || kind === 'typing';
+      if (cacheable && until !== undefined && until > now()) return true;
+      const k = `${kind}\0${to}\0${from}`;
+      const going = asking.get(k);
+      if (going) return going;
+      const p = c.admitAt(to, from, kind).then((no) => {
+        if (no) throw no.code === 'forbidden' ? new ForbiddenError(no.message) : new ClientError(no.code, no.message);
+        if (!cacheable) return;
+        if (gateCount >= GATE_MAX) {
+          gates.clear();
+          gateCount = 0;
+        }
+        let m = gates.get(to);
+        if (!m) gates.set(to, (m = new Map()));
+        if (!m.has(from)) gateCount++;
+        m.set(from, now() + GATE_TTL_MS);
+      });
+      asking.set(k, p);
+      const done = () => asking.delete(k);
+      p.then(done, done);
+      return p;
+    },
+
+    revoke,
+
+    async presenceFor(user, viewer, p) {
+      const s = await state(user);
+      if (!visible(user, s, viewer, 'presence')) {
+        // Invisible looks like gone since going invisible; hidden by a rule shows no time at all.
+        const rule = viewer !== user && s.status === 'invisible' && !s.pairs.get(viewer ?? '')?.bm.on && visible(user, { ...s, status: 'available' }, viewer, 'presence');
+        const last = rule ? (s.hiddenAt || c.lastSeen(user)) : undefined;
+        return last ? { online: false, last_seen: last } : { online: false };
+      }
+      if (!p.online) return p;
+      const out: UserPresence = { ...p };
+      if (s.status !== 'available') out.status = s.status;
+      if (s.stext) out.text = s.stext;
+      return out;
+    },
+
+    presenceChanged(user, online) {
+      const s = peek(user);
+      if (s) return presenceTo(user, s);
+      void load(user).then((st) => presenceTo(user, st), (e: Error) => {
+        log.warn({ user, err: e.message }, 'presence change not told: the social state did not load');
+        for (const w of c.watchers(user)) c.push(w.gateway, w.conn, { op: 'presence', user, online });
+      });
+    },
+
+    committed(entries) {
+      for (const e of entries) {
+        if (!e.user.startsWith('s:')) continue;
+        const user = e.user.slice(2);
+        const ev = parseEvent(e.body);
+        const other = ev && ev.k === 'peer' ? ev.u : undefined;
+        let s = cache.get(user);
+        if (!s && e.seq === 1 && c.owns(e.user)) cache.set(user, (s = emptySocial()));
+        if (s && e.seq !== s.seq + 1) {
+          cache.delete(user); // a gap: read it all again on next use
+          s = undefined;
+        }
+        if (!s) {
+          // Not in memory (the ring changed since it was read): what it was before is not known,
+          // so the devices hear the relation as it is now.
+          if (other !== undefined) {
+            void c.replicated(e.user).then(() => load(user)).then((st) => announce(user, other, st.pairs.get(other) ?? emptyPair()))
+              .catch((err: Error) => log.debug({ user, other, err: err.message }, 'contact change not announced'));
+          }
+          continue;
+        }
+        const before = other !== undefined ? s.pairs.get(other) ?? emptyPair() : undefined;
+        applyEntry(s, e.seq, e.ts, e.body);
+        if (other === undefined || before === undefined) continue;
+        // The other side's change arrived: this side's devices hear of it once it is on every copy.
+        const after = s.pairs.get(other)!;
+        const changed = !sameView(view(other, before), view(other, after));
+        void c.replicated(e.user).then(async () => {
+          if (changed) await announce(user, other, after, after.ft && !before.ft ? after.tt : undefined);
+          await effects(user, s, other, before, after);
+        }).catch((err: Error) => log.debug({ user, other, err: err.message }, 'contact change not announced'));
+      }
+    },
+
+    ringChanged() {
+      cache = new Map();
+    },
+  };
+}
