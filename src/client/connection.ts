@@ -4,8 +4,9 @@
 // the resilient session (reconnect, replay, resend) on top of it.
 import { Emitter } from './emitter.ts';
 import type {
-  ErrorCode, GroupReply, MsgEvent, MsgsReply, OkReply, PongReply, PresenceReply, ReceiptsReply, ReqId, Request, SentReply,
-  ServerFrame, UnreadReply, WelcomeReply,
+  Contact, ContactOp, ContactsReply, ErrorCode, GroupReply, MsgEvent, MsgsReply, OkReply, PongReply, PresenceReply,
+  PrivacySettings, ProfileFields, ProfilesReply, ReceiptsReply, ReqId, Request, SentReply, ServerFrame, StatusValue,
+  UnreadReply, WelcomeReply,
 } from '../protocol/frames.ts';
 
 /** An error reply from the node (`code` as in the protocol), or a request that could not complete. */
@@ -88,6 +89,24 @@ export function opened<C extends Connection>(conn: C, timeoutMs: number): Promis
     ws.addEventListener('open', onOpen);
     conn.on('close', onClose);
   });
+}
+
+/** A `contacts` request: `limit` is left to the node's default (500) when not given. */
+export function contactsFrame(opts: { after?: string; limit?: number }): Out {
+  return { op: 'contacts', ...(opts.after !== undefined ? { after: opts.after } : {}), ...(opts.limit ? { limit: opts.limit } : {}) } as Out;
+}
+
+/** Pages through `contacts` until `more` is false. A page that says more but gives no new cursor
+ * ends it with an error rather than asking for the same page for ever. */
+export async function* contactPages(page: (after: string | undefined) => Promise<ContactsReply>): AsyncGenerator<Contact> {
+  let after: string | undefined;
+  for (;;) {
+    const r = await page(after);
+    yield* r.contacts;
+    if (!r.more) return;
+    if (!r.next || r.next === after) throw new Error('contacts: more pages announced without a new cursor');
+    after = r.next;
+  }
 }
 
 function defaultWebSocket(): WebSocketCtor {
@@ -195,7 +214,9 @@ export class Connection extends Emitter<ConnectionEvents> {
     return this.waiting.size;
   }
 
-  login(l: { token?: string; user?: string; device?: string; since?: number }): Promise<WelcomeReply> {
+  /** `roster: true`: the node pushes the contacts as `roster` pages right after the welcome, then
+   * the contacts' presence and profile changes without a watch. */
+  login(l: { token?: string; user?: string; device?: string; since?: number; roster?: boolean }): Promise<WelcomeReply> {
     return this.request<WelcomeReply>({ op: 'login', ...l });
   }
   ping(): Promise<PongReply> {
@@ -246,6 +267,58 @@ export class Connection extends Emitter<ConnectionEvents> {
   }
   unwatch(users: string[]): Promise<OkReply> {
     return this.request<OkReply>({ op: 'unwatch', users });
+  }
+  profileSet(profile: ProfileFields): Promise<OkReply> {
+    return this.request<OkReply>({ op: 'profile_set', profile });
+  }
+  profiles(users: string[]): Promise<ProfilesReply> {
+    return this.request<ProfilesReply>({ op: 'profiles', users });
+  }
+  /** One of the contact ops (contact_request, contact_accept, …, block, unblock) on a user. */
+  contact(op: ContactOp, user: string, text?: string): Promise<OkReply> {
+    return this.request<OkReply>({ op, user, ...(text !== undefined ? { text } : {}) });
+  }
+  contactRequest(user: string, text?: string): Promise<OkReply> {
+    return this.contact('contact_request', user, text);
+  }
+  contactAccept(user: string): Promise<OkReply> {
+    return this.contact('contact_accept', user);
+  }
+  contactDecline(user: string): Promise<OkReply> {
+    return this.contact('contact_decline', user);
+  }
+  contactRemove(user: string): Promise<OkReply> {
+    return this.contact('contact_remove', user);
+  }
+  follow(user: string): Promise<OkReply> {
+    return this.contact('follow', user);
+  }
+  unfollow(user: string): Promise<OkReply> {
+    return this.contact('unfollow', user);
+  }
+  block(user: string): Promise<OkReply> {
+    return this.contact('block', user);
+  }
+  unblock(user: string): Promise<OkReply> {
+    return this.contact('unblock', user);
+  }
+  contactLists(user: string, lists: string[]): Promise<OkReply> {
+    return this.request<OkReply>({ op: 'contact_lists', user, lists });
+  }
+  /** One page of contacts, ordered by user id; pass the reply's `next` as `after` for the next one. */
+  contacts(opts: { after?: string; limit?: number } = {}): Promise<ContactsReply> {
+    return this.request<ContactsReply>(contactsFrame(opts));
+  }
+  /** Every contact, page after page until `more` is false. */
+  allContacts(limit?: number): AsyncGenerator<Contact> {
+    return contactPages((after) => this.contacts({ after, limit }));
+  }
+  status(status: StatusValue, text?: string): Promise<OkReply> {
+    return this.request<OkReply>({ op: 'status', status, ...(text !== undefined ? { text } : {}) });
+  }
+  /** Changes the settings named (the others stay). */
+  privacy(settings: Partial<PrivacySettings>): Promise<OkReply> {
+    return this.request<OkReply>({ op: 'privacy', ...settings });
   }
 
   /** Resolves with the first incoming frame (reply or event) that matches, within the timeout. */

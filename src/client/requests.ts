@@ -1,10 +1,21 @@
 // The session's requests other than sends, as a base class of ImSession: one method per op of the
 // protocol, and a queue that holds requests while no connection is logged in (bounded) and sends
 // again, on the next connection, those lost with theirs when repeating them is safe.
-import { ConnectionClosedError, ImError } from './connection.ts';
+import { ConnectionClosedError, ImError, contactPages, contactsFrame } from './connection.ts';
 import { Emitter } from './emitter.ts';
 import type { Connection, Out, Reply } from './connection.ts';
-import type { GroupReply, MsgsReply, OkReply, PresenceReply, ReceiptsReply, UnreadReply } from '../protocol/frames.ts';
+import { CONTACT_OPS } from '../protocol/frames.ts';
+import type {
+  Contact, ContactOp, ContactsReply, GroupReply, MsgsReply, OkReply, PresenceReply, PrivacySettings, ProfileFields,
+  ProfilesReply, ReceiptsReply, StatusValue, UnreadReply,
+} from '../protocol/frames.ts';
+
+/** Changes that may have been applied when their connection went, and whose repeat would not
+ * answer the same (a second contact_accept finds nothing pending): the caller is told instead. */
+function repeatable(op: string): boolean {
+  if (op.startsWith('group_')) return op === 'group_info';
+  return !(CONTACT_OPS as readonly string[]).includes(op);
+}
 
 const MAX_QUEUED_REQUESTS = 1000;
 
@@ -24,13 +35,13 @@ export abstract class Requests<E extends { [K in keyof E]: unknown[] }> extends 
   /**
    * Sends any request of the protocol once logged in (waiting for a login if there is none) and
    * resolves with its reply. If the connection goes first, reads and other requests that are safe
-   * to repeat go again on the next connection; a group change rejects with ConnectionClosedError
-   * (it may have been applied: group_info says).
+   * to repeat go again on the next connection; a group or contact change rejects with
+   * ConnectionClosedError (it may have been applied: group_info or contacts says).
    */
   request<T extends Reply = Reply>(frame: Out): Promise<T> {
     const closed = this.closedReason();
     if (closed) return Promise.reject(new Error(`session closed: ${closed}`));
-    const retry = !frame.op.startsWith('group_') || frame.op === 'group_info';
+    const retry = repeatable(frame.op);
     return new Promise<T>((resolve, reject) => {
       const q: Queued = { frame, resolve: resolve as (r: Reply) => void, reject, retry };
       const conn = this.connection();
@@ -96,5 +107,58 @@ export abstract class Requests<E extends { [K in keyof E]: unknown[] }> extends 
   }
   groupInfo(group: string): Promise<GroupReply> {
     return this.request<GroupReply>({ op: 'group_info', group });
+  }
+
+  profileSet(profile: ProfileFields): Promise<OkReply> {
+    return this.request<OkReply>({ op: 'profile_set', profile });
+  }
+  profiles(users: string[]): Promise<ProfilesReply> {
+    return this.request<ProfilesReply>({ op: 'profiles', users });
+  }
+  /** One of the contact ops (contact_request, contact_accept, …, block, unblock) on a user. */
+  contact(op: ContactOp, user: string, text?: string): Promise<OkReply> {
+    return this.request<OkReply>({ op, user, ...(text !== undefined ? { text } : {}) });
+  }
+  contactRequest(user: string, text?: string): Promise<OkReply> {
+    return this.contact('contact_request', user, text);
+  }
+  contactAccept(user: string): Promise<OkReply> {
+    return this.contact('contact_accept', user);
+  }
+  contactDecline(user: string): Promise<OkReply> {
+    return this.contact('contact_decline', user);
+  }
+  contactRemove(user: string): Promise<OkReply> {
+    return this.contact('contact_remove', user);
+  }
+  follow(user: string): Promise<OkReply> {
+    return this.contact('follow', user);
+  }
+  unfollow(user: string): Promise<OkReply> {
+    return this.contact('unfollow', user);
+  }
+  block(user: string): Promise<OkReply> {
+    return this.contact('block', user);
+  }
+  unblock(user: string): Promise<OkReply> {
+    return this.contact('unblock', user);
+  }
+  contactLists(user: string, lists: string[]): Promise<OkReply> {
+    return this.request<OkReply>({ op: 'contact_lists', user, lists });
+  }
+  /** One page of contacts, ordered by user id; pass the reply's `next` as `after` for the next one. */
+  contacts(opts: { after?: string; limit?: number } = {}): Promise<ContactsReply> {
+    return this.request<ContactsReply>(contactsFrame(opts));
+  }
+  /** Every contact, page after page until `more` is false. */
+  allContacts(limit?: number): AsyncGenerator<Contact> {
+    return contactPages((after) => this.contacts({ after, limit }));
+  }
+  status(status: StatusValue, text?: string): Promise<OkReply> {
+    return this.request<OkReply>({ op: 'status', status, ...(text !== undefined ? { text } : {}) });
+  }
+  /** Changes the settings named (the others stay). */
+  privacy(settings: Partial<PrivacySettings>): Promise<OkReply> {
+    return this.request<OkReply>({ op: 'privacy', ...settings });
   }
 }

@@ -8,17 +8,22 @@
 // - gap repair: pushes are delivered in seq order with no gap and no repeat; when a pushed seq
 //   skips, the missing entries are fetched with `sync`;
 // - acks: delivered seqs are acknowledged in batches, so a reconnect resumes where it left off;
-// - watches are renewed on the new connection.
-// Every buffer the node can grow is bounded (out-of-order pushes, queued requests, the outbox).
+// - watches are renewed on the new connection;
+// - with `roster`, the contacts are reloaded at every login and kept up to date from events;
+// - with `idleAwayMs`, the user's status goes 'away' while the app reports no activity.
+// Every buffer the node can grow is bounded (out-of-order pushes, queued requests, the outbox,
+// the contacts).
 // This file runs the connections; timeline.ts delivers and acks, outbox.ts sends, requests.ts
-// holds the other ops, types.ts the public types.
+// holds the other ops, roster.ts the contacts, away.ts auto-away, types.ts the public types.
 import { Requests } from './requests.ts';
 import { Connection, ImError } from './connection.ts';
 import { Outbox } from './outbox.ts';
 import { Timeline } from './timeline.ts';
+import { Roster } from './roster.ts';
+import { Away } from './away.ts';
 import type { PendingSend, SendTarget, SessionEvents, SessionOptions, SessionState, StateInfo } from './types.ts';
 import type {
-  Entry, GoawayEvent, MsgsReply, OkReply, PresenceEvent, SentReply, ServerFrame, WelcomeReply,
+  Contact, Entry, GoawayEvent, MsgsReply, OkReply, PresenceEvent, PresenceReply, SentReply, ServerFrame, StatusValue, WelcomeReply,
 } from '../protocol/frames.ts';
 
 export type { PendingSend, SendTarget, SessionEvents, SessionOptions, SessionState, StateInfo } from './types.ts';
@@ -34,9 +39,11 @@ export class ImSession extends Requests<SessionEvents> {
   #welcome: WelcomeReply | undefined;
   #timeline: Timeline;
   #outbox: Outbox;
-  /** The connection being logged in, and the pushes it delivered before its welcome was handled. */
+  /** The connection being logged in, and the frames it pushed before its welcome was handled. */
   #loggingIn: Connection | undefined;
-  #early: Entry[] = [];
+  #early: ServerFrame[] = [];
+  #roster: Roster;
+  #away: Away | undefined;
   #watched = new Set<string>();
   #cidCounter = 0;
   #cidPrefix: string;
@@ -56,7 +63,7 @@ export class ImSession extends Requests<SessionEvents> {
     this.opts = {
       device: 'default', since: 'acked', autoAck: true, ackDelayMs: 200, window: 32, maxOutbox: 10_000,
       backoffMs: { min: 100, max: 5000 }, connectTimeoutMs: 5000, requestTimeoutMs: 20_000, pingEveryMs: 20_000, maxAhead: 5000,
-      random: Math.random, start: 'random', ...opts,
+      random: Math.random, start: 'random', roster: false, maxContacts: 20_000, idleAwayMs: 0, ...opts,
     };
     this.#urls = [...new Set(opts.urls)];
     // #nextUrl steps before it reads: start one before the URL wanted first.
@@ -79,6 +86,14 @@ export class ImSession extends Requests<SessionEvents> {
       backoff: (n) => this.#backoff(n),
       wrote: () => this.wrote(),
     });
+    this.#roster = new Roster(this.opts.maxContacts);
+    if (this.opts.idleAwayMs > 0) {
+      this.#away = new Away(this.opts.idleAwayMs, {
+        current: () => this.#ownStatus(),
+        set: (status, text) => this.request<OkReply>({ op: 'status', status, ...(text !== undefined ? { text } : {}) }),
+        changed: (status, text) => this.emit('status', { status, ...(text !== undefined ? { text } : {}), auto: true }),
+      });
+    }
     queueMicrotask(() => void this.#run());
   }
 
@@ -98,6 +113,14 @@ export class ImSession extends Requests<SessionEvents> {
   /** Sends not yet confirmed, in the order they were made. */
   get pending(): PendingSend[] {
     return this.#outbox.pending;
+  }
+  /** The user's contacts by user id (login with `roster: true`): the last whole roster, kept up to
+   * date by contact and presence events. Empty until the first roster is in (`rosterLoaded`). */
+  get roster(): ReadonlyMap<string, Contact> {
+    return this.#roster.contacts;
+  }
+  get rosterLoaded(): boolean {
+    return this.#roster.loaded;
   }
   /** The node URLs the session knows. */
   get urls(): string[] {
@@ -164,7 +187,10 @@ export class ImSession extends Requests<SessionEvents> {
         this.#early = [];
         const since = this.#timeline.since(this.opts.since === 'acked' ? undefined : this.opts.since === 'latest' ? LATEST : this.opts.since);
         const welcome = await conn.request<WelcomeReply>(
-          { op: 'login', ...(await this.#token()), device: this.opts.device, ...(since !== undefined ? { since } : {}) },
+          {
+            op: 'login', ...(await this.#token()), device: this.opts.device, ...(since !== undefined ? { since } : {}),
+            ...(this.opts.roster ? { roster: true } : {}),
+          },
           this.opts.requestTimeoutMs,
         );
         this.#onWelcome(conn, welcome, since);
@@ -202,6 +228,7 @@ export class ImSession extends Requests<SessionEvents> {
     this.#loggingIn = undefined;
     this.#welcome = w;
     this.#timeline.loggedIn(since, w);
+    if (this.opts.roster) this.#roster.loggingIn();
     this.#info.attempt = 0;
     this.emit('welcome', w);
     if (this.seq < w.seq) this.#setState({ state: 'replaying', url: conn.url, node: w.node, replayTo: w.seq });
@@ -209,21 +236,18 @@ export class ImSession extends Requests<SessionEvents> {
     this.wrote();
     this.#armPing(conn);
     if (this.#watched.size) void this.#rewatch(conn);
-    // Pushes that came in the same read as the welcome, before this ran.
+    // Frames that came in the same read as the welcome, before this ran: the roster, the replay.
     const early = this.#early;
     this.#early = [];
-    for (const e of early) this.#timeline.push(e);
+    for (const f of early) this.#onEvent(conn, f);
     this.flushRequests();
     this.#outbox.pump();
   }
 
   #onEvent(conn: Connection, f: ServerFrame): void {
     if (conn !== this.#conn) {
-      // Pushes read together with the welcome can reach us before its reply is handled.
-      if (conn === this.#loggingIn && f.op === 'msg' && this.#early.length < this.opts.maxAhead) {
-        const { op: _op, ...entry } = f;
-        this.#early.push(entry);
-      }
+      // Frames read together with the welcome can reach us before its reply is handled.
+      if (conn === this.#loggingIn && f.op !== 'goaway' && this.#early.length < this.opts.maxAhead) this.#early.push(f);
       if (f.op !== 'goaway') return;
     }
     switch (f.op) {
@@ -231,9 +255,25 @@ export class ImSession extends Requests<SessionEvents> {
         const { op: _op, ...entry } = f;
         return this.#timeline.push(entry);
       }
-      case 'presence':
-        if ('user' in f) this.emit('presence', f as PresenceEvent);
-        return;
+      case 'presence': {
+        if (!('user' in f)) return;
+        const p = f as PresenceEvent;
+        if (this.#roster.presence(p)) this.emit('contacts', this.#roster.contacts);
+        return this.emit('presence', p);
+      }
+      case 'roster':
+        if (!Array.isArray(f.contacts)) return;
+        if (this.#roster.page(f)) this.emit('contacts', this.#roster.contacts);
+        return this.emit('roster', f);
+      case 'contact':
+        if (typeof f.user !== 'string') return;
+        this.#roster.contact(f);
+        this.emit('contacts', this.#roster.contacts);
+        return this.emit('contact', f);
+      case 'profile':
+        if (typeof f.user !== 'string') return;
+        this.#roster.profile(f);
+        return this.emit('profile', f);
       case 'typing':
         return this.emit('typing', f);
       case 'receipt':
@@ -315,6 +355,33 @@ export class ImSession extends Requests<SessionEvents> {
     for (const u of users) this.#watched.delete(u);
     return this.request<OkReply>({ op: 'unwatch', users });
   }
+  /** Sets the user's status (all devices': it belongs to the user), for everyone who may see it. */
+  override async status(status: StatusValue, text?: string): Promise<OkReply> {
+    this.#away?.statusSet();
+    const r = await super.status(status, text);
+    this.emit('status', { status, ...(text !== undefined ? { text } : {}), auto: false });
+    return r;
+  }
+
+  /** The user did something (a key, a click): auto-away's idle clock starts again, and an away it
+   * set goes back to 'available'. Cheap enough to call on every input event. */
+  activity(): void {
+    this.#away?.activity();
+  }
+  /** Whether the status now is an 'away' that auto-away set. */
+  get autoAway(): boolean {
+    return this.#away?.away ?? false;
+  }
+
+  /** The user's own status as the node reports it (auto-away leaves anything but 'available' alone). */
+  async #ownStatus(): Promise<{ status: StatusValue; text?: string } | undefined> {
+    const me = this.#welcome?.user;
+    if (!me) return undefined;
+    const p = (await this.request<PresenceReply>({ op: 'presence', users: [me] })).users[me];
+    if (!p?.online) return undefined; // invisible, or the node does not say
+    return { status: p.status ?? 'available', ...(p.text ? { text: p.text } : {}) };
+  }
+
   /** A typing notice: best effort, never queued for a later connection. */
   typing(target: SendTarget): void {
     if (this.#conn?.post({ op: 'typing', ...target })) this.#lastSent = Date.now();
@@ -361,6 +428,7 @@ export class ImSession extends Requests<SessionEvents> {
   #close(reason: string): void {
     if (this.#info.state === 'closed') return;
     this.#stopped = true;
+    this.#away?.stop();
     this.#stopTimers();
     const err = new Error(`session closed: ${reason}`);
     this.#outbox.fail(err);
@@ -372,6 +440,9 @@ export class ImSession extends Requests<SessionEvents> {
   /** Acks what was delivered, closes the connection and stops; unconfirmed sends reject. */
   close(): void {
     if (this.opts.autoAck) this.ack();
+    // An away set by auto-away would outlive the session (a status survives logouts): undo it.
+    const away = this.#away?.stop();
+    if (away) this.#conn?.post({ op: 'status', status: 'available', ...(away.text !== undefined ? { text: away.text } : {}) });
     const conn = this.#conn;
     this.#close('closed by the app');
     conn?.close(1000);

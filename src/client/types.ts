@@ -2,7 +2,8 @@
 import type { WebSocketCtor } from './connection.ts';
 import type { ImError } from './connection.ts';
 import type {
-  Entry, GoawayEvent, PresenceEvent, ReadEvent, ReceiptEvent, SentReply, ServerFrame, TypingEvent, WelcomeReply,
+  Contact, ContactEvent, Entry, GoawayEvent, PresenceEvent, ProfileEvent, ReadEvent, ReceiptEvent, RosterEvent, SentReply,
+  ServerFrame, StatusValue, TypingEvent, WelcomeReply,
 } from '../protocol/frames.ts';
 
 export type SessionState =
@@ -51,7 +52,18 @@ export type SessionEvents = {
   welcome: [WelcomeReply];
   /** A timeline entry, in seq order with no gap and no repeat across reconnects. */
   message: [Entry];
+  /** A watched user's or (with `roster`) a contact's presence changed; `status`/`text` when online. */
   presence: [PresenceEvent];
+  /** One page of the roster pushed after a login with `roster: true` (`more: false` on the last). */
+  roster: [RosterEvent];
+  /** A contact's entry changed (a request, an accept, a follow, a block, …): the whole entry. */
+  contact: [ContactEvent];
+  /** A friend's, a followed user's or the user's own profile changed. */
+  profile: [ProfileEvent];
+  /** The session's `roster` map changed: a whole roster came in, or a contact or presence event changed an entry. */
+  contacts: [ReadonlyMap<string, Contact>];
+  /** This session set the user's status: the app through `status()`, or auto-away (`auto: true`). */
+  status: [{ status: StatusValue; text?: string; auto: boolean }];
   typing: [TypingEvent];
   receipt: [ReceiptEvent];
   /** Another device of this user read a conversation up to a seq. */
@@ -93,6 +105,14 @@ export type SessionOptions = {
   pingEveryMs?: number;
   /** Out-of-order pushes kept while a gap is repaired (default 5,000). */
   maxAhead?: number;
+  /** Log in with `roster: true` (default false): the node pushes the contacts after each welcome
+   * (kept in `session.roster`), and their presence and profile changes without a watch. */
+  roster?: boolean;
+  /** Contacts kept at most in `session.roster` (default 20,000; the node caps a user's far lower). */
+  maxContacts?: number;
+  /** Auto-away (default 0: off): after this long without `activity()`, an 'available' user is set
+   * 'away', and back to 'available' at the next activity. */
+  idleAwayMs?: number;
   /** Which URL the first connection tries: a random one (default, spreads clients over the
    * nodes), or the first of `urls` (a page served by a node may prefer that node). */
   start?: 'random' | 'first';
