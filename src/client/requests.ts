@@ -4,17 +4,18 @@
 import { ConnectionClosedError, ImError, contactPages, contactsFrame } from './connection.ts';
 import { Emitter } from './emitter.ts';
 import type { Connection, Out, Reply } from './connection.ts';
-import { CONTACT_OPS } from '../protocol/frames.ts';
 import type {
   Contact, ContactOp, ContactsReply, GroupReply, MsgsReply, OkReply, PresenceReply, PrivacySettings, ProfileFields,
   ProfilesReply, ReceiptsReply, StatusValue, UnreadReply,
 } from '../protocol/frames.ts';
 
 /** Changes that may have been applied when their connection went, and whose repeat would not
- * answer the same (a second contact_accept finds nothing pending): the caller is told instead. */
+ * answer the same (a second contact_accept finds nothing pending: not_found): the caller is told
+ * instead. A repeated contact_request, follow, unfollow, block or unblock answers ok again. */
+const ONCE = new Set(['contact_accept', 'contact_decline', 'contact_remove']);
 function repeatable(op: string): boolean {
   if (op.startsWith('group_')) return op === 'group_info';
-  return !(CONTACT_OPS as readonly string[]).includes(op);
+  return !ONCE.has(op);
 }
 
 const MAX_QUEUED_REQUESTS = 1000;
@@ -35,8 +36,9 @@ export abstract class Requests<E extends { [K in keyof E]: unknown[] }> extends 
   /**
    * Sends any request of the protocol once logged in (waiting for a login if there is none) and
    * resolves with its reply. If the connection goes first, reads and other requests that are safe
-   * to repeat go again on the next connection; a group or contact change rejects with
-   * ConnectionClosedError (it may have been applied: group_info or contacts says).
+   * to repeat go again on the next connection; a group change, contact_accept, contact_decline
+   * or contact_remove rejects with ConnectionClosedError (it may have been applied: group_info or
+   * contacts says).
    */
   request<T extends Reply = Reply>(frame: Out): Promise<T> {
     const closed = this.closedReason();

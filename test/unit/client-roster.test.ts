@@ -153,7 +153,7 @@ test.serial('an empty roster is a loaded one; a session without the option does 
   t.false(plain.rosterLoaded);
 });
 
-test.serial('contact changes are not resent after a lost connection; reads and settings are', async (t) => {
+test.serial('accept, decline and remove are not resent after a lost connection; reads, settings and blocks are', async (t) => {
   // A node that answers nothing but the login and pings: every other request stays open until the drop.
   const n = fakeNode((f) => {
     if (f.op === 'login') return [{ op: 'welcome', id: f.id, user: 'alice', device: 'd', node: 'n1', seq: 0, acked: 0 }];
@@ -163,12 +163,17 @@ test.serial('contact changes are not resent after a lost connection; reads and s
   const s = session(n.WebSocket, false);
   await s.ready();
   const accept = s.contactAccept('bob');
+  const remove = s.contactRemove('carol');
+  const block = s.block('mallory');
   const status = s.status('busy', 'meeting');
   const list = s.contacts({ limit: 10 });
   await until(() => n.sent('contacts').length === 1, 'the requests on the wire');
   n.sockets[0]!.drop();
   await t.throwsAsync(accept, { name: 'ConnectionClosedError' });
+  await t.throwsAsync(remove, { name: 'ConnectionClosedError' });
   await t.notThrowsAsync(status);
+  await t.notThrowsAsync(block);
+  t.is(n.sent('block').length, 2, 'the block went again');
   t.deepEqual((await list).contacts, []);
   t.is(n.sent('contact_accept').length, 1, 'the accept went once');
   t.is(n.sent('status').length, 2, 'the status went again');
