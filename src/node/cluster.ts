@@ -78,7 +78,7 @@ const CUT_OFF_ROUNDS = 3;
 const REFUSED_LOG_MS = 10_000;
 const TYPES = new Set([
   'call', 'deliver', 'fanout', 'relay', 'readmarks', 'presence', 'watch', 'register', 'renew', 'join', 'probe', 'ping', 'members',
-  'handoff', 'absorb', 'replicate', 'gossip', 'push', 'pushmsg',
+  'handoff', 'absorb', 'replicate', 'gossip', 'push', 'pushmsg', 'cinfo', 'profiles', 'revoke',
 ]);
 /** A metric label from a peer-chosen type: known types, else 'other'. */
 const typeLabel = (raw: unknown): string => {

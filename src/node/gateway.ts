@@ -282,12 +282,16 @@ export function createGateway(c: GatewayComponents): Gateway {
     for (;;) {
       const page = await c.social.contacts(user, after, ROSTER_PAGE);
       if (cc.closed) return;
-      for (const k of page.contacts) if (k.state === 'friend' || k.following) cc.roster.add(k.user);
+      // Watched before the page goes out, so that only a change between the read of the page and
+      // the watch can be missed (a moment), not one while the rest of the roster is read.
+      const fresh = page.contacts.filter((k) => (k.state === 'friend' || k.following) && !cc.roster!.has(k.user)).map((k) => k.user);
+      for (const u of fresh) cc.roster.add(u);
+      if (fresh.length) await homes.watch(watcherOf(cc), fresh);
+      if (cc.closed) return;
       send(cc, { op: 'roster', contacts: page.contacts, more: page.more });
       if (!page.more || page.next === undefined) break;
       after = page.next;
     }
-    if (cc.roster.size) await homes.watch(watcherOf(cc), [...cc.roster]);
   }
   const watcherOf = (cc: ClientConn) => ({ gateway: c.name, conn: cc.id, user: cc.session!.user });
 

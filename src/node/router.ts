@@ -103,6 +103,7 @@ function checkValue(fn: HomeCall['fn'], v: unknown): boolean {
       return !!o && typeof o.more === 'boolean' && Array.isArray(o.msgs) &&
         (o.msgs as Entry[]).every((e) => e && isNat(e.seq) && typeof e.mid === 'string' && typeof e.body === 'string');
     case 'unread': return !!o && isNat(o.total) && typeof o.convs === 'object' && o.convs !== null;
+    case 'admit': return v === null || (!!o && typeof o.message === 'string' && ['forbidden', 'too_large', 'not_found', 'conflict', 'bad_request'].includes(o.code as string));
     default: return true;
   }
 }
@@ -354,6 +355,7 @@ export function createRouter(c: RouterComponents): Router {
         case 'gcast': return done(await c.groups.cast(hc.group, hc.from, hc.frame));
         case 'social': return done(await c.social.op(hc.user, hc.req));
         case 'contacts': return done(await c.social.contacts(hc.user, hc.after, hc.limit));
+        case 'admit': return done((await c.social.admit(hc.user, hc.from, hc.kind)) ?? null);
       }
     } catch (e) {
       if ((e as Error).name === 'ForbiddenError') return fail('forbidden', (e as Error).message);
@@ -409,16 +411,10 @@ export function createRouter(c: RouterComponents): Router {
       return out;
     },
 
+    // A call like any other on the recipient's home: retried through ring changes and moves.
     async admitAt(to, from, kind) {
-      const [r] = await perHome<Refusal | undefined>([to], async () => c.social.admit(to, from, kind), async (peer) => {
-        const v = await remote(peer, { t: 'admit', items: [{ to, from, kind }] });
-        if (!Array.isArray(v) || v.length !== 1) throw new Error('malformed admit reply');
-        const x = v[0] as Refusal | null;
-        if (x === null) return undefined;
-        if (typeof x !== 'object' || typeof x.message !== 'string' || !['forbidden', 'too_large', 'not_found', 'conflict', 'bad_request'].includes(x.code)) throw new Error('malformed admit reply');
-        return x;
-      });
-      return r;
+      const x = await call<Refusal | null | undefined>(to, { fn: 'admit', user: to, from, kind }, () => c.social.admit(to, from, kind));
+      return x ?? undefined;
     },
 
     async revokeEverywhere(users) {
@@ -471,9 +467,6 @@ export function createRouter(c: RouterComponents): Router {
           return done(await local.readMarks(req.conv, req.users));
         case 'presence':
           return done(await local.presence(req.users.filter(isId), req.viewer));
-        case 'admit':
-          if (!req.items.every((i) => owned(i.to))) return fail('not_owner', `${self} is not the home of every user asked about (ring ${c.ring().version})`);
-          return done(await Promise.all(req.items.map(async (i) => (await c.social.admit(i.to, i.from, i.kind)) ?? null)));
         case 'cinfo':
           return done(await c.social.info(req.viewer, req.users.filter(owned)));
         case 'profiles':

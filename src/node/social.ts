@@ -193,12 +193,7 @@ export function createSocial(c: SocialComponents): Social {
   async function effects(user: string, s: SocialState, other: string, before: Pair, after: Pair): Promise<void> {
     const stricter = (!before.bm.on && after.bm.on) || (friends(before) && !friends(after) && s.privacy.dm === 'contacts');
     if (stricter) await revokeAll([user]);
-    const seen = (p: Pair) => visibleWith(user, s, other, p);
-    if (seen(before) !== seen(after)) presenceTo(user, s, (w) => w.user === other);
-  }
-  function visibleWith(user: string, s: SocialState, viewer: string, p: Pair): boolean {
-    const pairs = new Map(s.pairs).set(viewer, p);
-    return visible(user, { ...s, pairs }, viewer, 'presence');
+    presenceTo(user, s, (w) => w.user === other, { s: { ...s, pairs: new Map(s.pairs).set(other, before) }, online: c.lookup(user).online });
   }
 
   async function revokeAll(users: string[]): Promise<void> {
@@ -210,7 +205,7 @@ export function createSocial(c: SocialComponents): Social {
   }
 
   /** A contact event to `user`'s devices with the other side's profile version and presence. */
-  async function announce(user: string, other: string, p: Pair, text?: string): Promise<void> {
+  async function announce(user: string, other: string, p: Pair): Promise<void> {
     const sessions = c.sessions(user);
     if (sessions.length === 0) return;
     let info: ContactInfo = {};
@@ -219,22 +214,33 @@ export function createSocial(c: SocialComponents): Social {
     } catch (e) {
       log.debug({ user, other, err: (e as Error).message }, 'contact event without presence');
     }
-    const frame: ServerFrame = { op: 'contact', ...view(other, p), ...info, ...(text ? { text } : {}) };
+    const frame: ServerFrame = { op: 'contact', ...view(other, p), ...info };
     for (const ss of c.sessions(user)) c.push(ss.gateway, ss.conn, frame);
   }
 
-  /** The presence of `user` to the watchers `which` selects, as each may see it. */
-  function presenceTo(user: string, s: SocialState, which: (w: Watcher) => boolean = () => true): void {
-    const p = c.lookup(user);
+  /** What `viewer` sees of `user`'s presence, as an event. */
+  function shownTo(user: string, s: SocialState, online: boolean, viewer: string | undefined): PresenceEvent {
+    const shown = online && visible(user, s, viewer, 'presence');
+    const ev: PresenceEvent = { op: 'presence', user, online: shown };
+    if (shown && s.status !== 'available') ev.status = s.status;
+    if (shown && s.stext) ev.text = s.stext;
+    return ev;
+  }
+  const sameEvent = (a: PresenceEvent, b: PresenceEvent) => a.online === b.online && a.status === b.status && a.text === b.text;
+
+  /** Tells the watchers `which` selects what they now see of `user`, each only if it differs
+   * from what it saw before (`was`: the state before the change, with `wasOnline`); changes only,
+   * so a watcher who cannot see the user hears nothing of it. */
+  function presenceTo(user: string, s: SocialState, which: (w: Watcher) => boolean = () => true, was?: { s: Pick<SocialState, 'status' | 'stext' | 'privacy' | 'pairs'>; online: boolean }): void {
+    const online = c.lookup(user).online;
     for (const w of c.watchers(user)) {
       if (!which(w)) continue;
-      const shown = p.online && visible(user, s, w.user, 'presence');
-      const ev: PresenceEvent = { op: 'presence', user, online: shown };
-      if (shown && s.status !== 'available') ev.status = s.status;
-      if (shown && s.stext) ev.text = s.stext;
-      c.push(w.gateway, w.conn, ev);
+      const now = shownTo(user, s, online, w.user);
+      const before = shownTo(user, { ...s, ...(was?.s ?? s) }, was?.online ?? online, w.user);
+      if (was === undefined || !sameEvent(now, before)) c.push(w.gateway, w.conn, now);
     }
   }
+  const snap = (s: SocialState) => ({ status: s.status, stext: s.stext, privacy: s.privacy, pairs: new Map(s.pairs) });
 
   function revoke(users: string[]): void {
     for (const u of users) {
@@ -273,16 +279,17 @@ export function createSocial(c: SocialComponents): Social {
           });
         case 'status':
           return serial(user, async () => {
-            presenceTo(user, await write(user, [{ k: 'status', s: req.status, x: req.text ?? '' }]));
+            const was = { s: snap(await load(user)), online: c.lookup(user).online };
+            presenceTo(user, await write(user, [{ k: 'status', s: req.status, x: req.text ?? '' }]), undefined, was);
           });
         case 'privacy':
           return serial(user, async () => {
-            const was = (await load(user)).privacy;
+            const was = { s: snap(await load(user)), online: c.lookup(user).online };
             const { op: _op, id: _id, ...p } = req;
             const s = await write(user, [{ k: 'privacy', p }]);
-            const stricter = (was.dm === 'everyone' && s.privacy.dm === 'contacts');
+            const stricter = (was.s.privacy.dm === 'everyone' && s.privacy.dm === 'contacts');
             if (stricter) await revokeAll([user]);
-            presenceTo(user, s);
+            presenceTo(user, s, undefined, was);
           });
         case 'contact_lists':
           return serial(user, async () => {
@@ -301,7 +308,16 @@ export function createSocial(c: SocialComponents): Social {
       const s = await load(user);
       const all = [...s.pairs].filter(([u, p]) => listed(p) && (after === undefined || u > after)).sort((a, b) => (a[0] < b[0] ? -1 : 1));
       const page = all.slice(0, limit);
-      const infos = page.length ? await c.infoAnywhere(user, page.map(([u]) => u)) : {};
+      // The contacts' presence and profile versions from their homes; without them when a home
+      // cannot be reached, rather than no list at all.
+      let infos: Record<string, ContactInfo> = {};
+      if (page.length) {
+        try {
+          infos = await c.infoAnywhere(user, page.map(([u]) => u));
+        } catch (e) {
+          log.info({ user, err: (e as Error).message }, 'contacts listed without presence: a home did not answer');
+        }
+      }
       const contacts = page.map(([u, p]) => ({ ...view(u, p), ...(infos[u] ?? {}) }));
       const more = all.length > limit;
       return more ? { contacts, more, next: page[page.length - 1]![0] } : { contacts, more };
@@ -381,9 +397,11 @@ export function createSocial(c: SocialComponents): Social {
     },
 
     presenceChanged(user, online) {
+      // Going online or offline: only the watchers who may see the user hear of it.
+      const tell = (st: SocialState) => presenceTo(user, st, undefined, { s: st, online: !online });
       const s = peek(user);
-      if (s) return presenceTo(user, s);
-      void load(user).then((st) => presenceTo(user, st), (e: Error) => {
+      if (s) return tell(s);
+      void load(user).then(tell, (e: Error) => {
         log.warn({ user, err: e.message }, 'presence change not told: the social state did not load');
         for (const w of c.watchers(user)) c.push(w.gateway, w.conn, { op: 'presence', user, online });
       });
@@ -417,7 +435,7 @@ export function createSocial(c: SocialComponents): Social {
         const after = s.pairs.get(other)!;
         const changed = !sameView(view(other, before), view(other, after));
         void c.replicated(e.user).then(async () => {
-          if (changed) await announce(user, other, after, after.ft && !before.ft ? after.tt : undefined);
+          if (changed) await announce(user, other, after);
           await effects(user, s, other, before, after);
         }).catch((err: Error) => log.debug({ user, other, err: err.message }, 'contact change not announced'));
       }

@@ -38,10 +38,12 @@ export type HomeCall =
   /** On the user's home: a change of the user's profile, status, privacy or contacts. */
   | { fn: 'social'; user: string; req: SocialCall }
   /** On the user's home: a page of the user's contacts. */
-  | { fn: 'contacts'; user: string; after?: string; limit: number };
+  | { fn: 'contacts'; user: string; after?: string; limit: number }
+  /** On `user`'s home: whether it takes a direct message, typing, a request or a follow from `from`. */
+  | { fn: 'admit'; user: string; from: string; kind: AdmitItem['kind'] };
 /** The client requests `fn: 'social'` carries (validated as a client's). */
 export type SocialCall = Extract<Request, { op: 'profile_set' | 'status' | 'privacy' | 'contact_lists' | ContactOp }>;
-export type AdmitItem = { to: string; from: string; kind: 'dm' | 'typing' | 'request' | 'follow' };
+export type AdmitItem = { kind: 'dm' | 'typing' | 'request' | 'follow' };
 
 export type PeerRequest =
   | { t: 'call'; key: string; rv: string; hops: number; call: HomeCall }
@@ -53,9 +55,6 @@ export type PeerRequest =
   /** The newest mid each of these users has read in `conv` (their home answers). */
   | { t: 'readmarks'; conv: string; users: string[] }
   | { t: 'presence'; users: string[]; viewer?: string }
-  /** Whether each `to` (homed at the receiver) takes a direct message, typing, a request or a
-   * follow from `from`: per item null (yes) or the refusal. */
-  | { t: 'admit'; items: AdmitItem[] }
   /** Profile versions and presence of users homed at the receiver, as `viewer` may see them. */
   | { t: 'cinfo'; viewer: string; users: string[] }
   | { t: 'profiles'; viewer: string; users: string[] }
@@ -223,6 +222,9 @@ function homeCall(v: unknown, maxBody: number): HomeCall {
       if (!['profile_set', 'status', 'privacy', 'contact_lists', ...CONTACT_OPS].includes(req.op)) bad('not a social op');
       return { fn: 'social', user: id(o.user, 'user'), req: req as SocialCall };
     }
+    case 'admit':
+      if (!['dm', 'typing', 'request', 'follow'].includes(o.kind as string)) bad('unknown admit kind');
+      return { fn: 'admit', user: id(o.user, 'user'), from: id(o.from, 'from'), kind: o.kind as AdmitItem['kind'] };
     case 'contacts': {
       const c: HomeCall = { fn: 'contacts', user: id(o.user, 'user'), limit: Math.min(Math.max(nat(o.limit, 'limit'), 1), 1000) };
       if (o.after !== undefined) c.after = id(o.after, 'after');
@@ -361,14 +363,6 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
       return { t: 'readmarks', conv: conv(o.conv), users: ids(o.users, 'users') };
     case 'presence':
       return { t: 'presence', users: arr(o.users, 'users').map((u) => id(u, 'user')), ...(o.viewer !== undefined ? { viewer: id(o.viewer, 'viewer') } : {}) };
-    case 'admit':
-      return {
-        t: 'admit', items: arr(o.items, 'items').map((x) => {
-          const i = obj(x, 'item');
-          if (!['dm', 'typing', 'request', 'follow'].includes(i.kind as string)) bad('unknown admit kind');
-          return { to: id(i.to, 'to'), from: id(i.from, 'from'), kind: i.kind as AdmitItem['kind'] };
-        }),
-      };
     case 'cinfo':
     case 'profiles':
       return { t: o.t, viewer: id(o.viewer, 'viewer'), users: ids(o.users, 'users') };

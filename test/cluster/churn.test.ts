@@ -10,7 +10,7 @@ import type { TestNode } from '../helpers/node.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import { BURNERS, startBurners } from '../helpers/burner.ts';
 import type { TestCluster } from '../helpers/cluster.ts';
-import { checkInvariants, prng, Sender } from '../helpers/churn.ts';
+import { checkContacts, checkInvariants, ContactDriver, prng, Sender } from '../helpers/churn.ts';
 import type { Confirmed } from '../helpers/churn.ts';
 
 test.after.always(cleanup);
@@ -66,7 +66,9 @@ async function withTraffic(t: ExecutionContext, cluster: TestCluster, seed: numb
     groups.set(`g:c${seed}g${k}`, members);
   }
   const senders = users.map((u, i) => new Sender(u, [users[(i + 1) % CLIENTS]!, `g:c${seed}g${i % GROUPS}`, users[(i + 7) % CLIENTS]!], cluster, confirmed, rand));
-  const running = senders.map((s) => s.run());
+  // Contact changes beside the messages: pairs of users befriend, unfriend and follow each other.
+  const drivers = Array.from({ length: CLIENTS / 4 }, (_, i) => new ContactDriver(users[2 * i]!, users[2 * i + 1]!, cluster, rand));
+  const running = [...senders.map((s) => s.run()), ...drivers.map((d) => d.run())];
   try {
     await until(() => confirmed.length >= CLIENTS * 3, 'traffic to flow', 20_000);
     await body(confirmed);
@@ -74,6 +76,7 @@ async function withTraffic(t: ExecutionContext, cluster: TestCluster, seed: numb
     await until(() => confirmed.length >= n + CLIENTS * 2, 'traffic after the churn', 20_000);
   } finally {
     for (const s of senders) s.stop();
+    for (const d of drivers) d.stop();
     await Promise.all(running);
     for (const s of senders) s.close();
   }
@@ -81,6 +84,8 @@ async function withTraffic(t: ExecutionContext, cluster: TestCluster, seed: numb
   const waits = senders.flatMap((s) => s.waits);
   t.log(`seed ${seed}: ${confirmed.length} confirmed sends, ${senders.reduce((a, s) => a + s.reconnects, 0)} reconnects, longest wait for a confirmed send ${Math.max(...waits)} ms`);
   await checkInvariants(t, cluster, users, confirmed, groups);
+  t.log(`seed ${seed}: ${drivers.reduce((n, d) => n + d.plan.confirmed, 0)} confirmed contact changes (${drivers.reduce((n, d) => n + d.retries, 0)} retries)`);
+  await checkContacts(t, cluster, drivers.map((d) => d.plan));
   // Group state survived the churn: owner and members as created.
   for (const [g, members] of groups) {
     const info = await as(cluster, members[1]!, (c) => c.groupInfo(g.slice(2)));

@@ -4,6 +4,7 @@
 // against the full history of confirmed sends.
 import type { ExecutionContext } from 'ava';
 import { ImSession } from '../../src/client/index.ts';
+import { ImClient } from '../../src/client/client.ts';
 import type { Entry } from '../../src/protocol/frames.ts';
 import { readAll, token } from './node.ts';
 import type { TestCluster } from './cluster.ts';
@@ -147,4 +148,138 @@ export async function checkInvariants(t: ExecutionContext, cluster: TestCluster,
     if (new Set(own).size !== own.length) fail(`${u}: a cid is stored twice in the sender's timeline`);
   }
   if (problems === 0) t.pass(`${confirmed.length} confirmed sends, ${users.length} timelines hold every invariant`);
+}
+
+/** What one pair of users should show once the churn is over, from the changes confirmed to them. */
+type PairPlan = { a: string; b: string; friend: 'friend' | 'none' | 'requested'; aFollows: boolean; bFollows: boolean; confirmed: number };
+
+/**
+ * Contact traffic for the churn: pairs of users go round request (a), request back (b, which
+ * accepts, or crosses if a's has not arrived yet), remove (either), and toggle follows, each
+ * change retried with fresh connections until confirmed. A refusal that only a copy still on its
+ * way explains (conflict, not_found) is retried too: the other side's change arrives within
+ * moments, even under churn. The plan records what each pair must show at the end.
+ */
+export class ContactDriver {
+  plan: PairPlan;
+  cluster: TestCluster;
+  retries = 0;
+  private stopped = false;
+  private rand: () => number;
+  private phase = 0;
+
+  constructor(a: string, b: string, cluster: TestCluster, rand: () => number) {
+    this.plan = { a, b, friend: 'none', aFollows: false, bFollows: false, confirmed: 0 };
+    this.cluster = cluster;
+    this.rand = rand;
+  }
+
+  /** One change by `user`, retried until it is confirmed; `done` tells a retry's refusal that
+   * means an earlier attempt already made the change (its answer lost with the connection). */
+  private async change(user: string, frame: Record<string, unknown>, done: string[] = []): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    let unknown = false;
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`${user} ${JSON.stringify(frame)} not confirmed within 60 s`);
+      const live = this.cluster.live();
+      const node = live[Math.floor(this.rand() * live.length)];
+      let c: ImClient | undefined;
+      try {
+        c = await ImClient.connect(node!.url);
+        await c.login({ token: await token(user), device: 'contacts' });
+        unknown = true;
+        await c.request(frame as Parameters<ImClient['request']>[0]);
+        this.plan.confirmed++;
+        return;
+      } catch (e) {
+        // An ImError has a string code; a lost or refused connection a close code (a number).
+        const raw = (e as { code?: unknown }).code;
+        const code = typeof raw === 'string' ? raw : undefined;
+        if (unknown && code !== undefined && done.includes(code)) return;
+        if (code === undefined || code === 'unavailable' || code === 'conflict' || code === 'not_found' || code === 'unauthenticated' || code === 'rate_limited') {
+          this.retries++;
+          if (code !== 'conflict' && code !== 'not_found') unknown = true;
+          else unknown = false;
+          await new Promise((r) => setTimeout(r, 200));
+          continue;
+        }
+        throw e;
+      } finally {
+        c?.close();
+      }
+    }
+  }
+
+  private async step(): Promise<void> {
+    const { a, b } = this.plan;
+    const x = this.rand();
+    if (x < 0.3) {
+      const byA = this.rand() < 0.5;
+      const want = !(byA ? this.plan.aFollows : this.plan.bFollows);
+      await this.change(byA ? a : b, { op: want ? 'follow' : 'unfollow', user: byA ? b : a });
+      if (byA) this.plan.aFollows = want;
+      else this.plan.bFollows = want;
+      return;
+    }
+    if (this.phase === 0) {
+      await this.change(a, { op: 'contact_request', user: b, text: 'hi' });
+      this.plan.friend = 'requested';
+    } else if (this.phase === 1) {
+      await this.change(b, { op: 'contact_request', user: a });
+      this.plan.friend = 'friend';
+    } else {
+      const by = this.rand() < 0.5 ? a : b;
+      await this.change(by, { op: 'contact_remove', user: by === a ? b : a }, ['not_found']);
+      this.plan.friend = 'none';
+    }
+    this.phase = (this.phase + 1) % 3;
+  }
+
+  async run(): Promise<void> {
+    while (!this.stopped) {
+      await this.step();
+      await new Promise((r) => setTimeout(r, 100 + this.rand() * 300));
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+}
+
+/** Every pair shows on both sides what its confirmed changes left (waiting a while for copies
+ * still on their way), as mirror images: friend/friend, requested/pending, none/none, and each
+ * follow as `following` on one side and `follows_me` on the other. */
+export async function checkContacts(t: ExecutionContext, cluster: TestCluster, plans: PairPlan[]): Promise<void> {
+  const via = cluster.live()[0]!;
+  const view = async (u: string) => {
+    const c = await via.client();
+    try {
+      await c.login({ token: await token(u), device: `check-${Date.now()}` });
+      const r = (await c.request({ op: 'contacts', limit: 1000 } as Parameters<ImClient['request']>[0])) as unknown as { contacts: { user: string; state: string; following: boolean; follows_me: boolean }[] };
+      return new Map(r.contacts.map((k) => [k.user, k]));
+    } finally {
+      c.close();
+    }
+  };
+  const mirror: Record<string, string> = { friend: 'friend', requested: 'pending', none: 'none' };
+  let wrong: string[] = [];
+  const deadline = Date.now() + 20_000;
+  do {
+    wrong = [];
+    for (const p of plans) {
+      const va = (await view(p.a)).get(p.b);
+      const vb = (await view(p.b)).get(p.a);
+      const got = {
+        a: va?.state ?? 'none', b: vb?.state ?? 'none', aFollows: va?.following ?? false, bFollows: vb?.following ?? false,
+        aSeen: vb?.follows_me ?? false, bSeen: va?.follows_me ?? false,
+      };
+      const want = { a: p.friend, b: mirror[p.friend], aFollows: p.aFollows, bFollows: p.bFollows, aSeen: p.aFollows, bSeen: p.bFollows };
+      if (JSON.stringify(got) !== JSON.stringify(want)) wrong.push(`${p.a}/${p.b}: ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+    }
+    if (wrong.length === 0) break;
+    await new Promise((r) => setTimeout(r, 500));
+  } while (Date.now() < deadline);
+  for (const w of wrong.slice(0, 10)) t.fail(`contacts after the churn: ${w}`);
+  if (wrong.length === 0) t.pass(`${plans.reduce((n, p) => n + p.confirmed, 0)} confirmed contact changes, ${plans.length} pairs agree on both sides`);
 }
