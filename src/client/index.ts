@@ -5,5 +5,5 @@ export type { SessionOptions, SessionEvents, SessionState, StateInfo, PendingSen
 export { Connection, ImError, ConnectionClosedError } from './connection.ts';
 export type { ConnectOptions, ConnectionEvents, WebSocketLike, WebSocketCtor } from './connection.ts';
 export { Emitter } from './emitter.ts';
-export { dmConv, parseConv, isId } from '../protocol/frames.ts';
+export { dmConv, parseConv, isId, STATUSES } from '../protocol/frames.ts';
 export type * from '../protocol/frames.ts';

@@ -68,7 +68,7 @@ export function App(props: { store: Store; actions: Actions }) {
       <header class="top">
         <strong class="brand">imring</strong>
         <${ConnBar} store=${store} actions=${actions} />
-        <span class="me" data-test="me">${store.me}</span>
+        <span class="me" data-test="me" title=${store.me}>${store.myName ? `${store.myName} (${store.me})` : store.me}</span>
         <button class="link" data-test="logout" onClick=${actions.logout}>log out</button>
       </header>
       <div class="panes">

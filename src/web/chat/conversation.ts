@@ -3,7 +3,7 @@
 // group's members, and the composer (Enter sends, Shift+Enter is a new line).
 import { html } from 'htm/preact';
 import { useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { convTitle } from './store.ts';
+import { convTitle, dotOf } from './store.ts';
 import type { Conv, MsgView, Store } from './store.ts';
 import type { Chat } from './wire.ts';
 
@@ -112,13 +112,14 @@ export function ConversationView(props: { store: Store; chat: Chat; c: Conv }) {
   const typers = store.typers(c.id).filter((u) => u !== store.me);
   const seen = store.seenBy(c);
   const seenText = seen?.users.length ? (c.group !== undefined ? `seen by ${seen.users.join(', ')}` : 'seen') : '';
-  const online = c.peer !== undefined && c.peer !== store.me ? store.presence.get(c.peer) : undefined;
+  const peer = c.peer !== undefined && c.peer !== store.me ? c.peer : undefined;
+  const p = peer !== undefined ? store.presence.get(peer) : undefined;
   return html`
     <section class="conversation" data-conv=${c.id} data-test="conversation-view">
       <header class="conv-head">
         <button class="back" onClick=${() => chat.close()} aria-label="back to the list">‹</button>
-        <h2>${convTitle(c, store.me)}</h2>
-        ${online !== undefined && html`<span class="status">${online ? 'online' : 'offline'}</span>`}
+        <h2 title=${peer ?? ''}>${convTitle(c, store)}</h2>
+        ${p !== undefined && html`<span class="status" data-test="peer-status">${dotOf(p)}${p.online && p.text ? `: ${p.text}` : ''}</span>`}
       </header>
       ${c.group !== undefined && html`<${GroupPanel} c=${c} chat=${chat} me=${store.me} />`}
       <div class="messages" ref=${list} onScroll=${onScroll} data-test="messages">

@@ -1,6 +1,6 @@
 // The chat app every node serves at `/`: asks the node its mode, logs in (again, after a reload,
 // from sessionStorage) and runs one SDK session for the tab. Modules: auth (login, tokens, device),
-// store (state), wire (the session), app/login/sidebar/conversation (views), chat.css.
+// store (state), wire (the session), app/login/sidebar/me/contacts/conversation (views), chat.css.
 //
 // Elements that tests (test/web/chat.test.ts) and scripts find by `data-test`:
 // - login: login-user (insecure mode) or login-token, login-submit, login-error; dev-banner; logout; me
@@ -12,6 +12,17 @@
 // - conversation-view (data-conv), messages (the scrolling list), load-older, each message (data-seq,
 //   data-state pending|sent|failed, data-from) with body, sending|resending, send-error, seen
 // - typing, composer, send; in a group: group-members, group-add-user, group-add-submit, group-error
+//   and peer-status (a 1:1: the other user's presence and status text)
+// - me-panel: my-name + my-name-save (display name), my-dot (data-presence), my-status (select),
+//   my-status-text + my-status-save, my-error
+// - tab-chats, tab-contacts with requests-badge (requests waiting for me; hidden when 0); each
+//   conversation's presence also has data-presence (online|away|busy|offline)
+// - contacts (data-loaded once the roster is in): contact-add-user, contact-add-text, contact-add,
+//   contact-add-error, contacts-error; sections contact-requests, contact-friends, contact-sent,
+//   contact-others, contact-blocked; each contact (data-user, data-state friend|requested|pending|none,
+//   data-blocked, data-presence) with contact-open (opens the conversation), contact-dot, contact-name,
+//   contact-status-text (friends) or contact-relation, and contact-accept, contact-decline,
+//   contact-pending, contact-remove, contact-block, contact-unblock as they apply
 import './chat.css';
 import { html } from 'htm/preact';
 import { render } from 'preact';

@@ -1,9 +1,12 @@
-// The left pane: start a 1:1 chat (or open a group by `#id`), create a group, and the list of
-// conversations, the most recently active first, each with its last message, unread count and,
-// for a 1:1, the other user's presence.
+// The left pane: my name and status on top, then two tabs. Chats: start a 1:1 chat (or open a
+// group by `#id`), create a group, and the list of conversations, the most recently active first,
+// each with its last message, unread count and, for a 1:1, the other user's presence. Contacts
+// (contacts.ts), with a badge counting the requests waiting for an answer.
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
 import { dmConv, isId } from '../../client/index.ts';
+import { ContactsPanel } from './contacts.ts';
+import { MePanel } from './me.ts';
 import { convTitle } from './store.ts';
 import type { Conv, Store } from './store.ts';
 import type { Chat } from './wire.ts';
@@ -66,15 +69,15 @@ function NewGroup(props: { chat: Chat }) {
 function ConvItem(props: { store: Store; chat: Chat; c: Conv }) {
   const { store, c } = props;
   const last = store.last(c);
-  const online = c.peer !== undefined ? store.presence.get(c.peer) : undefined;
-  const dot = c.peer === undefined || c.peer === store.me ? '' : online ? 'online' : 'offline';
+  const dot = c.peer === undefined || c.peer === store.me ? '' : store.dot(c.peer);
+  const online = dot === '' ? '' : dot === 'offline' ? 'offline' : 'online';
   return html`
     <li>
       <button class=${`conv-item${store.open === c.id ? ' active' : ''}`} data-test="conversation" data-conv=${c.id}
         onClick=${() => props.chat.open(c.id)}>
-        <span class=${`dot ${dot}`} data-test="presence" data-online=${dot} title=${dot}></span>
+        <span class=${`dot ${dot}`} data-test="presence" data-online=${online} data-presence=${dot} title=${dot}></span>
         <span class="conv-text">
-          <span class="conv-name">${convTitle(c, store.me)}</span>
+          <span class="conv-name" title=${c.peer ?? ''}>${convTitle(c, store)}</span>
           <span class="conv-last" data-test="last">${last ? `${last.from === store.me ? 'you: ' : c.group !== undefined ? `${last.from}: ` : ''}${last.body}` : 'no messages yet'}</span>
         </span>
         <span class="badge" data-test="unread" hidden=${!c.unread}>${c.unread}</span>
@@ -82,16 +85,37 @@ function ConvItem(props: { store: Store; chat: Chat; c: Conv }) {
     </li>`;
 }
 
+function Tabs(props: { store: Store }) {
+  const { store } = props;
+  const requests = store.incoming();
+  const tab = (name: Store['tab']) => () => {
+    store.tab = name;
+    store.changed();
+  };
+  return html`
+    <div class="tabs" role="tablist">
+      <button role="tab" class=${store.tab === 'chats' ? 'active' : ''} aria-selected=${store.tab === 'chats'} data-test="tab-chats"
+        onClick=${tab('chats')}>Chats</button>
+      <button role="tab" class=${store.tab === 'contacts' ? 'active' : ''} aria-selected=${store.tab === 'contacts'} data-test="tab-contacts"
+        onClick=${tab('contacts')}>
+        Contacts <span class="badge" data-test="requests-badge" hidden=${!requests} title="requests waiting for you">${requests}</span>
+      </button>
+    </div>`;
+}
+
 export function Sidebar(props: { store: Store; chat: Chat }) {
   const { store } = props;
   const convs = store.sorted();
   return html`
     <aside class="sidebar">
-      <${NewChat} store=${store} chat=${props.chat} />
-      <${NewGroup} chat=${props.chat} />
-      <ul class="conv-list" data-test="conversations" data-loaded=${store.loaded ? 'true' : 'false'}>
-        ${convs.map((c) => html`<${ConvItem} key=${c.id} store=${store} chat=${props.chat} c=${c} />`)}
-      </ul>
-      ${!convs.length && html`<p class="empty">${store.loaded ? 'No conversations yet: start one above.' : 'Loading…'}</p>`}
+      <${MePanel} store=${store} chat=${props.chat} />
+      <${Tabs} store=${store} />
+      ${store.tab === 'contacts' ? html`<${ContactsPanel} store=${store} chat=${props.chat} />` : html`
+        <${NewChat} store=${store} chat=${props.chat} />
+        <${NewGroup} chat=${props.chat} />
+        <ul class="conv-list" data-test="conversations" data-loaded=${store.loaded ? 'true' : 'false'}>
+          ${convs.map((c) => html`<${ConvItem} key=${c.id} store=${store} chat=${props.chat} c=${c} />`)}
+        </ul>
+        ${!convs.length && html`<p class="empty">${store.loaded ? 'No conversations yet: start one above.' : 'Loading…'}</p>`}`}
     </aside>`;
 }

@@ -1,6 +1,7 @@
 // The app's state, in one mutable object with a change signal (the views re-render on it, once
 // per microtask however many changes came in). It knows nothing of the network: wire.ts feeds it
-// timeline entries, send progress, read state, presence, typing and receipts.
+// timeline entries, send progress, read state, presence, typing and receipts, and the contacts,
+// their profiles and the user's own status and name.
 //
 // Messages of a conversation are the timeline entries it holds (by seq) plus this tab's sends
 // that have no entry yet. A send is matched to its entry by the `sent` reply's seq. The entry is
@@ -8,7 +9,7 @@
 // the same body as my oldest unconfirmed send to that conversation is taken to be that send
 // provisionally (shown at the entry's place, still pending), which the reply then confirms or undoes.
 import { parseConv } from '../../client/index.ts';
-import type { Entry, PendingSend, SentReply, StateInfo } from '../../client/index.ts';
+import type { Contact, Entry, PendingSend, Profile, SentReply, StateInfo, StatusValue } from '../../client/index.ts';
 
 export type SendState = PendingSend['state'];
 
@@ -65,6 +66,16 @@ export type MsgView = {
 
 export type Phase = 'boot' | 'login' | 'chat';
 
+/** A user's presence as last heard: `status` and `text` only while online. */
+export type Presence = { online: boolean; status?: StatusValue; text?: string };
+/** What a presence dot shows. */
+export type Dot = 'online' | 'away' | 'busy' | 'offline';
+
+export function dotOf(p: Presence | undefined): Dot {
+  if (!p?.online) return 'offline';
+  return p.status === 'away' ? 'away' : p.status === 'busy' ? 'busy' : 'online';
+}
+
 export class Store {
   phase: Phase = 'boot';
   /** Set once /healthz answered. */
@@ -80,7 +91,17 @@ export class Store {
   open: string | undefined;
   /** Whether the page is visible (an open conversation is only read while it is). */
   visible = true;
-  presence = new Map<string, boolean>();
+  presence = new Map<string, Presence>();
+  /** The sidebar's tab. */
+  tab: 'chats' | 'contacts' = 'chats';
+  /** The user's contacts (the session's roster map), once the first roster is in. */
+  contacts: ReadonlyMap<string, Contact> = new Map();
+  contactsLoaded = false;
+  /** Profiles as fetched or pushed (null: none, or hidden from me). */
+  profiles = new Map<string, Profile | null>();
+  /** My own status and display name, as last known (undefined until asked). */
+  myStatus: { status: StatusValue; text: string } | undefined;
+  myName: string | undefined;
   /** conv → user → until (ms). */
   typing = new Map<string, Map<string, number>>();
   /** conv → user → newest mid they read. */
@@ -113,6 +134,12 @@ export class Store {
     this.convs.clear();
     this.open = undefined;
     this.presence.clear();
+    this.tab = 'chats';
+    this.contacts = new Map();
+    this.contactsLoaded = false;
+    this.profiles.clear();
+    this.myStatus = undefined;
+    this.myName = undefined;
     this.typing.clear();
     this.receipts.clear();
     this.sendConv.clear();
@@ -137,6 +164,23 @@ export class Store {
     this.convs.set(id, c);
     this.changed();
     return c;
+  }
+
+  /** A user's display name: their profile name when known, else their id. */
+  nameOf(user: string): string {
+    return this.profiles.get(user)?.name || user;
+  }
+
+  /** The dot for a user: what the last presence event or reply said. */
+  dot(user: string): Dot {
+    return dotOf(this.presence.get(user));
+  }
+
+  /** Contact requests waiting for my answer. */
+  incoming(): number {
+    let n = 0;
+    for (const c of this.contacts.values()) if (c.state === 'pending' && !c.blocked) n++;
+    return n;
   }
 
   /** The users whose presence the list shows (the other party of each 1:1). */
@@ -319,8 +363,9 @@ export class Store {
   }
 }
 
-/** What the list and the header call a conversation. */
-export function convTitle(c: Conv, me: string): string {
+/** What the list and the header call a conversation (a contact's profile name where known). */
+export function convTitle(c: Conv, store: Store): string {
   if (c.group !== undefined) return `#${c.group}`;
-  return c.peer === me ? `${me} (you)` : c.peer ?? c.id;
+  const me = store.me;
+  return c.peer === me ? `${me} (you)` : c.peer !== undefined ? store.nameOf(c.peer) : c.id;
 }

@@ -5,17 +5,25 @@
 // (so each recent conversation has its last message) and `unread` for the counts; the session's
 // own `since: 'latest'` keeps old entries out of the push stream. After a reconnect the unread
 // counts and presence are asked again (changes during the outage were not pushed to us).
-import { ImSession, isId } from '../../client/index.ts';
-import type { PendingSend, SendTarget, StateInfo } from '../../client/index.ts';
+//
+// Contacts: the session logs in with `roster: true`, so the node pushes the contacts after each
+// login and their presence and profile changes after that; their names come from `profiles`
+// (asked again only when a contact's profile_version moves past the one held). The user's own
+// status and name are asked once logged in. Auto-away after 5 minutes without a key, click or
+// pointer move in the page (the session's idleAwayMs).
+import { ImSession, dmConv, isId } from '../../client/index.ts';
+import type { Contact, PendingSend, SendTarget, StateInfo, StatusValue } from '../../client/index.ts';
 import { deviceId, nodeUrls, ownWsUrl, tokenSource } from './auth.ts';
 import type { Login } from './auth.ts';
-import type { Conv, Store } from './store.ts';
+import type { Conv, Presence, Store } from './store.ts';
 
 const RECENT = 500;
 const HISTORY_PAGE = 50;
 const TYPING_EVERY_MS = 3000;
 const TYPING_SHOWN_MS = 4000;
 const READ_DELAY_MS = 250;
+const IDLE_AWAY_MS = 5 * 60_000;
+const ACTIVITY_EVENTS = ['keydown', 'pointerdown', 'pointermove', 'wheel', 'touchstart', 'focus'] as const;
 
 /** Requests whose failure the views show some other way (or not at all) must not reject unheard. */
 function quiet<T>(p: Promise<T>): void {
@@ -36,8 +44,19 @@ export class Chat {
   #lastTyping = 0;
   #onVisibility = () => {
     this.store.visible = document.visibilityState === 'visible';
+    if (this.store.visible) this.session.activity();
     if (this.store.open) this.#scheduleRead(this.store.open);
   };
+  #lastActivity = 0;
+  /** Input in the page: auto-away's clock starts again (at most once a second: pointer moves come in floods). */
+  #onActivity = () => {
+    const now = Date.now();
+    if (now - this.#lastActivity < 1000) return;
+    this.#lastActivity = now;
+    this.session.activity();
+  };
+  /** Profiles being fetched (a user asked once until the answer). */
+  #profileAsked = new Set<string>();
 
   /** Starts a session for the login. The tab's node comes first; the others (GET /nodes) are for failover. */
   static async start(store: Store, login: Login, opts: { freshDevice?: boolean } = {}): Promise<Chat> {
@@ -51,7 +70,10 @@ export class Chat {
     store.visible = document.visibilityState === 'visible';
     const token = tokenSource(login);
     // The node that served the page first; the others (its GET /nodes) for reconnects.
-    const s = new ImSession({ urls: [ownWsUrl(), ...others], start: 'first', ...(token ? { token } : { user: login.user }), device, since: 'latest' });
+    const s = new ImSession({
+      urls: [ownWsUrl(), ...others], start: 'first', ...(token ? { token } : { user: login.user }), device, since: 'latest',
+      roster: true, idleAwayMs: IDLE_AWAY_MS,
+    });
     this.session = s;
     s.on('state', (info) => this.#onState(info));
     s.on('message', (e) => {
@@ -64,7 +86,32 @@ export class Chat {
     s.on('read', (r) => store.markRead(r.conv, r.seq));
     s.on('receipt', (r) => store.setReceipt(r.conv, r.by, r.mid));
     s.on('presence', (p) => {
-      store.presence.set(p.user, p.online);
+      store.presence.set(p.user, presenceOf(p));
+      store.changed();
+    });
+    s.on('roster', (r) => {
+      if (r.more) return;
+      store.contacts = s.roster;
+      store.contactsLoaded = true;
+      for (const c of s.roster.values()) if (c.presence) store.presence.set(c.user, presenceOf(c.presence));
+      this.#profilesOf([...s.roster.values()]);
+      store.changed();
+    });
+    s.on('contact', (e) => {
+      store.contacts = s.roster;
+      if (e.presence) store.presence.set(e.user, presenceOf(e.presence));
+      else if (e.state === 'friend' || e.following) this.#askPresence([e.user]);
+      this.#profilesOf([e]);
+      store.changed();
+    });
+    s.on('contacts', () => store.changed());
+    s.on('profile', (p) => {
+      store.profiles.set(p.user, p.profile);
+      if (p.user === store.me) store.myName = p.profile.name;
+      store.changed();
+    });
+    s.on('status', (st) => {
+      store.myStatus = { status: st.status, text: st.text ?? '' };
       store.changed();
     });
     s.on('typing', (t) => {
@@ -73,6 +120,7 @@ export class Chat {
     });
     s.on('error', () => undefined); // failed attempts show in the state bar
     document.addEventListener('visibilitychange', this.#onVisibility);
+    for (const ev of ACTIVITY_EVENTS) window.addEventListener(ev, this.#onActivity, { passive: true, capture: true });
   }
 
   #onState(info: StateInfo): void {
@@ -81,8 +129,10 @@ export class Chat {
     st.changed();
     if (info.state === 'live' && !this.#wasLive) {
       this.#wasLive = true;
-      if (!st.loaded) void this.#loadRecent();
-      else this.#refresh();
+      if (!st.loaded) {
+        void this.#loadRecent();
+        this.#loadMe();
+      } else this.#refresh();
     }
     if (info.state !== 'live') this.#wasLive = false;
   }
@@ -146,9 +196,48 @@ export class Chat {
 
   #askPresence(users: string[]): void {
     this.session.presence(users).then((r) => {
-      for (const [u, p] of Object.entries(r.users)) this.store.presence.set(u, p.online);
+      for (const [u, p] of Object.entries(r.users)) this.store.presence.set(u, presenceOf(p));
       this.store.changed();
     }, () => undefined);
+  }
+
+  /** My own name and status, once logged in (the status belongs to the user: it may be one set on another device). */
+  #loadMe(): void {
+    const st = this.store;
+    const me = st.me;
+    this.session.profiles([me]).then((r) => {
+      const p = r.users[me];
+      st.profiles.set(me, p ?? null);
+      if (st.myName === undefined) st.myName = p?.name ?? '';
+      st.changed();
+    }, () => undefined);
+    this.session.presence([me]).then((r) => {
+      const p = r.users[me];
+      if (st.myStatus === undefined) {
+        st.myStatus = { status: p?.online ? p.status ?? 'available' : 'invisible', text: (p?.online && p.text) || '' };
+        st.changed();
+      }
+    }, () => undefined);
+  }
+
+  /** Fetches the profiles of contacts whose profile_version is past the one held (names for the list). */
+  #profilesOf(contacts: Contact[]): void {
+    const st = this.store;
+    const want = contacts.filter((c) => {
+      if (!c.profile_version || this.#profileAsked.has(c.user)) return false;
+      const held = st.profiles.get(c.user);
+      return held === undefined || held === null || held.version < c.profile_version;
+    }).map((c) => c.user);
+    for (let i = 0; i < want.length; i += 500) {
+      const part = want.slice(i, i + 500);
+      for (const u of part) this.#profileAsked.add(u);
+      this.session.profiles(part).then((r) => {
+        for (const [u, p] of Object.entries(r.users)) st.profiles.set(u, p);
+        st.changed();
+      }, () => undefined).finally(() => {
+        for (const u of part) this.#profileAsked.delete(u);
+      });
+    }
   }
 
   // ---------------------------------------------------------------- what the views ask for
@@ -290,10 +379,75 @@ export class Chat {
     });
   }
 
+  // ---------------------------------------------------------------- contacts, status, name
+
+  /** Runs a contact change; resolves with an error message for people, or undefined. */
+  async #contactOp(user: string, op: (u: string) => Promise<unknown>): Promise<string | undefined> {
+    if (!isId(user)) return 'A user id is 1 to 64 of A-Z a-z 0-9 _ . @ -';
+    if (user === this.store.me) return 'That is you.';
+    try {
+      await op(user);
+    } catch (e) {
+      return message(e);
+    }
+    return undefined;
+  }
+
+  requestContact(user: string, text?: string): Promise<string | undefined> {
+    return this.#contactOp(user, (u) => this.session.contactRequest(u, text || undefined));
+  }
+  acceptContact(user: string): Promise<string | undefined> {
+    return this.#contactOp(user, (u) => this.session.contactAccept(u));
+  }
+  declineContact(user: string): Promise<string | undefined> {
+    return this.#contactOp(user, (u) => this.session.contactDecline(u));
+  }
+  /** Ends a friendship, or withdraws a request made. */
+  removeContact(user: string): Promise<string | undefined> {
+    return this.#contactOp(user, (u) => this.session.contactRemove(u));
+  }
+  block(user: string): Promise<string | undefined> {
+    return this.#contactOp(user, (u) => this.session.block(u));
+  }
+  unblock(user: string): Promise<string | undefined> {
+    return this.#contactOp(user, (u) => this.session.unblock(u));
+  }
+
+  /** Opens the 1:1 conversation with a contact. */
+  openContact(user: string): void {
+    this.open(dmConv(this.store.me, user));
+  }
+
+  async setStatus(status: StatusValue, text: string): Promise<string | undefined> {
+    try {
+      await this.session.status(status, text.trim() || undefined);
+    } catch (e) {
+      return message(e);
+    }
+    return undefined;
+  }
+
+  async setName(name: string): Promise<string | undefined> {
+    try {
+      await this.session.profileSet({ name: name.trim() });
+    } catch (e) {
+      return message(e);
+    }
+    this.store.myName = name.trim();
+    this.store.changed();
+    return undefined;
+  }
+
   /** Ends the session (log out, or a new one replaces it). */
   stop(): void {
     clearTimeout(this.#readTimer);
     document.removeEventListener('visibilitychange', this.#onVisibility);
+    for (const ev of ACTIVITY_EVENTS) window.removeEventListener(ev, this.#onActivity, { capture: true });
     this.session.close();
   }
+}
+
+/** A presence as the store keeps it, from an event, a reply or a contact entry. */
+function presenceOf(p: { online: boolean; status?: StatusValue; text?: string }): Presence {
+  return p.online ? { online: true, ...(p.status ? { status: p.status } : {}), ...(p.text ? { text: p.text } : {}) } : { online: false };
 }
