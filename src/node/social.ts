@@ -6,7 +6,7 @@
 // joined there once whatever the retries. The role also decides what others may see (presence
 // and profile) and receive (direct messages, typing, requests) from a user homed here.
 import type { Logger } from 'pino';
-import { admits, applyEntry, applyOp, counts, emptySocial, friends, listed, parseEvent, profileOf, sameView, view, visible, wire } from '../contacts/index.ts';
+import { admits, applyEntry, applyOp, counted, counts, emptySocial, friends, listed, parseEvent, profileOf, sameView, view, visible, wire } from '../contacts/index.ts';
 import type { Limits, Pair, Refusal, SocialEvent, SocialState } from '../contacts/index.ts';
 import { emptyPair } from '../contacts/index.ts';
 import { dmConv } from '../protocol/frames.ts';
@@ -15,6 +15,7 @@ import type { Delivery } from '../protocol/peer.ts';
 import type { Lookup, SessionRef, Watcher } from '../presence/index.ts';
 import type { Store, StoredEntry } from '../store/index.ts';
 import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
+import { KeyedBatcher } from './batcher.ts';
 
 export const socialKey = (user: string): string => `s:${user}`;
 export type SocialReq = Extract<Request, { op: 'profile_set' | 'status' | 'privacy' | 'contact_lists' | ContactOp }>;
@@ -86,16 +87,24 @@ export function createSocial(c: SocialComponents): Social {
   const { store, log } = c;
   const now = c.now ?? Date.now;
   // Loaded states of users served here; cleared when the ring changes (a user may move away and back).
-  let cache = new Map<string, SocialState>();
-  // One change per user at a time: each sees the state the previous one left.
-  const chains = new Map<string, Promise<unknown>>();
+  // Each with the store's token for the data it was read from: data dropped or imported again
+  // (a node rejoining through the data copy, with no ring change of its own) is read again.
+  let cache = new Map<string, { s: SocialState; held: object | undefined }>();
+  const cached = (user: string): SocialState | undefined => {
+    const e = cache.get(user);
+    if (!e) return undefined;
+    if (store.holding(socialKey(user)) === e.held) return e.s;
+    cache.delete(user);
+    return undefined;
+  };
+  const remember = (user: string, s: SocialState) => cache.set(user, { s, held: store.holding(socialKey(user)) });
   // Sender side: recent yeses of `to` for `from` (to -> from -> until).
   const gates = new Map<string, Map<string, number>>();
   let gateCount = 0;
   const asking = new Map<string, Promise<void>>();
 
   async function load(user: string): Promise<SocialState> {
-    const have = cache.get(user);
+    const have = cached(user);
     if (have) return have;
     const key = socialKey(user);
     for (;;) {
@@ -111,11 +120,11 @@ export function createSocial(c: SocialComponents): Social {
       }
       s.seq = Math.max(s.seq, last);
       if (store.lastSeq(key) !== last) continue; // appended meanwhile: read again
-      const now2 = cache.get(user);
+      const now2 = cached(user);
       if (now2) return now2;
       if (c.owns(key)) {
         if (cache.size >= CACHE_MAX) cache = new Map([...cache].slice(CACHE_MAX / 2));
-        cache.set(user, s);
+        remember(user, s);
       }
       return s;
     }
@@ -123,27 +132,17 @@ export function createSocial(c: SocialComponents): Social {
 
   /** The state if it needs no read: cached, or a user who never wrote anything social. */
   function peek(user: string): SocialState | undefined {
-    return cache.get(user) ?? (store.lastSeq(socialKey(user)) === 0 ? emptySocial() : undefined);
+    return cached(user) ?? (store.lastSeq(socialKey(user)) === 0 ? emptySocial() : undefined);
   }
   const state = (user: string): Promise<SocialState> => {
     const s = peek(user);
     return s ? Promise.resolve(s) : load(user);
   };
 
-  function serial<T>(user: string, f: () => Promise<T>): Promise<T> {
-    const prev = chains.get(user) ?? Promise.resolve();
-    const run = prev.then(f, f);
-    const tail = run.then(() => undefined, () => undefined);
-    chains.set(user, tail);
-    void tail.then(() => {
-      if (chains.get(user) === tail) chains.delete(user);
-    });
-    return run;
-  }
-
-  /** Appends events to the user's log (and a copy of the pair for the other side's home) and
-   * resolves once they are durable on every copy, with the state that folds them in. */
-  async function write(user: string, events: SocialEvent[], copy?: { to: string; pair: Pair }): Promise<SocialState> {
+  /** Appends events to the user's log, and the changed pairs for the other sides' homes (through
+   * the outbox), and resolves once they are durable on every copy, with the state that folds
+   * them in. */
+  async function write(user: string, events: SocialEvent[], copies: Map<string, Pair>): Promise<SocialState> {
     const key = socialKey(user);
     if (!c.owns(key)) throw new UnavailableError(`${user} is moving to another node`);
     const items = events.map((ev) => {
@@ -151,41 +150,142 @@ export function createSocial(c: SocialComponents): Social {
       const other = 'u' in ev ? ev.u : user;
       return { user: key, mid, conv: dmConv(user, other), from: user, to: other, body: JSON.stringify(ev), ts: c.midTime(mid), dkey: `e:${mid}` };
     });
-    let outbox: Parameters<Store['append']>[1] = [];
-    let d: Delivery | undefined;
-    if (copy) {
+    const ds: Delivery[] = [...copies].map(([to, pair]) => {
       const mid = c.nextMid();
-      const body: SocialEvent = { k: 'peer', u: user, p: wire(copy.pair) };
-      d = { user: socialKey(copy.to), mid, conv: dmConv(user, copy.to), from: user, to: copy.to, body: JSON.stringify(body), ts: c.midTime(mid) };
-      outbox = [{ user: key, mid, dest: d.user, item: d }];
-    }
-    const { entries, durable } = store.append(items, outbox);
+      const body: SocialEvent = { k: 'peer', u: user, p: wire(pair) };
+      return { user: socialKey(to), mid, conv: dmConv(user, to), from: user, to, body: JSON.stringify(body), ts: c.midTime(mid) };
+    });
+    const { entries, durable } = store.append(items, ds.map((d) => ({ user: key, mid: d.mid, dest: d.user, item: d })));
     await durable;
     await c.replicated(key);
-    if (d) c.handOver(key, d).catch((e: Error) => log.info({ user, to: copy!.to, err: e.message }, 'contact change not handed over yet; the outbox retries'));
+    for (const d of ds) c.handOver(key, d).catch((e: Error) => log.info({ user, to: d.to, err: e.message }, 'contact change not handed over yet; the outbox retries'));
     // Folded in by `committed` unless the cache was dropped meanwhile (a ring change).
-    const fresh = cache.get(user);
+    const fresh = cached(user);
     return fresh && fresh.seq >= entries[entries.length - 1]!.seq ? fresh : load(user);
   }
 
-  async function contactOp(user: string, op: ContactOp, other: string, text: string): Promise<void> {
-    if (other === user) throw new ClientError('bad_request', 'that is yourself');
-    if (op === 'contact_request' || op === 'follow') {
-      // The other side decides whether it takes it: a block, or its pending requests full.
-      const no = await c.admitAt(other, user, op === 'follow' ? 'follow' : 'request');
-      if (no) throw no.code === 'forbidden' ? new ForbiddenError(no.message) : new ClientError(no.code, no.message);
+  const refusal = (r: Refusal): Error => (r.code === 'forbidden' ? new ForbiddenError(r.message) : new ClientError(r.code, r.message));
+
+  /** The changes of one user queued meanwhile, applied in order to the state in memory and
+   * written with one append: a client following 2,000 users at once waits for a few commits, not
+   * for 2,000 in a row. Each change is checked against the state its predecessors left. */
+  async function runBatch(user: string, reqs: SocialReq[]): Promise<(undefined | Error)[]> {
+    const s = await load(user);
+    const was = { s: snap(s), online: c.lookup(user).online };
+    const pairs = new Map<string, Pair>();
+    const pair = (u: string) => pairs.get(u) ?? s.pairs.get(u) ?? emptyPair();
+    const first = new Map<string, Pair>(); // each changed pair as it was before the batch
+    let count = counts(s).contacts;
+    const events: SocialEvent[] = [];
+    const out: (undefined | Error)[] = [];
+    const listsOf = new Map<string, string[]>();
+    let profile = false;
+    let status = false;
+    let privacy = false;
+    for (const req of reqs) {
+      switch (req.op) {
+        case 'profile_set':
+          events.push({ k: 'profile', p: req.profile });
+          profile = true;
+          out.push(undefined);
+          continue;
+        case 'status':
+          events.push({ k: 'status', s: req.status, x: req.text ?? '' });
+          status = true;
+          out.push(undefined);
+          continue;
+        case 'privacy': {
+          const { op: _op, id: _id, ...p } = req;
+          events.push({ k: 'privacy', p });
+          privacy = true;
+          out.push(undefined);
+          continue;
+        }
+        case 'contact_lists': {
+          const p = pair(req.user);
+          if (!listed(p)) {
+            out.push(new ClientError('not_found', `${req.user} is not among your contacts`));
+            continue;
+          }
+          events.push({ k: 'lists', u: req.user, l: req.lists });
+          pairs.set(req.user, { ...p, lists: req.lists });
+          listsOf.set(req.user, req.lists);
+          out.push(undefined);
+          continue;
+        }
+        default: {
+          const other = req.user;
+          const before = pair(other);
+          const next = applyOp(before, req.op, other, req.op === 'contact_request' ? (req.text ?? '') : '', count, c.limits);
+          if (next === 'same') {
+            out.push(undefined);
+            continue;
+          }
+          if ('code' in next) {
+            out.push(refusal(next));
+            continue;
+          }
+          count += Number(counted(next)) - Number(counted(before));
+          if (!first.has(other)) first.set(other, s.pairs.get(other) ?? emptyPair());
+          pairs.set(other, next);
+          events.push({ k: 'pair', u: other, p: wire(next) });
+          out.push(undefined);
+        }
+      }
     }
-    await serial(user, async () => {
-      const s = await load(user);
-      const before = s.pairs.get(other) ?? emptyPair();
-      const next = applyOp(before, op, other, text, counts(s).contacts, c.limits);
-      if (next === 'same') return;
-      if ('code' in next) throw next.code === 'forbidden' ? new ForbiddenError(next.message) : new ClientError(next.code, next.message);
-      const s2 = await write(user, [{ k: 'pair', u: other, p: wire(next) }], { to: other, pair: next });
-      const after = s2.pairs.get(other) ?? next;
-      await effects(user, s2, other, before, after);
-      void announce(user, other, after);
+    if (events.length === 0) return out;
+    let s2: SocialState;
+    try {
+      s2 = await write(user, events, new Map([...first.keys()].map((u) => [u, pairs.get(u)!])));
+    } catch (e) {
+      return out.map((r) => r ?? (e as Error));
+    }
+    // What the changes mean for others, once they are durable.
+    const stricter = [...first].some(([u, b]) => {
+      const a = s2.pairs.get(u) ?? emptyPair();
+      return (!b.bm.on && a.bm.on) || (friends(b) && !friends(a) && s2.privacy.dm === 'contacts');
+    }) || (was.s.privacy.dm === 'everyone' && s2.privacy.dm === 'contacts');
+    if (stricter) await revokeAll([user]);
+    if (status || privacy || first.size) {
+      const changed = new Set(first.keys());
+      presenceTo(user, s2, (w) => status || privacy || changed.has(w.user ?? ''), { s: { ...was.s, pairs: new Map([...was.s.pairs, ...first]) }, online: was.online });
+    }
+    if (profile) {
+      const audience = [user];
+      for (const [u, p] of s2.pairs) if ((friends(p) || p.wt.on) && visible(user, s2, u, 'profile')) audience.push(u);
+      const pr = profileOf(s2);
+      void c.relay(audience, { op: 'profile', user, profile: pr, version: pr.version })
+        .catch((e: Error) => log.info({ user, err: e.message }, 'profile change not pushed to every contact'));
+    }
+    for (const u of new Set([...first.keys(), ...listsOf.keys()])) void announce(user, u, s2.pairs.get(u) ?? emptyPair());
+    return out;
+  }
+  const batcher = new KeyedBatcher<SocialReq, undefined>((user, reqs) => runBatch(user, reqs), 500);
+
+  // Per user, the newest change still waiting for the other side's admission: later changes of
+  // the user wait behind it, so that changes keep the order they were made in.
+  const admitting = new Map<string, Promise<void>>();
+  function queue(user: string, req: SocialReq): Promise<void> {
+    let gate: Promise<void> | undefined;
+    if (req.op === 'contact_request' || req.op === 'follow') {
+      if (req.user === user) return Promise.reject(new ClientError('bad_request', 'that is yourself'));
+      // The other side decides whether it takes it: a block, or its pending requests full.
+      gate = c.admitAt(req.user, user, req.op === 'follow' ? 'follow' : 'request').then((no) => {
+        if (no) throw refusal(no);
+      });
+    } else if ('user' in req && req.user === user) {
+      return Promise.reject(new ClientError('bad_request', 'that is yourself'));
+    }
+    const prev = admitting.get(user);
+    if (!gate && !prev) return batcher.add(user, req);
+    const ready = Promise.all([prev, gate]);
+    const out = ready.then(() => batcher.add(user, req));
+    const entered = ready.then(() => undefined, () => undefined);
+    admitting.set(user, entered);
+    void entered.then(() => {
+      if (admitting.get(user) === entered) admitting.delete(user);
     });
+    return out;
   }
 
   /** What a change of a relation changes for others: admissions revoked where it got stricter,
@@ -266,43 +366,7 @@ export function createSocial(c: SocialComponents): Social {
   return {
     load: state,
 
-    async op(user, req) {
-      switch (req.op) {
-        case 'profile_set':
-          return serial(user, async () => {
-            const s = await write(user, [{ k: 'profile', p: req.profile }]);
-            const audience = [user];
-            for (const [u, p] of s.pairs) if ((friends(p) || p.wt.on) && visible(user, s, u, 'profile')) audience.push(u);
-            const profile = profileOf(s);
-            void c.relay(audience, { op: 'profile', user, profile, version: profile.version })
-              .catch((e: Error) => log.info({ user, err: e.message }, 'profile change not pushed to every contact'));
-          });
-        case 'status':
-          return serial(user, async () => {
-            const was = { s: snap(await load(user)), online: c.lookup(user).online };
-            presenceTo(user, await write(user, [{ k: 'status', s: req.status, x: req.text ?? '' }]), undefined, was);
-          });
-        case 'privacy':
-          return serial(user, async () => {
-            const was = { s: snap(await load(user)), online: c.lookup(user).online };
-            const { op: _op, id: _id, ...p } = req;
-            const s = await write(user, [{ k: 'privacy', p }]);
-            const stricter = (was.s.privacy.dm === 'everyone' && s.privacy.dm === 'contacts');
-            if (stricter) await revokeAll([user]);
-            presenceTo(user, s, undefined, was);
-          });
-        case 'contact_lists':
-          return serial(user, async () => {
-            const s = await load(user);
-            const p = s.pairs.get(req.user);
-            if (!p || !listed(p)) throw new ClientError('not_found', `${req.user} is not among your contacts`);
-            const s2 = await write(user, [{ k: 'lists', u: req.user, l: req.lists }]);
-            void announce(user, req.user, s2.pairs.get(req.user) ?? p);
-          });
-        default:
-          return contactOp(user, req.op, req.user, req.op === 'contact_request' ? (req.text ?? '') : '');
-      }
-    },
+    op: (user, req) => queue(user, req),
 
     async contacts(user, after, limit) {
       const s = await load(user);
@@ -413,8 +477,8 @@ export function createSocial(c: SocialComponents): Social {
         const user = e.user.slice(2);
         const ev = parseEvent(e.body);
         const other = ev && ev.k === 'peer' ? ev.u : undefined;
-        let s = cache.get(user);
-        if (!s && e.seq === 1 && c.owns(e.user)) cache.set(user, (s = emptySocial()));
+        let s = cached(user);
+        if (!s && e.seq === 1 && c.owns(e.user)) remember(user, (s = emptySocial()));
         if (s && e.seq !== s.seq + 1) {
           cache.delete(user); // a gap: read it all again on next use
           s = undefined;

@@ -77,8 +77,10 @@ async function withTraffic(t: ExecutionContext, cluster: TestCluster, seed: numb
   } finally {
     for (const s of senders) s.stop();
     for (const d of drivers) d.stop();
-    await Promise.all(running);
+    const ended = await Promise.allSettled(running);
     for (const s of senders) s.close();
+    const failed = ended.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
   await settled(cluster, true);
   const waits = senders.flatMap((s) => s.waits);
