@@ -2,6 +2,7 @@
 // timers are real and short; the clock decides what counts as idle, so a slow machine cannot
 // make the user look idle or active), then an ImSession with idleAwayMs against a fake node.
 import test from 'ava';
+import type { ExecutionContext } from 'ava';
 import { Away } from '../../src/client/away.ts';
 import { ImSession } from '../../src/client/index.ts';
 import type { StatusValue } from '../../src/client/index.ts';
@@ -10,7 +11,7 @@ import { fakeNode, until } from '../helpers/fake-node.ts';
 const IDLE = 20;
 
 /** An Away over a fake clock and a node status that the test can change behind its back. */
-function setup(start: { status: StatusValue; text?: string } | undefined) {
+function setup(t: ExecutionContext, start: { status: StatusValue; text?: string } | undefined) {
   let clock = 1000;
   let node = start;
   const sets: string[] = [];
@@ -30,6 +31,7 @@ function setup(start: { status: StatusValue; text?: string } | undefined) {
     },
     changed: (status) => changes.push(status),
   });
+  t.teardown(() => void away.stop()); // a timer left running would keep the test process alive
   return {
     away, sets, changes,
     get asked() { return asked; },
@@ -41,7 +43,7 @@ function setup(start: { status: StatusValue; text?: string } | undefined) {
 const tick = (ms = IDLE * 3) => new Promise((r) => setTimeout(r, ms));
 
 test('idle while available: away (keeping the text); the next activity: available again', async (t) => {
-  const s = setup({ status: 'available', text: 'wfh' });
+  const s = setup(t, { status: 'available', text: 'wfh' });
   s.advance(IDLE);
   await until(() => s.away.away, 'away');
   t.deepEqual(s.sets, ['away:wfh']);
@@ -54,11 +56,10 @@ test('idle while available: away (keeping the text); the next activity: availabl
   s.advance(IDLE);
   await until(() => s.sets.length === 3, 'away again');
   t.is(s.sets[2], 'away:wfh');
-  s.away.stop();
 });
 
 test('activity keeps the user available however slowly the timers run', async (t) => {
-  const s = setup({ status: 'available' });
+  const s = setup(t, { status: 'available' });
   for (let i = 0; i < 10; i++) {
     s.advance(IDLE - 1);
     s.away.activity();
@@ -67,31 +68,29 @@ test('activity keeps the user available however slowly the timers run', async (t
   await tick();
   t.deepEqual(s.sets, []);
   t.is(s.asked, 0, 'the node is not even asked while the user is active');
-  s.away.stop();
 });
 
 test('busy, invisible or unknown status is left alone, and a later activity does not set available', async (t) => {
   for (const status of [{ status: 'busy' as const }, { status: 'invisible' as const }, undefined]) {
-    const s = setup(status);
+    const s = setup(t, status);
     s.advance(IDLE);
     await until(() => s.asked === 1, 'the status to be asked');
     await tick();
     s.away.activity();
     await tick();
     t.deepEqual(s.sets, [], String(status?.status));
-    s.away.stop();
   }
 });
 
 test('an away not set here is not undone; a status the app sets takes over an away set here', async (t) => {
-  const s = setup({ status: 'away' });
+  const s = setup(t, { status: 'away' });
   s.advance(IDLE);
   await until(() => s.asked === 1, 'the status to be asked');
   s.away.activity();
   await tick();
   t.deepEqual(s.sets, [], 'someone else\'s away stays');
 
-  const u = setup({ status: 'available' });
+  const u = setup(t, { status: 'available' });
   u.advance(IDLE);
   await until(() => u.away.away, 'away');
   u.away.statusSet(); // the app set, say, busy
@@ -99,11 +98,10 @@ test('an away not set here is not undone; a status the app sets takes over an aw
   u.away.activity();
   await tick();
   t.deepEqual(u.sets, ['away'], 'no available over the app\'s choice');
-  u.away.stop();
 });
 
 test('activity while the node is being asked cancels the away', async (t) => {
-  const s = setup({ status: 'available' });
+  const s = setup(t, { status: 'available' });
   let release!: () => void;
   s.hold(new Promise<void>((r) => (release = r)));
   s.advance(IDLE);
@@ -113,7 +111,6 @@ test('activity while the node is being asked cancels the away', async (t) => {
   await tick();
   t.deepEqual(s.sets, []);
   t.false(s.away.away);
-  s.away.stop();
 });
 
 test('a session with idleAwayMs goes away, tells the app, comes back, and undoes its away when closed', async (t) => {
