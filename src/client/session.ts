@@ -246,7 +246,8 @@ export class ImSession extends Requests<SessionEvents> {
 
   #onEvent(conn: Connection, f: ServerFrame): void {
     if (conn !== this.#conn) {
-      // Frames read together with the welcome can reach us before its reply is handled.
+      // Frames read together with the welcome can reach us before its reply is handled. The roster
+      // comes before the replay, so the bound only ever drops replayed entries (gap repair refetches them).
       if (conn === this.#loggingIn && f.op !== 'goaway' && this.#early.length < this.opts.maxAhead) this.#early.push(f);
       if (f.op !== 'goaway') return;
     }
