@@ -4,21 +4,10 @@ import test from 'ava';
 import { applyEntry, applyOp, emptyPair, emptySocial, flip, join, stateOf, view, visible, wire } from '../../src/contacts/index.ts';
 import type { Pair, WirePair } from '../../src/contacts/index.ts';
 import type { ContactOp } from '../../src/protocol/frames.ts';
+import { prng as rng } from '../helpers/churn.ts';
 
 const LIMITS = { maxContacts: 100, maxPending: 100 };
 const OPS: ContactOp[] = ['contact_request', 'contact_accept', 'contact_decline', 'contact_remove', 'follow', 'unfollow', 'block', 'unblock'];
-
-/** A seeded generator (mulberry32), so a failing sequence can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Side = { p: Pair; inbox: WirePair[] };
 const MIRROR = { friend: 'friend', requested: 'pending', pending: 'requested', none: 'none' } as const;
