@@ -436,8 +436,21 @@ export function createHome(c: HomeComponents): Home {
     for (const w of presence.watchers(user)) c.push(w.gateway, w.conn, { op: 'presence', user, online });
   };
   // Per sender, the newest send still waiting for its recipient's admission: later sends of the
-  // sender wait behind it, so that sends keep their order whatever each admission takes.
+  // sender (direct or group) wait behind it, so that sends keep their order whatever each
+  // admission takes (invariant 3).
   const admitting = new Map<string, Promise<void>>();
+  function inOrder(from: string, gate: true | Promise<void>, run: () => Promise<SendResult>): Promise<SendResult> {
+    const prev = admitting.get(from);
+    if (gate === true && !prev) return run();
+    const ready = Promise.all([prev, gate]);
+    const out = ready.then(run);
+    const entered = ready.then(() => undefined, () => undefined);
+    admitting.set(from, entered);
+    void entered.then(() => {
+      if (admitting.get(from) === entered) admitting.delete(from);
+    });
+    return out;
+  }
   const wentOffline = (user: string) => {
     const p = presence.lookup(user);
     store.setLastSeen(user, (!p.online && p.lastSeen) || c.now());
@@ -466,24 +479,15 @@ export function createHome(c: HomeComponents): Home {
 
   return {
     send(from, to, cid, body) {
-      const run = () => new Promise<SendResult>((resolve, reject) => enqueue({ kind: 'send', from, to, cid, body, resolve, reject }));
       // The recipient's home decides whether it takes the message (a block, contacts only), before
       // anything is stored; its recent yeses are cached, so this is mostly synchronous.
       const gate = c.social?.gate(from, to, 'dm') ?? true;
-      const prev = admitting.get(from);
-      if (gate === true && !prev) return run();
-      const ready = Promise.all([prev, gate]);
-      const out = ready.then(run);
-      const entered = ready.then(() => undefined, () => undefined);
-      admitting.set(from, entered);
-      void entered.then(() => {
-        if (admitting.get(from) === entered) admitting.delete(from);
-      });
-      return out;
+      return inOrder(from, gate, () => new Promise<SendResult>((resolve, reject) => enqueue({ kind: 'send', from, to, cid, body, resolve, reject })));
     },
 
     sendGroup(from, group, cid, body) {
-      return new Promise((resolve, reject) => enqueue({ kind: 'gsend', from, group, cid, body, resolve, reject }));
+      // Behind the sender's direct messages still waiting for their admission, like any send.
+      return inOrder(from, true, () => new Promise<SendResult>((resolve, reject) => enqueue({ kind: 'gsend', from, group, cid, body, resolve, reject })));
     },
 
     deliver(items) {

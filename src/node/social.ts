@@ -79,6 +79,8 @@ export type Social = {
 };
 
 const GATE_TTL_MS = 10_000;
+/** How long an older yes still admits (while it is asked again): the outage of a recipient's home. */
+const GATE_STALE_MS = 3_600_000;
 const GATE_MAX = 100_000;
 const CACHE_MAX = 200_000;
 const REVOKE_WAIT_MS = 2000;
@@ -87,13 +89,17 @@ export function createSocial(c: SocialComponents): Social {
   const { store, log } = c;
   const now = c.now ?? Date.now;
   // Loaded states of users served here; cleared when the ring changes (a user may move away and back).
-  // Each with the store's token for the data it was read from: data dropped or imported again
-  // (a node rejoining through the data copy, with no ring change of its own) is read again.
+  // Each with the store's token for the data it was read from: data dropped or imported again,
+  // or entries that reached the store without a commit of this node (a node rejoining through
+  // the data copy copies what it missed, and its own ring may never have changed), is read again.
+  // Between two commits the state has folded in everything committed; `committed` (the hook,
+  // which runs right after a commit) passes `hook` as the store is one batch ahead then.
   let cache = new Map<string, { s: SocialState; held: object | undefined }>();
-  const cached = (user: string): SocialState | undefined => {
+  const cached = (user: string, hook = false): SocialState | undefined => {
     const e = cache.get(user);
     if (!e) return undefined;
-    if (store.holding(socialKey(user)) === e.held) return e.s;
+    const key = socialKey(user);
+    if (store.holding(key) === e.held && (hook || store.committedSeq(key) === e.s.seq)) return e.s;
     cache.delete(user);
     return undefined;
   };
@@ -110,6 +116,7 @@ export function createSocial(c: SocialComponents): Social {
     for (;;) {
       await store.flush();
       const last = store.lastSeq(key);
+      if (store.committedSeq(key) !== last) continue; // appended since the flush: flush again
       const s = emptySocial();
       let after = 0;
       while (after < last) {
@@ -421,26 +428,41 @@ export function createSocial(c: SocialComponents): Social {
       const until = gates.get(to)?.get(from);
       // Typing follows the direct-message rule, so one cached yes serves both.
       const cacheable = kind === 'dm' || kind === 'typing';
-      if (cacheable && until !== undefined && until > now()) return true;
       const k = `${kind}\0${to}\0${from}`;
-      const going = asking.get(k);
-      if (going) return going;
-      const p = c.admitAt(to, from, kind).then((no) => {
-        if (no) throw no.code === 'forbidden' ? new ForbiddenError(no.message) : new ClientError(no.code, no.message);
-        if (!cacheable) return;
-        if (gateCount >= GATE_MAX) {
-          gates.clear();
-          gateCount = 0;
+      const ask = (): Promise<void> => {
+        const going = asking.get(k);
+        if (going) return going;
+        const p = c.admitAt(to, from, kind).then((no) => {
+          if (no) {
+            gates.get(to)?.delete(from);
+            throw no.code === 'forbidden' ? new ForbiddenError(no.message) : new ClientError(no.code, no.message);
+          }
+          if (!cacheable) return;
+          if (gateCount >= GATE_MAX) {
+            gates.clear();
+            gateCount = 0;
+          }
+          let m = gates.get(to);
+          if (!m) gates.set(to, (m = new Map()));
+          if (!m.has(from)) gateCount++;
+          m.set(from, now() + GATE_TTL_MS);
+        });
+        asking.set(k, p);
+        const done = () => asking.delete(k);
+        p.then(done, done);
+        return p;
+      };
+      if (cacheable && until !== undefined) {
+        if (until > now()) return true;
+        // An older yes (no revocation came since) admits now and is asked again meanwhile: a
+        // conversation goes on while the recipient's home is unreachable (the copy waits in the
+        // outbox), and a refusal the revocation missed stops the next message.
+        if (until + GATE_STALE_MS > now()) {
+          ask().catch(() => undefined);
+          return true;
         }
-        let m = gates.get(to);
-        if (!m) gates.set(to, (m = new Map()));
-        if (!m.has(from)) gateCount++;
-        m.set(from, now() + GATE_TTL_MS);
-      });
-      asking.set(k, p);
-      const done = () => asking.delete(k);
-      p.then(done, done);
-      return p;
+      }
+      return ask();
     },
 
     revoke,
@@ -477,7 +499,7 @@ export function createSocial(c: SocialComponents): Social {
         const user = e.user.slice(2);
         const ev = parseEvent(e.body);
         const other = ev && ev.k === 'peer' ? ev.u : undefined;
-        let s = cached(user);
+        let s = cached(user, true);
         if (!s && e.seq === 1 && c.owns(e.user)) remember(user, (s = emptySocial()));
         if (s && e.seq !== s.seq + 1) {
           cache.delete(user); // a gap: read it all again on next use

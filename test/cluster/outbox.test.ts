@@ -23,6 +23,8 @@ test('a copy stuck when its sender home dies reaches the recipient once that hom
   const { c: sender } = await a.login(alice, 'phone');
   const { c: reader } = await a.login(alice, 'tablet');
 
+  // A conversation under way: bob's home has admitted alice's messages (a yes her home keeps).
+  await sender.send(bob, 'before-1', 'hello bob');
   await b.kill(); // bob's home is down: the copy cannot be handed over (and nothing is in flight to it)
   void sender.send(bob, 'stuck-1', 'across a crash').catch(() => undefined);
   await until(async () => (await reader.sync(0)).msgs.some((m) => m.body === 'across a crash'), "alice's entry committed at her home");
@@ -70,6 +72,7 @@ test('a copy stuck when its sender home dies for good is handed over by the repl
   const { c: sender } = await a.login(alice, 'phone');
   const { c: tablet } = await b.login(alice, 'tablet');
 
+  await sender.send(bob, 'before-2', 'hello bob'); // a conversation under way (admitted by bob's home)
   await c.kill(); // bob's home is down: the copy cannot be handed over
   void sender.send(bob, 'stuck-2', 'past a home that never comes back').catch(() => undefined);
   // Readable on alice's tablet only once her replica (b) has the entry.
