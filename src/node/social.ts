@@ -152,15 +152,21 @@ export function createSocial(c: SocialComponents): Social {
   async function write(user: string, events: SocialEvent[], copies: Map<string, Pair>): Promise<SocialState> {
     const key = socialKey(user);
     if (!c.owns(key)) throw new UnavailableError(`${user} is moving to another node`);
-    const items = events.map((ev) => {
+    // A copy shares the mid of the last `pair` entry for its user, which holds the same state:
+    // the outbox keeps a row only while the sender's log has an entry of that mid (a row whose
+    // entry is gone was replaced by another copy of the log, and is dropped at the next replay).
+    const lastPair = new Map<string, number>();
+    events.forEach((ev, i) => ev.k === 'pair' && lastPair.set(ev.u, i));
+    const ds: Delivery[] = [];
+    const items = events.map((ev, i) => {
       const mid = c.nextMid();
       const other = 'u' in ev ? ev.u : user;
-      return { user: key, mid, conv: dmConv(user, other), from: user, to: other, body: JSON.stringify(ev), ts: c.midTime(mid), dkey: `e:${mid}` };
-    });
-    const ds: Delivery[] = [...copies].map(([to, pair]) => {
-      const mid = c.nextMid();
-      const body: SocialEvent = { k: 'peer', u: user, p: wire(pair) };
-      return { user: socialKey(to), mid, conv: dmConv(user, to), from: user, to, body: JSON.stringify(body), ts: c.midTime(mid) };
+      const ts = c.midTime(mid);
+      if (ev.k === 'pair' && lastPair.get(ev.u) === i && copies.has(ev.u)) {
+        const body: SocialEvent = { k: 'peer', u: user, p: wire(copies.get(ev.u)!) };
+        ds.push({ user: socialKey(ev.u), mid, conv: dmConv(user, ev.u), from: user, to: ev.u, body: JSON.stringify(body), ts });
+      }
+      return { user: key, mid, conv: dmConv(user, other), from: user, to: other, body: JSON.stringify(ev), ts, dkey: `e:${mid}` };
     });
     const { entries, durable } = store.append(items, ds.map((d) => ({ user: key, mid: d.mid, dest: d.user, item: d })));
     await durable;

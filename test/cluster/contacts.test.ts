@@ -123,6 +123,12 @@ test('offline user sees requests at the next login; block refuses DMs, requests 
   const { c: a, roster } = await rosterLogin(n2, alice);
   t.like(roster.find((k) => k.user === mallory), { state: 'pending', text: 'let me in' });
   await m.send(alice, 'before', 'a message before the block');
+  // mallory watches alice: the block is the last presence event it hears of her.
+  const heard: PresenceEvent[] = [];
+  m.on('frame', (f: ServerFrame) => {
+    if (f.op === 'presence' && (f as PresenceEvent).user === alice && !('id' in f)) heard.push(f as PresenceEvent);
+  });
+  await ask(m, { op: 'watch', users: [alice] });
   await ask(a, { op: 'block', user: mallory });
   t.like((await contacts(a))[mallory], { blocked: true, state: 'none' });
   await settles(m, alice, undefined, 'the request ended at mallory');
@@ -138,6 +144,18 @@ test('offline user sees requests at the next login; block refuses DMs, requests 
   await ask(a, { op: 'profile_set', profile: { name: 'Alice' } });
   t.deepEqual((await ask<PresenceReply>(m, { op: 'presence', users: [alice] })).users[alice], { online: false });
   t.is((await ask<ProfilesReply>(m, { op: 'profiles', users: [alice] })).users[alice], null);
+  // alice's other device comes and goes, she sets a status: nothing of it reaches mallory.
+  await until(() => heard.length === 1, 'the block seen as going offline');
+  const { c: a2 } = await n3.login(alice, 'd2');
+  await ask(a2, { op: 'status', status: 'busy' });
+  a2.close();
+  // A watcher on mallory's node, watching after her: pushed after hers, on the same link.
+  const { c: probe } = await n2.login(userOn(n1, 'bl-probe'));
+  const w = probe.waitFor((f) => f.op === 'presence' && (f as PresenceEvent).user === alice && (f as PresenceEvent).status === 'away', 10_000);
+  await ask(probe, { op: 'watch', users: [alice] });
+  await ask(a, { op: 'status', status: 'away' });
+  await w; // a watcher who may see her heard the last change, so mallory's would be there by now
+  t.deepEqual(heard, [{ op: 'presence', user: alice, online: false }]);
   await ask(a, { op: 'unblock', user: mallory });
   await m.send(alice, 'after2', 'unblocked');
 });

@@ -101,3 +101,42 @@ test('a copy stuck when its sender home dies for good is handed over by the repl
   t.is(copies![0]!.from, alice);
   await until(() => b.log.some((l) => l.includes('outbox replayed')), 'the new home to log its outbox replay');
 });
+
+// A contact change goes to the other user's home through the same outbox: its row must survive
+// the sender home's crash and the replay that follows (a replay drops rows whose entry is gone
+// from the sender's log, and a copy once had a mid of its own, so it was dropped as if replaced).
+test('a contact change stuck when its sender home dies reaches the other side once that home is back', async (t) => {
+  const cluster = await startCluster(3);
+  const [a, b, c] = cluster.nodes as [TestNode, TestNode, TestNode];
+  const alice = cluster.nameOn(a, 'oc-alice');
+  const bob = cluster.nameOn(b, 'oc-bob');
+  type Req = Parameters<ImClient['request']>[0];
+  const state = async (cl: ImClient, other: string) =>
+    ((await cl.request({ op: 'contacts' } as Req)) as unknown as { contacts: { user: string; state: string }[] }).contacts.find((k) => k.user === other)?.state ?? 'none';
+  const { c: ac } = await c.login(alice);
+  const { c: bc } = await c.login(bob);
+  await ac.request({ op: 'contact_request', user: bob } as Req);
+  await until(async () => (await state(bc, alice)) === 'pending', 'the request at bob');
+  await bc.request({ op: 'contact_accept', user: alice } as Req);
+  await until(async () => (await state(ac, bob)) === 'friend', 'friends at alice');
+
+  await b.kill(); // bob's home is down: the removal cannot be handed over
+  await ac.request({ op: 'contact_remove', user: bob } as Req); // needs no admission: ok once durable at alice's home
+  await a.kill(); // alice's home dies too, with the copy still to hand over
+  await b.start(b.port);
+  await a.start(a.port);
+  await cluster.converged(20_000);
+  const viewer = await c.client();
+  await viewer.login({ token: await token(bob), device: 'check' });
+  await until(async () => {
+    try {
+      return (await state(viewer, alice)) === 'none';
+    } catch {
+      return false; // bob's home may still be settling
+    }
+  }, 'the removal at bob', 30_000, 200).catch((e) => {
+    t.log(a.log.filter((l) => /outbox|social|warn/i.test(l)).slice(-20).join('\n'));
+    throw e;
+  });
+  t.pass();
+});
