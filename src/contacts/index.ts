@@ -43,14 +43,20 @@ export type SocialState = {
   pairs: Map<string, Pair>;
 };
 
-/** Log entry bodies. `peer`: the other side's copy of a pair, delivered into this log. */
+/** Log entry bodies. A `pair` entry is a side's copy of a relation with `u`, from that side's
+ * point of view; the other side's home stores the very same entry (same mid, body and sender,
+ * as a direct message's copy is the sender's entry), and tells it apart by its sender. */
 export type SocialEvent =
   | { k: 'profile'; p: ProfileFields }
   | { k: 'status'; s: StatusValue; x: string }
   | { k: 'privacy'; p: Partial<PrivacySettings> }
   | { k: 'pair'; u: string; p: WirePair }
-  | { k: 'peer'; u: string; p: WirePair }
   | { k: 'lists'; u: string; l: string[] };
+
+/** The other user of a `pair` entry in `owner`'s log, and whether it is that user's copy. */
+export function pairOf(owner: string, from: string, e: Extract<SocialEvent, { k: 'pair' }>): { other: string; theirs: boolean } {
+  return from === owner ? { other: e.u, theirs: false } : { other: from, theirs: true };
+}
 
 export type Refusal = { code: 'not_found' | 'conflict' | 'forbidden' | 'too_large' | 'bad_request'; message: string };
 
@@ -164,8 +170,9 @@ export function applyOp(p: Pair, op: ContactOp, other: string, text: string, cou
   }
 }
 
-/** Folds one log entry into the state (entries in seq order; a seq already folded is skipped). */
-export function applyEntry(s: SocialState, seq: number, ts: number, body: string): boolean {
+/** Folds one entry of `owner`'s log, written by `from`, into the state (entries in seq order; a
+ * seq already folded is skipped). */
+export function applyEntry(s: SocialState, seq: number, ts: number, body: string, owner = '', from = owner): boolean {
   if (seq <= s.seq) return false;
   s.seq = seq;
   const e = parseEvent(body);
@@ -183,10 +190,10 @@ export function applyEntry(s: SocialState, seq: number, ts: number, body: string
     case 'privacy':
       s.privacy = { ...s.privacy, ...e.p };
       return true;
-    case 'pair':
-    case 'peer': {
-      const have = s.pairs.get(e.u) ?? emptyPair();
-      s.pairs.set(e.u, join(have, e.k === 'peer' ? flip(e.p) : e.p));
+    case 'pair': {
+      const { other, theirs } = pairOf(owner, from, e);
+      const have = s.pairs.get(other) ?? emptyPair();
+      s.pairs.set(other, join(have, theirs ? flip(e.p) : e.p));
       return true;
     }
     case 'lists':
@@ -215,7 +222,7 @@ export function parseEvent(body: string): SocialEvent | undefined {
     return undefined;
   }
   if (!o || typeof o !== 'object') return undefined;
-  if ((o.k === 'pair' || o.k === 'peer') && typeof o.u === 'string' && isWirePair(o.p)) return o;
+  if (o.k === 'pair' && typeof o.u === 'string' && isWirePair(o.p)) return o;
   if (o.k === 'lists' && typeof o.u === 'string' && Array.isArray(o.l) && o.l.every((x) => typeof x === 'string')) return o;
   if (o.k === 'profile' && o.p && typeof o.p === 'object') return o;
   if (o.k === 'status' && typeof o.s === 'string' && typeof o.x === 'string') return o;

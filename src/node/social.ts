@@ -122,7 +122,7 @@ export function createSocial(c: SocialComponents): Social {
       while (after < last) {
         const { entries } = await store.sync(key, after, 1000);
         if (entries.length === 0) break;
-        for (const e of entries) if (e.seq <= last) applyEntry(s, e.seq, e.ts, e.body);
+        for (const e of entries) if (e.seq <= last) applyEntry(s, e.seq, e.ts, e.body, user, e.from);
         after = entries[entries.length - 1]!.seq;
       }
       s.seq = Math.max(s.seq, last);
@@ -149,12 +149,13 @@ export function createSocial(c: SocialComponents): Social {
   /** Appends events to the user's log, and the changed pairs for the other sides' homes (through
    * the outbox), and resolves once they are durable on every copy, with the state that folds
    * them in. */
-  async function write(user: string, events: SocialEvent[], copies: Map<string, Pair>): Promise<SocialState> {
+  async function write(user: string, events: SocialEvent[], copies: Set<string>): Promise<SocialState> {
     const key = socialKey(user);
     if (!c.owns(key)) throw new UnavailableError(`${user} is moving to another node`);
-    // A copy shares the mid of the last `pair` entry for its user, which holds the same state:
-    // the outbox keeps a row only while the sender's log has an entry of that mid (a row whose
-    // entry is gone was replaced by another copy of the log, and is dropped at the next replay).
+    // The copy for the other side is the last `pair` entry for that user itself (same mid, body,
+    // sender and time, as a direct message's copy is the sender's entry): the outbox keeps a row
+    // only while the sender's log has an entry of that mid, and replication pages send entries
+    // of one mid as one message.
     const lastPair = new Map<string, number>();
     events.forEach((ev, i) => ev.k === 'pair' && lastPair.set(ev.u, i));
     const ds: Delivery[] = [];
@@ -162,11 +163,11 @@ export function createSocial(c: SocialComponents): Social {
       const mid = c.nextMid();
       const other = 'u' in ev ? ev.u : user;
       const ts = c.midTime(mid);
+      const body = JSON.stringify(ev);
       if (ev.k === 'pair' && lastPair.get(ev.u) === i && copies.has(ev.u)) {
-        const body: SocialEvent = { k: 'peer', u: user, p: wire(copies.get(ev.u)!) };
-        ds.push({ user: socialKey(ev.u), mid, conv: dmConv(user, ev.u), from: user, to: ev.u, body: JSON.stringify(body), ts });
+        ds.push({ user: socialKey(ev.u), mid, conv: dmConv(user, ev.u), from: user, to: ev.u, body, ts });
       }
-      return { user: key, mid, conv: dmConv(user, other), from: user, to: other, body: JSON.stringify(ev), ts, dkey: `e:${mid}` };
+      return { user: key, mid, conv: dmConv(user, other), from: user, to: other, body, ts, dkey: `e:${mid}` };
     });
     const { entries, durable } = store.append(items, ds.map((d) => ({ user: key, mid: d.mid, dest: d.user, item: d })));
     await durable;
@@ -249,7 +250,7 @@ export function createSocial(c: SocialComponents): Social {
     if (events.length === 0) return out;
     let s2: SocialState;
     try {
-      s2 = await write(user, events, new Map([...first.keys()].map((u) => [u, pairs.get(u)!])));
+      s2 = await write(user, events, new Set(first.keys()));
     } catch (e) {
       return out.map((r) => r ?? (e as Error));
     }
@@ -504,7 +505,7 @@ export function createSocial(c: SocialComponents): Social {
         if (!e.user.startsWith('s:')) continue;
         const user = e.user.slice(2);
         const ev = parseEvent(e.body);
-        const other = ev && ev.k === 'peer' ? ev.u : undefined;
+        const other = ev && ev.k === 'pair' && e.from !== user ? e.from : undefined;
         let s = cached(user, true);
         if (!s && e.seq === 1 && c.owns(e.user)) remember(user, (s = emptySocial()));
         if (s && e.seq !== s.seq + 1) {
@@ -521,7 +522,7 @@ export function createSocial(c: SocialComponents): Social {
           continue;
         }
         const before = other !== undefined ? s.pairs.get(other) ?? emptyPair() : undefined;
-        applyEntry(s, e.seq, e.ts, e.body);
+        applyEntry(s, e.seq, e.ts, e.body, user, e.from);
         if (other === undefined || before === undefined) continue;
         // The other side's change arrived: this side's devices hear of it once it is on every copy.
         const after = s.pairs.get(other)!;

@@ -80,7 +80,11 @@ async function withTraffic(t: ExecutionContext, cluster: TestCluster, seed: numb
     const ended = await Promise.allSettled(running);
     for (const s of senders) s.close();
     const failed = ended.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (failed) {
+      // What the nodes said about contact changes and their outboxes, for the post-mortem.
+      for (const n of cluster.nodes) t.log(`${n.opts.name}:\n${n.log.filter((l) => /social|outbox|contact/i.test(l)).slice(-15).join('\n')}`);
+      throw (failed as PromiseRejectedResult).reason;
+    }
   }
   await settled(cluster, true);
   const waits = senders.flatMap((s) => s.waits);

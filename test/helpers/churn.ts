@@ -5,6 +5,8 @@
 import type { ExecutionContext } from 'ava';
 import { ImSession } from '../../src/client/index.ts';
 import { ImClient } from '../../src/client/client.ts';
+import { join } from 'node:path';
+import { openDb } from '../../src/store/db.ts';
 import type { Entry } from '../../src/protocol/frames.ts';
 import { readAll, token } from './node.ts';
 import type { TestCluster } from './cluster.ts';
@@ -164,6 +166,8 @@ export class ContactDriver {
   plan: PairPlan;
   cluster: TestCluster;
   retries = 0;
+  /** The confirmed changes, newest last (for a failure's message). */
+  history: string[] = [];
   private stopped = false;
   private rand: () => number;
   private phase = 0;
@@ -179,8 +183,35 @@ export class ContactDriver {
   private async change(user: string, frame: Record<string, unknown>, done: string[] = []): Promise<void> {
     const deadline = Date.now() + 60_000;
     let unknown = false;
+    let last = '';
     for (;;) {
-      if (Date.now() > deadline) throw new Error(`${user} ${JSON.stringify(frame)} not confirmed within 60 s`);
+      if (Date.now() > deadline) {
+        const views = await Promise.all([this.plan.a, this.plan.b].map(async (u) => {
+          try {
+            const c = await ImClient.connect(this.cluster.live()[0]!.url);
+            await c.login({ token: await token(u), device: 'post-mortem' });
+            const r = (await c.request({ op: 'contacts' } as Parameters<ImClient['request']>[0])) as unknown as { contacts: unknown[] };
+            c.close();
+            return `${u}: ${JSON.stringify(r.contacts)}`;
+          } catch (e) {
+            return `${u}: ${(e as Error).message}`;
+          }
+        }));
+        // Each node's copy of both social logs (what each fold starts from).
+        const logs: string[] = [];
+        for (const n of this.cluster.nodes) {
+          try {
+            const db = await openDb(join(n.data, 'store.db'));
+            const rows = await db.job((c) => c.all<{ user: string; seq: number; mid: string; dkey: string; body: string }>(
+              "SELECT user, seq, mid, dkey, body FROM entries WHERE user IN (?, ?) ORDER BY user, seq", [`s:${this.plan.a}`, `s:${this.plan.b}`]));
+            logs.push(`${n.opts.name}: ${rows.map((r) => `${r.user}#${r.seq} ${r.dkey.slice(0, 1)} ${r.body.replace(/"(mt|tt|wm|wt|bm|bt)":("[^"]*"|\{[^}]*\}),?/g, '')}`).join(' | ')}`);
+            await db.close();
+          } catch (e) {
+            logs.push(`${n.opts.name}: ${(e as Error).message}`);
+          }
+        }
+        throw new Error(`${user} ${JSON.stringify(frame)} not confirmed within 60 s (last: ${last}); plan ${JSON.stringify(this.plan)}; ${views.join('; ')}; history ${this.history.slice(-8).join(', ')}\n${logs.join('\n')}`);
+      }
       const live = this.cluster.live();
       const node = live[Math.floor(this.rand() * live.length)];
       let c: ImClient | undefined;
@@ -190,10 +221,12 @@ export class ContactDriver {
         unknown = true;
         await c.request(frame as Parameters<ImClient['request']>[0]);
         this.plan.confirmed++;
+        this.history.push(`${user === this.plan.a ? 'a' : 'b'}:${String(frame.op)}@${node!.opts.name}`);
         return;
       } catch (e) {
         // An ImError has a string code; a lost or refused connection a close code (a number).
         const raw = (e as { code?: unknown }).code;
+        last = `${String(raw)}: ${(e as Error).message}`;
         const code = typeof raw === 'string' ? raw : undefined;
         if (unknown && code !== undefined && done.includes(code)) return;
         if (code === undefined || code === 'unavailable' || code === 'conflict' || code === 'not_found' || code === 'unauthenticated' || code === 'rate_limited') {
