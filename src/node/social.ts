@@ -6,9 +6,8 @@
 // joined there once whatever the retries. The role also decides what others may see (presence
 // and profile) and receive (direct messages, typing, requests) from a user homed here.
 import type { Logger } from 'pino';
-import { admits, applyEntry, applyOp, counted, counts, emptySocial, friends, listed, parseEvent, profileOf, sameView, view, visible, wire } from '../contacts/index.ts';
+import { admits, applyEntry, applyOp, counted, counts, emptyPair, emptySocial, friends, listed, parseEvent, profileOf, sameView, view, visible, wire } from '../contacts/index.ts';
 import type { Limits, Pair, Refusal, SocialEvent, SocialState } from '../contacts/index.ts';
-import { emptyPair } from '../contacts/index.ts';
 import { dmConv } from '../protocol/frames.ts';
 import type { Contact, ContactOp, PresenceEvent, Profile, Request, ServerFrame, UserPresence } from '../protocol/frames.ts';
 import type { Delivery } from '../protocol/peer.ts';
