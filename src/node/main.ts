@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { ConfigError, USAGE, parseConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { startNode } from './node.ts';
-import { DataDirInUseError } from './data-dir.ts';
+import { DataDirInUseError } from '../data-dir/index.ts';
 
 let cfg: Config;
 try {

@@ -7,7 +7,7 @@ import test from 'ava';
 import { cleanup, readAll, startNode, until } from '../helpers/node.ts';
 import { underAttack } from '../helpers/attack.ts';
 import { ImError } from '../../src/client/client.ts';
-import { GROUP_LIMITS } from '../../src/node/groups.ts';
+import { GROUP_LIMITS } from '../../src/group-home/groups.ts';
 import { copyBytes } from '../../src/groups/limits.ts';
 
 test.after.always(cleanup);

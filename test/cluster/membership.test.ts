@@ -24,8 +24,8 @@ import type { TestNode } from '../helpers/node.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import type { ClusterView, TestCluster } from '../helpers/cluster.ts';
 import { createRing } from '../../src/ring/index.ts';
-import { createPeerNet, generateSwarmKey, PEER_PROTOCOL } from '../../src/node/peer/index.ts';
-import type { PeerNet } from '../../src/node/peer/index.ts';
+import { createPeerNet, generateSwarmKey, PEER_PROTOCOL } from '../../src/transport/index.ts';
+import type { PeerNet } from '../../src/transport/index.ts';
 import type { GoawayEvent, MsgEvent } from '../../src/protocol/frames.ts';
 
 const PRESENCE_TIMEOUT_MS = 3000;

@@ -3,8 +3,8 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { SignJWT } from 'jose';
-import { AuthError, createAuth } from '../../src/node/auth.ts';
-import type { AuthInit } from '../../src/node/auth.ts';
+import { AuthError, createAuth } from '../../src/gateway/auth.ts';
+import type { AuthInit } from '../../src/gateway/auth.ts';
 
 const SECRET = 'unit-test-secret-of-thirty-two-bytes-at-least';
 const NOW_S = 1_800_000_000;

@@ -1,6 +1,6 @@
 // KeyedBatcher: per key one batch at a time, items in the order added, per-item errors.
 import test from 'ava';
-import { KeyedBatcher } from '../../src/node/batcher.ts';
+import { KeyedBatcher } from '../../src/channel/batcher.ts';
 
 test('one batch per key at a time; items added meanwhile go together, in order', async (t) => {
   const runs: [string, number[]][] = [];

@@ -1,7 +1,7 @@
-// Custody: which keys a node may serve after members die, join and leave (see src/node/custody.ts).
+// Custody: which keys a node may serve after members die, join and leave (see src/replica/custody.ts).
 import test from 'ava';
 import { createRing } from '../../src/ring/index.ts';
-import { createCustody } from '../../src/node/custody.ts';
+import { createCustody } from '../../src/replica/custody.ts';
 
 const R = 2;
 const ring = (...m: string[]) => createRing(m, { replicas: R });

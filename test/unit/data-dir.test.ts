@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { DataDirInUseError, LOCK_FILE, alive, keptFile, lockDataDir, prepareDataDir, writeFileAtomic } from '../../src/node/data-dir.ts';
+import { DataDirInUseError, LOCK_FILE, alive, keptFile, lockDataDir, prepareDataDir, writeFileAtomic } from '../../src/data-dir/index.ts';
 
 const log = pino({ level: 'silent' });
 const mode = async (p: string) => (await stat(p)).mode & 0o777;

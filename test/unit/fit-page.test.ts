@@ -1,6 +1,6 @@
 // fitPage: a handoff page cut to what fits a peer frame keeps whole users' snapshots only.
 import test from 'ava';
-import { fitPage } from '../../src/node/handoff.ts';
+import { fitPage } from '../../src/replica/handoff.ts';
 import type { ExportPage } from '../../src/store/index.ts';
 
 const entry = (user: string, seq: number, size: number) => ({ user, seq, mid: `${user}-${seq}`, conv: 'dm:a:b', from: 'a', to: 'b', body: 'x'.repeat(size), ts: 1, dkey: `m:${user}-${seq}`, ocum: 0 });

@@ -1,13 +1,13 @@
-// The group home (src/node/groups.ts) on a real store with a recording fan-out: posts past the
+// The group home (src/group-home/groups.ts) on a real store with a recording fan-out: posts past the
 // group's rate or fan-out backlog are refused `rate_limited` and append nothing; the log gets a
 // member snapshot every N events and a load reads only the latest snapshot and what follows;
 // every message goes to exactly the members at its seq, also when the pump restarts behind a
 // snapshot; typing to a large group is held to its frame budget.
 import test from 'ava';
 import pino from 'pino';
-import { createGroups } from '../../src/node/groups.ts';
-import type { Groups, GroupsComponents } from '../../src/node/groups.ts';
-import { createMidGenerator, midTime } from '../../src/node/ids.ts';
+import { createGroups } from '../../src/group-home/groups.ts';
+import type { Groups, GroupsComponents } from '../../src/group-home/groups.ts';
+import { createMidGenerator, midTime } from '../../src/home/ids.ts';
 import type { FanItem, GroupPost, PostResult } from '../../src/protocol/peer.ts';
 import type { Store } from '../../src/store/index.ts';
 import { openStore, removeStores } from '../helpers/store.ts';

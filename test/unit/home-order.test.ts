@@ -3,11 +3,11 @@
 // answers the test releases, so the interleavings that once needed a loaded CPU happen on cue.
 import test from 'ava';
 import { pino } from 'pino';
-import { createHome } from '../../src/node/home.ts';
-import type { Home } from '../../src/node/home.ts';
+import { createHome } from '../../src/home/home.ts';
+import type { Home } from '../../src/home/home.ts';
 import { createPresence } from '../../src/presence/index.ts';
 import type { Delivery, GroupPost, PostResult } from '../../src/protocol/peer.ts';
-import { UnavailableError } from '../../src/node/errors.ts';
+import { UnavailableError } from '../../src/protocol/errors.ts';
 import { openStore, removeStores } from '../helpers/store.ts';
 
 test.after.always(removeStores);

@@ -3,10 +3,10 @@
 // node then loses the user.
 import test from 'ava';
 import { pino } from 'pino';
-import { createHome } from '../../src/node/home.ts';
+import { createHome } from '../../src/home/home.ts';
 import { createPresence } from '../../src/presence/index.ts';
 import type { Delivery } from '../../src/protocol/peer.ts';
-import { UnavailableError } from '../../src/node/errors.ts';
+import { UnavailableError } from '../../src/protocol/errors.ts';
 import { openStore, removeStores } from '../helpers/store.ts';
 
 test.after.always(removeStores);

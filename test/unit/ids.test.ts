@@ -1,6 +1,6 @@
 // Message ids: strictly increasing per generator under any clock (same ms, forwards, backwards, counter overflow), midTime, node tags.
 import test from 'ava';
-import { createMidGenerator, midTime, randomNodeTag } from '../../src/node/ids.ts';
+import { createMidGenerator, midTime, randomNodeTag } from '../../src/home/ids.ts';
 
 const B32 = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 const MID_RE = /^[0-9A-HJKMNP-TV-Z]{22}$/;

@@ -1,6 +1,6 @@
 // The lane that keeps one connection's calls in order across retries and ring changes.
 import test from 'ava';
-import { Lane } from '../../src/node/lane.ts';
+import { Lane } from '../../src/gateway/lane.ts';
 
 /** Records the order in which admits resolve. */
 function recorder() {

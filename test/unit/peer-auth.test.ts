@@ -1,4 +1,4 @@
-// The peer authorization rules (src/node/peer-auth.ts) on a fake member table and rings: who is
+// The peer authorization rules (src/cluster/peer-auth.ts) on a fake member table and rings: who is
 // served, which handoffs are allowed, which absorbed keys are taken, whose deliveries count.
 import test from 'ava';
 import { createRing } from '../../src/ring/index.ts';
@@ -6,8 +6,8 @@ import type { Ring } from '../../src/ring/index.ts';
 import type { MemberState } from '../../src/membership/index.ts';
 import {
   absorbKeys, admit, admitOneWay, deliverAllowed, entriesFrom, fanAllowed, handoffAllowed, homeOf, memberName, pageKeys, pageOf,
-} from '../../src/node/peer-auth.ts';
-import type { AuthView } from '../../src/node/peer-auth.ts';
+} from '../../src/cluster/peer-auth.ts';
+import type { AuthView } from '../../src/cluster/peer-auth.ts';
 import { parsePeerOneWay, PeerFrameError, pushFrame } from '../../src/protocol/peer.ts';
 import type { Delivery, Page, PeerRequest } from '../../src/protocol/peer.ts';
 

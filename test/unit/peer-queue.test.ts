@@ -17,8 +17,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createPeerNet, generateSwarmKey, PEER_PROTOCOL } from '../../src/node/peer/index.ts';
-import type { PeerNet, PeerNetInit, QueueFull } from '../../src/node/peer/index.ts';
+import { createPeerNet, generateSwarmKey, PEER_PROTOCOL } from '../../src/transport/index.ts';
+import type { PeerNet, PeerNetInit, QueueFull } from '../../src/transport/index.ts';
 
 const psk = generateSwarmKey();
 const silent = pino({ level: 'silent' });

@@ -15,8 +15,8 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createPeerNet, generateSwarmKey, PEER_PROTOCOL } from '../../src/node/peer/index.ts';
-import type { PeerMsg, PeerNet, PeerNetInit, PeerStats } from '../../src/node/peer/index.ts';
+import { createPeerNet, generateSwarmKey, PEER_PROTOCOL } from '../../src/transport/index.ts';
+import type { PeerMsg, PeerNet, PeerNetInit, PeerStats } from '../../src/transport/index.ts';
 
 const psk = generateSwarmKey();
 const silent = pino({ level: 'silent' });

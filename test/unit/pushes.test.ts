@@ -1,7 +1,7 @@
 // Pushes to other gateways: msg frames of one tick grouped by mid per peer, each connection's
 // frames in their order.
 import test from 'ava';
-import { createPushes } from '../../src/node/pushes.ts';
+import { createPushes } from '../../src/home/pushes.ts';
 import type { MsgEvent } from '../../src/protocol/frames.ts';
 import type { PeerOneWay } from '../../src/protocol/peer.ts';
 

@@ -1,7 +1,7 @@
 // Merging what is queued for one user and one replica: the newer snapshot wins per conversation
 // and cursor, and outbox rows added and cleared cancel out in order.
 import test from 'ava';
-import { mergeSnap } from '../../src/node/replication-items.ts';
+import { mergeSnap } from '../../src/replica/replication-items.ts';
 import type { UserSnapshot } from '../../src/store/index.ts';
 
 const snap = (over: Partial<UserSnapshot>): UserSnapshot => ({ user: 'alice', seq: 1, convs: [], cursors: [], ...over });

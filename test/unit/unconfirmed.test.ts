@@ -1,6 +1,6 @@
 // Reads stop short of entries the replicas have not acknowledged yet.
 import test from 'ava';
-import { Unconfirmed } from '../../src/node/unconfirmed.ts';
+import { Unconfirmed } from '../../src/home/unconfirmed.ts';
 
 function deferred() {
   let resolve!: () => void;

@@ -3,8 +3,8 @@
 import test from 'ava';
 import pino from 'pino';
 import { createRing } from '../../src/ring/index.ts';
-import { createUpkeep } from '../../src/node/upkeep.ts';
-import type { Home, Homes } from '../../src/node/home.ts';
+import { createUpkeep } from '../../src/gateway/upkeep.ts';
+import type { Home, Homes } from '../../src/home/home.ts';
 import type { SessionRef } from '../../src/presence/index.ts';
 import { PEER_BUDGET_CHARS } from '../../src/protocol/peer.ts';
 import type { PeerRequest } from '../../src/protocol/peer.ts';

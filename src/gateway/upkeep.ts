@@ -8,7 +8,7 @@ import type { SessionRef } from '../presence/index.ts';
 import type { Ring } from '../ring/index.ts';
 import { chunkByChars, PEER_BUDGET_CHARS } from '../protocol/peer.ts';
 import type { PeerRequest } from '../protocol/peer.ts';
-import type { Home, Homes } from './home.ts';
+import type { Home, Homes } from '../home/home.ts';
 
 export type UpkeepComponents = {
   self: string;

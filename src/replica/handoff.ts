@@ -9,7 +9,7 @@ import type { Ring } from '../ring/index.ts';
 import type { ExportPage, Store } from '../store/index.ts';
 import { entryWireChars, PEER_BUDGET_CHARS, validatePage } from '../protocol/peer.ts';
 import type { Page, PeerReply, PeerRequest } from '../protocol/peer.ts';
-import type { Home } from './home.ts';
+import type { Home } from '../home/home.ts';
 
 export type HandoffComponents = {
   self: string;

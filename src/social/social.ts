@@ -13,8 +13,8 @@ import type { Contact, ContactOp, PresenceEvent, Profile, Request, ServerFrame, 
 import type { Delivery } from '../protocol/peer.ts';
 import type { Lookup, SessionRef, Watcher } from '../presence/index.ts';
 import type { Store, StoredEntry } from '../store/index.ts';
-import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
-import { KeyedBatcher } from './batcher.ts';
+import { ClientError, ForbiddenError, UnavailableError } from '../protocol/errors.ts';
+import { KeyedBatcher } from '../channel/batcher.ts';
 
 export const socialKey = (user: string): string => `s:${user}`;
 export type SocialReq = Extract<Request, { op: 'profile_set' | 'status' | 'privacy' | 'contact_lists' | ContactOp }>;

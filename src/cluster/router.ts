@@ -9,14 +9,14 @@ import type { Entry, UserPresence } from '../protocol/frames.ts';
 import { entryWireChars, parsePeerReply, PEER_BUDGET_CHARS } from '../protocol/peer.ts';
 import type { CastFrame, Delivery, GroupPost, HomeCall, PeerReply, PeerRequest, PostResult } from '../protocol/peer.ts';
 import type { Unread } from '../store/index.ts';
-import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
-import type { Home, Homes, Page, SendResult, Watcher } from './home.ts';
-import type { GroupInfo, Groups } from './groups.ts';
-import type { AdmitKind, ContactInfo, ContactsPage, Social, SocialReq } from './social.ts';
+import { ClientError, ForbiddenError, UnavailableError } from '../protocol/errors.ts';
+import type { Home, Homes, Page, SendResult, Watcher } from '../home/home.ts';
+import type { GroupInfo, Groups } from '../group-home/groups.ts';
+import type { AdmitKind, ContactInfo, ContactsPage, Social, SocialReq } from '../social/social.ts';
 import type { Refusal } from '../contacts/index.ts';
 import type { Profile } from '../protocol/frames.ts';
-import { groupKey } from './groups.ts';
-import type { Lane, LaneTurn } from './lane.ts';
+import { groupKey } from '../group-home/groups.ts';
+import type { Lane, LaneTurn } from '../gateway/lane.ts';
 
 /** What the router needs of the peer transport. */
 export type PeerLink = {

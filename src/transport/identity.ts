@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import type { Logger } from 'pino';
-import { restrict, writeFileAtomic } from '../data-dir.ts';
+import { restrict, writeFileAtomic } from '../data-dir/index.ts';
 
 export const KEY_FILE = 'peer.key';
 

@@ -7,13 +7,13 @@ import type { ErrorCode, MsgEvent, ReqId, Request, ServerFrame } from '../protoc
 import type { SessionRef } from '../presence/index.ts';
 import type { Auth } from './auth.ts';
 import { AuthError } from './auth.ts';
-import type { Config } from './config.ts';
-import type { Homes } from './home.ts';
-import type { Router } from './router.ts';
+import type { Config } from '../node/config.ts';
+import type { Homes } from '../home/home.ts';
+import type { Router } from '../cluster/router.ts';
 import { Lane } from './lane.ts';
 import { TokenBucket } from '../limits/token-bucket.ts';
-import type { ClientError } from './errors.ts';
-import type { Metrics } from './metrics.ts';
+import type { ClientError } from '../protocol/errors.ts';
+import type { Metrics } from '../node/metrics.ts';
 
 // WebSocket close codes this node uses (documented in docs/PROTOCOL.md, "Close codes").
 export const CLOSE = {

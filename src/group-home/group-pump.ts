@@ -10,7 +10,7 @@ import type { GroupState } from '../groups/index.ts';
 import { copyBytes } from '../groups/limits.ts';
 import type { Store } from '../store/index.ts';
 import type { FanItem } from '../protocol/peer.ts';
-import { UnavailableError } from './errors.ts';
+import { UnavailableError } from '../protocol/errors.ts';
 
 /** The device names of a group log's cursors: every message up to FANOUT is with every member;
  * SNAPSHOT is the seq of the latest snapshot's first part; FANBASE that of the latest snapshot at

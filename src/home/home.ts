@@ -11,11 +11,11 @@ import { dmConv, parseConv } from '../protocol/frames.ts';
 import type { Entry, MsgEvent, ServerFrame, UserPresence } from '../protocol/frames.ts';
 import { entryWireChars, PEER_BUDGET_CHARS } from '../protocol/peer.ts';
 import type { CastFrame, Delivery, FanItem, GroupPost, PostResult } from '../protocol/peer.ts';
-import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
-import type { Lane } from './lane.ts';
-import { KeyedBatcher } from './batcher.ts';
-import type { GroupInfo } from './groups.ts';
-import type { Social } from './social.ts';
+import { ClientError, ForbiddenError, UnavailableError } from '../protocol/errors.ts';
+import type { Lane } from '../gateway/lane.ts';
+import { KeyedBatcher } from '../channel/batcher.ts';
+import type { GroupInfo } from '../group-home/groups.ts';
+import type { Social } from '../social/social.ts';
 
 /** Delivers a frame to one connection held by a gateway (this node's own or a peer's). */
 export type Push = (gateway: string, conn: string, frame: ServerFrame) => void;

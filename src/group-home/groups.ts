@@ -15,8 +15,8 @@ import type { NewEntry, Store, StoredEntry } from '../store/index.ts';
 import type { CastFrame, FanItem, GroupOp, GroupPost, PostResult } from '../protocol/peer.ts';
 import { GROUP_EVENT_MEMBERS } from '../protocol/peer.ts';
 import type { ServerFrame } from '../protocol/frames.ts';
-import { KeyedBatcher } from './batcher.ts';
-import { ClientError, ForbiddenError, UnavailableError } from './errors.ts';
+import { KeyedBatcher } from '../channel/batcher.ts';
+import { ClientError, ForbiddenError, UnavailableError } from '../protocol/errors.ts';
 import { createPump, FANOUT, genPrefix, SNAPSHOT } from './group-pump.ts';
 
 /** `joined`: when each member joined (ms), an extension of the group reply. */

@@ -9,7 +9,7 @@ import { cutSnapshot, snapshotChars, snapshotRows } from '../store/index.ts';
 import type { Changed, ExportedEntry, ExportPage, Store, UserSnapshot } from '../store/index.ts';
 import { packPage } from '../protocol/peer.ts';
 import type { Page, PeerReply, PeerRequest } from '../protocol/peer.ts';
-import { UnavailableError } from './errors.ts';
+import { UnavailableError } from '../protocol/errors.ts';
 import { mergeSnap, normalize } from './replication-items.ts';
 import type { Item } from './replication-items.ts';
 

@@ -7,9 +7,9 @@ import { dmConv, isId, parseConv } from '../protocol/frames.ts';
 import type { ServerFrame } from '../protocol/frames.ts';
 import { entryWireChars, parsePeerReply, PEER_BUDGET_CHARS } from '../protocol/peer.ts';
 import type { FanItem, PeerRequest } from '../protocol/peer.ts';
-import { ForbiddenError, UnavailableError } from './errors.ts';
-import type { Home, Homes } from './home.ts';
-import type { Router } from './router.ts';
+import { ForbiddenError, UnavailableError } from '../protocol/errors.ts';
+import type { Home, Homes } from '../home/home.ts';
+import type { Router } from '../cluster/router.ts';
 
 export type FanoutComponents = {
   self: string;

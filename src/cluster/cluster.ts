@@ -6,7 +6,7 @@ import type { Ring } from '../ring/index.ts';
 import type { Membership, MembershipEvent, MemberView } from '../membership/index.ts';
 import { PeerFrameError, parsePeerOneWay, parsePeerRequest } from '../protocol/peer.ts';
 import type { PeerOneWay, PeerReply, PeerRequest } from '../protocol/peer.ts';
-import type { PeerNet } from './peer/index.ts';
+import type { PeerNet } from '../transport/index.ts';
 import {
   absorbKeys, admit, admitOneWay, deliverAllowed, entriesFrom, fanAllowed, handoffAllowed, memberName, pageKeys, pageOf,
 } from './peer-auth.ts';
