@@ -1,0 +1,90 @@
+// Copies of a sender's messages on their way to other homes: each is kept in the sender's outbox
+// (written with the sender's entry) until its home has it, handed over with retries while this
+// node is the sender's home, and replayed after a crash.
+import type { Logger } from 'pino';
+import type { Store, StoredEntry } from '../store/index.ts';
+import type { Delivery } from '../protocol/peer.ts';
+import { UnavailableError } from '../protocol/errors.ts';
+import type { Clock } from '../clock/index.ts';
+import { persist } from './order.ts';
+
+/** The copy of entry `e` for `user`. */
+export function delivery(e: StoredEntry, user: string): Delivery {
+  const d: Delivery = { user, mid: e.mid, conv: e.conv, from: e.from, body: e.body, ts: e.ts };
+  if (e.to !== undefined) d.to = e.to;
+  if (e.group !== undefined) d.group = e.group;
+  return d;
+}
+
+export type OutboxDeps = {
+  store: Store;
+  owns: (user: string) => boolean;
+  deliverRemote: ((d: Delivery) => Promise<void>) | undefined;
+  clock: Clock;
+  signal: AbortSignal | undefined;
+  log: Logger;
+};
+
+export class Outbox {
+  #c: OutboxDeps;
+  #inFlight = new Map<string, Promise<void>>();
+
+  constructor(c: OutboxDeps) {
+    this.#c = c;
+  }
+
+  /** Hands a copy to its home once `ready` (retried while this node is the sender's home, see
+   * `persist`) and, once it is there, clears the sender's outbox row. A copy already on its way
+   * is joined. It counts as on its way from the start, while it waits for `ready` too: the
+   * outbox replay must not hand over a copy that waits for the sender's earlier messages (it
+   * did, under load, when a send outlasted the replay timer, and the copy overtook them).
+   * A copy is handed over only while the sender's data it came from is still held: were it
+   * dropped for another copy (this node rejoined after a partition and its unconfirmed writes
+   * lost to the other side's), the message is not in the sender's timeline any more, and its
+   * copy must not reach the recipient. */
+  handOver(sender: string, d: Delivery, ready: Promise<unknown> = Promise.resolve()): Promise<void> {
+    const { store } = this.#c;
+    const key = `${sender}\0${d.mid}\0${d.user}`;
+    const going = this.#inFlight.get(key);
+    if (going) {
+      // Joined: this call's own `ready` is not waited for, and must not reject unhandled (it
+      // did, and killed a node, when a resend joined a copy and the node then lost the user).
+      ready.catch(() => undefined);
+      return going;
+    }
+    const held = store.holding(sender);
+    const valid = () => held !== undefined && store.holding(sender) === held;
+    const attempt = () => {
+      if (!valid()) throw new UnavailableError(`${sender}'s copy of ${d.mid} was replaced by another node's: not handed over`);
+      return this.#c.deliverRemote!(d);
+    };
+    const stillHome = () => this.#c.owns(sender) && valid();
+    const p = ready.then(() => persist(attempt, stillHome, this.#c.clock, this.#c.signal))
+      .then(() => store.outboxDone([{ user: sender, mid: d.mid, dest: d.user }]));
+    this.#inFlight.set(key, p);
+    const gone = () => this.#inFlight.delete(key);
+    p.then(gone, gone);
+    return p;
+  }
+
+  /** Hands over every outbox copy not already in flight (at start, and now and then). */
+  async replay(): Promise<{ delivered: number; failed: number }> {
+    let delivered = 0;
+    let failed = 0;
+    if (!this.#c.deliverRemote) return { delivered, failed };
+    const rows = await this.#c.store.outbox();
+    await Promise.all(rows.map(async (row) => {
+      if (this.#inFlight.has(`${row.user}\0${row.mid}\0${row.dest}`)) return;
+      // Only the sender's home hands copies over: elsewhere its timeline may be a stale copy.
+      if (!this.#c.owns(row.user)) return;
+      try {
+        await this.handOver(row.user, row.item as Delivery);
+        delivered++;
+      } catch (e) {
+        failed++;
+        this.#c.log.warn({ mid: row.mid, to: row.dest, err: (e as Error).message }, 'outbox copy not delivered yet; will retry');
+      }
+    }));
+    return { delivered, failed };
+  }
+}
