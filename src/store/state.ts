@@ -1,6 +1,6 @@
-// Types and in-memory state shared by the store's parts: appends and group commits (index.ts)
-// and export, import and drop of whole users (migration.ts). Both work on the same objects, so
-// a change made by one is seen by the other at once, with no copy to keep in step.
+// Types and in-memory state shared by the store's parts: appends and group commits (writes.ts,
+// commit.ts) and export, import and drop of whole users (migration.ts). All work on the same
+// objects, so a change made by one is seen by the others at once, with no copy to keep in step.
 import type { Db } from './db.ts';
 import type { EntryRow } from './schema.ts';
 
