@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { SessionRef } from '../presence/index.ts';
 import type { Ring } from '../ring/index.ts';
-import { chunkByChars, PEER_BUDGET_CHARS } from '../protocol/peer.ts';
+import { chunkByChars, parsePeerReply, PEER_BUDGET_CHARS } from '../protocol/peer.ts';
 import type { PeerRequest } from '../protocol/peer.ts';
 import type { Home, Homes } from '../home/home.ts';
 
@@ -74,7 +74,7 @@ export function createUpkeep(c: UpkeepComponents): Upkeep {
       if (!peer) return;
       for (const page of chunkByChars(list.map((s) => s.conn), connChars, budget)) {
         try {
-          const r = (await c.request(peer, { t: 'renew', gateway: c.self, conns: page })) as { t?: string; value?: unknown };
+          const r = parsePeerReply(await c.request(peer, { t: 'renew', gateway: c.self, conns: page }));
           if (r.t === 'done' && Array.isArray(r.value)) for (const conn of r.value) if (typeof conn === 'string') missing.add(conn);
         } catch (e) {
           c.log.debug({ owner, err: (e as Error).message }, 'renew failed');

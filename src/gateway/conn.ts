@@ -1,0 +1,56 @@
+// One client connection's state, shared by the gateway's parts (lifecycle, intake, ops, replay,
+// roster), and the close codes the gateway ends connections with.
+import type { WebSocket } from 'ws';
+import type { MsgEvent } from '../protocol/frames.ts';
+import type { SessionRef } from '../presence/index.ts';
+import type { Config } from '../node/config.ts';
+import { Lane } from './lane.ts';
+import { TokenBucket } from '../limits/token-bucket.ts';
+import { TYPING_BURST, TYPING_PER_S } from './rate.ts';
+
+// WebSocket close codes this node uses (documented in docs/PROTOCOL.md, "Close codes").
+export const CLOSE = {
+  loginTimeout: 4001, idle: 4002, slow: 4003, replaced: 4004, shutdown: 1001,
+} as const;
+
+export type ClientConn = {
+  id: string;
+  ws: WebSocket;
+  opened: number;
+  last: number;
+  session?: SessionRef;
+  loggingIn: boolean;
+  held: string[];
+  replaying: boolean;
+  overflow: boolean;
+  buffer: MsgEvent[];
+  pushed: number;
+  /** Frames of any kind (docs/PROTOCOL.md, section 8). */
+  frames: TokenBucket;
+  closed: boolean;
+  watching: Set<string>;
+  /** Logged in with roster: the friends and followed users whose presence it receives. */
+  roster: Set<string> | undefined;
+  corked: boolean;
+  /** Keeps this connection's sends in order across retries and ring changes. */
+  lane: Lane;
+  /** Typing notices (a bucket of its own, TYPING_PER_S per second). */
+  typing: TokenBucket;
+  /** Requests being served now (bounded by config.maxInFlight). */
+  inFlight: number;
+  /** Since when this connection has been over its rate limit without a pause of a second. */
+  overSince: number | undefined;
+  lastRefused: number;
+  /** When the last rate_limited error went out (at most one a second). */
+  lastLimitError: number;
+};
+
+/** A new connection, opened at `t`: not logged in, full buckets. */
+export function openConn(id: string, ws: WebSocket, t: number, config: Pick<Config, 'rate' | 'rateBurst'>): ClientConn {
+  return {
+    id, ws, opened: t, last: t, loggingIn: false, held: [], replaying: false,
+    overflow: false, buffer: [], pushed: 0, frames: new TokenBucket(config.rate, config.rateBurst, t), closed: false, watching: new Set(), roster: undefined, corked: false,
+    lane: new Lane(), typing: new TokenBucket(TYPING_PER_S, TYPING_BURST, t),
+    inFlight: 0, overSince: undefined, lastRefused: 0, lastLimitError: 0,
+  };
+}
