@@ -1,0 +1,105 @@
+// Newcomer side of a join: copy from every member what this node will hold in the ring that
+// includes it (a bulk pass while the members keep serving), then ask them to freeze those users
+// and copy the tail, and only then join.
+import { createRing } from '../ring/index.ts';
+import { parsePeerReply, validatePage } from '../protocol/peer.ts';
+import { importPage, PAGE_ROWS, PAGE_TIMEOUT_MS, RetryFromScratch } from './handoff-copy.ts';
+import type { HandoffEnv } from './handoff-copy.ts';
+
+type Member = { name: string; peer: string };
+
+const WINDOW_USERS = 2000;
+
+/** `inPlace`: this node restarted before anyone declared it dead; it takes no key from anyone,
+ * so a member that cannot be reached is skipped (its keys wait for it anyway). */
+export async function acquire(env: HandoffEnv, members: Member[], inPlace: boolean): Promise<{ users: number; entries: number; ms: number }> {
+  const { self, log } = env.c;
+  const t0 = performance.now();
+  const others = members.filter((m) => m.name !== self);
+  if (others.length === 0) return { users: 0, entries: 0, ms: 0 };
+  const names = [...new Set([...others.map((m) => m.name), self])].sort();
+  let users = 0;
+  let entries = 0;
+  for (const freeze of [false, true]) {
+    if (freeze) env.progress.tail();
+    const got = await Promise.all(others.map((m) => pull(env, m, names, freeze).catch((e: Error) => {
+      if (!inPlace) throw e;
+      log.warn({ member: m.name, err: e.message }, 'handoff: a member did not answer; skipped (this node restarted in place: no key moves to it)');
+      return { users: 0, entries: 0 };
+    })));
+    for (const g of got) {
+      users += g.users;
+      entries += g.entries;
+    }
+    log.info({ freeze, users, entries, ms: Math.round(performance.now() - t0) }, freeze ? 'handoff: final copy done, joining' : 'handoff: bulk copy done, freezing the tail');
+  }
+  return { users, entries, ms: Math.round(performance.now() - t0) };
+}
+
+/** Copies from one member, starting again (at most 3 times) when this node's old copy conflicted. */
+async function pull(env: HandoffEnv, member: Member, members: string[], freeze: boolean): Promise<{ users: number; entries: number }> {
+  const { self, store } = env.c;
+  const future = createRing(members, env.opts);
+  // Owned or replicated: a newcomer holds everything of every user whose copies it will keep
+  // before the ring names it, so no user has fewer than R full copies at the switch.
+  const mine = (u: string) => future.owners(u, future.replicas).includes(self);
+  const n = { users: 0, entries: 0 };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      // The bulk pass copies everything, so that what this node holds from before (a restart)
+      // is compared entry by entry and replaced where it diverged; the final pass then needs
+      // only what came after the bulk pass.
+      const held = freeze ? [...store.userSeqs(mine)].sort((a, b) => (a[0] < b[0] ? -1 : 1)) : [];
+      for (const w of freeze ? windows(held.map(([u]) => u)) : [{ from: '', to: null }]) {
+        const after = Object.fromEntries(held.filter(([u]) => u > w.from && (w.to === null || u <= w.to)));
+        await pullWindow(env, member, members, freeze, w, after, n);
+      }
+      return n;
+    } catch (e) {
+      if (!(e instanceof RetryFromScratch)) throw e;
+    }
+  }
+  throw new Error(`handoff from ${member.name} kept conflicting`);
+}
+
+/** Copies one window of users page by page, until the member has nothing more for it. */
+async function pullWindow(
+  env: HandoffEnv, member: Member, members: string[], freeze: boolean,
+  w: { from: string; to: string | null }, after: Record<string, number>, n: { users: number; entries: number },
+): Promise<void> {
+  const { self, request, maxBody } = env.c;
+  let from = w.from;
+  // Inside a snapshot too large for one page: the user and the row its next part starts at.
+  let at: { user: string; rows: number } | undefined;
+  for (;;) {
+    const r = parsePeerReply(await request(member.peer, {
+      t: 'handoff', target: self, members, from, to: w.to, after, freeze, limit: PAGE_ROWS, ...(at ? { at } : {}),
+    }, { timeoutMs: PAGE_TIMEOUT_MS }));
+    if (r.t !== 'done' || !r.value) throw new Error(`${member.name} refused the handoff: ${r.t === 'fail' ? r.message : JSON.stringify(r).slice(0, 200)}`);
+    const page = validatePage(r.value, maxBody);
+    if (page.users.length === 0 && page.entries.length === 0) return;
+    await importPage(env, page);
+    n.users += page.users.length;
+    n.entries += page.entries.length;
+    env.progress.moved(page.entries.length, page.users.length);
+    for (const e of page.entries) after[e.user] = Math.max(after[e.user] ?? 0, e.seq);
+    const last = page.users.at(-1);
+    if (last?.next !== undefined) at = { user: last.user, rows: last.next };
+    else if (last) {
+      from = last.user;
+      at = undefined;
+    }
+  }
+}
+
+/** Windows of user names [from, to] so that no request carries more than WINDOW_USERS seqs. */
+function windows(names: string[]): { from: string; to: string | null }[] {
+  const out: { from: string; to: string | null }[] = [];
+  let from = '';
+  for (let i = WINDOW_USERS; i < names.length; i += WINDOW_USERS) {
+    out.push({ from, to: names[i - 1]! });
+    from = names[i - 1]!;
+  }
+  out.push({ from, to: null });
+  return out;
+}
