@@ -99,7 +99,7 @@ export function handoffAllowed(v: AuthView, peer: string, req: Extract<PeerReque
   if (!req.members.includes(req.target) || !req.members.includes(v.self)) return no('bad_members', 'the members must include the target and this node');
   // Every member of this node's current ring stays: a newcomer only adds itself. (Not a recent
   // ring: one of those may be the lone first member. A joiner whose table is a change behind or
-  // ahead of ours is refused and tries again: joinThrough retries every 500 ms.)
+  // ahead of ours is refused and tries again: the join retries every 500 ms, join.ts.)
   if (!v.rings()[0]!.members.every((m) => req.members.includes(m))) return no('bad_members', 'the members must include every member of this node\'s ring');
   const known = new Set(v.names());
   const strangers = req.members.filter((m) => m !== req.target && !known.has(m));
