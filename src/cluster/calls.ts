@@ -1,0 +1,88 @@
+// A call on a key's home: it runs on this node when it is the key's home, else it goes to the
+// home peer to peer; on a stale ring or a lost peer it is retried until the deadline, in the
+// order of the caller's lane. Private to src/cluster (see router.ts).
+import { parsePeerReply } from '../protocol/peer.ts';
+import type { HomeCall, PeerReply, PeerRequest } from '../protocol/peer.ts';
+import { errorOf, UnavailableError } from '../protocol/errors.ts';
+import type { Lane, LaneTurn } from '../gateway/lane.ts';
+import { callEntry, checkValue } from './home-calls.ts';
+import type { RouterContext } from './router-context.ts';
+
+/** One attempt at the home peer: its checked value, or why it is to be retried. */
+type Asked = { value: unknown } | { retry: string };
+
+export class HomeCaller {
+  #x: RouterContext;
+
+  constructor(x: RouterContext) {
+    this.#x = x;
+  }
+
+  /** Runs `hc` on its key's home, retrying on a stale ring or a lost peer until the deadline. */
+  async call<T>(hc: HomeCall, lane?: Lane): Promise<T> {
+    const turn = lane?.open();
+    try {
+      return await this.#attempts<T>(callEntry(hc).key(hc), hc, lane, turn);
+    } finally {
+      if (turn) lane!.close(turn);
+    }
+  }
+
+  async #attempts<T>(key: string, hc: HomeCall, lane: Lane | undefined, turn: LaneTurn | undefined): Promise<T> {
+    const { c, clock, self } = this.#x;
+    let last = 'no owner';
+    const deadline = clock.now() + this.#x.deadlineMs;
+    for (let i = 0; i === 0 || clock.now() < deadline; i++) {
+      if (i > 0) {
+        if (turn) lane!.retrying(turn);
+        c.onForward?.('retry');
+        if (!(await this.#x.pause())) throw new UnavailableError(`the home of ${key} is not reachable (${last}; this node is stopping)`);
+      }
+      if (!c.joined()) {
+        last = 'this node has not joined the cluster yet';
+        continue;
+      }
+      let ring = c.ring();
+      let owner = ring.owner(key);
+      if (owner === undefined) continue;
+      // In the lane's order: wait until every earlier call of the connection goes the same way.
+      while (turn) {
+        await lane!.admit(turn, owner);
+        ring = c.ring();
+        const now = ring.owner(key);
+        if (now === owner || now === undefined) break;
+        owner = now;
+      }
+      if (owner === self) return (await callEntry(hc).run(this.#x.side, hc)) as T;
+      const peer = c.peerOf(owner);
+      if (!peer) {
+        last = `no address for ${owner}`;
+        continue;
+      }
+      const r = await this.#ask(peer, owner, { t: 'call', key, rv: ring.version, hops: 0, call: hc }, deadline);
+      if ('value' in r) return r.value as T;
+      last = r.retry;
+    }
+    throw new UnavailableError(`the home of ${key} is not reachable (${last})`);
+  }
+
+  /** Sends the call to its home peer. Throws the error the home answered with (a client error,
+   * forbidden) or a malformed or internal answer; not_owner and unavailable are retried. */
+  async #ask(peer: string, owner: string, req: Extract<PeerRequest, { t: 'call' }>, deadline: number): Promise<Asked> {
+    const c = this.#x.c;
+    c.onForward?.('forward');
+    let reply: PeerReply;
+    try {
+      reply = parsePeerReply(await c.link.request(peer, req, { timeoutMs: this.#x.left(deadline) }));
+    } catch (e) {
+      return { retry: `${owner}: ${(e as Error).message}` };
+    }
+    if (reply.t === 'done') {
+      if (!checkValue(req.call.fn, reply.value)) throw new Error(`malformed ${req.call.fn} reply from ${owner}`);
+      return { value: reply.value };
+    }
+    if (reply.code === 'not_owner' || reply.code === 'unavailable') return { retry: `${owner}: ${reply.message}` };
+    if (reply.code === 'internal') throw new Error(`${owner} answered ${reply.code}: ${reply.message}`);
+    throw errorOf(reply.code, reply.message);
+  }
+}
