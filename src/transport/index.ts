@@ -2,6 +2,7 @@
 // JSON messages and requests between nodes over one long-lived, coalescing stream per peer.
 import { generateKey } from '@libp2p/pnet';
 import type { Logger } from 'pino';
+import type { Clock } from '../clock/index.ts';
 import { createPeerNetImpl } from './peer-net.ts';
 import type { QueueFull } from './peer-net.ts';
 import type { LinkCounters } from './link.ts';
@@ -81,10 +82,16 @@ export type PeerNetComponents = {
   log: Logger;
   /** The send queue to a peer was full: a request waited, a request failed after waiting, a message was dropped. */
   onQueueFull?: (kind: QueueFull) => void;
+  /** Times request timeouts, waits for room in a send queue and rate-limited warnings; default systemClock.
+   * Dials and libp2p's own timers (ping, stream timeouts) keep real time. */
+  clock?: Clock;
+  /** Aborting it is stop(). The node needs its peers until it has left the cluster and handed its
+   * users off, so this is a signal that aborts at the end of its shutdown, not at the start. */
+  signal?: AbortSignal;
 };
 
 export function createPeerNet(init: PeerNetInit, components: PeerNetComponents): Promise<PeerNet> {
-  return createPeerNetImpl(init, components.log, components.onQueueFull);
+  return createPeerNetImpl(init, components);
 }
 
 /** A new swarm key file's contents: "/key/swarm/psk/1.0.0/\n/base16/\n<64 hex>" (95 bytes). */

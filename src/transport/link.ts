@@ -3,6 +3,7 @@
 import type { Stream } from '@libp2p/interface';
 import * as lp from 'it-length-prefixed';
 import type { Logger } from 'pino';
+import type { Clock } from '../clock/index.ts';
 import { frameOf } from './envelope.ts';
 import { PeerBusyError, PeerGoneError } from './errors.ts';
 
@@ -36,6 +37,8 @@ export type LinkInit = {
   maxQueueMsgs: number;
   maxQueueBytes: number;
   log: Logger;
+  /** Times the waits for room and the rate limit of the unreachable warning. */
+  clock: Clock;
   /** Aborted on stop: ends every wait. */
   signal: AbortSignal;
   hooks: LinkHooks;
@@ -63,6 +66,9 @@ export type LinkCounters = {
 
 // A drain that never comes would stall the peer forever; re-check the stream this often.
 const DRAIN_POLL_MS = 1000;
+// Ends a wait for room that was settled otherwise (one reason: an abort without one builds a DOMException).
+const SETTLED = new Error('settled');
+const ignore = (): void => undefined;
 
 const writable = (s: Stream): boolean => s.status === 'open' && s.writeStatus === 'writable';
 
@@ -148,10 +154,11 @@ export class Link {
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
+      const timer = new AbortController();
       const w = {
         go,
         done: (e?: Error) => {
-          clearTimeout(timer);
+          timer.abort(SETTLED);
           signal?.removeEventListener('abort', onAbort);
           const i = this.#waiters.indexOf(w);
           if (i >= 0) this.#waiters.splice(i, 1);
@@ -160,8 +167,11 @@ export class Link {
         },
       };
       const onAbort = (): void => w.done(signal!.reason as Error);
-      const timer = setTimeout(() => w.done(new PeerBusyError(this.peer,
-        `the send queue to ${this.peer} stayed full for ${ms} ms (${this.#size()} envelopes, ${this.#queuedBytes} bytes)`)), ms);
+      this.#init.clock.sleep(ms, timer.signal).then(() => {
+        if (timer.signal.aborted) return;
+        w.done(new PeerBusyError(this.peer,
+          `the send queue to ${this.peer} stayed full for ${ms} ms (${this.#size()} envelopes, ${this.#queuedBytes} bytes)`));
+      }, ignore);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.push(w);
     });
@@ -364,7 +374,7 @@ export class Link {
     // Gossip keeps trying a dead or leaving member a few times a second until it is declared
     // dead: say so once per 10 s, with the count, rather than on every attempt.
     this.#droppedSinceLog += n;
-    const now = Date.now();
+    const now = this.#init.clock.now();
     if (now - this.#lastDropLog < 10_000) return;
     this.#init.log.warn({ peer: this.peer, dropped: this.#droppedSinceLog, err: err.message }, 'peer unreachable; dropped queued envelopes');
     this.#lastDropLog = now;

@@ -1,22 +1,23 @@
 // The peer transport: one libp2p host per node, long-lived streams per peer multiplexed by request
-// id. Owns the streams' readers, dispatch to the handlers, and the public operations.
+// id. Owns the public operations, the links to peers and the streams' lifecycle; what comes in on
+// a stream is inbound.ts's pipeline.
 import { setMaxListeners } from 'node:events';
 import type { Connection, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { CODE_P2P, multiaddr } from '@multiformats/multiaddr';
 import type { Multiaddr } from '@multiformats/multiaddr';
-import * as lp from 'it-length-prefixed';
 import type { Libp2p } from 'libp2p';
 import type { Logger } from 'pino';
-import {
-  encodeError, encodeMessage, encodeResponse, fitsFrame, parseFrame, prefixBytes, PEER_PROTOCOL, requestEnv, toJson,
-} from './envelope.ts';
-import type { Envelope } from './envelope.ts';
-import { PeerGoneError, PeerMessageError, PeerRemoteError, PeerTimeoutError } from './errors.ts';
+import { systemClock } from '../clock/index.ts';
+import type { Clock } from '../clock/index.ts';
+import { encodeMessage, fitsFrame, PEER_PROTOCOL, requestEnv, toJson } from './envelope.ts';
+import { PeerGoneError, PeerMessageError, PeerTimeoutError } from './errors.ts';
 import { createHost } from './host.ts';
 import { loadOrCreateKey } from './identity.ts';
+import { Inbound } from './inbound.ts';
+import type { Handlers } from './inbound.ts';
 import { Link } from './link.ts';
-import type { PeerMsg, PeerNet, PeerNetInit, PeerStats } from './index.ts';
+import type { PeerMsg, PeerNet, PeerNetComponents, PeerNetInit, PeerStats } from './index.ts';
 import { Requests } from './requests.ts';
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -29,15 +30,9 @@ export const MAX_QUEUE_BYTES = 32 * 1024 * 1024;
 // Streams of our protocol per connection: normally one or two (both sides opening at once).
 const MAX_STREAMS = 256;
 
-type Settings = Required<Omit<PeerNetInit, 'dataDir' | 'psk' | 'announce'>> & Pick<PeerNetInit, 'announce'>;
+export type Settings = Required<Omit<PeerNetInit, 'dataDir' | 'psk' | 'announce'>> & Pick<PeerNetInit, 'announce'>;
 export type QueueFull = 'waited' | 'timeout' | 'dropped';
-type Handlers = {
-  message?: (from: string, msg: unknown) => void;
-  request?: (from: string, msg: unknown) => Promise<PeerMsg>;
-  peer: Array<(ev: { peer: string; up: boolean }) => void>;
-};
 
-const LP_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError', 'UnexpectedEOFError']);
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 /** /ip4/…, /ip6/… or /dns/… for a host given as an address or a name. */
@@ -50,27 +45,48 @@ function withoutPeerId(ma: Multiaddr): Multiaddr {
   return ma.getComponents().some((c) => c.code === CODE_P2P) ? ma.decapsulateCode(CODE_P2P) : ma;
 }
 
-class PeerNetImpl implements PeerNet {
+/** Exported for the transport's unit tests (over a stand-in libp2p); the public factory is createPeerNet. */
+export class PeerNetImpl implements PeerNet {
   readonly peerId: string;
   #node: Libp2p;
   #log: Logger;
   #cfg: Settings;
+  #clock: Clock;
   #onQueueFull: (kind: QueueFull) => void;
   #links = new Map<string, Link>();
-  #requests = new Requests();
+  #requests: Requests;
   #handlers: Handlers = { peer: [] };
   #shutdown = new AbortController();
+  #inbound: Inbound;
+  #signal: AbortSignal | undefined;
   // addAddrs writes the peer store asynchronously; a lazy dial waits for the write.
   #addrWrites = new Map<string, Promise<void>>();
 
-  constructor(node: Libp2p, cfg: Settings, log: Logger, onQueueFull: (kind: QueueFull) => void = () => undefined) {
+  constructor(node: Libp2p, cfg: Settings, components: PeerNetComponents) {
     this.#node = node;
     this.#cfg = cfg;
-    this.#log = log;
-    this.#onQueueFull = onQueueFull;
+    this.#log = components.log;
+    this.#clock = components.clock ?? systemClock;
+    this.#onQueueFull = components.onQueueFull ?? (() => undefined);
+    this.#requests = new Requests(this.#clock);
     this.peerId = node.peerId.toString();
     // Every wait in every link listens on it.
     setMaxListeners(Infinity, this.#shutdown.signal);
+    this.#inbound = new Inbound({
+      maxFrameBytes: cfg.maxFrameBytes, log: this.#log, requests: this.#requests, handlers: this.#handlers, signal: this.#shutdown.signal,
+    });
+    this.#signal = components.signal;
+  }
+
+  /** The node's signal, if it gave one: its abort is a stop() (followed once started, so that an
+   * early abort does not leave libp2p started after it). */
+  #stopOn(signal: AbortSignal | undefined): void {
+    if (!signal) return;
+    const stop = (): void => {
+      this.stop().catch((e: unknown) => this.#log.error({ err: errText(e) }, 'peer net stop failed'));
+    };
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
   }
 
   // The announce address is applied here rather than as libp2p's addresses.announce: its port may
@@ -95,6 +111,7 @@ class PeerNetImpl implements PeerNet {
     this.#node.addEventListener('peer:connect', (e) => this.#peerEvent(e.detail.toString(), true));
     this.#node.addEventListener('peer:disconnect', (e) => this.#peerEvent(e.detail.toString(), false));
     await this.#node.start();
+    this.#stopOn(this.#signal);
   }
 
   async dial(addr: string, signal?: AbortSignal): Promise<string> {
@@ -202,11 +219,11 @@ class PeerNetImpl implements PeerNet {
     if (!fitsFrame(requestEnv(Number.MAX_SAFE_INTEGER, body), this.#cfg.maxFrameBytes)) {
       return Promise.reject(new PeerMessageError(peer, `request of ${body.length} characters exceeds maxFrameBytes`));
     }
-    const t0 = performance.now();
+    const t0 = this.#clock.now();
     let answer: Promise<PeerMsg> | undefined;
     // The request's time starts when it is asked: waiting for room in the queue counts.
     const go = (): void => {
-      const left = Math.max(1, Math.round(timeoutMs - (performance.now() - t0)));
+      const left = Math.max(1, Math.min(timeoutMs, Math.round(timeoutMs - (this.#clock.now() - t0))));
       const r = this.#requests.add(peer, msg.t, left, signal);
       link.enqueue({ env: requestEnv(r.id, body), req: r.id });
       answer = r.answer;
@@ -231,7 +248,7 @@ class PeerNetImpl implements PeerNet {
   }
 
   #rareWarn(link: Link, msg: string): void {
-    const now = Date.now();
+    const now = this.#clock.now();
     if (now - link.lastFullWarn < 10_000) return;
     link.lastFullWarn = now;
     this.#log.warn({ peer: link.peer, queued: link.queuedBytes, waits: link.counters.queueWaits, timeouts: link.counters.queueTimeouts, drops: link.counters.queueDrops }, msg);
@@ -281,6 +298,7 @@ class PeerNetImpl implements PeerNet {
       maxQueueMsgs: this.#cfg.maxQueueMsgs,
       maxQueueBytes: this.#cfg.maxQueueBytes,
       log: this.#log,
+      clock: this.#clock,
       signal: this.#shutdown.signal,
       hooks: {
         open: (p) => this.#open(p),
@@ -323,90 +341,7 @@ class PeerNetImpl implements PeerNet {
   #attach(peer: string, stream: Stream): void {
     const link = this.#link(peer)!;
     link.attach(stream);
-    void this.#read(link, stream);
-  }
-
-  async #read(link: Link, stream: Stream): Promise<void> {
-    const c = link.counters;
-    try {
-      for await (const data of lp.decode(stream, { maxDataLength: this.#cfg.maxFrameBytes })) {
-        c.framesIn++;
-        c.bytesIn += data.byteLength + prefixBytes(data.byteLength);
-        const envs = parseFrame(data.subarray());
-        if (typeof envs === 'string') {
-          this.#badFrame(link, stream, envs);
-          return;
-        }
-        c.msgsIn += envs.length;
-        for (const env of envs) this.#dispatch(link, stream, env);
-      }
-      // The peer closed its side: close ours too, so the stream is not kept half-open.
-      if (stream.status === 'open') void stream.close().catch(() => undefined);
-    } catch (e) {
-      if (e instanceof Error && LP_ERRORS.has(e.name)) this.#badFrame(link, stream, e.message);
-      else if (!this.#shutdown.signal.aborted) this.#log.debug({ peer: link.peer, err: errText(e) }, 'peer stream ended');
-    } finally {
-      link.detach(stream);
-      this.#requests.streamClosed(link.peer, stream);
-    }
-  }
-
-  #badFrame(link: Link, stream: Stream, reason: string): void {
-    link.counters.badFrames++;
-    this.#log.warn({ peer: link.peer, reason }, 'invalid frame from peer; aborting its stream');
-    stream.abort(new Error(`invalid frame: ${reason}`));
-  }
-
-  #dispatch(link: Link, stream: Stream, env: Envelope): void {
-    const from = link.peer;
-    switch (env.k) {
-      case 'm': {
-        const h = this.#handlers.message;
-        if (!h) return;
-        try {
-          h(from, env.m);
-        } catch (e) {
-          this.#log.error({ peer: from, err: errText(e) }, 'peer message handler threw');
-        }
-        return;
-      }
-      case 'q':
-        this.#serve(link, stream, env.id, env.m);
-        return;
-      case 'r':
-      case 'e': {
-        const settle = env.k === 'r' ? { ok: env.m as PeerMsg } : { err: new PeerRemoteError(from, env.message) };
-        if (!this.#requests.answer(from, env.id, settle)) {
-          this.#log.debug({ peer: from, id: env.id }, 'answer to no pending request (timed out?)');
-        }
-      }
-    }
-  }
-
-  #serve(link: Link, stream: Stream, id: number, m: unknown): void {
-    const h = this.#handlers.request;
-    let answer: Promise<PeerMsg>;
-    try {
-      answer = h ? Promise.resolve(h(link.peer, m)) : Promise.reject(new Error('no request handler'));
-    } catch (e) {
-      answer = Promise.reject(e);
-    }
-    const reply = (env: string): void => {
-      if (!this.#shutdown.signal.aborted) link.enqueue({ env, stream });
-    };
-    answer.then(
-      (res) => {
-        let env: string;
-        try {
-          env = encodeResponse(id, res);
-        } catch (e) {
-          env = encodeError(id, `response not serialisable: ${errText(e)}`);
-        }
-        if (!fitsFrame(env, this.#cfg.maxFrameBytes)) env = encodeError(id, 'response larger than maxFrameBytes');
-        reply(env);
-      },
-      (e: unknown) => reply(encodeError(id, errText(e))),
-    );
+    void this.#inbound.read(link, stream);
   }
 
   #peerEvent(peer: string, up: boolean): void {
@@ -421,7 +356,8 @@ class PeerNetImpl implements PeerNet {
   }
 }
 
-export async function createPeerNetImpl(init: PeerNetInit, log: Logger, onQueueFull?: (kind: QueueFull) => void): Promise<PeerNet> {
+export async function createPeerNetImpl(init: PeerNetInit, components: PeerNetComponents): Promise<PeerNet> {
+  const { log } = components;
   const cfg: Settings = {
     host: init.host ?? DEFAULT_HOST,
     port: init.port,
@@ -435,7 +371,7 @@ export async function createPeerNetImpl(init: PeerNetInit, log: Logger, onQueueF
   };
   const privateKey = await loadOrCreateKey(init.dataDir, log);
   const node = await createHost({ privateKey, host: cfg.host, port: cfg.port, psk: init.psk, pingIntervalMs: cfg.pingIntervalMs });
-  const net = new PeerNetImpl(node, cfg, log, onQueueFull);
+  const net = new PeerNetImpl(node, cfg, components);
   try {
     await net.start();
   } catch (e) {

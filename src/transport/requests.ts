@@ -1,6 +1,8 @@
 // Requests this node is waiting on: ids, timeouts, the caller's signal, and rejecting the ones a
 // closed stream, a disconnected peer or stop() will never answer.
 import type { Stream } from '@libp2p/interface';
+import { systemClock } from '../clock/index.ts';
+import type { Clock } from '../clock/index.ts';
 import { PeerGoneError, PeerTimeoutError } from './errors.ts';
 import type { PeerMsg } from './index.ts';
 
@@ -12,9 +14,18 @@ type Pending = {
   stream?: Stream;
 };
 
+// Ends a settled request's timeout; one reason for all (an abort without one builds a DOMException).
+const SETTLED = new Error('settled');
+const ignore = (): void => undefined;
+
 export class Requests {
   #pending = new Map<number, Pending>();
   #nextId = 1;
+  #clock: Clock;
+
+  constructor(clock: Clock = systemClock) {
+    this.#clock = clock;
+  }
 
   get size(): number {
     return this.#pending.size;
@@ -24,8 +35,9 @@ export class Requests {
   add(peer: string, what: string, timeoutMs: number, signal?: AbortSignal): { id: number; answer: Promise<PeerMsg> } {
     const id = this.#nextId++;
     const answer = new Promise<PeerMsg>((resolve, reject) => {
+      const timer = new AbortController();
       const settle = (): void => {
-        clearTimeout(timer);
+        timer.abort(SETTLED);
         signal?.removeEventListener('abort', onAbort);
         this.#pending.delete(id);
       };
@@ -33,10 +45,11 @@ export class Requests {
         settle();
         reject(signal?.reason);
       };
-      const timer = setTimeout(() => {
+      this.#clock.sleep(timeoutMs, timer.signal).then(() => {
+        if (timer.signal.aborted) return;
         settle();
         reject(new PeerTimeoutError(peer, `request ${what} to ${peer} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
+      }, ignore);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#pending.set(id, {
         peer,
