@@ -26,6 +26,11 @@
 // - Events come back from each call in a deterministic order (input order in merge, name order in
 //   tick); `ring:changed` is last whenever ringMembers() differs from the ring last reported.
 
+// entry.ts holds one member's record and the pure helpers over it, table.ts the state machine;
+// this file keeps the module's types and its factory.
+import { byName, isCount, isName, positive, view } from './entry.ts';
+import { MemberTable } from './table.ts';
+
 export type Clock = { now(): number };
 export type Status = 'alive' | 'leaving' | 'dead'; // gossiped, agreed on
 export type MemberState = 'up' | 'suspect' | 'leaving' | 'dead'; // local view: alive = up or suspect
@@ -36,10 +41,6 @@ export type MemberView = MemberInfo & { incarnation: number; state: MemberState;
 export const DEFAULT_SUSPECT_AFTER_MS = 2_000;
 export const DEFAULT_CONFIRM_TIMEOUT_MS = 3_000;
 export const DEFAULT_FORGET_DEAD_AFTER_MS = 60_000;
-// Bounds on what one peer can make us hold; far above a cluster of tens of nodes.
-const MAX_ENTRIES_PER_MERGE = 1_024;
-const MAX_STRING = 2_048;
-const MAX_ADDRS = 64;
 
 export type MembershipInit = {
   suspectAfterMs?: number; // no heartbeat progress for this long → suspect
@@ -92,59 +93,6 @@ export type Membership = {
   malformed(): number; // entries ignored by merge since creation, for metrics
 };
 
-type Entry = {
-  info: MemberInfo;
-  incarnation: number;
-  heartbeat: number;
-  status: Status;
-  lastProgressAt: number; // when the heartbeat last rose here (or the entry was (re)created)
-  lastHeardAt?: number;
-  suspectSince?: number;
-  deadAt?: number;
-  left?: boolean; // announced a graceful leave: no longer counts towards a majority
-};
-
-const RANK: Record<Status, number> = { alive: 0, leaving: 1, dead: 2 };
-
-const isText = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_STRING;
-const isName = (v: unknown): v is string => isText(v) && v.length > 0;
-// Strictly below MAX_SAFE_INTEGER so that a refutation's +1 stays exact.
-const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < Number.MAX_SAFE_INTEGER;
-
-function parseEntry(x: unknown): GossipEntry | undefined {
-  if (typeof x !== 'object' || x === null || Array.isArray(x)) return undefined;
-  const { name, peer, addrs, url, incarnation, heartbeat, status } = x as Record<string, unknown>;
-  if (!isName(name) || !isName(peer) || !isText(url)) return undefined;
-  if (!Array.isArray(addrs) || addrs.length > MAX_ADDRS || !addrs.every(isText)) return undefined;
-  if (!isCount(incarnation) || !isCount(heartbeat)) return undefined;
-  if (status !== 'alive' && status !== 'leaving' && status !== 'dead') return undefined;
-  return { name, peer, addrs: [...addrs], url, incarnation, heartbeat, status };
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  const v = value ?? fallback;
-  if (!(v > 0) || !Number.isFinite(v)) throw new RangeError(`${name} must be a positive number, got ${v}`);
-  return v;
-}
-
-function stateOf(e: Entry): MemberState {
-  if (e.status !== 'alive') return e.status;
-  return e.suspectSince === undefined ? 'up' : 'suspect';
-}
-
-function view(e: Entry): MemberView {
-  const v: MemberView = {
-    ...e.info, addrs: [...e.info.addrs], incarnation: e.incarnation, state: stateOf(e), heartbeat: e.heartbeat,
-  };
-  if (e.lastHeardAt !== undefined) v.lastHeardAt = e.lastHeardAt;
-  return v;
-}
-
-// A misbehaving random (NaN, 1, negative) still yields a valid index.
-const pick = (r: number, n: number): number => (Number.isFinite(r) ? Math.min(n - 1, Math.max(0, Math.floor(r * n))) : 0);
-
-const byName = (a: Entry, b: Entry): number => (a.info.name < b.info.name ? -1 : a.info.name > b.info.name ? 1 : 0);
-
 export function createMembership(
   self: MemberInfo & { incarnation: number },
   init: MembershipInit,
@@ -154,262 +102,29 @@ export function createMembership(
   const confirmTimeoutMs = positive(init.confirmTimeoutMs, DEFAULT_CONFIRM_TIMEOUT_MS, 'confirmTimeoutMs');
   const forgetDeadAfterMs = positive(init.forgetDeadAfterMs, DEFAULT_FORGET_DEAD_AFTER_MS, 'forgetDeadAfterMs');
   if (!isName(self.name) || !isCount(self.incarnation)) throw new RangeError('self needs a name and a safe incarnation');
-  const { clock, random } = components;
+  const t = new MemberTable(self, { suspectAfterMs, confirmTimeoutMs, forgetDeadAfterMs }, components.clock, components.random);
 
-  const me: Entry = {
-    info: { name: self.name, peer: self.peer, addrs: [...self.addrs], url: self.url },
-    incarnation: self.incarnation, heartbeat: 0, status: 'alive', lastProgressAt: clock.now(),
-  };
-  const table = new Map<string, Entry>([[me.info.name, me]]);
-  const tombstones = new Map<string, number>(); // forgotten dead: name → incarnation
-  let joinedFlag = false;
-  let hadMajority = true;
-  let malformedCount = 0;
-  let roundRobin = 0;
-
-  const others = (): Entry[] => [...table.values()].filter((e) => e !== me).sort(byName);
-
-  function ringMembers(): string[] {
-    return [...table.values()]
-      .filter((e) => e.status === 'alive' && (e !== me || joinedFlag))
-      .map((e) => e.info.name)
-      .sort();
-  }
-
-  // Runs one call's changes and appends ring:changed last if the ring differs from the one last
-  // reported, so that a change made by a call that returns no events (markJoined) is not lost.
-  let reported = ringMembers();
-  function withRing(change: (events: MembershipEvent[]) => void): MembershipEvent[] {
-    const events: MembershipEvent[] = [];
-    change(events);
-    const after = ringMembers();
-    if (after.length !== reported.length || after.some((n, i) => n !== reported[i])) {
-      reported = after;
-      events.push({ type: 'ring:changed', members: [...after] });
-    }
-    return events;
-  }
-
-  function fresh(g: GossipEntry, now: number): Entry {
-    const e: Entry = {
-      info: { name: g.name, peer: g.peer, addrs: g.addrs, url: g.url },
-      incarnation: g.incarnation, heartbeat: g.heartbeat, status: g.status, lastProgressAt: now,
-    };
-    if (g.status === 'leaving') e.left = true;
-    if (g.status === 'dead') e.deadAt = now;
-    return e;
-  }
-
-  function refute(g: GossipEntry, events: MembershipEvent[]): void {
-    if (me.status !== 'alive') return; // a leaving node lets any later claim stand
-    if (g.incarnation > me.incarnation || (g.incarnation === me.incarnation && g.status !== 'alive')) {
-      me.incarnation = g.incarnation + 1;
-      if (g.status === 'dead' && joinedFlag) {
-        joinedFlag = false;
-        events.push({ type: 'self:dead', member: view(me) });
-      }
-    }
-  }
-
-  function apply(g: GossipEntry, events: MembershipEvent[]): void {
-    if (g.name === me.info.name) return refute(g, events);
-    const now = clock.now();
-    const cur = table.get(g.name);
-    if (cur === undefined || g.incarnation > cur.incarnation) {
-      const buried = tombstones.get(g.name);
-      if (cur === undefined && buried !== undefined && g.incarnation <= buried) return;
-      tombstones.delete(g.name);
-      const was = cur === undefined ? undefined : stateOf(cur);
-      const e = fresh(g, now);
-      table.set(g.name, e);
-      // An unknown member first seen leaving or dead was never in our ring: nothing to announce.
-      if (e.status === 'alive') events.push({ type: 'member:joined', member: view(e) });
-      else if (was !== undefined && was !== e.status) {
-        events.push({ type: e.status === 'dead' ? 'member:died' : 'member:left', member: view(e) });
-      }
-      return;
-    }
-    if (g.incarnation < cur.incarnation) return;
-    if (RANK[g.status] > RANK[cur.status]) {
-      cur.status = g.status;
-      if (g.status === 'leaving') cur.left = true;
-      delete cur.suspectSince;
-      if (g.status === 'dead') cur.deadAt = now;
-      events.push({ type: g.status === 'dead' ? 'member:died' : 'member:left', member: view(cur) });
-    }
-    if (g.heartbeat > cur.heartbeat) {
-      cur.heartbeat = g.heartbeat;
-      if (cur.status !== 'dead') progress(cur, events, now);
-    }
-  }
-
-  // Evidence of life (direct or through another member): clears a local suspicion.
-  function progress(e: Entry, events: MembershipEvent[], now: number, direct = false): void {
-    if (direct) e.lastHeardAt = now;
-    else e.lastProgressAt = now;
-    if (e.suspectSince !== undefined) {
-      delete e.suspectSince;
-      events.push({ type: 'member:recovered', member: view(e) });
-    }
-  }
-
-  function heard(name: string, events: MembershipEvent[]): void {
-    const e = table.get(name);
-    // dead at this incarnation is final: only a higher incarnation (through merge) brings it back
-    if (e === undefined || e === me || e.status === 'dead') return;
-    progress(e, events, clock.now(), true);
-  }
-
-  /** Whether this node hears a strict majority of the members it knows (up, suspect or dead and
-   * not yet forgotten; not those that left gracefully). Only then does it declare a suspect dead:
-   * the side of a partition that cannot hear most members must not give their keys to itself. */
-  /** Whether `e` counts towards a majority: not gone gracefully, and heard directly at least once
-   * (self always). A name only ever heard of through gossip does not vote: a hostile member could
-   * otherwise invent members that nobody can hear and leave every node without a majority. A real
-   * newcomer pings every member as it joins (cluster.ts), so it votes at once. */
-  const votes = (e: Entry): boolean => !e.left && e.status !== 'leaving' && (e === me || e.lastHeardAt !== undefined);
-
-  function majority(): boolean {
-    let voters = 0;
-    let up = 0;
-    for (const e of table.values()) {
-      if (!votes(e)) continue;
-      voters++;
-      if (e.status === 'alive' && (e === me || e.suspectSince === undefined)) up++;
-    }
-    return up * 2 > voters;
-  }
-
-  function declareDead(e: Entry, events: MembershipEvent[], now: number): void {
-    e.status = 'dead';
-    e.deadAt = now;
-    delete e.suspectSince;
-    events.push({ type: 'member:died', member: view(e) });
-  }
-
+  // Plain functions over the table, so that callers may pass them around unbound.
   return {
-    self: () => view(me),
-    members: () => [...table.values()].sort(byName).map(view),
-    ringMembers,
-    joined: () => joinedFlag,
-    markJoined: () => { joinedFlag = true; },
-    hasMajority: majority,
-
-    lease() {
-      if (!joinedFlag || me.status !== 'alive') return false;
-      const now = clock.now();
-      let voters = 0;
-      let fresh = 0;
-      for (const e of table.values()) {
-        if (!votes(e)) continue;
-        voters++;
-        if (e === me || (e.status === 'alive' && e.lastHeardAt !== undefined && now - e.lastHeardAt < suspectAfterMs + (confirmTimeoutMs * 2) / 3)) fresh++;
-      }
-      return fresh * 2 > voters;
-    },
-
-    deadClaim(entries, fromPeer) {
-      if (!Array.isArray(entries)) return undefined;
-      for (const x of entries.slice(0, MAX_ENTRIES_PER_MERGE)) {
-        let g: GossipEntry | undefined;
-        try { g = parseEntry(x); } catch { g = undefined; }
-        if (g === undefined || g.peer !== fromPeer || g.status !== 'alive' || g.name === me.info.name) continue;
-        const cur = table.get(g.name);
-        const dead = cur?.status === 'dead' ? cur.incarnation : cur === undefined ? tombstones.get(g.name) : undefined;
-        if (dead !== undefined && dead >= g.incarnation) return { ...g, addrs: [...g.addrs], incarnation: dead, status: 'dead' };
-      }
-      return undefined;
-    },
-
-    digest: (opts) => [...table.values()].filter((e) => e !== me || joinedFlag || opts?.joining).sort(byName).map((e) => ({
-      ...e.info, addrs: [...e.info.addrs], incarnation: e.incarnation, heartbeat: e.heartbeat, status: e.status,
-    })),
-
-    merge: (entries, from) => withRing((events) => {
-      if (!Array.isArray(entries)) {
-        malformedCount++;
-      } else {
-        const n = Math.min(entries.length, MAX_ENTRIES_PER_MERGE);
-        malformedCount += entries.length - n;
-        for (let i = 0; i < n; i++) {
-          let g: GossipEntry | undefined;
-          try { g = parseEntry(entries[i]); } catch { g = undefined; } // a hostile getter must not throw out of merge
-          if (g === undefined) malformedCount++;
-          else apply(g, events);
-        }
-      }
-      if (typeof from === 'string') heard(from, events);
-    }),
-
-    tick: () => withRing((events) => {
-      const now = clock.now();
-      me.heartbeat++;
-      // Regaining the majority restarts the confirm window of every suspect: members that went
-      // quiet together (a partition, a freeze) come back one by one, and the last ones must not
-      // be declared dead for a silence that this node could not judge until now.
-      const maj = majority();
-      if (maj && !hadMajority) for (const e of others()) if (e.suspectSince !== undefined) e.suspectSince = now;
-      hadMajority = maj;
-      for (const e of others()) {
-        const quietFor = now - Math.max(e.lastProgressAt, e.lastHeardAt ?? -Infinity);
-        if (e.status === 'alive' && e.suspectSince === undefined) {
-          if (quietFor >= suspectAfterMs) {
-            e.suspectSince = now;
-            events.push({ type: 'member:suspected', member: view(e) });
-          }
-        } else if (e.status === 'alive' && e.suspectSince !== undefined) {
-          if (now - e.suspectSince >= confirmTimeoutMs && majority()) declareDead(e, events, now);
-        } else if (e.status === 'leaving') {
-          if (quietFor >= suspectAfterMs + confirmTimeoutMs) declareDead(e, events, now);
-        } else if (now - (e.deadAt ?? now) >= forgetDeadAfterMs) {
-          table.delete(e.info.name);
-          tombstones.set(e.info.name, e.incarnation);
-        }
-      }
-    }),
-
-    heard: (name) => withRing((events) => heard(name, events)),
-
-    unreachable: (name) => withRing((events) => {
-      const e = table.get(name);
-      if (e === undefined || e === me || e.status !== 'alive' || e.suspectSince !== undefined) return;
-      e.suspectSince = clock.now();
-      events.push({ type: 'member:suspected', member: view(e) });
-    }),
-
-    probes: () => {
-      const all = others();
-      const ups = all.filter((e) => stateOf(e) === 'up').map((e) => e.info.name);
-      const out: { target: string; via: string }[] = [];
-      for (const e of all) {
-        if (stateOf(e) !== 'suspect') continue;
-        const vias = ups.filter((n) => n !== e.info.name);
-        if (vias.length === 0) continue; // nobody to ask: the confirm window alone decides
-        const i = random === undefined ? roundRobin++ % vias.length : pick(random(), vias.length);
-        out.push({ target: e.info.name, via: vias[i] as string });
-      }
-      return out;
-    },
-
+    self: () => view(t.me),
+    members: () => [...t.table.values()].sort(byName).map(view),
+    ringMembers: () => t.ringMembers(),
+    joined: () => t.joined,
+    markJoined: () => { t.joined = true; },
+    hasMajority: () => t.majority(),
+    lease: () => t.lease(),
+    deadClaim: (entries, fromPeer) => t.deadClaim(entries, fromPeer),
+    digest: (opts) => t.digest(opts),
+    merge: (entries, from) => t.merge(entries, from),
+    tick: () => t.tick(),
+    heard: (name) => t.withRing((events) => t.heard(name, events)),
+    unreachable: (name) => t.unreachable(name),
+    probes: () => t.probes(),
     // A failed probe proves nothing (the helper may be the one cut off): the confirm window decides.
-    probeResult: (target, alive) => (alive ? withRing((events) => heard(target, events)) : []),
-
-    leave: () => withRing((events) => {
-      if (me.status !== 'alive') return;
-      me.status = 'leaving';
-      me.left = true;
-      me.incarnation++;
-      events.push({ type: 'member:left', member: view(me) });
-    }),
-
-    peerOf: (name) => table.get(name)?.info.peer,
-
-    // A restarted node may share its peer id with its own dead entry under an older name: prefer the living.
-    byPeer: (peer) => {
-      const found = [...table.values()].filter((e) => e.info.peer === peer).sort((a, b) => RANK[a.status] - RANK[b.status] || byName(a, b));
-      return found[0] === undefined ? undefined : view(found[0]);
-    },
-
-    malformed: () => malformedCount,
+    probeResult: (target, alive) => (alive ? t.withRing((events) => t.heard(target, events)) : []),
+    leave: () => t.leave(),
+    peerOf: (name) => t.table.get(name)?.info.peer,
+    byPeer: (peer) => t.byPeer(peer),
+    malformed: () => t.malformedCount,
   };
 }
