@@ -2,6 +2,8 @@
 // member's /cluster gathered by this node, so that a browser that reaches one node sees them all
 // (members' client ports may not be reachable from the browser, and one origin needs no CORS).
 import type { Ring, RingLayout } from '../ring/index.ts';
+import { systemClock } from '../clock/index.ts';
+import type { Clock } from '../clock/index.ts';
 
 export type AdminInit = {
   ring(): Ring;
@@ -13,6 +15,8 @@ export type AdminInit = {
   /** Per member request timeout (default 1.5 s). */
   timeoutMs?: number;
   fetch?: typeof fetch;
+  /** The time of a poll and of the answer (default: the system's). */
+  clock?: Clock;
 };
 
 const MAX_MEMBERS_POLLED = 64;
@@ -29,18 +33,19 @@ export function createAdminApi(init: AdminInit): (name: string) => Promise<unkno
     return cached;
   };
   const doFetch = init.fetch ?? fetch;
+  const clock = init.clock ?? systemClock;
 
   /** One member's /cluster, or why not. */
   async function poll(m: { name: string; url: string; state: string }): Promise<Record<string, unknown>> {
     const http = m.url.replace(/^ws(s?):/, 'http$1:').replace(/\/ws$/, '/cluster');
-    const t0 = Date.now();
+    const t0 = clock.now();
     try {
       const res = await doFetch(http, {
         headers: init.adminToken ? { authorization: `Bearer ${init.adminToken}` } : {},
         signal: AbortSignal.timeout(init.timeoutMs ?? 1500),
       });
       if (!res.ok) return { name: m.name, url: m.url, member: m.state, reachable: false, error: `HTTP ${res.status}` };
-      return { name: m.name, url: m.url, member: m.state, reachable: true, ms: Date.now() - t0, cluster: await res.json() };
+      return { name: m.name, url: m.url, member: m.state, reachable: true, ms: clock.now() - t0, cluster: await res.json() };
     } catch (e) {
       return { name: m.name, url: m.url, member: m.state, reachable: false, error: (e as Error).message };
     }
@@ -57,7 +62,7 @@ export function createAdminApi(init: AdminInit): (name: string) => Promise<unkno
           { name: self.node, url: me?.url ?? '', member: me?.state ?? 'up', reachable: true, ms: 0, cluster: self },
           ...(await Promise.all(others.map(poll))),
         ];
-        return { at: Date.now(), via: self.node, ring: { version: init.ring().version }, nodes };
+        return { at: clock.now(), via: self.node, ring: { version: init.ring().version }, nodes };
       })();
     }
     return undefined;

@@ -8,6 +8,8 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { systemClock } from '../clock/index.ts';
+import type { Clock } from '../clock/index.ts';
 
 type File = { body: Buffer; gz?: Buffer; type: string; etag: string; cache: string; mtimeMs: number };
 
@@ -35,54 +37,9 @@ export type WebPages = {
   readonly built: boolean;
 };
 
-export function loadWebPages(dir: string): WebPages {
-  const files = new Map<string, File>();
-  const load = () => {
-    files.clear();
-    if (!existsSync(dir)) return;
-    for (const rel of walk(dir, '')) {
-      const full = join(dir, rel);
-      const st = statSync(full);
-      if (st.size > MAX_FILE) continue;
-      const body = readFileSync(full);
-      const ext = extname(rel);
-      const type = TYPES[ext] ?? 'application/octet-stream';
-      const hashed = rel.startsWith('assets/');
-      files.set(rel, {
-        body,
-        gz: /text|json|svg/.test(type) && body.length > 1024 ? gzipSync(body) : undefined,
-        type,
-        etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
-        cache: hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
-        mtimeMs: st.mtimeMs,
-      });
-    }
-  };
-  load();
-  let lastReload = 0;
-  // A rebuild while the node runs (new asset names, new pages): look again, at most once a second,
-  // when a file is missing or a page on disk is newer than the one in memory.
-  const stale = (rel: string, f: File | undefined): boolean => {
-    if (!f) return true;
-    if (rel.startsWith('assets/')) return false;
-    try {
-      return statSync(join(dir, rel)).mtimeMs !== f.mtimeMs;
-    } catch {
-      return true;
-    }
-  };
-  const find = (rel: string): File | undefined => {
-    let f = files.get(rel);
-    if (Date.now() - lastReload > 1000) {
-      if (stale(rel, f)) {
-        load();
-        f = files.get(rel);
-      }
-      lastReload = Date.now();
-    }
-    return f;
-  };
-
+/** The files of `dir` (dist/web) in memory; `clock` (default: the system's) paces the reloads. */
+export function loadWebPages(dir: string, opts: { clock?: Clock } = {}): WebPages {
+  const files = new PageFiles(dir, opts.clock ?? systemClock);
   return {
     get built() {
       return files.has('index.html');
@@ -96,29 +53,98 @@ export function loadWebPages(dir: string): WebPages {
       const page = PAGES[path];
       const rel = page ?? (path.startsWith('/assets/') && /^\/assets\/[A-Za-z0-9._-]+$/.test(path) ? path.slice(1) : undefined);
       if (!rel) return false;
-      const f = find(rel);
+      const f = files.find(rel);
       if (!f) {
         if (!page) return false;
         res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
         res.end('The web pages are not built. Run `npm run build` (npm install and npm start do it), then reload.\n');
         return true;
       }
-      const headers: Record<string, string> = {
-        'content-type': f.type, 'cache-control': f.cache, etag: f.etag, 'x-content-type-options': 'nosniff', vary: 'accept-encoding',
-      };
-      if (page) Object.assign(headers, { 'content-security-policy': CSP, 'referrer-policy': 'no-referrer' });
-      if (req.headers['if-none-match'] === f.etag) {
-        res.writeHead(304, headers).end();
-        return true;
-      }
-      const gzip = f.gz && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
-      if (gzip) headers['content-encoding'] = 'gzip';
-      const body = gzip ? f.gz! : f.body;
-      headers['content-length'] = String(body.length);
-      res.writeHead(200, headers).end(req.method === 'HEAD' ? undefined : body);
+      serveFile(req, res, f, page !== undefined);
       return true;
     },
   };
+}
+
+/** The built files, read and gzipped once, and read again after a rebuild. */
+class PageFiles {
+  readonly #dir: string;
+  readonly #clock: Clock;
+  readonly #files = new Map<string, File>();
+  #lastReload = 0;
+
+  constructor(dir: string, clock: Clock) {
+    this.#dir = dir;
+    this.#clock = clock;
+    this.#load();
+  }
+
+  has(rel: string): boolean {
+    return this.#files.has(rel);
+  }
+
+  // A rebuild while the node runs (new asset names, new pages): look again, at most once a second,
+  // when a file is missing or a page on disk is newer than the one in memory.
+  find(rel: string): File | undefined {
+    let f = this.#files.get(rel);
+    if (this.#clock.now() - this.#lastReload > 1000) {
+      if (this.#stale(rel, f)) {
+        this.#load();
+        f = this.#files.get(rel);
+      }
+      this.#lastReload = this.#clock.now();
+    }
+    return f;
+  }
+
+  #stale(rel: string, f: File | undefined): boolean {
+    if (!f) return true;
+    if (rel.startsWith('assets/')) return false;
+    try {
+      return statSync(join(this.#dir, rel)).mtimeMs !== f.mtimeMs;
+    } catch {
+      return true;
+    }
+  }
+
+  #load(): void {
+    this.#files.clear();
+    if (!existsSync(this.#dir)) return;
+    for (const rel of walk(this.#dir, '')) {
+      const full = join(this.#dir, rel);
+      const st = statSync(full);
+      if (st.size > MAX_FILE) continue;
+      const body = readFileSync(full);
+      const ext = extname(rel);
+      const type = TYPES[ext] ?? 'application/octet-stream';
+      const hashed = rel.startsWith('assets/');
+      this.#files.set(rel, {
+        body,
+        gz: /text|json|svg/.test(type) && body.length > 1024 ? gzipSync(body) : undefined,
+        type,
+        etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
+        cache: hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
+        mtimeMs: st.mtimeMs,
+      });
+    }
+  }
+}
+
+/** One file, gzipped when the client takes it, 304 when its ETag is the client's. */
+function serveFile(req: IncomingMessage, res: ServerResponse, f: File, page: boolean): void {
+  const headers: Record<string, string> = {
+    'content-type': f.type, 'cache-control': f.cache, etag: f.etag, 'x-content-type-options': 'nosniff', vary: 'accept-encoding',
+  };
+  if (page) Object.assign(headers, { 'content-security-policy': CSP, 'referrer-policy': 'no-referrer' });
+  if (req.headers['if-none-match'] === f.etag) {
+    res.writeHead(304, headers).end();
+    return;
+  }
+  const gzip = f.gz && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+  if (gzip) headers['content-encoding'] = 'gzip';
+  const body = gzip ? f.gz! : f.body;
+  headers['content-length'] = String(body.length);
+  res.writeHead(200, headers).end(req.method === 'HEAD' ? undefined : body);
 }
 
 function* walk(dir: string, prefix: string): Generator<string> {
