@@ -63,5 +63,15 @@ export type Replicator = {
 export type ReplicaProgress = { queued: number; inflight: number; deferred: number; behind: number };
 
 export function createReplicator(c: ReplicatorComponents): Replicator {
-  return new Replication(c);
+  const r = new Replication(c);
+  // Plain functions, as before: a caller may pass one on without its object.
+  return {
+    committed: (entries, changed) => r.committed(entries, changed),
+    wait: (user) => r.wait(user),
+    apply: (fromName, page) => r.apply(fromName, page),
+    ringChanged: () => r.ringChanged(),
+    pending: () => r.pending(),
+    behind: () => r.behind(),
+    progress: () => r.progress(),
+  };
 }
