@@ -128,6 +128,29 @@ test('the pipeline dispatches frames cut at any byte in order, counting frames, 
   t.is(c.bytesIn, all.length);
 });
 
+test('a dispatch that throws ends the pipeline with its error and releases the stream', async (t) => {
+  let released = false;
+  async function* source() {
+    try {
+      yield Buffer.concat([frame([{ k: 'm', m: 1 }]), frame([{ k: 'm', m: 2 }])]);
+      yield frame([{ k: 'm', m: 3 }]);
+    } finally {
+      released = true;
+    }
+  }
+  const got: unknown[] = [];
+  const e = await t.throwsAsync(readFrames(source(), {
+    maxFrameBytes: MAX_FRAME, counters: counters(), bad: () => undefined,
+    dispatch: (env) => {
+      got.push(env.k === 'm' && env.m);
+      if (got.length === 2) throw new Error('handler broke');
+    },
+  }));
+  t.is(e?.message, 'handler broke');
+  t.deepEqual(got, [1, 2]);
+  t.true(released);
+});
+
 test('a bad frame aborts its stream, is counted and warned about, and nothing after it is dispatched', async (t) => {
   const peer = await newPeer();
   const { link, inb, handlers, lines } = inbound(peer);
