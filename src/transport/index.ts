@@ -1,5 +1,7 @@
 // The peer transport's whole public surface: one libp2p host per node in a private network, and
 // JSON messages and requests between nodes over one long-lived, coalescing stream per peer.
+// It checks envelopes, not what they carry: message types, membership, routing and which peer may
+// ask what belong to src/cluster and the roles it dispatches to.
 import { generateKey } from '@libp2p/pnet';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/index.ts';
