@@ -71,7 +71,9 @@ export type Cluster = {
    * membership's own, until the wiring registers them there). */
   onRequest(cb: (fromName: string | undefined, req: PeerRequest) => Promise<PeerReply>): void;
   onMessage(cb: (fromName: string | undefined, msg: PeerOneWay) => void): void;
-  start(): void;
+  /** Starts gossip and joins through the seeds; `beforeJoin` (the node's handoff, which exists
+   * only once the roles are wired) copies in what this node will own before the ring names it. */
+  start(beforeJoin?: ClusterInit['beforeJoin']): void;
   /** Announces a graceful leave to every member (gossip), so they drop this node from the ring. */
   leave(): Promise<void>;
   stop(): void;
@@ -97,7 +99,7 @@ export function createCluster(init: ClusterInit, c: ClusterComponents): Cluster 
     dispatch: g.dispatch,
     onRequest: (cb) => g.dispatch.otherwise(cb),
     onMessage: (cb) => void (g.messageHandler = cb),
-    start: () => g.start(),
+    start: (beforeJoin) => g.start(beforeJoin),
     leave: () => g.leave(),
     stop: () => g.stop(),
   };

@@ -37,7 +37,7 @@ export class Deliveries {
     const owner = c.joined() ? c.ring().owner(p.d.user) : undefined;
     if (owner === self) {
       // Unavailable here means the recipient is being handed to a newcomer: retry on the new ring.
-      c.local.deliver([p.d]).then(p.resolve, (e: Error) => (e.name === 'UnavailableError' ? this.#retry([p], e.message) : p.reject(e)));
+      this.#x.side.local.deliver([p.d]).then(p.resolve, (e: Error) => (e.name === 'UnavailableError' ? this.#retry([p], e.message) : p.reject(e)));
       return;
     }
     const dest = owner ?? '';

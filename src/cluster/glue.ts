@@ -192,7 +192,11 @@ export class ClusterGlue {
     }
   }
 
-  start(): void {
+  /** The hook run before joining (see ClusterInit.beforeJoin), when given at start. */
+  beforeJoin: ClusterInit['beforeJoin'];
+
+  start(beforeJoin?: ClusterInit['beforeJoin']): void {
+    this.beforeJoin = beforeJoin ?? this.init.beforeJoin;
     if (this.init.seeds.length === 0) {
       this.startAlone('no seeds given: starting a new cluster');
     } else {

@@ -10,4 +10,5 @@ export { createPeerDispatch } from './dispatch.ts';
 export type { PeerDispatch, PeerHandler } from './dispatch.ts';
 export { HOME_CALLS, keyOfCall } from './home-calls.ts';
 export type { HomeSide } from './home-calls.ts';
+export { LocalRoles } from './locals.ts';
 export type { AuthView, RefuseReason, Verdict } from './peer-auth.ts';

@@ -66,7 +66,7 @@ export class Joiner {
   async #through(addr: string): Promise<void> {
     const g = this.#g;
     const peer = await g.net.dial(addr);
-    if (g.init.beforeJoin) await g.init.beforeJoin(...(await this.#members(peer)));
+    if (g.beforeJoin) await g.beforeJoin(...(await this.#members(peer)));
     const r = parsePeerReply(await g.net.request(peer, { t: 'join', entries: g.m.digest({ joining: true }) }));
     if (r.t !== 'done') throw new Error(`join refused: ${JSON.stringify(r).slice(0, 200)}`);
     g.apply(g.m.merge(r.value, g.nameOf(peer)));

@@ -48,7 +48,7 @@ export class PerHome {
   }
 
   async profiles(viewer: string, users: string[]): Promise<Record<string, Profile | null>> {
-    const parts = await this.run<Record<string, Profile | null>>(users, (us) => this.#x.c.social.profiles(viewer, us), async (peer, us) => {
+    const parts = await this.run<Record<string, Profile | null>>(users, (us) => this.#x.side.social.profiles(viewer, us), async (peer, us) => {
       const v = await this.remote(peer, { t: 'profiles', viewer, users: us });
       if (typeof v !== 'object' || v === null) throw new Error('malformed profiles reply');
       return Object.fromEntries(us.map((u) => [u, Object.hasOwn(v, u) ? (v as Record<string, Profile | null>)[u]! : null]));
@@ -59,7 +59,7 @@ export class PerHome {
   }
 
   async info(viewer: string, users: string[]): Promise<Record<string, ContactInfo>> {
-    const parts = await this.run<Record<string, ContactInfo>>(users, (us) => this.#x.c.social.info(viewer, us), async (peer, us) => {
+    const parts = await this.run<Record<string, ContactInfo>>(users, (us) => this.#x.side.social.info(viewer, us), async (peer, us) => {
       const v = await this.remote(peer, { t: 'cinfo', viewer, users: us });
       if (typeof v !== 'object' || v === null) throw new Error('malformed cinfo reply');
       return Object.fromEntries(us.flatMap((u) => (Object.hasOwn(v, u) ? [[u, (v as Record<string, ContactInfo>)[u]!]] : [])));
@@ -70,7 +70,7 @@ export class PerHome {
   }
 
   async presence(users: string[], viewer?: string): Promise<Record<string, UserPresence>> {
-    const parts = await this.run<Record<string, UserPresence>>(users, (us) => this.#x.c.local.presence(us, viewer), async (peer, us) => {
+    const parts = await this.run<Record<string, UserPresence>>(users, (us) => this.#x.side.local.presence(us, viewer), async (peer, us) => {
       const v = await this.remote(peer, { t: 'presence', users: us, ...(viewer !== undefined ? { viewer } : {}) });
       if (typeof v !== 'object' || v === null) throw new Error('malformed presence reply');
       // Own properties only: a user may be called constructor or __proto__.
@@ -82,7 +82,7 @@ export class PerHome {
   }
 
   async watch(w: Watcher, users: string[], on: boolean): Promise<void> {
-    const local = this.#x.c.local;
+    const local = this.#x.side.local;
     await this.run(users, (us) => (on ? local.watch(w, us) : local.unwatch(w, us)), async (peer, us) => void (await this.remote(peer, { t: 'watch', watcher: w, users: us, on })));
   }
 

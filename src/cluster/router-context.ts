@@ -27,7 +27,7 @@ export class RouterContext {
     this.log = c.log;
     this.clock = c.clock ?? systemClock;
     this.signal = c.signal;
-    this.side = { local: c.local, groups: c.groups, social: c.social };
+    this.side = c.locals;
     this.deadlineMs = c.deadlineMs ?? CALL_DEADLINE_MS;
     this.timeoutMs = c.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   }

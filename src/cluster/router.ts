@@ -9,13 +9,14 @@ import type { Clock } from '../clock/index.ts';
 import type { Ring } from '../ring/index.ts';
 import type { CastFrame, Delivery, GroupPost, HomeCall, PeerReply, PeerRequest, PostResult } from '../protocol/peer.ts';
 import type { Unread } from '../store/index.ts';
-import type { Home, Homes, Page, SendResult } from '../home/home.ts';
-import type { GroupInfo, Groups } from '../group-home/groups.ts';
-import type { AdmitKind, ContactInfo, ContactsPage, Social, SocialReq } from '../social/social.ts';
+import type { Homes, Page, SendResult } from '../home/home.ts';
+import type { GroupInfo } from '../group-home/groups.ts';
+import type { AdmitKind, ContactInfo, ContactsPage, SocialReq } from '../social/social.ts';
 import type { Refusal } from '../contacts/index.ts';
 import type { Profile } from '../protocol/frames.ts';
 import type { Lane } from '../gateway/lane.ts';
 import type { PeerDispatch } from './dispatch.ts';
+import type { HomeSide } from './home-calls.ts';
 import { HomeCaller } from './calls.ts';
 import { Deliveries } from './deliveries.ts';
 import { PerHome } from './per-home.ts';
@@ -31,11 +32,8 @@ export type RouterComponents = {
   self: string;
   ring: () => Ring;
   joined: () => boolean;
-  local: Home;
-  /** The group-home role of this node. */
-  groups: Groups;
-  /** The social role of this node (profiles, contacts, status of the users it is home of). */
-  social: Social;
+  /** This node's home roles, reached when the ring says "here" (a LocalRoles, set once they exist). */
+  locals: HomeSide;
   peerOf: (name: string) => string | undefined;
   link: PeerLink;
   log: Logger;

@@ -39,41 +39,42 @@ export class PeerServer {
   }
 
   #handlers(): Handlers {
-    const { local, social } = this.#x.c;
+    // Looked up at each request: the local roles are set after the router exists.
+    const side = this.#x.side;
     const owned = (key: string) => this.#x.owned(key);
     return {
       call: (fromName, req) => this.#call(fromName, req),
       deliver: async (_, req) => {
         const mine = req.items.map((d) => owned(d.user));
-        await local.deliver(req.items.filter((_, i) => mine[i]));
+        await side.local.deliver(req.items.filter((_, i) => mine[i]));
         return done(mine.map((m) => (m ? 'ok' : 'not_owner')));
       },
-      fanout: async (_, req) => done(await local.deliverFan(req.items)),
+      fanout: async (_, req) => done(await side.local.deliverFan(req.items)),
       relay: async (_, req) => {
-        local.relay(req.users, req.frame);
+        side.local.relay(req.users, req.frame);
         return done();
       },
-      readmarks: async (_, req) => done(await local.readMarks(req.conv, req.users)),
-      presence: async (_, req) => done(await local.presence(req.users.filter(isId), req.viewer)),
-      cinfo: async (_, req) => done(await social.info(req.viewer, req.users.filter(owned))),
-      profiles: async (_, req) => done(await social.profiles(req.viewer, req.users.filter(owned))),
+      readmarks: async (_, req) => done(await side.local.readMarks(req.conv, req.users)),
+      presence: async (_, req) => done(await side.local.presence(req.users.filter(isId), req.viewer)),
+      cinfo: async (_, req) => done(await side.social.info(req.viewer, req.users.filter(owned))),
+      profiles: async (_, req) => done(await side.social.profiles(req.viewer, req.users.filter(owned))),
       revoke: async (_, req) => {
-        social.revoke(req.users);
+        side.social.revoke(req.users);
         return done();
       },
       watch: async (fromName, req) => {
         if (req.watcher.gateway !== fromName) return fail('bad_request', 'a watcher must belong to the calling gateway');
-        await (req.on ? local.watch(req.watcher, req.users) : local.unwatch(req.watcher, req.users));
+        await (req.on ? side.local.watch(req.watcher, req.users) : side.local.unwatch(req.watcher, req.users));
         return done();
       },
       register: async (fromName, req) => {
         const ok: SessionRef[] = req.sessions.filter((s) => s.gateway === fromName && owned(s.user));
-        local.register(ok);
+        side.local.register(ok);
         return done(ok.length);
       },
       renew: async (fromName, req) => {
         if (req.gateway !== fromName) return fail('bad_request', 'a gateway renews only its own sessions');
-        return done(local.renew(req.gateway, req.conns));
+        return done(side.local.renew(req.gateway, req.conns));
       },
     };
   }

@@ -75,7 +75,7 @@ export class FanDelivery {
   async #send(owner: string, chunk: Part[], deadline: number): Promise<string[][]> {
     const c = this.#c;
     try {
-      if (owner === c.self) return await c.local.deliverFan(chunk.map((p) => p.item));
+      if (owner === c.self) return await c.locals.local.deliverFan(chunk.map((p) => p.item));
       const peer = c.peerOf(owner);
       if (!peer) throw new Error(`no address for ${owner}`);
       c.onRequest?.();

@@ -20,7 +20,8 @@ export type FanoutComponents = {
   self: string;
   ring: () => Ring;
   joined: () => boolean;
-  local: Home;
+  /** This node's home, for members homed here (a LocalRoles, set once it exists). */
+  locals: { readonly local: Home };
   router: Router;
   peerOf: (name: string) => string | undefined;
   request: (peer: string, msg: PeerRequest, opts?: { timeoutMs?: number }) => Promise<unknown>;

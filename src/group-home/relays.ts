@@ -7,16 +7,16 @@ import { ForbiddenError } from '../protocol/errors.ts';
 import type { FanoutComponents } from './fanout.ts';
 
 export class Relays {
-  #c: Pick<FanoutComponents, 'local' | 'router' | 'gate'>;
+  #c: Pick<FanoutComponents, 'locals' | 'router' | 'gate'>;
 
-  constructor(c: Pick<FanoutComponents, 'local' | 'router' | 'gate'>) {
+  constructor(c: Pick<FanoutComponents, 'locals' | 'router' | 'gate'>) {
     this.#c = c;
   }
 
   async relay(users: string[], frame: ServerFrame): Promise<void> {
     const c = this.#c;
     if (users.length === 0) return;
-    await c.router.perHome(users, async (us) => c.local.relay(us, frame), async (peer, us) => {
+    await c.router.perHome(users, async (us) => c.locals.local.relay(us, frame), async (peer, us) => {
       await c.router.remote(peer, { t: 'relay', users: us, frame });
     });
   }
@@ -42,7 +42,7 @@ export class Relays {
     } else {
       return {};
     }
-    const parts = await c.router.perHome(users, (us) => c.local.readMarks(conv, us), async (peer, us) => {
+    const parts = await c.router.perHome(users, (us) => c.locals.local.readMarks(conv, us), async (peer, us) => {
       const v = await c.router.remote(peer, { t: 'readmarks', conv, users: us });
       if (typeof v !== 'object' || v === null) throw new Error('malformed readmarks reply');
       const out: Record<string, string> = {};

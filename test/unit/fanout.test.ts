@@ -37,7 +37,7 @@ function rig(homes: Record<string, string> = homeOf): Rig {
     },
   } as Pick<Home, 'deliverFan'> as Home;
   r.fan = createFanout({
-    self: SELF, ring: () => ring, joined: () => true, local, router: {} as Router,
+    self: SELF, ring: () => ring, joined: () => true, locals: { local }, router: {} as Router,
     peerOf: (name) => `peer-${name}`,
     request: async (peer, msg: PeerRequest, opts) => {
       if (msg.t !== 'fanout') throw new Error(`unexpected ${msg.t}`);

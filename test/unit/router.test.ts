@@ -54,7 +54,7 @@ function rig(o: { answer?: (peer: string, req: PeerRequest) => unknown; signal?:
   const social = { admit: async () => undefined } as unknown as Social;
   const sent: { peer: string; req: PeerRequest; timeoutMs: number | undefined }[] = [];
   const router: Router = createRouter({
-    self: 'a', ring, joined: () => true, local, groups: {} as Groups, social,
+    self: 'a', ring, joined: () => true, locals: { local, groups: {} as Groups, social },
     peerOf: (name) => `peer-${name}`,
     link: {
       request: async (peer, req, opts) => {
