@@ -13,27 +13,31 @@
 // - with `idleAwayMs`, the user's status goes 'away' while the app reports no activity.
 // Every buffer the node can grow is bounded (out-of-order pushes, queued requests, the outbox,
 // the contacts).
-// This file runs the connections; timeline.ts delivers and acks, outbox.ts sends, requests.ts
-// holds the other ops, roster.ts the contacts, away.ts auto-away, types.ts the public types.
+// This file runs the connections; nodes.ts picks the next node and the backoff, events.ts routes
+// pushed frames, watches.ts keeps the watches, timeline.ts delivers and acks, outbox.ts sends,
+// requests.ts holds the other ops, roster.ts the contacts, away.ts auto-away, types.ts the public types.
 import { Requests } from './requests.ts';
 import { Connection, ImError } from './connection.ts';
 import { Outbox } from './outbox.ts';
 import { Timeline } from './timeline.ts';
 import { Roster } from './roster.ts';
 import { Away } from './away.ts';
+import { NodeList } from './nodes.ts';
+import { WatchList } from './watches.ts';
+import { routeEvent } from './events.ts';
+import type { EventSink } from './events.ts';
 import type { PendingSend, SendTarget, SessionEvents, SessionOptions, SessionState, StateInfo } from './types.ts';
 import type {
-  Contact, Entry, GoawayEvent, MsgsReply, OkReply, PresenceEvent, PresenceReply, SentReply, ServerFrame, StatusValue, WelcomeReply,
+  Contact, Entry, GoawayEvent, MsgsReply, OkReply, PresenceReply, SentReply, ServerFrame, StatusValue, WelcomeReply,
 } from '../protocol/frames.ts';
 
 export type { PendingSend, SendTarget, SessionEvents, SessionOptions, SessionState, StateInfo } from './types.ts';
 
 const LATEST = Number.MAX_SAFE_INTEGER; // a since past the newest seq: the node replays nothing
 
-
 export class ImSession extends Requests<SessionEvents> {
   readonly opts: Required<Omit<SessionOptions, 'token' | 'user' | 'WebSocket'>> & Pick<SessionOptions, 'token' | 'user' | 'WebSocket'>;
-  #urls: string[];
+  #nodes: NodeList;
   #conn: Connection | undefined;
   #info: StateInfo = { state: 'connecting', attempt: 0 };
   #welcome: WelcomeReply | undefined;
@@ -43,14 +47,13 @@ export class ImSession extends Requests<SessionEvents> {
   #loggingIn: Connection | undefined;
   #early: ServerFrame[] = [];
   #roster: Roster;
+  #sink: EventSink;
   #away: Away | undefined;
-  #watched = new Set<string>();
+  #watched = new WatchList();
   #cidCounter = 0;
   #cidPrefix: string;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastSent = 0;
-  #urlIndex: number;
-  #preferred: string[] = [];
   #stopped = false;
   #ready: Promise<void>;
   #readyResolve!: () => void;
@@ -65,10 +68,7 @@ export class ImSession extends Requests<SessionEvents> {
       backoffMs: { min: 100, max: 5000 }, connectTimeoutMs: 5000, requestTimeoutMs: 20_000, pingEveryMs: 20_000, maxAhead: 5000,
       random: Math.random, start: 'random', roster: false, maxContacts: 20_000, idleAwayMs: 0, ...opts,
     };
-    this.#urls = [...new Set(opts.urls)];
-    // #nextUrl steps before it reads: start one before the URL wanted first.
-    const first = this.opts.start === 'first' ? 0 : Math.floor(this.opts.random() * this.#urls.length);
-    this.#urlIndex = (first + this.#urls.length - 1) % this.#urls.length;
+    this.#nodes = new NodeList(opts.urls, this.opts);
     this.#cidPrefix = `${this.opts.device.slice(0, 16)}-${Date.now().toString(36)}${Math.floor(this.opts.random() * 36 ** 4).toString(36)}`;
     this.#ready = new Promise((ok, ko) => {
       this.#readyResolve = ok;
@@ -83,10 +83,11 @@ export class ImSession extends Requests<SessionEvents> {
     this.#outbox = new Outbox(this.opts, {
       connection: () => this.#conn,
       changed: (p) => this.emit('send', p),
-      backoff: (n) => this.#backoff(n),
+      backoff: (n) => this.#nodes.backoff(n),
       wrote: () => this.wrote(),
     });
     this.#roster = new Roster(this.opts.maxContacts);
+    this.#sink = { timeline: this.#timeline, roster: this.#roster, emit: (event, ...args) => this.emit(event, ...args) };
     if (this.opts.idleAwayMs > 0) {
       this.#away = new Away(this.opts.idleAwayMs, {
         current: () => this.#ownStatus(),
@@ -124,12 +125,12 @@ export class ImSession extends Requests<SessionEvents> {
   }
   /** The node URLs the session knows. */
   get urls(): string[] {
-    return [...this.#urls];
+    return this.#nodes.urls;
   }
 
   /** Adds node URLs (for example from a node's GET /nodes): a reconnect may pick any of them. */
   addUrls(urls: string[]): void {
-    for (const u of urls) if (!this.#urls.includes(u)) this.#urls.push(u);
+    this.#nodes.add(urls);
   }
 
   /** Resolves once logged in and caught up (state 'live'); rejects if the session closes first. */
@@ -146,18 +147,6 @@ export class ImSession extends Requests<SessionEvents> {
 
   // ---------------------------------------------------------------- connecting
 
-  #nextUrl(): string {
-    const p = this.#preferred.shift();
-    if (p) return p;
-    this.#urlIndex = (this.#urlIndex + 1) % this.#urls.length;
-    return this.#urls[this.#urlIndex]!;
-  }
-
-  #backoff(attempt: number): number {
-    const { min, max } = this.opts.backoffMs;
-    return Math.floor(this.opts.random() * Math.min(max, min * 2 ** Math.min(attempt, 16)));
-  }
-
   async #token(): Promise<{ token?: string; user?: string }> {
     const t = this.opts.token;
     if (t === undefined) return { user: this.opts.user! };
@@ -170,7 +159,7 @@ export class ImSession extends Requests<SessionEvents> {
     while (!this.#stopped) {
       if (delay) await new Promise((r) => (this.#timer = setTimeout(r, delay)));
       if (this.#stopped) return;
-      const url = this.#nextUrl();
+      const url = this.#nodes.next();
       const attempt = this.#info.attempt;
       this.#setState({ state: this.#welcome ? 'reconnecting' : 'connecting', url, attempt, reason: this.#info.reason });
       let conn: Connection | undefined;
@@ -202,7 +191,7 @@ export class ImSession extends Requests<SessionEvents> {
         this.#info.attempt = 0;
         this.#info.reason = goaway ? `goaway: ${goaway.reason}` : `connection closed (${end.code}${end.reason ? ` ${end.reason}` : ''})`;
         // A goaway names other nodes: go there at once; a dropped connection waits a little first.
-        delay = goaway?.nodes?.length ? this.#backoff(0) : this.#backoff(1);
+        delay = goaway?.nodes?.length ? this.#nodes.backoff(0) : this.#nodes.backoff(1);
         this.#outbox.lost();
       } catch (e) {
         conn?.abort();
@@ -218,7 +207,7 @@ export class ImSession extends Requests<SessionEvents> {
         this.#info.attempt = attempt + 1;
         this.#info.reason = err.message;
         this.#outbox.lost();
-        delay = this.#backoff(this.#info.attempt);
+        delay = this.#nodes.backoff(this.#info.attempt);
       }
     }
   }
@@ -235,7 +224,7 @@ export class ImSession extends Requests<SessionEvents> {
     else this.#setState({ state: 'live', url: conn.url, node: w.node });
     this.wrote();
     this.#armPing(conn);
-    if (this.#watched.size) void this.#rewatch(conn);
+    if (this.#watched.size) void this.#watched.renew(conn, this.opts.requestTimeoutMs, (e) => this.emit('error', e));
     // Frames that came in the same read as the welcome, before this ran: the roster, the replay.
     const early = this.#early;
     this.#early = [];
@@ -251,47 +240,11 @@ export class ImSession extends Requests<SessionEvents> {
       if (conn === this.#loggingIn && f.op !== 'goaway' && this.#early.length < this.opts.maxAhead) this.#early.push(f);
       if (f.op !== 'goaway') return;
     }
-    switch (f.op) {
-      case 'msg': {
-        const { op: _op, ...entry } = f;
-        return this.#timeline.push(entry);
-      }
-      case 'presence': {
-        if (!('user' in f)) return;
-        const p = f as PresenceEvent;
-        if (this.#roster.presence(p)) this.emit('contacts', this.#roster.contacts);
-        return this.emit('presence', p);
-      }
-      case 'roster':
-        if (!Array.isArray(f.contacts)) return;
-        if (this.#roster.page(f)) this.emit('contacts', this.#roster.contacts);
-        return this.emit('roster', f);
-      case 'contact':
-        if (typeof f.user !== 'string') return;
-        this.#roster.contact(f);
-        this.emit('contacts', this.#roster.contacts);
-        return this.emit('contact', f);
-      case 'profile':
-        if (typeof f.user !== 'string') return;
-        this.#roster.profile(f);
-        return this.emit('profile', f);
-      case 'typing':
-        return this.emit('typing', f);
-      case 'receipt':
-        return this.emit('receipt', f);
-      case 'read':
-        return this.emit('read', f);
-      case 'goaway': {
-        for (const u of f.nodes ?? []) if (!this.#urls.includes(u)) this.#urls.push(u);
-        // Reconnect to a node the goaway names (any of them; the rest are tried after).
-        const others = (f.nodes ?? []).filter((u) => u !== conn.url);
-        this.#preferred = others.sort(() => this.opts.random() - 0.5);
-        this.emit('goaway', f);
-        return;
-      }
-      default:
-        this.emit('event', f);
+    if (f.op === 'goaway') {
+      this.#nodes.goaway(f.nodes ?? [], conn.url);
+      return this.emit('goaway', f);
     }
+    routeEvent(f, this.#sink);
   }
 
   // ---------------------------------------------------------------- delivery and acks
@@ -349,11 +302,11 @@ export class ImSession extends Requests<SessionEvents> {
   /** Watches users' presence; the watch is renewed on every new connection. */
   async watch(users: string[]): Promise<OkReply> {
     const r = await this.request<OkReply>({ op: 'watch', users });
-    for (const u of users) this.#watched.add(u);
+    this.#watched.add(users);
     return r;
   }
   async unwatch(users: string[]): Promise<OkReply> {
-    for (const u of users) this.#watched.delete(u);
+    this.#watched.delete(users);
     return this.request<OkReply>({ op: 'unwatch', users });
   }
   /** Sets the user's status (all devices': it belongs to the user), for everyone who may see it. */
@@ -386,17 +339,6 @@ export class ImSession extends Requests<SessionEvents> {
   /** A typing notice: best effort, never queued for a later connection. */
   typing(target: SendTarget): void {
     if (this.#conn?.post({ op: 'typing', ...target })) this.#lastSent = Date.now();
-  }
-  async #rewatch(conn: Connection): Promise<void> {
-    const users = [...this.#watched];
-    for (let i = 0; i < users.length; i += 500) {
-      try {
-        await conn.request({ op: 'watch', users: users.slice(i, i + 500) }, this.opts.requestTimeoutMs);
-      } catch (e) {
-        this.emit('error', e as Error);
-        return;
-      }
-    }
   }
 
   // ---------------------------------------------------------------- liveness and closing
