@@ -59,6 +59,7 @@ export class PeerNetImpl implements PeerNet {
   #shutdown = new AbortController();
   #inbound: Inbound;
   #signal: AbortSignal | undefined;
+  #stopped: Promise<void> | undefined;
   // addAddrs writes the peer store asynchronously; a lazy dial waits for the write.
   #addrWrites = new Map<string, Promise<void>>();
 
@@ -275,8 +276,13 @@ export class PeerNetImpl implements PeerNet {
     }));
   }
 
-  async stop(): Promise<void> {
-    if (this.#shutdown.signal.aborted) return;
+  // A second stop() (the node's, after its signal already stopped us) waits for the first to finish.
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
     this.#shutdown.abort();
     for (const link of this.#links.values()) link.clear(new PeerGoneError(link.peer, 'peer net stopped'));
     this.#requests.rejectAll('peer net stopped');

@@ -236,7 +236,10 @@ async function stalledNet(clock: ManualClock, signal: AbortSignal, queue: Partia
     handle: async () => undefined,
     addEventListener: () => undefined,
     start: async () => undefined,
-    stop: async () => void stopped++,
+    stop: async () => {
+      await tick();
+      stopped++;
+    },
     getMultiaddrs: () => [],
     getConnections: () => [],
     dialProtocol: (_p: unknown, _proto: string, o: { signal: AbortSignal }) =>
@@ -279,10 +282,12 @@ test('aborting the node\'s signal stops the peer net: waiting requests end with 
   await tick();
   t.true(clock.waiting > 0);
   ctl.abort();
+  // The node's own stop() after the abort waits until libp2p has stopped.
+  await net.stop();
+  t.is(stopped(), 1);
   const [a, b] = await Promise.allSettled([asked, waiting]);
   t.is(a.status === 'rejected' && (a.reason as Error).message, 'peer net stopped');
   t.is(b.status === 'rejected' && (b.reason as Error).name, 'PeerGoneError');
   t.is(clock.waiting, 0);
-  t.is(stopped(), 1);
   t.is((await t.throwsAsync(net.request(peer, { t: 'c' })))?.message, 'peer net stopped');
 });
