@@ -1,7 +1,7 @@
 // The app's state, in one mutable object with a change signal (the views re-render on it, once
-// per microtask however many changes came in). It knows nothing of the network: wire.ts feeds it
-// timeline entries, send progress, read state, presence, typing and receipts, and the contacts,
-// their profiles and the user's own status and name.
+// per microtask however many changes came in). It knows nothing of the network: wire.ts and
+// feed.ts feed it timeline entries, send progress, read state, presence, typing and receipts, and
+// the contacts, their profiles and the user's own status and name.
 //
 // Messages of a conversation are the timeline entries it holds (by seq) plus this tab's sends
 // that have no entry yet. A send is matched to its entry by the `sent` reply's seq. The entry is
