@@ -1,14 +1,28 @@
 // One client connection's state, shared by the gateway's parts (lifecycle, intake, ops, replay,
 // roster), and the close codes the gateway ends connections with.
+import type { Counter, Gauge } from 'prom-client';
 import type { WebSocket } from 'ws';
 import type { MsgEvent } from '../protocol/frames.ts';
 import type { SessionRef } from '../presence/index.ts';
-import type { Config } from '../node/config.ts';
 import { Lane } from './lane.ts';
 import { TokenBucket } from '../limits/token-bucket.ts';
 import { TYPING_BURST, TYPING_PER_S } from './rate.ts';
 
 // WebSocket close codes this node uses (documented in docs/PROTOCOL.md, "Close codes").
+
+
+/** The metrics the gateway counts (the node's prom-client registry has them, among others). */
+export type GatewayMetrics = {
+  connections: Gauge; sessions: Gauge; framesIn: Counter<'op'>; framesOut: Counter; errors: Counter<'code'>;
+  messagesOut: Counter; slowClients: Counter; limits: Counter<'limit'>;
+};
+/** The settings the gateway reads: limits and timeouts of docs/PROTOCOL.md, parsed and checked
+ * once by the node's config (the gateway does not depend on how). */
+export type GatewayConfig = {
+  maxConnections: number; maxBody: number; maxMembers: number; maxUsers: number; maxProfileFields: number;
+  loginTimeoutMs: number; idleTimeoutMs: number; rate: number; rateBurst: number; maxBuffered: number;
+  maxInFlight: number; maxWatched: number;
+};
 export const CLOSE = {
   loginTimeout: 4001, idle: 4002, slow: 4003, replaced: 4004, shutdown: 1001,
 } as const;
@@ -46,7 +60,7 @@ export type ClientConn = {
 };
 
 /** A new connection, opened at `t`: not logged in, full buckets. */
-export function openConn(id: string, ws: WebSocket, t: number, config: Pick<Config, 'rate' | 'rateBurst'>): ClientConn {
+export function openConn(id: string, ws: WebSocket, t: number, config: Pick<GatewayConfig, 'rate' | 'rateBurst'>): ClientConn {
   return {
     id, ws, opened: t, last: t, loggingIn: false, held: [], replaying: false,
     overflow: false, buffer: [], pushed: 0, frames: new TokenBucket(config.rate, config.rateBurst, t), closed: false, watching: new Set(), roster: undefined, corked: false,

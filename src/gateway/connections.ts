@@ -3,13 +3,11 @@
 import type { Logger } from 'pino';
 import type { ErrorCode, ReqId, ServerFrame, ValidateLimits } from '../protocol/frames.ts';
 import type { SessionRef } from '../presence/index.ts';
-import type { Config } from '../node/config.ts';
 import type { Homes } from '../home/home.ts';
-import type { Metrics } from '../node/metrics.ts';
 import { systemClock } from '../clock/index.ts';
 import type { Clock } from '../clock/index.ts';
 import { CLOSE } from './conn.ts';
-import type { ClientConn } from './conn.ts';
+import type { ClientConn, GatewayConfig, GatewayMetrics } from './conn.ts';
 import type { GatewayComponents } from './gateway.ts';
 
 const UNWATCH_PAGE = 1000;
@@ -18,9 +16,9 @@ const UNWATCH_TRIES = 5;
 export class Connections {
   readonly conns = new Map<string, ClientConn>();
   readonly c: GatewayComponents;
-  readonly config: Config;
+  readonly config: GatewayConfig;
   readonly homes: Homes;
-  readonly metrics: Metrics;
+  readonly metrics: GatewayMetrics;
   readonly log: Logger;
   readonly clock: Clock;
   readonly signal: AbortSignal | undefined;

@@ -9,10 +9,9 @@ import type { Logger } from 'pino';
 import type { ServerFrame } from '../protocol/frames.ts';
 import type { SessionRef } from '../presence/index.ts';
 import type { Auth } from './auth.ts';
-import type { Config } from '../node/config.ts';
+import type { GatewayConfig, GatewayMetrics } from './conn.ts';
 import type { Homes } from '../home/home.ts';
 import type { Router } from '../cluster/router.ts';
-import type { Metrics } from '../node/metrics.ts';
 import type { Clock } from '../clock/index.ts';
 import { Connections } from './connections.ts';
 import { accept, goaway, push, shutdown, sweep } from './lifecycle.ts';
@@ -36,10 +35,10 @@ export type Gateway = {
 
 export type GatewayComponents = {
   name: string;
-  config: Config;
+  config: GatewayConfig;
   homes: Homes;
   auth: Auth;
-  metrics: Metrics;
+  metrics: GatewayMetrics;
   log: Logger;
   /** The time, when no `clock` is given (then sleeps are the system's). */
   now?: () => number;

@@ -4,6 +4,7 @@
 // are the homes' (src/home, src/social), reached through the Homes and Router it is given.
 export { createGateway, CLOSE } from './gateway.ts';
 export type { Gateway, GatewayComponents } from './gateway.ts';
+export type { GatewayConfig } from './conn.ts';
 export { AuthError, createAuth, mintToken } from './auth.ts';
 export type { Auth, AuthInit } from './auth.ts';
 export { Lane, LaneClosedError } from './lane.ts';

@@ -31,6 +31,8 @@ export type EdgeDeps = {
   metrics: Metrics;
   secret: string;
   clock: Clock;
+  /** The node's stop signal (aborted after the drain). */
+  signal: AbortSignal;
   url: string;
   store: Store;
   presence: Presence;
@@ -70,7 +72,7 @@ function wireGateway(d: EdgeDeps): { gateway: Gateway; upkeep: Upkeep } {
       ...(cfg.tokenAudience !== undefined ? { audience: cfg.tokenAudience } : {}),
       ...(cfg.tokenIssuer !== undefined ? { issuer: cfg.tokenIssuer } : {}),
     }),
-    metrics: d.metrics, log: d.log.child({ component: 'gateway' }), clock: d.clock, others: othersUp(d),
+    metrics: d.metrics, log: d.log.child({ component: 'gateway' }), clock: d.clock, signal: d.signal, others: othersUp(d),
     turnAway: () => (cluster.cutOff() ? { reason: 'minority', nodes: unheard(d)() } : undefined),
   });
   const upkeep = createUpkeep({
@@ -152,6 +154,7 @@ function routes(d: EdgeDeps, gateway: Gateway): HttpRoutes {
     admin: createAdminApi({
       ring: () => cluster.ring(),
       members: () => cluster.members(),
+      clock: d.clock,
       self: () => clusterView(s) as { node: string },
       ...(cfg.adminToken ? { adminToken: cfg.adminToken } : {}),
     }),

@@ -28,6 +28,7 @@ import type { Metrics } from './metrics.ts';
 import { wireCluster, wireRoles } from './roles.ts';
 import type { CommitListener } from './roles.ts';
 import { wireEdge } from './edge.ts';
+import type { Gateway } from '../gateway/index.ts';
 import type { NodeState } from './status.ts';
 
 const REJOIN_ALONE_AFTER_MS = 15_000;
@@ -73,10 +74,10 @@ export async function startNode(cfg: Config, log: Logger, onFatal: (e: Error) =>
 
 /** The client port, listening first (answering 503 until `routes` are set) so that the node knows
  * its URL for membership. */
-async function listen(cfg: Config, log: Logger, secret: string, life: { state: NodeState; routes?: HttpRoutes; accept?: (ws: import('ws').WebSocket) => void }) {
+async function listen(cfg: Config, log: Logger, secret: string, clock: Clock, life: { state: NodeState; routes?: HttpRoutes; accept?: (ws: import('ws').WebSocket) => void }) {
   // Insecure mode shows in /healthz and /cluster (only when on, so a normal node's bodies are unchanged).
   const flagged = cfg.insecure ? { insecure: true } : {};
-  const pages = loadWebPages(fileURLToPath(new URL('../../dist/web', import.meta.url)));
+  const pages = loadWebPages(fileURLToPath(new URL('../../dist/web', import.meta.url)), { clock });
   if (!pages.built) log.warn('the web pages are not built (npm run build): / and /admin answer 503');
   const server = createClientServer({ maxFrame: cfg.maxFrame, ...(cfg.adminToken ? { adminToken: cfg.adminToken } : {}) }, {
     pages,
@@ -105,7 +106,7 @@ async function listen(cfg: Config, log: Logger, secret: string, life: { state: N
   return { server, port, url };
 }
 
-async function openNet(cfg: Config, log: Logger, metrics: Metrics): Promise<PeerNet> {
+async function openNet(cfg: Config, log: Logger, metrics: Metrics, clock: Clock, signal: AbortSignal): Promise<PeerNet> {
   const psk = cfg.pskFile
     ? await readFile(cfg.pskFile)
     : await keptFile(join(cfg.data, 'swarm.key'), generateSwarmKey, log, 'a private network key (nodes that join need the same file: --psk-file)');
@@ -113,7 +114,7 @@ async function openNet(cfg: Config, log: Logger, metrics: Metrics): Promise<Peer
   const announce = cfg.announce ? parseHostPort(cfg.announce, '--announce') : { host: advertisedHost(cfg.p2pHost) };
   const net = await createPeerNet(
     { dataDir: cfg.data, host: cfg.p2pHost, announce, port: cfg.p2pPort, psk, maxQueueMsgs: cfg.peerQueueMsgs, maxQueueBytes: cfg.peerQueueBytes },
-    { log: log.child({ component: 'peer' }), onQueueFull: (kind) => metrics.peerQueueFull.inc({ kind }) },
+    { log: log.child({ component: 'peer' }), onQueueFull: (kind) => metrics.peerQueueFull.inc({ kind }), clock, signal },
   );
   log.info({ peer: net.peerId, listening: net.listening, addrs: net.addrs }, 'peer host listening');
   return net;
@@ -143,9 +144,9 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
   metrics.insecure.set(cfg.insecure ? 1 : 0);
   // Aborted last in stop(): every retry loop of every role ends with it.
   const stopping = new AbortController();
-  const life: Parameters<typeof listen>[3] = { state: 'starting' };
-  const { server, port, url } = await listen(cfg, log, secret, life);
-  const net = await openNet(cfg, log, metrics);
+  const life: Parameters<typeof listen>[4] = { state: 'starting' };
+  const { server, port, url } = await listen(cfg, log, secret, clock, life);
+  const net = await openNet(cfg, log, metrics, clock, stopping.signal);
   const presence = createPresence({ ttlMs: cfg.presenceTimeoutMs }, { clock });
   const commits: CommitListener[] = [];
   const store = await openStore(cfg, log, metrics, commits, onFatal);
@@ -163,13 +164,16 @@ async function startLocked(cfg: Config, log: Logger, onFatal: (e: Error) => void
   const seeds = { seeds: [...cfg.join, ...remembered], aloneAfterMs: cfg.join.length ? undefined : REJOIN_ALONE_AFTER_MS };
   const cluster = wireCluster(cfg, log, metrics, net, membership, seeds, clock, stopping.signal);
   let accepted = 0;
-  const edgeRef: { push?: (conn: string, frame: Parameters<Parameters<typeof wireRoles>[0]['pushLocal']>[1]) => void } = {};
+  // The gateway is made last (it calls the homes through routing), yet the home roles push to
+  // the connections it holds: `own` takes those pushes, dropped until the gateway exists, when
+  // it holds no connection yet anyway (the client port refuses them while starting).
+  const own: { gateway?: Gateway } = {};
   const roles = wireRoles({
     cfg, log, metrics, clock, signal: stopping.signal, store, presence, net, cluster, nodeTag: await nodeTag(store),
-    pushLocal: (conn, frame) => edgeRef.push?.(conn, frame), onAccepted: () => void accepted++,
+    pushLocal: (conn, frame) => own.gateway?.push(conn, frame), onAccepted: () => void accepted++,
   }, commits);
-  const edge = wireEdge({ cfg, log, metrics, secret, clock, url, store, presence, net, cluster, roles, life, accepted: () => accepted });
-  edgeRef.push = (conn, frame) => edge.gateway.push(conn, frame);
+  const edge = wireEdge({ cfg, log, metrics, secret, clock, signal: stopping.signal, url, store, presence, net, cluster, roles, life, accepted: () => accepted });
+  own.gateway = edge.gateway;
   life.accept = (ws) => edge.gateway.accept(ws);
   cluster.start(async (members, inPlace) => {
     const r = await roles.handoff.acquire(members, inPlace);

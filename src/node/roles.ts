@@ -185,7 +185,7 @@ export function wireRoles(b: Base, commits: CommitListener[]): Roles {
   const handoff = createHandoff({
     self: cfg.name, store: b.store, home, ring: cluster.ring, request: (peer, msg, o) => net.request(peer, msg, o),
     peerOf: cluster.peerOf, maxBody: cfg.maxBody, log: b.log.child({ component: 'handoff' }), vnodes: cfg.vnodes, replicas: cfg.replicas,
-    complete: (k) => custody.complete(k), clock: b.clock,
+    complete: (k) => custody.complete(k), clock: b.clock, signal: b.signal,
     onProgress: (entries, users) => {
       b.metrics.handoffEntries.inc(entries);
       b.metrics.handoffUsers.inc(users);
