@@ -6,16 +6,19 @@
 import { entryWireChars, parsePeerReply, PEER_BUDGET_CHARS } from '../protocol/peer.ts';
 import type { Delivery } from '../protocol/peer.ts';
 import { UnavailableError } from '../protocol/errors.ts';
+import { OrderedChannel } from '../channel/ordered.ts';
 import type { RouterContext } from './router-context.ts';
 
 const DELIVER_BATCH = 1000;
 
 type Pending = { d: Delivery; deadline: number; resolve(): void; reject(e: Error): void };
-type Channel = { queue: Pending[]; busy: boolean };
 
 export class Deliveries {
   #x: RouterContext;
-  #channels = new Map<string, Channel>();
+  // Up to DELIVER_BATCH copies per request, and few enough large ones that it fits a peer frame.
+  #channel = new OrderedChannel<Pending>((dest, batch) => this.#send(dest, batch), {
+    maxItems: DELIVER_BATCH, weigh: (p) => entryWireChars(p.d.body), budget: PEER_BUDGET_CHARS, keepIdle: true,
+  });
   #held = new Map<string, Pending[]>();
 
   constructor(x: RouterContext) {
@@ -40,11 +43,7 @@ export class Deliveries {
       this.#x.side.local.deliver([p.d]).then(p.resolve, (e: Error) => (e.name === 'UnavailableError' ? this.#retry([p], e.message) : p.reject(e)));
       return;
     }
-    const dest = owner ?? '';
-    let ch = this.#channels.get(dest);
-    if (!ch) this.#channels.set(dest, (ch = { queue: [], busy: false }));
-    ch.queue.push(p);
-    if (!ch.busy) void this.#flush(dest, ch);
+    this.#channel.push(owner ?? '', p);
   }
 
   /** Routes `ps` again on the next ring (or after RETRY_MS), ahead of every later copy for the
@@ -80,11 +79,7 @@ export class Deliveries {
       out.push(...(this.#held.get(u) ?? []));
       this.#held.delete(u);
     }
-    for (const ch of this.#channels.values()) {
-      if (!ch.queue.some((p) => expired.has(p.d.user))) continue;
-      out.push(...ch.queue.filter((p) => expired.has(p.d.user)));
-      ch.queue = ch.queue.filter((p) => !expired.has(p.d.user));
-    }
+    out.push(...this.#channel.withdraw((p) => expired.has(p.d.user)));
     out.sort((a, b) => (a.d.mid < b.d.mid ? -1 : a.d.mid > b.d.mid ? 1 : 0));
     for (const p of out) p.reject(new UnavailableError(`the home of ${p.d.user} is not reachable (${why})`));
     return ps.filter((p) => !expired.has(p.d.user));
@@ -103,48 +98,29 @@ export class Deliveries {
       wait.push(p);
     }
     if (users.size === 0) return users;
-    for (const ch of this.#channels.values()) {
-      const later = ch.queue.filter((p) => users.has(p.d.user));
-      if (later.length === 0) continue;
-      ch.queue = ch.queue.filter((p) => !users.has(p.d.user));
-      for (const p of later) this.#held.get(p.d.user)!.push(p);
-    }
+    for (const p of this.#channel.withdraw((q) => users.has(q.d.user))) this.#held.get(p.d.user)!.push(p);
     return users;
   }
 
-  async #flush(dest: string, ch: Channel): Promise<void> {
+  /** One request to `dest`'s node; copies it did not take are routed again (see #retry). */
+  async #send(dest: string, batch: Pending[]): Promise<void> {
     const c = this.#x.c;
-    ch.busy = true;
-    while (ch.queue.length) {
-      const batch = ch.queue.splice(0, batchSize(ch.queue));
-      const peer = dest ? c.peerOf(dest) : undefined;
-      if (!peer) {
-        this.#retry(batch, `no address for ${dest || 'the owner'}`);
-        continue;
-      }
-      c.onForward?.('forward');
-      try {
-        const reply = parsePeerReply(await c.link.request(peer, { t: 'deliver', rv: c.ring().version, items: batch.map((p) => p.d) }, { timeoutMs: this.#x.left(Math.min(...batch.map((p) => p.deadline))) }));
-        if (reply.t === 'fail') throw new Error(reply.message);
-        const results = reply.value;
-        if (!Array.isArray(results) || results.length !== batch.length) throw new Error(`malformed deliver reply from ${dest}`);
-        const again: Pending[] = [];
-        batch.forEach((p, i) => (results[i] === 'ok' ? p.resolve() : again.push(p)));
-        if (again.length) this.#retry(again, `${dest}: ${String(results[batch.indexOf(again[0]!)])}`);
-      } catch (e) {
-        this.#retry(batch, `${dest}: ${(e as Error).message}`);
-      }
+    const peer = dest ? c.peerOf(dest) : undefined;
+    if (!peer) {
+      this.#retry(batch, `no address for ${dest || 'the owner'}`);
+      return;
     }
-    ch.busy = false;
+    c.onForward?.('forward');
+    try {
+      const reply = parsePeerReply(await c.link.request(peer, { t: 'deliver', rv: c.ring().version, items: batch.map((p) => p.d) }, { timeoutMs: this.#x.left(Math.min(...batch.map((p) => p.deadline))) }));
+      if (reply.t === 'fail') throw new Error(reply.message);
+      const results = reply.value;
+      if (!Array.isArray(results) || results.length !== batch.length) throw new Error(`malformed deliver reply from ${dest}`);
+      const again: Pending[] = [];
+      batch.forEach((p, i) => (results[i] === 'ok' ? p.resolve() : again.push(p)));
+      if (again.length) this.#retry(again, `${dest}: ${String(results[batch.indexOf(again[0]!)])}`);
+    } catch (e) {
+      this.#retry(batch, `${dest}: ${(e as Error).message}`);
+    }
   }
-}
-
-/** Up to DELIVER_BATCH copies, and few enough large ones that the request fits a peer frame. */
-function batchSize(queue: Pending[]): number {
-  let n = 0;
-  for (let chars = 0; n < queue.length && n < DELIVER_BATCH; n++) {
-    chars += entryWireChars(queue[n]!.d.body);
-    if (n > 0 && chars > PEER_BUDGET_CHARS) break;
-  }
-  return n;
 }
