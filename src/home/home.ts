@@ -20,7 +20,7 @@ export { pushCommitted } from './commits.ts';
 
 export function createHome(c: HomeComponents): Home {
   const clock = c.clock ?? systemClock;
-  const own = new Ownership(c.owns, c.whyNot);
+  const own = new Ownership(c.owns, c.whyNot, clock);
   const replicated = c.replicated ?? (() => Promise.resolve());
   const readable = c.readable ?? (() => Infinity);
   const everywhere = (durable: Promise<void>, user: string) => durable.then(() => replicated(user));

@@ -1,6 +1,8 @@
 // Whether the home may write or read a user now: the ring (and lease, and custody) say it owns
 // the user, and no handoff has paused the user's writes.
 import { UnavailableError } from '../protocol/errors.ts';
+import { systemClock } from '../clock/index.ts';
+import type { Clock } from '../clock/index.ts';
 
 export class Ownership {
   // Users being handed to a newcomer: no writes until the ring moves them (answered unavailable,
@@ -8,10 +10,12 @@ export class Ownership {
   #freezes = new Set<(user: string) => boolean>();
   #ringOwns: (user: string) => boolean;
   #whyNot: ((user: string) => string) | undefined;
+  #clock: Clock;
 
-  constructor(ringOwns: ((user: string) => boolean) | undefined, whyNot: ((user: string) => string) | undefined) {
+  constructor(ringOwns: ((user: string) => boolean) | undefined, whyNot: ((user: string) => string) | undefined, clock: Clock = systemClock) {
     this.#ringOwns = ringOwns ?? (() => true);
     this.#whyNot = whyNot;
+    this.#clock = clock;
   }
 
   #frozen(user: string): boolean {
@@ -41,11 +45,11 @@ export class Ownership {
   /** Stops writing to the selected users until `release` or `ms`. */
   freeze(select: (user: string) => boolean, ms: number): { release(): void } {
     this.#freezes.add(select);
-    const timer = setTimeout(() => this.#freezes.delete(select), ms);
-    timer.unref();
+    const released = new AbortController();
+    this.#clock.sleep(ms, released.signal).then(() => this.#freezes.delete(select), () => undefined);
     return {
       release: () => {
-        clearTimeout(timer);
+        released.abort();
         this.#freezes.delete(select);
       },
     };

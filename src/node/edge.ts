@@ -145,7 +145,7 @@ function routes(d: EdgeDeps, gateway: Gateway): HttpRoutes {
   const s: StatusDeps = {
     name: cfg.name, insecure: cfg.insecure, peerId: d.net.peerId, state: () => d.life.state, accepted: d.accepted,
     cluster, custody: roles.custody, knownUsers: () => d.store.knownUsers(), replicator: roles.replicator, handoff: roles.handoff,
-    groups: roles.groups, connections: () => gateway.size(), presence: d.presence, peerStats: () => d.net.stats(), metrics: d.metrics,
+    groups: roles.groups, connections: () => gateway.size(), presence: d.presence, peerStats: () => d.net.stats(), now: () => d.clock.now(), metrics: d.metrics,
   };
   return {
     healthz: () => healthz(s),

@@ -26,6 +26,7 @@ export type StatusDeps = {
   connections: () => number;
   presence: { sessionCount(): number; users(): number };
   peerStats: () => PeerStats[];
+  now: () => number;
   metrics: Metrics;
 };
 
@@ -67,18 +68,18 @@ export function clusterView(s: StatusDeps): Record<string, unknown> {
     sessions: s.presence.sessionCount(),
     online: s.presence.users(),
     // Counters since start, for rates: messages accepted here as the sender's home, peer bytes.
-    traffic: peerTraffic(s.peerStats(), s.accepted()),
+    traffic: peerTraffic(s.peerStats(), s.accepted(), s.now()),
   };
 }
 
-function peerTraffic(stats: PeerStats[], messages: number) {
+function peerTraffic(stats: PeerStats[], messages: number, at: number) {
   let bytesIn = 0;
   let bytesOut = 0;
   for (const s of stats) {
     bytesIn += s.bytesIn;
     bytesOut += s.bytesOut;
   }
-  return { at: Date.now(), messages, peerBytesIn: bytesIn, peerBytesOut: bytesOut };
+  return { at, messages, peerBytesIn: bytesIn, peerBytesOut: bytesOut };
 }
 
 /** The Prometheus text, with the gauges that are read rather than counted refreshed first. */
