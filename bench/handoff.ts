@@ -2,28 +2,26 @@
 // with the store itself, on each user's home and replica), then a fourth node joins and copies
 // the users it will own. Prints entries copied, the time and entries/s, from the joiner's log.
 //   npm run bench:handoff -- --entries 1000000 --users 10000
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir, cpus, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRing } from '../src/ring/index.ts';
 import { createStore, DEDUP_KEY } from '../src/store/index.ts';
 import type { NewEntry, Store } from '../src/store/index.ts';
+import { NodeProcess } from '../test/helpers/launcher.ts';
 
 const { values } = parseArgs({ options: { entries: { type: 'string', default: '1000000' }, users: { type: 'string', default: '10000' } } });
 const ENTRIES = Number(values.entries);
 const USERS = Number(values.users);
-const MAIN = resolve(import.meta.dirname, '../src/node/main.ts');
 const names = ['n1', 'n2', 'n3'];
 const ring = createRing(names);
 
 const base = await mkdtemp(join(tmpdir(), 'im-bench-handoff-'));
 const psk = join(base, 'swarm.key');
 await writeFile(psk, `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}`);
-const procs: ChildProcess[] = [];
+const nodes: NodeProcess[] = [];
 
 try {
   // Offline fill: DMs between neighbouring users; each entry goes to the stores of its user's home
@@ -53,24 +51,18 @@ try {
   for (const s of stores.values()) await s.close();
   console.log(`filled ${made} entries for ${USERS} users (x2 with replicas) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-  const start = (name: string, seeds: string[]) =>
-    new Promise<{ p2p: string; log: string[]; proc: ChildProcess }>((ok, ko) => {
-      const log: string[] = [];
-      const proc = spawn(process.execPath, [MAIN, '--name', name, '--data', join(base, name), '--port', '0', '--p2p-port', '0',
-        '--psk-file', psk, '--insecure', ...seeds.flatMap((s) => ['--join', s])], { stdio: ['ignore', 'pipe', 'inherit'] });
-      procs.push(proc);
-      let buf = '';
-      proc.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) {
-          const line = buf.slice(0, i);
-          log.push(line);
-          const j = JSON.parse(line) as { msg?: string; p2p?: string[] };
-          if (j.msg === 'listening') ok({ p2p: j.p2p![0]!, log, proc });
-        }
-      });
-      proc.once('exit', (c) => ko(new Error(`${name} exited ${c}`)));
+  const start = async (name: string, seeds: string[]): Promise<NodeProcess> => {
+    const n = new NodeProcess(join(base, name), {
+      name, args: ['--psk-file', psk, '--insecure', ...seeds.flatMap((s) => ['--join', s])],
+      // What the nodes print to stderr shows on ours, as it comes.
+      onOutput: (text, stream) => {
+        if (stream === 'stderr') process.stderr.write(text);
+      },
     });
+    nodes.push(n);
+    await n.start(0);
+    return n;
+  };
   /** The joiner's own report of its copy, once it has joined. */
   const handoffOf = (log: string[]) => new Promise<{ users: number; entries: number; ms: number }>((ok) => {
     const check = setInterval(() => {
@@ -94,6 +86,6 @@ try {
   console.log(`machine: ${cpus()[0]?.model} x${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
   console.log(`join of n4: copied ${done.entries} entries of ${done.users} user snapshots in ${done.ms} ms (both passes) = ${Math.round(done.entries / (done.ms / 1000))} entries/s; process start to joined ${Math.round(wall)} ms`);
 } finally {
-  for (const p of procs) p.kill('SIGKILL');
+  for (const n of nodes) await n.kill();
   await rm(base, { recursive: true, force: true });
 }

@@ -1,15 +1,14 @@
 // What the benchmarks share: a cluster of our own node processes on this machine (temp folders,
-// free ports, a shared swarm key), the peer traffic read from the nodes' /metrics, CPU per process.
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+// free ports, a shared swarm key; each process is test/helpers/launcher.ts's, as in the tests), the
+// peer traffic read from the nodes' /metrics, CPU per process.
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { NodeProcess } from '../test/helpers/launcher.ts';
 
-const MAIN = resolve(import.meta.dirname, '../src/node/main.ts');
 export const OWN_NODE_ARGS = ['--insecure', '--rate', '100000', '--rate-burst', '100000'];
 const CONVERGE_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
@@ -37,10 +36,8 @@ export type Phase = 'startup' | 'run' | 'shutdown';
 /** A warning or worse from one of our nodes' logs (or its unexpected exit), with when it happened. */
 export type Problem = { node: string; phase: Phase; line: string };
 
-export type OwnNode = {
-  name: string; url: string; http: string; p2p: string; data: string; logFile: string;
-  proc: ChildProcess; exit?: { code: number | null; signal: string | null };
-};
+/** One of our nodes; its output also goes to <cluster dir>/<name>.log. */
+export type OwnNode = NodeProcess;
 
 export type ClusterView = {
   joined?: boolean;
@@ -79,60 +76,33 @@ export class OwnCluster {
   async startNode(name: string, seeds: string[]): Promise<OwnNode> {
     const data = join(this.dir, name);
     await mkdir(data);
-    const logFile = join(this.dir, `${name}.log`);
-    const log = createWriteStream(logFile);
-    const args = [
-      MAIN, '--name', name, '--data', data, '--port', '0', '--p2p-port', '0', '--psk-file', this.psk,
-      ...OWN_NODE_ARGS, ...this.args, ...seeds.flatMap((s) => ['--join', s]),
-    ];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    // A node still running when we exit for any reason would outlive the benchmark.
-    process.on('exit', () => proc.kill('SIGKILL'));
-    const node: OwnNode = { name, url: '', http: '', p2p: '', data, logFile, proc };
+    const log = createWriteStream(join(this.dir, `${name}.log`));
+    const problem = (line: string) => this.problems.push({ node: name, phase: this.phase, line });
+    const node = new NodeProcess(data, {
+      name,
+      args: ['--psk-file', this.psk, ...OWN_NODE_ARGS, ...this.args, ...seeds.flatMap((s) => ['--join', s])],
+      // The log file has everything; memory keeps the tail that a failed start reports.
+      logLines: 50,
+      onSpawn: (proc) => {
+        // A node still running when we exit for any reason would outlive the benchmark.
+        process.on('exit', () => proc.kill('SIGKILL'));
+        proc.stdout!.on('data', (d: Buffer) => log.write(d));
+        proc.stderr!.on('data', (d: Buffer) => log.write(d));
+        // Both pipes end after the process exits; close the log file then.
+        void Promise.all([once(proc.stdout!, 'end'), once(proc.stderr!, 'end')]).then(() => log.end());
+        proc.once('exit', (code, signal) => {
+          if (this.phase !== 'shutdown' || (code !== 0 && code !== null) || signal) problem(`exited with ${signal ?? `code ${code}`}`);
+        });
+      },
+      onOutput: (text, stream, j) => {
+        if (stream === 'stderr') problem(`stderr: ${text.trim().slice(0, 500)}`);
+        else if (j && j.msg !== 'listening' && (j.level ?? 0) >= 40 && !/INSECURE/.test(j.msg ?? '')) problem(text);
+      },
+    });
     this.nodes.push(node);
-    proc.once('exit', (code, signal) => {
-      node.exit = { code, signal };
-      if (this.phase !== 'shutdown' || (code !== 0 && code !== null) || signal) {
-        this.problems.push({ node: name, phase: this.phase, line: `exited with ${signal ?? `code ${code}`}` });
-      }
-    });
-    // Both pipes end after the process exits; close the log file then.
-    void Promise.all([once(proc.stdout!, 'end'), once(proc.stderr!, 'end')]).then(() => log.end());
-    const tail: string[] = [];
-    let buf = '';
-    return new Promise<OwnNode>((ok, ko) => {
-      proc.once('exit', (code) => ko(new Error(`node ${name} exited (${code}) before listening:\n${tail.join('\n')}`)));
-      proc.stderr!.on('data', (d: Buffer) => {
-        log.write(d);
-        tail.push(d.toString());
-        this.problems.push({ node: name, phase: this.phase, line: `stderr: ${d.toString().trim().slice(0, 500)}` });
-      });
-      proc.stdout!.on('data', (d: Buffer) => {
-        log.write(d);
-        buf += d.toString();
-        let i: number;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          tail.push(line);
-          if (tail.length > 50) tail.shift();
-          try {
-            const j = JSON.parse(line) as { msg?: string; url?: string; port?: number; p2p?: string[]; level?: number };
-            if (j.msg === 'listening' && j.url) {
-              node.url = j.url;
-              node.http = httpBase(j.url);
-              node.p2p = j.p2p?.[0] ?? '';
-              if (!node.p2p) ko(new Error(`node ${name} logged no peer address`));
-              else ok(node);
-            } else if ((j.level ?? 0) >= 40 && !/INSECURE/.test(j.msg ?? '')) {
-              this.problems.push({ node: name, phase: this.phase, line });
-            }
-          } catch {
-            // not a log line
-          }
-        }
-      });
-    });
+    await node.start(0);
+    if (!node.p2p) throw new Error(`node ${name} logged no peer address`);
+    return node;
   }
 
   /** Waits until every node is joined and lists all N members up, on one ring version; returns it. */
@@ -159,26 +129,24 @@ export class OwnCluster {
 
   /** CPU seconds used by each node so far. */
   cpu(): (number | undefined)[] {
-    return this.nodes.map((n) => procCpuS(n.proc.pid));
+    return this.nodes.map((n) => procCpuS(n.proc?.pid));
   }
 
   /** SIGTERM to every node at once (graceful leave), then waits for their exits (SIGKILL after a while). */
   async stop(): Promise<void> {
     this.phase = 'shutdown';
     await Promise.all(this.nodes.map(async (n) => {
-      const p = n.proc;
-      if (p.exitCode === null && p.signalCode === null) {
-        const gone = once(p, 'exit');
-        p.kill('SIGTERM');
+      if (n.running()) {
         const timer = setTimeout(() => {
           this.problems.push({ node: n.name, phase: 'shutdown', line: `still running ${STOP_TIMEOUT_MS / 1000} s after SIGTERM: SIGKILL` });
-          p.kill('SIGKILL');
+          void n.kill();
         }, STOP_TIMEOUT_MS);
-        await gone;
+        await n.stop();
         clearTimeout(timer);
       }
       // Let the log file take the last lines.
-      if (p.stdout && !p.stdout.readableEnded) await Promise.race([once(p.stdout, 'end'), sleep(1000)]);
+      const out = n.proc?.stdout;
+      if (out && !out.readableEnded) await Promise.race([once(out, 'end'), sleep(1000)]);
     }));
   }
 

@@ -49,7 +49,7 @@ export class TestCluster {
   }
 
   live(): TestNode[] {
-    return this.nodes.filter((n) => n.proc && n.proc.exitCode === null && n.proc.signalCode === null);
+    return this.nodes.filter((n) => n.running());
   }
 
   async view(n: TestNode): Promise<ClusterView | undefined> {

@@ -1,99 +1,24 @@
 // Starts real node processes for tests: a fresh data folder, a free port chosen by the OS,
-// readiness taken from the node's own "listening" log line; kill, restart and stop.
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+// readiness taken from the node's own "listening" log line; kill, restart and stop (the process
+// itself is test/helpers/launcher.ts's, shared with the benchmarks), and clients logged in to it.
+// Imports only node built-ins, jose and the client: bench/churn.ts uses it without ava.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { once } from 'node:events';
+import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { ImClient, ImError } from '../../src/client/client.ts';
 import type { Entry } from '../../src/protocol/frames.ts';
+import { NodeProcess } from './launcher.ts';
+import type { LaunchOpts } from './launcher.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const MAIN = join(ROOT, 'src/node/main.ts');
 export const SECRET = 'test-secret-please-change-it-32-bytes-or-more';
 
-export type NodeOpts = {
-  args?: string[]; env?: Record<string, string>; data?: string; name?: string;
-  /** Run the node in this network namespace (`ip netns exec NS node …`; see test/helpers/netns.ts). */
-  netns?: string;
-  /** Where the test reaches the node's HTTP port (default 127.0.0.1). */
-  httpHost?: string;
-};
+export type NodeOpts = LaunchOpts & { data?: string };
 
-export class TestNode {
-  data: string;
-  opts: NodeOpts;
-  proc: ChildProcess | undefined;
-  url = '';
-  http = '';
-  port = 0;
-  p2pPort = 0;
-  /** This node's peer multiaddr (with /p2p/<id>), for --join. */
-  p2p = '';
-  log: string[] = [];
-
+/** A node whose tokens are signed with SECRET, with the clients a test needs. */
+export class TestNode extends NodeProcess {
   constructor(data: string, opts: NodeOpts) {
-    this.data = data;
-    this.opts = opts;
-  }
-
-  async start(port = this.port): Promise<void> {
-    const args = [MAIN, '--data', this.data, '--port', String(port), '--p2p-port', String(this.p2pPort), '--name', this.opts.name ?? 'n1', '--secret', SECRET, ...(this.opts.args ?? [])];
-    // `ip netns exec` execs the command in place: the child's pid is the node's.
-    const [cmd, argv] = this.opts.netns ? ['ip', ['netns', 'exec', this.opts.netns, process.execPath, ...args]] : [process.execPath, args];
-    const proc = spawn(cmd, argv, { env: { ...process.env, ...this.opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc = proc;
-    let buf = '';
-    const ready = new Promise<void>((ok, ko) => {
-      const onExit = (code: number | null) => ko(new Error(`node exited (${code}) before listening:\n${this.log.slice(-20).join('\n')}`));
-      proc.once('exit', onExit);
-      proc.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        let i: number;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          this.log.push(line);
-          try {
-            const j = JSON.parse(line) as { msg?: string; url?: string; port?: number; p2p?: string[] };
-            if (j.msg === 'listening') {
-              this.url = j.url!;
-              this.port = j.port!;
-              this.p2p = j.p2p?.[0] ?? '';
-              this.p2pPort = Number(/\/tcp\/(\d+)/.exec(this.p2p)?.[1] ?? 0);
-              this.http = `http://${this.opts.httpHost ?? '127.0.0.1'}:${j.port}`;
-              proc.off('exit', onExit);
-              ok();
-            }
-          } catch {
-            // not a JSON line
-          }
-        }
-      });
-      proc.stderr!.on('data', (d: Buffer) => this.log.push(d.toString()));
-    });
-    await ready;
-  }
-
-  /** SIGKILL, and wait until the process is gone. */
-  async kill(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const gone = once(p, 'exit');
-    p.kill('SIGKILL');
-    await gone;
-  }
-
-  /** SIGTERM (graceful), and wait for the exit code. */
-  async stop(): Promise<number | null> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return p?.exitCode ?? null;
-    const gone = once(p, 'exit');
-    p.kill('SIGTERM');
-    const [code] = (await gone) as [number | null];
-    return code;
+    super(data, opts, ['--secret', SECRET]);
   }
 
   async client(): Promise<ImClient> {
