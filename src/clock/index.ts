@@ -15,7 +15,7 @@ export const systemClock: Clock = {
     const t = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    }, Math.max(0, ms));
     const onAbort = () => {
       clearTimeout(t);
       reject(signal!.reason);
