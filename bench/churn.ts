@@ -11,9 +11,12 @@ import { parseArgs } from 'node:util';
 import { ImClient, ImError } from '../src/client/client.ts';
 import type { Entry, GoawayEvent, MsgEvent, SentReply, WelcomeReply } from '../src/protocol/frames.ts';
 import { createRing } from '../src/ring/index.ts';
-// Test helpers without ava (node.ts and cluster.ts import only node built-ins, jose and the client).
+// Test helpers without ava (node.ts, cluster.ts and invariants.ts import only node built-ins, jose,
+// the client and the protocol's types).
 import { TestCluster } from '../test/helpers/cluster.ts';
 import { TestNode, readAll, token } from '../test/helpers/node.ts';
+import { findViolations } from '../test/helpers/invariants.ts';
+import type { Confirmed } from '../test/helpers/invariants.ts';
 
 const STEPS = ['join', 'leave', 'kill', 'restart'] as const;
 type Step = (typeof STEPS)[number];
@@ -63,10 +66,11 @@ attempts, goaways, and the cores kept busy by our nodes, by this process and by
 everything else (from /proc: other work on the machine skews the ratios, and a warning
 says so); and the ratios churn/steady and recovery/steady, with the confirmed sends of
 every second.
-Verification: every user's timeline is read with sync from a fresh device; every
-confirmed send must be in the sender's timeline (with its confirmed mid and seq) and
-exactly once in the recipient's; sends stored through one connection must keep their
-order there; seqs must be 1..n with no mid twice.
+Verification (test/helpers/invariants.ts, as in the churn tests): every user's timeline
+is read with sync from a fresh device; every confirmed send must be in the sender's
+timeline with its confirmed mid and seq, and in the recipient's with the same mid; no
+send (confirmed or not) may be stored twice in a timeline; sends stored through one
+connection must keep their order at the recipient; seqs must be 1..n with no mid twice.
 
 options:
   --nodes N          nodes at the start (4)
@@ -741,7 +745,15 @@ type Verification = {
   seq_gaps: number; mid_repeats: number; loss_groups: LossGroup[]; losses: Loss[]; problems: string[];
 };
 
-/** Checks the timelines read back against the confirmed sends. */
+/** A confirmed send, as the shared checker takes it, with when and through which node it was confirmed. */
+type BenchSend = Confirmed & { at: number; node: string };
+
+/**
+ * Checks the timelines read back against the confirmed sends with the checker the churn tests
+ * use (test/helpers/invariants.ts), and sorts what it finds into this report's counts; losses
+ * are also grouped by where they are missing, phase and step, with the first few in detail.
+ * A send's order on its connection is known when its 'sent' was not a dup (`storedBy`).
+ */
 function check(b: Bench, timelines: Map<User, Entry[]>): Verification {
   const v: Verification = {
     timelines: timelines.size, entries: 0, confirmed: 0, unconfirmed_end: 0, lost_recipient: 0, lost_sender: 0,
@@ -751,82 +763,64 @@ function check(b: Bench, timelines: Map<User, Entry[]>): Verification {
   const problem = (s: string) => {
     if (v.problems.length < 20) v.problems.push(s);
   };
-  const counterOf = (e: Entry) => Number(e.body.slice(0, e.body.indexOf(' ')));
   const phaseAt = (at: number) => [...b.phases].reverse().find((p) => p.start <= at)?.name ?? '?';
+  const byName = new Map<string, Entry[]>();
+  const sends: BenchSend[] = [];
   for (const [u, tl] of timelines) {
+    byName.set(u.name, tl);
     v.entries += tl.length;
-    if (!tl.every((e, i) => e.seq === i + 1)) {
-      v.seq_gaps++;
-      problem(`${u.name}: seqs are not 1..${tl.length} (${tl.slice(0, 3).map((e) => e.seq).join(',')}…)`);
-    }
-    const mids = new Set(tl.map((e) => e.mid));
-    if (mids.size !== tl.length) {
-      v.mid_repeats += tl.length - mids.size;
-      problem(`${u.name}: ${tl.length - mids.size} mids appear twice`);
+    v.confirmed += u.confirmed.size;
+    v.unconfirmed_end += u.out.size;
+    for (const [k, c] of u.confirmed) {
+      const by = u.storedBy.get(k);
+      sends.push({
+        from: u.name, to: u.partner.name, mid: c.mid, seq: c.seq, cid: `${u.name}-${k}`,
+        ...(by ? { conn: by[0], idx: by[1] } : {}), at: c.at, node: c.node,
+      });
     }
   }
-  for (const [s, own] of timelines) {
-    const r = s.partner;
-    v.confirmed += s.confirmed.size;
-    v.unconfirmed_end += s.out.size;
-    const inSender = new Map<number, Entry[]>();
-    for (const e of own) if (e.from === s.name && e.to === r.name) inSender.set(counterOf(e), [...(inSender.get(counterOf(e)) ?? []), e]);
-    const atRecipient = (timelines.get(r) ?? []).filter((e) => e.from === s.name);
-    const inRecipient = new Map<number, number>();
-    for (const e of atRecipient) inRecipient.set(counterOf(e), (inRecipient.get(counterOf(e)) ?? 0) + 1);
-    const lose = (k: number, c: Confirmation, where: string) => {
-      const phase = phaseAt(c.at);
-      const step = b.stepAt(c.at);
-      const key = `${where} ${phase} ${step}`;
-      const g = groups.get(key) ?? { missing_at: where, phase, step, count: 0, users: [], first: b.t(c.at), last: '' };
-      groups.set(key, g);
-      g.count++;
-      g.last = b.t(c.at);
-      if (!g.users.includes(s.name)) g.users.push(s.name);
-      if (v.losses.length >= 10) return;
-      v.losses.push({
-        cid: `${s.name}-${k}`, missing_at: where, from: s.name, to: r.name, confirmed: b.t(c.at), phase,
-        step, gateway: c.node, owners: b.owners(c.at, s.name, r.name),
-      });
-    };
-    for (const [k, c] of s.confirmed) {
-      const mine = inSender.get(k) ?? [];
-      if (!mine.length) {
-        v.lost_sender++;
-        lose(k, c, 'sender');
-      } else if (mine[0]!.mid !== c.mid || mine[0]!.seq !== c.seq) {
+  const lose = (m: BenchSend, where: string) => {
+    const phase = phaseAt(m.at);
+    const step = b.stepAt(m.at);
+    const key = `${where} ${phase} ${step}`;
+    const g = groups.get(key) ?? { missing_at: where, phase, step, count: 0, users: [], first: b.t(m.at), last: '' };
+    groups.set(key, g);
+    g.count++;
+    g.last = b.t(m.at);
+    if (!g.users.includes(m.from)) g.users.push(m.from);
+    if (v.losses.length >= 10) return;
+    v.losses.push({
+      cid: m.cid, missing_at: where, from: m.from, to: m.to, confirmed: b.t(m.at), phase,
+      step, gateway: m.node, owners: b.owners(m.at, m.from, m.to),
+    });
+  };
+  // A message's body starts with its sender's counter: `<sender>-<counter>` is its cid.
+  const cidOf = (e: Entry) => `${e.from}-${e.body.slice(0, e.body.indexOf(' '))}`;
+  for (const x of findViolations(byName, sends, { cidOf })) {
+    switch (x.kind) {
+      case 'lost':
+        if (x.role === 'sender') v.lost_sender++;
+        else v.lost_recipient++;
+        lose(x.send!, x.role!);
+        continue;
+      case 'mismatch':
         v.seq_mismatch++;
-        problem(`${s.name}-${k}: confirmed ${c.mid} seq ${c.seq}, the sender's timeline has ${mine[0]!.mid} seq ${mine[0]!.seq}`);
-      }
-      if (!inRecipient.get(k)) {
-        v.lost_recipient++;
-        lose(k, c, 'recipient');
-      }
-    }
-    for (const [k, n] of inRecipient) {
-      if (n > 1) {
-        v.duplicated += n - 1;
-        problem(`${s.name}-${k}: ${n} times in ${r.name}'s timeline`);
-      }
-    }
-    for (const [k, es] of inSender) {
-      if (es.length > 1) {
-        v.duplicated += es.length - 1;
-        problem(`${s.name}-${k}: ${es.length} times in the sender's timeline`);
-      }
-    }
-    // Sends stored through one connection keep the order they were sent in on it.
-    const lastIdx = new Map<number, number>();
-    for (const e of atRecipient) {
-      const by = s.storedBy.get(counterOf(e));
-      if (!by || inRecipient.get(counterOf(e)) !== 1) continue; // duplicates are counted above
-      const [conn, idx] = by;
-      if ((lastIdx.get(conn) ?? -1) > idx) {
+        break;
+      case 'duplicate':
+        v.duplicated += x.count;
+        break;
+      case 'reordered':
+      case 'group_order': // no groups here
         v.reordered++;
-        problem(`${s.name}-${counterOf(e)}: out of order in ${r.name}'s timeline (seq ${e.seq})`);
-      }
-      lastIdx.set(conn, Math.max(idx, lastIdx.get(conn) ?? -1));
+        break;
+      case 'gaps':
+        v.seq_gaps++;
+        break;
+      case 'mid_twice':
+        v.mid_repeats += x.count;
+        break;
     }
+    problem(x.text);
   }
   v.loss_groups = [...groups.values()];
   return v;
