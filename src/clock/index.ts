@@ -6,6 +6,9 @@ export type Clock = {
   now(): number;
   /** Resolves after `ms`; rejects with the signal's reason as soon as `signal` aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** Runs `fn` after `ms` unless cancelled first: a deadline. Cheaper than a sleep with a signal
+   * (no AbortController, no event), for the deadlines set once per message or request. */
+  after(ms: number, fn: () => void): () => void;
 };
 
 export const systemClock: Clock = {
@@ -22,6 +25,10 @@ export const systemClock: Clock = {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   }),
+  after: (ms, fn) => {
+    const t = setTimeout(fn, Math.max(0, ms));
+    return () => clearTimeout(t);
+  },
 };
 
 /** A clock that moves only when told: `advance(ms)` runs every sleep that falls due, in order. */
@@ -47,6 +54,14 @@ export class ManualClock implements Clock {
         reject(signal.reason);
       }, { once: true });
     });
+  }
+
+  after(ms: number, fn: () => void): () => void {
+    const s = { at: this.#t + Math.max(0, ms), resolve: fn };
+    this.#sleepers.push(s);
+    return () => {
+      this.#sleepers = this.#sleepers.filter((x) => x !== s);
+    };
   }
 
   /** Moves time on by `ms`, waking sleepers due on the way (each after the microtasks it starts). */

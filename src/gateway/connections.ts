@@ -33,7 +33,7 @@ export class Connections {
     this.metrics = c.metrics;
     this.log = c.log;
     // An older wiring passes only `now`: its time, with the system's sleeps.
-    this.clock = c.clock ?? (c.now ? { now: c.now, sleep: systemClock.sleep } : systemClock);
+    this.clock = c.clock ?? (c.now ? { ...systemClock, now: c.now } : systemClock);
     this.signal = c.signal;
     const config = c.config;
     this.limits = { maxBody: config.maxBody, maxUsers: config.maxUsers, maxMembers: config.maxMembers, maxProfileFields: config.maxProfileFields };

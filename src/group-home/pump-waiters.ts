@@ -25,28 +25,27 @@ export class PumpWaiters {
     return new Promise<boolean>((resolve, reject) => {
       let l = this.#byGroup.get(group);
       if (!l) this.#byGroup.set(group, (l = []));
-      // Ends the deadline's sleep once the waiter has its answer otherwise.
-      const answered = new AbortController();
+      // The deadline is cancelled once the waiter has its answer otherwise.
       const w: Waiter = {
         seq,
         resolve: () => {
-          answered.abort();
+          cancel();
           resolve(true);
         },
         reject: (e: Error) => {
-          answered.abort();
+          cancel();
           reject(e);
         },
       };
       l.push(w);
-      this.#clock.sleep(this.#deadlineMs, answered.signal).then(() => {
+      const cancel = this.#clock.after(this.#deadlineMs, () => {
         const now = this.#byGroup.get(group);
         if (now) {
           const i = now.indexOf(w);
           if (i >= 0) now.splice(i, 1);
         }
         resolve(false);
-      }, () => undefined);
+      });
     });
   }
 

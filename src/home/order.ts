@@ -14,13 +14,15 @@ export type Answerable = { resolve(r: SendResult): void; reject(e: Error): void 
 /** Answers a send once `p` settles, or `unavailable` after ANSWER_MS: the work goes on (a copy
  * or post is never given up while it may still land), and a resend with the cid joins it. */
 export function answer(w: Answerable, p: Promise<SendResult>, clock: Clock): void {
-  const settled = new AbortController();
-  const late = clock.sleep(ANSWER_MS, settled.signal).then((): never => {
-    throw new UnavailableError('the message is still being handed over');
-  });
-  late.catch(() => undefined);
-  Promise.race([p, late]).then(w.resolve, w.reject).finally(() => settled.abort());
-  p.catch(() => undefined);
+  let answered = false;
+  const once = <A>(f: (a: A) => void) => (a: A) => {
+    if (answered) return;
+    answered = true;
+    cancel();
+    f(a);
+  };
+  const cancel = clock.after(ANSWER_MS, () => once(w.reject)(new UnavailableError('the message is still being handed over')));
+  p.then(once(w.resolve), once(w.reject));
 }
 
 /** Runs `attempt` again while it fails with UnavailableError and `valid()` holds (this node is

@@ -14,8 +14,6 @@ type Pending = {
   stream?: Stream;
 };
 
-// Ends a settled request's timeout; one reason for all (an abort without one builds a DOMException).
-const SETTLED = new Error('settled');
 const ignore = (): void => undefined;
 
 export class Requests {
@@ -35,9 +33,9 @@ export class Requests {
   add(peer: string, what: string, timeoutMs: number, signal?: AbortSignal): { id: number; answer: Promise<PeerMsg> } {
     const id = this.#nextId++;
     const answer = new Promise<PeerMsg>((resolve, reject) => {
-      const timer = new AbortController();
+      let cancel = ignore;
       const settle = (): void => {
-        timer.abort(SETTLED);
+        cancel();
         signal?.removeEventListener('abort', onAbort);
         this.#pending.delete(id);
       };
@@ -45,11 +43,10 @@ export class Requests {
         settle();
         reject(signal?.reason);
       };
-      this.#clock.sleep(timeoutMs, timer.signal).then(() => {
-        if (timer.signal.aborted) return;
+      cancel = this.#clock.after(timeoutMs, () => {
         settle();
         reject(new PeerTimeoutError(peer, `request ${what} to ${peer} timed out after ${timeoutMs} ms`));
-      }, ignore);
+      });
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#pending.set(id, {
         peer,
