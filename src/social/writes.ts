@@ -1,14 +1,10 @@
 // Changes by users homed here: queued behind the other side's admission, batched per user,
 // appended to the user's social log with the outbox copies for the other sides' homes, and,
 // once durable on every copy, told to whoever they change something for.
-import type { Logger } from 'pino';
 import { applyOp, counted, counts, emptyPair, friends, listed, profileOf, visible, wire } from '../contacts/index.ts';
-import type { Limits, Pair, Refusal, SocialEvent, SocialState } from '../contacts/index.ts';
+import type { Pair, SocialEvent, SocialState } from '../contacts/index.ts';
 import { dmConv } from '../protocol/frames.ts';
-import type { ServerFrame } from '../protocol/frames.ts';
 import type { Delivery } from '../protocol/peer.ts';
-import type { Lookup } from '../presence/index.ts';
-import type { Store } from '../store/index.ts';
 import { ClientError, UnavailableError, errorOf } from '../protocol/errors.ts';
 import { KeyedBatcher } from '../channel/batcher.ts';
 import type { Gates } from './gate.ts';
@@ -17,21 +13,11 @@ import type { PresenceFilter, Was } from './presence.ts';
 import type { Reads } from './reads.ts';
 import type { States } from './states.ts';
 import { socialKey } from './types.ts';
-import type { AdmitKind, SocialReq } from './types.ts';
+import type { SocialComponents, SocialReq } from './types.ts';
 
-export type WriteDeps = {
-  store: Store;
-  owns: (key: string) => boolean;
-  replicated: (key: string) => Promise<void>;
-  nextMid: () => string;
-  midTime: (mid: string) => number;
-  handOver: (sender: string, d: Delivery) => Promise<void>;
-  lookup: (user: string) => Lookup;
-  relay: (users: string[], frame: ServerFrame) => Promise<void>;
-  admitAt: (to: string, from: string, kind: AdmitKind) => Promise<Refusal | undefined>;
-  limits: Limits;
-  log: Logger;
-};
+/** What the writes use of the social role's components. */
+export type WriteDeps = Pick<SocialComponents,
+  'store' | 'owns' | 'replicated' | 'nextMid' | 'midTime' | 'handOver' | 'lookup' | 'relay' | 'admitAt' | 'limits' | 'log'>;
 
 /** What a batch of changes comes to, checked against the state before it. */
 type Plan = {
