@@ -127,3 +127,42 @@ test('cidOf tells which entries are sends, and their cids', (t) => {
   t.like(findViolations(timelines, confirmed, { groups, cidOf })[0], { kind: 'mismatch', user: 'b' });
   t.like(findViolations(timelines, confirmed, { groups })[0], { kind: 'lost', user: 'b' });
 });
+
+test('each repeated mid is its own violation, with its copies; a gap names its first entry out of place', (t) => {
+  const { timelines, confirmed, groups } = clean();
+  const c = timelines.get('c')!;
+  c.push({ ...c[0]!, seq: c.length + 1 }, { ...c[1]!, seq: c.length + 2 }, { ...c[1]!, seq: c.length + 3 });
+  let v = findViolations(timelines, confirmed, { groups }).filter((x) => x.kind === 'mid_twice');
+  t.deepEqual(v.map((x) => [x.user, x.count, x.entries!.map((e) => e.seq)]), [['c', 1, [1, 3]], ['c', 2, [2, 4, 5]]]);
+  t.is(v[0]!.entries![0], c[0], 'the entries are the timeline\'s own');
+  const b = timelines.get('b')!;
+  b.splice(2, 1);
+  v = findViolations(timelines, confirmed, { groups }).filter((x) => x.kind === 'gaps');
+  t.deepEqual(v.map((x) => [x.user, x.entries]), [['b', [b[2]]]]);
+  t.regex(v[0]!.text, /seq 4 at position 3, after seq 2/);
+});
+
+test('a mid stored twice at the sender is a mismatch whichever copy comes first', (t) => {
+  for (const first of [false, true]) {
+    const { timelines, confirmed, groups } = clean();
+    const a = timelines.get('a')!;
+    const m = confirmed.find((x) => x.cid === 'a-1')!;
+    // The extra copy first (seq 0, before the one at the confirmed seq) or last.
+    const copy = { ...a.find((e) => e.mid === m.mid)!, seq: first ? 0 : a.length + 1 };
+    if (first) a.unshift(copy);
+    else a.push(copy);
+    const v = findViolations(timelines, confirmed, { groups }).filter((x) => x.kind === 'mismatch');
+    t.deepEqual(v.map((x) => [x.user, x.role, x.send, x.entries]), [['a', 'sender', m, [copy]]], first ? 'copy first' : 'copy last');
+  }
+});
+
+test('a mismatch under another mid carries the entry found; a duplicate carries its copies', (t) => {
+  const { timelines, confirmed, groups } = clean();
+  const b = timelines.get('b')!;
+  const other = b.find((e) => e.body === 'a-3')!;
+  other.mid = 'm-other';
+  b.push({ ...b.find((e) => e.body === 'a-0')!, mid: 'm-again', seq: b.length + 1 });
+  const v = findViolations(timelines, confirmed, { groups });
+  t.deepEqual(v.find((x) => x.kind === 'mismatch')!.entries, [other]);
+  t.deepEqual(v.find((x) => x.kind === 'duplicate')!.entries!.map((e) => e.mid), [confirmed.find((x) => x.cid === 'a-0')!.mid, 'm-again']);
+});
