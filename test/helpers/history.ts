@@ -3,6 +3,8 @@
 // on: confirmed sends exactly once where they belong, connection order, no forks, no gaps.
 // Pure: no clock, no network; the only I/O is `dump` into the file it is given.
 import { writeFile } from 'node:fs/promises';
+import { findViolations } from './invariants.ts';
+import type { Confirmed, Violation } from './invariants.ts';
 
 export type SendResult =
   | { mid: string; seq: number; ts: number; dup?: boolean }
@@ -61,6 +63,45 @@ const by = <T, K>(xs: T[], key: (x: T) => K): Map<K, T[]> => {
 };
 const label = (s: SendOp): string => `${s.user}/${s.cid} (conn ${s.conn}, ${s.start}..${s.end})`;
 
+/** A confirmed send as the shared checker takes it, with the attempt whose reply confirmed it
+ * first (for the messages). No `conn`: the shared checker's connection order is a total order
+ * per connection, which sends in flight together do not have; check's real-time order replaces it. */
+type Sent = Confirmed & { op: SendOp };
+
+/** One violation the shared checker found in one read, in check's words; undefined for one that
+ * another line already names. */
+function describe(x: Violation<Sent, ReadEntry>, r: ReadOp): string | undefined {
+  const where = `${r.user} via ${r.reader}`;
+  const es = x.entries ?? [];
+  const seqs = es.map((e) => e.seq).join(', ');
+  switch (x.kind) {
+    case 'gaps': {
+      const i = r.entries.indexOf(es[0]!);
+      return `gap: ${where}: seq ${es[0]!.seq} at position ${i + 1} (after seq ${r.entries[i - 1]?.seq ?? 0})`;
+    }
+    case 'mid_twice':
+      return `duplicate: ${where}: mid ${es[0]!.mid} at seqs ${seqs}`;
+    case 'duplicate':
+      // One (from, cid) under one mid at two seqs is the mid_twice line.
+      if (new Set(es.map((e) => e.mid)).size < 2) return undefined;
+      return `duplicate: ${where}: ${es[0]!.from}/${es[0]!.body} minted twice: ${es.map((e) => `seq ${e.seq} mid ${e.mid}`).join(', ')}`;
+    case 'lost': {
+      const s = x.send!;
+      return `lost: ${label(s.op)} mid ${s.mid} sent seq ${s.seq} missing from the ${x.role} ${where}`;
+    }
+    case 'mismatch': {
+      const s = x.send!;
+      const e = es[0]!;
+      if (e.mid === s.mid) return `lost: ${label(s.op)} mid ${s.mid} at seq ${seqs} of the sender via ${r.reader}, sent said ${s.seq}`;
+      return `lost: ${label(s.op)} mid ${s.mid} sent seq ${s.seq} missing from the ${x.role} ${where}, which has it as mid ${e.mid} at seq ${e.seq}`;
+    }
+    default:
+      // reordered and group_order need a connection or a group, which check does not pass;
+      // should the shared checker gain a kind, it still shows.
+      return `${x.kind}: ${where}: ${x.text}`;
+  }
+}
+
 /**
  * Everything the history's observations disagree on, one line each, per user:
  * - lost: a confirmed send missing from the sender's or the recipient's timeline, or in the
@@ -74,6 +115,11 @@ const label = (s: SendOp): string => `${s.user}/${s.cid} (conn ${s.conn}, ${s.st
  * - fork: two observations (a read through any node, a push, a `sent` reply) that name different
  *   mids at one seq, or a read that ends before a seq something else saw;
  * - gap: a read whose seqs are not 1..n.
+ * What a read shows on its own against the confirmed sends (lost, gap, a mid or a cid twice) is
+ * the shared invariant checker's (invariants.ts, findViolations), run on every read: a user is
+ * read through several nodes and each read must hold. What needs the history stays here: reads
+ * that failed or are missing, resends answered differently, real-time order, and forks between
+ * reads, pushes and replies.
  */
 export function check(h: History | Op[], opts: { pipelined?: boolean } = {}): string[] {
   const all = ops(h);
@@ -82,31 +128,9 @@ export function check(h: History | Op[], opts: { pipelined?: boolean } = {}): st
   const reads = all.filter((o): o is ReadOp => o.op === 'read');
   const v: string[] = [];
 
-  // Each read on its own: readable, seqs 1..n, no mid twice, no (from, cid) twice.
-  const good: ReadOp[] = [];
-  for (const r of reads) {
-    const where = `${r.user} via ${r.reader}`;
-    if (r.error !== undefined) {
-      v.push(`unreadable: ${where}: ${r.error}`);
-      continue;
-    }
-    good.push(r);
-    const bad = r.entries.findIndex((e, i) => e.seq !== i + 1);
-    if (bad >= 0) v.push(`gap: ${where}: seq ${r.entries[bad]!.seq} at position ${bad + 1} (after seq ${r.entries[bad - 1]?.seq ?? 0})`);
-    for (const [mid, es] of by(r.entries, (e) => e.mid)) {
-      if (es.length > 1) v.push(`duplicate: ${where}: mid ${mid} at seqs ${es.map((e) => e.seq).join(', ')}`);
-    }
-    for (const [k, es] of by(r.entries, (e) => `${e.from}/${e.body}`)) {
-      if (es.length > 1 && new Set(es.map((e) => e.mid)).size > 1) {
-        v.push(`duplicate: ${where}: ${k} minted twice: ${es.map((e) => `seq ${e.seq} mid ${e.mid}`).join(', ')}`);
-      }
-    }
-  }
-  const readsOf = by(good, (r) => r.user);
-  const seqIn = new Map<ReadOp, Map<string, number>>(good.map((r) => [r, new Map(r.entries.map((e) => [e.mid, e.seq]))]));
-
-  // Confirmed sends: one message per cid, in the sender's timeline at the seq it was told, and in
-  // the recipient's.
+  // Confirmed sends: a cid is one message, confirmed by its first answered attempt; every
+  // resend must be answered with the same mid and seq.
+  const confirmed: Sent[] = [];
   for (const attempts of by(sends, (s) => `${s.user}\u0000${s.cid}`).values()) {
     const ok = attempts.filter((s) => isSent(s.result));
     if (ok.length === 0) continue;
@@ -116,14 +140,36 @@ export function check(h: History | Op[], opts: { pipelined?: boolean } = {}): st
       const r = s.result as { mid: string; seq: number };
       if (r.mid !== got.mid || r.seq !== got.seq) v.push(`duplicate: ${label(first)} confirmed as mid ${got.mid} seq ${got.seq}, its resend ${label(s)} as mid ${r.mid} seq ${r.seq}`);
     }
-    for (const [who, role] of [[first.user, 'sender'], ...(first.to !== first.user ? [[first.to, 'recipient']] : [])] as [string, string][]) {
-      const rs = readsOf.get(who) ?? [];
-      if (rs.length === 0) v.push(`lost: ${label(first)} (mid ${got.mid}) cannot be found: no read of the ${role} ${who}`);
-      for (const r of rs) {
-        const at = seqIn.get(r)!.get(got.mid);
-        if (at === undefined) v.push(`lost: ${label(first)} mid ${got.mid} sent seq ${got.seq} missing from the ${role} ${who} via ${r.reader}`);
-        else if (role === 'sender' && at !== got.seq) v.push(`lost: ${label(first)} mid ${got.mid} at seq ${at} of the sender via ${r.reader}, sent said ${got.seq}`);
-      }
+    confirmed.push({ from: first.user, to: first.to, cid: first.cid, mid: got.mid, seq: got.seq, op: first });
+  }
+  const concerning = new Map<string, Sent[]>(); // user → the sends they sent or received
+  for (const m of confirmed) {
+    for (const u of new Set([m.from, m.to])) {
+      const l = concerning.get(u);
+      if (l) l.push(m);
+      else concerning.set(u, [m]);
+    }
+  }
+
+  // Each read on its own: readable, and holding the invariants for the user's sends (one timeline
+  // given, so what the checker says of other users' timelines is left out).
+  const good: ReadOp[] = [];
+  for (const r of reads) {
+    if (r.error !== undefined) {
+      v.push(`unreadable: ${r.user} via ${r.reader}: ${r.error}`);
+      continue;
+    }
+    good.push(r);
+    for (const x of findViolations(new Map([[r.user, r.entries]]), concerning.get(r.user) ?? [])) {
+      const line = x.user === r.user ? describe(x, r) : undefined;
+      if (line !== undefined) v.push(line);
+    }
+  }
+  const readsOf = by(good, (r) => r.user);
+  const seqIn = new Map<ReadOp, Map<string, number>>(good.map((r) => [r, new Map(r.entries.map((e) => [e.mid, e.seq]))]));
+  for (const m of confirmed) {
+    for (const [who, role] of [[m.from, 'sender'], ...(m.to !== m.from ? [[m.to, 'recipient']] : [])] as [string, string][]) {
+      if (!readsOf.has(who)) v.push(`lost: ${label(m.op)} (mid ${m.mid}) cannot be found: no read of the ${role} ${who}`);
     }
   }
 

@@ -249,3 +249,38 @@ test('dump writes JSON lines that read back as the same history', async (t) => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a recipient holding the cid under another mid: lost, naming what it has', (t) => {
+  const h = clean();
+  const mid = midOf(h, 'a-1');
+  const r = reads(h, 'b')[0]!;
+  const e = r.entries.find((x) => x.mid === mid)!;
+  e.mid = 'm960';
+  const v = check(h);
+  t.true(has(v, 'lost:', 'a/a-1', `missing from the recipient b via ${R1}, which has it as mid m960 at seq ${e.seq}`), v.join('\n'));
+  t.false(has(v, 'lost:', `via ${R2}`));
+});
+
+test('a mid twice in the sender\'s timeline is also a lost seq, whichever copy comes first', (t) => {
+  for (const first of [false, true]) {
+    const h = clean();
+    const s = sendOf(h, 'a-1');
+    const { mid, seq } = s.result as { mid: string; seq: number };
+    const r = reads(h, 'a')[0]!;
+    const copy = { ...r.entries.find((x) => x.mid === mid)!, seq: first ? 0 : r.entries.length + 1 };
+    if (first) r.entries.unshift(copy);
+    else r.entries.push(copy);
+    const v = check(h);
+    t.true(has(v, 'lost:', 'a/a-1', `at seq ${copy.seq} of the sender via ${R1}, sent said ${seq}`), v.join('\n'));
+    t.true(has(v, 'duplicate:', `a via ${R1}: mid ${mid} at seqs `));
+  }
+});
+
+test('one mid at two seqs is named once, not also as a cid minted twice', (t) => {
+  const h = clean();
+  const mid = midOf(h, 'a-0');
+  for (const r of reads(h, 'b')) r.entries.push({ ...r.entries.find((e) => e.mid === mid)!, seq: r.entries.length + 1 });
+  const v = check(h);
+  t.is(v.filter((x) => x.startsWith('duplicate:')).length, 2, v.join('\n')); // one per reader
+  t.false(has(v, 'minted twice'));
+});
