@@ -26,6 +26,18 @@ export class NodeList {
     for (const u of urls) if (!this.#urls.includes(u)) this.#urls.push(u);
   }
 
+  /** Replaces the URLs (at least one): later attempts go only to these, a goaway's nodes not in
+   * them included. The rotation goes on from the URL last tried, or from its place if it is gone. */
+  set(urls: string[]): void {
+    const list = [...new Set(urls)];
+    if (!list.length) throw new Error('a session needs at least one node URL');
+    const at = list.indexOf(this.#urls[this.#index]!);
+    // next() steps before it reads: one before the place, so the URL now there comes next.
+    this.#index = at >= 0 ? at : (Math.min(this.#index, list.length) + list.length - 1) % list.length;
+    this.#urls = list;
+    this.#preferred = this.#preferred.filter((u) => list.includes(u));
+  }
+
   next(): string {
     const p = this.#preferred.shift();
     if (p) return p;

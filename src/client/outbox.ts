@@ -79,6 +79,7 @@ export class Outbox {
     o.onWire = true;
     o.p.attempts++;
     o.p.state = o.p.attempts > 1 ? 'resending' : 'sending';
+    delete o.p.error; // the refusal it waited out, if any
     this.#hooks.changed({ ...o.p });
     const frame = o.p.group !== undefined
       ? { op: 'send' as const, group: o.p.group, cid: o.p.cid, body: o.p.body }
@@ -104,7 +105,10 @@ export class Outbox {
         if (e instanceof ConnectionClosedError && conn === this.#hooks.connection() && conn.open) {
           conn.abort(); // no reply in time: this connection is not trustworthy any more
         }
-        if (e instanceof ImError) o.retryAt = Date.now() + this.#retryDelay(e, o.p.attempts);
+        if (e instanceof ImError) {
+          o.retryAt = Date.now() + this.#retryDelay(e, o.p.attempts);
+          o.p.error = e; // why it waits: an app may count or show it
+        }
         o.p.state = 'resending';
         this.#hooks.changed({ ...o.p });
         this.pump();

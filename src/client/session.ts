@@ -132,6 +132,11 @@ export class ImSession extends Requests<SessionEvents> {
   addUrls(urls: string[]): void {
     this.#nodes.add(urls);
   }
+  /** Replaces the node URLs (at least one), for an app that knows some nodes are gone: reconnects
+   * pick only among these. The current connection stays until it goes. */
+  setUrls(urls: string[]): void {
+    this.#nodes.set(urls);
+  }
 
   /** Resolves once logged in and caught up (state 'live'); rejects if the session closes first. */
   ready(): Promise<void> {

@@ -44,6 +44,8 @@ export type PendingSend = {
   attempts: number;
   /** The `sent` reply once confirmed (`dup: true` when a resend found it already stored). */
   sent?: SentReply;
+  /** The node's refusal: the final one when failed; while resending, the retryable one
+   * (unavailable, rate_limited) the send waits out, until it goes on the wire again. */
   error?: ImError;
 };
 

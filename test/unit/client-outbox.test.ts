@@ -27,9 +27,13 @@ function fakeConnection() {
 function setup(window = 2) {
   let { conn, wire } = fakeConnection();
   const states: string[] = [];
+  const events: PendingSend[] = [];
   const box = new Outbox({ window, maxOutbox: 5, requestTimeoutMs: 1000 }, {
     connection: () => conn as unknown as Connection,
-    changed: (p: PendingSend) => states.push(`${p.cid}:${p.state}`),
+    changed: (p: PendingSend) => {
+      states.push(`${p.cid}:${p.state}`);
+      events.push(p);
+    },
     backoff: () => 0,
     wrote: () => undefined,
   });
@@ -39,7 +43,7 @@ function setup(window = 2) {
     box.pump();
     return wire;
   };
-  return { box, get wire() { return wire; }, states, reconnect, drop: () => conn.abort() };
+  return { box, get wire() { return wire; }, states, events, reconnect, drop: () => conn.abort() };
 }
 const send = (box: Outbox, cid: string) => box.add({ cid, to: 'bob', body: cid, state: 'queued', attempts: 0 });
 const sent = (seq: number): SentReply => ({ op: 'sent', mid: `m${seq}`, seq, ts: 1 });
@@ -87,6 +91,19 @@ test('a retryable refusal holds the later sends until it goes again; a final one
   t.is((await a).seq, 1);
   await t.throwsAsync(b, { message: /forbidden/ });
   t.true(s.states.includes('b:failed'));
+});
+
+test('a retryable refusal is the send\'s error while it waits, once per refusal; a lost connection is none', async (t) => {
+  const s = setup(1);
+  const a = send(s.box, 'a');
+  s.wire[0]!.reject(new ImError('unavailable', 'owner down'));
+  while (s.wire.length < 2) await tick();
+  s.drop(); // the second attempt's connection goes: no refusal to report
+  await tick();
+  s.reconnect()[0]!.resolve(sent(1));
+  await a;
+  const seen = s.events.map((p) => `${p.state}/${p.attempts}${p.error ? `/${p.error.code}` : ''}`);
+  t.deepEqual(seen, ['queued/0', 'sending/1', 'resending/1/unavailable', 'resending/2', 'resending/2', 'resending/3', 'sent/3']);
 });
 
 test('the outbox is bounded: past maxOutbox a send is refused at once', async (t) => {
