@@ -17,7 +17,7 @@ export class KeyedBatcher<T, R> {
    * `maxWeight` together (always at least one item). */
   constructor(run: BatchRun<T, R>, maxBatch = 500, weigh?: (item: T) => number, maxWeight = Infinity) {
     this.#channel = new OrderedChannel<Waiting<T, R>>((key, batch) => this.#run(run, key, batch), {
-      maxItems: maxBatch, budget: maxWeight, ...(weigh ? { weigh: (w: Waiting<T, R>) => weigh(w.item) } : {}),
+      maxItems: maxBatch, limits: weigh ? [{ weigh: (w: Waiting<T, R>) => weigh(w.item), budget: maxWeight }] : [],
     });
   }
 

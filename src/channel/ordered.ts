@@ -1,14 +1,18 @@
 // The one ordered channel: per destination (a node, a group, a user), one batch in flight at a
-// time; items queued meanwhile wait and go together in the next batch, in the order they came,
-// cut by count and by size so that a batch fits one peer frame. A later batch can never overtake
-// an earlier one. What a batch does, and how a failed item is retried, is the sender's.
+// time (a Drain, drain.ts); items queued meanwhile wait and go together in the next batch, in the
+// order they came, cut by count and by weight (wire size, copies made) so that a batch fits one
+// peer frame. A later batch can never overtake an earlier one. What a batch does, and how a
+// failed item is retried, is the sender's.
+import { Drain } from './drain.ts';
+
+/** Items of a batch weigh at most `budget` together (a batch always takes one item at least). */
+export type Limit<T> = { weigh: (item: T) => number; budget: number };
 
 export type ChannelInit<T> = {
   /** Items per batch at most. */
   maxItems: number;
-  /** With `budget`: a batch's items weigh at most `budget` together (always one item at least). */
-  weigh?: (item: T) => number;
-  budget?: number;
+  /** Every limit holds for every batch (a single item over one goes alone). */
+  limits?: Limit<T>[];
   /** Keep a destination's entry while it is idle (destinations are few: the cluster's nodes), so
    * that withdraw() meets them in the order they first appeared. Default: forget idle ones. */
   keepIdle?: boolean;
@@ -17,12 +21,12 @@ export type ChannelInit<T> = {
 /** Sends one batch to `dest`; it must settle every item itself (it is never given them again). */
 export type SendBatch<T> = (dest: string, batch: T[]) => Promise<void>;
 
-type Lane<T> = { queue: T[]; busy: boolean };
+type Dest<T> = { queue: T[]; drain: Drain };
 
 export class OrderedChannel<T> {
   #send: SendBatch<T>;
   #init: ChannelInit<T>;
-  #lanes = new Map<string, Lane<T>>();
+  #dests = new Map<string, Dest<T>>();
 
   constructor(send: SendBatch<T>, init: ChannelInit<T>) {
     this.#send = send;
@@ -30,20 +34,25 @@ export class OrderedChannel<T> {
   }
 
   push(dest: string, item: T): void {
-    let lane = this.#lanes.get(dest);
-    if (!lane) this.#lanes.set(dest, (lane = { queue: [], busy: false }));
-    lane.queue.push(item);
-    if (!lane.busy) void this.#drain(dest, lane);
+    this.pushAll(dest, [item]);
+  }
+
+  /** Queues the items together, so that they can go in one batch even when none is in flight. */
+  pushAll(dest: string, items: T[]): void {
+    let d = this.#dests.get(dest);
+    if (!d) this.#dests.set(dest, (d = this.#dest(dest)));
+    d.queue.push(...items);
+    d.drain.kick();
   }
 
   /** Takes back the queued items (not those in flight) that `match`, destination by destination,
    * each in queue order. */
   withdraw(match: (item: T) => boolean): T[] {
     const out: T[] = [];
-    for (const lane of this.#lanes.values()) {
-      if (!lane.queue.some(match)) continue;
-      out.push(...lane.queue.filter(match));
-      lane.queue = lane.queue.filter((i) => !match(i));
+    for (const d of this.#dests.values()) {
+      if (!d.queue.some(match)) continue;
+      out.push(...d.queue.filter(match));
+      d.queue = d.queue.filter((i) => !match(i));
     }
     return out;
   }
@@ -51,32 +60,41 @@ export class OrderedChannel<T> {
   /** Destinations with work queued or in flight. */
   get busy(): number {
     let n = 0;
-    for (const lane of this.#lanes.values()) if (lane.busy) n++;
+    for (const d of this.#dests.values()) if (d.drain.busy) n++;
     return n;
   }
 
+  #dest(name: string): Dest<T> {
+    const d: Dest<T> = {
+      queue: [],
+      drain: new Drain({
+        more: () => {
+          if (d.queue.length) return true;
+          if (!this.#init.keepIdle) this.#dests.delete(name);
+          return false;
+        },
+        next: () => this.#send(name, this.#take(d.queue)),
+        // A sender that threw (a bug: it must settle its items) leaves the rest for the next push.
+        failed: () => {},
+      }),
+    };
+    return d;
+  }
+
   #take(queue: T[]): T[] {
-    const { maxItems, weigh, budget = Infinity } = this.#init;
-    if (!weigh) return queue.splice(0, maxItems);
+    const { maxItems, limits = [] } = this.#init;
+    if (limits.length === 0) return queue.splice(0, maxItems);
+    const used = limits.map(() => 0);
     let n = 0;
-    let w = 0;
-    while (n < queue.length && n < maxItems) {
-      const x = weigh(queue[n]!);
-      if (n > 0 && w + x > budget) break;
-      w += x;
-      n++;
+    for (; n < queue.length && n < maxItems; n++) {
+      if (n > 0 && !fits(limits, used, queue[n]!)) break;
+      for (let i = 0; i < limits.length; i++) used[i] = used[i]! + limits[i]!.weigh(queue[n]!);
     }
     return queue.splice(0, n);
   }
+}
 
-  async #drain(dest: string, lane: Lane<T>): Promise<void> {
-    lane.busy = true;
-    try {
-      while (lane.queue.length) await this.#send(dest, this.#take(lane.queue));
-    } finally {
-      // A sender that threw (a bug: it must settle its items) leaves the rest for the next push.
-      lane.busy = false;
-      if (!this.#init.keepIdle && lane.queue.length === 0) this.#lanes.delete(dest);
-    }
-  }
+function fits<T>(limits: Limit<T>[], used: number[], item: T): boolean {
+  for (let i = 0; i < limits.length; i++) if (used[i]! + limits[i]!.weigh(item) > limits[i]!.budget) return false;
+  return true;
 }

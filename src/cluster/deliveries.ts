@@ -17,7 +17,7 @@ export class Deliveries {
   #x: RouterContext;
   // Up to DELIVER_BATCH copies per request, and few enough large ones that it fits a peer frame.
   #channel = new OrderedChannel<Pending>((dest, batch) => this.#send(dest, batch), {
-    maxItems: DELIVER_BATCH, weigh: (p) => entryWireChars(p.d.body), budget: PEER_BUDGET_CHARS, keepIdle: true,
+    maxItems: DELIVER_BATCH, limits: [{ weigh: (p) => entryWireChars(p.d.body), budget: PEER_BUDGET_CHARS }], keepIdle: true,
   });
   #held = new Map<string, Pending[]>();
 

@@ -1,5 +1,6 @@
 // One replica's queue at a home: what the home still has to send to that replica, by user in
-// queue order, sent with one batch in flight. A failed batch goes back in front and waits for the
+// queue order, sent with one batch in flight (a Drain, as every ordered sender between nodes; the
+// queue is its own because a user's newer writes merge into the item already queued for it). A failed batch goes back in front and waits for the
 // ring to change (a dead replica is replaced) or a short pause; a refused user is asked again
 // after RETRY_MS; a replica that misses earlier data gets a backfill; a clean acknowledgement
 // lets the writes waiting for that user be confirmed.
@@ -7,6 +8,7 @@ import type { ExportedEntry, UserSnapshot } from '../store/index.ts';
 import { packPage, parsePeerReply } from '../protocol/peer.ts';
 import type { Clock } from '../clock/index.ts';
 import { RETRY_MS } from '../channel/timing.ts';
+import { Drain } from '../channel/drain.ts';
 import { mergeSnap, normalize } from './replication-items.ts';
 import type { Item } from './replication-items.ts';
 import { takeBatch } from './replication-batch.ts';
@@ -50,7 +52,11 @@ export class ReplicaQueue {
   readonly urgent = new Map<string, number>();
   /** Users waiting to be asked again after a refusal or a backfill that could not be read. */
   deferred = 0;
-  #busy = false;
+  readonly #drain = new Drain({
+    more: () => this.items.size > 0 && !this.#env.signal?.aborted,
+    next: () => this.#next(),
+    failed: (e) => this.#env.c.log.error({ to: this.to, err: e.message }, 'replication flush failed'),
+  });
   /** When a failed batch was last logged (the first failure always is). */
   #warned = -Infinity;
   readonly #env: QueueEnv;
@@ -77,9 +83,7 @@ export class ReplicaQueue {
       this.items.set(user, fresh);
     }
     // Stopped: what is queued stays queued (and counted in pending), nothing more goes out.
-    if (!this.#busy && !this.#env.signal?.aborted) {
-      this.#flush().catch((e: unknown) => this.#env.c.log.error({ to: this.to, err: (e as Error).message }, 'replication flush failed'));
-    }
+    if (!this.#env.signal?.aborted) this.#drain.kick();
   }
 
   /** Queues the user's item again after a short while, if this replica still replicates it
@@ -117,17 +121,10 @@ export class ReplicaQueue {
     return { queued: this.items.size, inflight: this.inflight.size, deferred: this.deferred, behind: this.behind.size };
   }
 
-  async #flush(): Promise<void> {
-    this.#busy = true;
-    try {
-      while (this.items.size && !this.#env.signal?.aborted) {
-        const b = await takeBatch(this, this.#env);
-        const acks = await this.#send(b);
-        if (acks) this.#acked(b, acks);
-      }
-    } finally {
-      this.#busy = false;
-    }
+  async #next(): Promise<void> {
+    const b = await takeBatch(this, this.#env);
+    const acks = await this.#send(b);
+    if (acks) this.#acked(b, acks);
   }
 
   /** The batch on the wire: the replica's answer, or undefined when it failed (the batch is then
