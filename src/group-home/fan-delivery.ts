@@ -1,7 +1,9 @@
 // Group messages to the members' homes (fanout.ts is the surface): one request per home node,
 // never one per member, of bounded size and in order; the copies a home did not take are tried
 // again after a pause (or at once on a newer ring, for members whose home moved) until the
-// deadline, while this node serves the group, and until the node stops.
+// deadline, while this node serves the group, and until the node stops. The requests to one home
+// node go on the ordered channel: one in flight per node, carrying the copies of every group
+// that fans out to it meanwhile.
 import type { Clock } from '../clock/index.ts';
 import type { Ring } from '../ring/index.ts';
 import { isId } from '../protocol/frames.ts';
@@ -9,6 +11,7 @@ import { entryWireChars, parsePeerReply, PEER_BUDGET_CHARS } from '../protocol/p
 import type { FanItem } from '../protocol/peer.ts';
 import { UnavailableError } from '../protocol/errors.ts';
 import { RETRY_MS } from '../channel/timing.ts';
+import { OrderedChannel } from '../channel/ordered.ts';
 import { pause } from './pause.ts';
 import type { FanoutComponents } from './fanout.ts';
 
@@ -19,11 +22,22 @@ const itemChars = (it: FanItem) => entryWireChars(it.body) + it.users.reduce((n,
 
 /** An item of the fan-out (its index in the caller's list) with the users still to reach. */
 type Part = { index: number; item: FanItem };
+/** One round of one fan-out: its deadline, and the users a home refused in it. A refused user is
+ * left out of the round's later requests, so that none of its copies overtakes the one to be
+ * retried. */
+type Round = { deadline: number; refused: Set<string> };
+/** A part on the channel, answered with the users whose copy was not taken. */
+type Copy = { part: Part; round: Round; done(notTaken: string[]): void };
 
 export class FanDelivery {
   #c: FanoutComponents;
   #clock: Clock;
   #deadlineMs: number;
+  #channel = new OrderedChannel<Copy>((owner, batch) => this.#send(owner, batch), {
+    maxItems: REQUEST_COPIES,
+    limits: [{ weigh: (x) => itemChars(x.part.item), budget: PEER_BUDGET_CHARS }, { weigh: (x) => x.part.item.users.length, budget: REQUEST_COPIES }],
+    keepIdle: true,
+  });
 
   constructor(c: FanoutComponents, clock: Clock, deadlineMs: number) {
     this.#c = c;
@@ -49,44 +63,68 @@ export class FanDelivery {
         });
       }
       if (!c.joined()) continue;
-      const byOwner = byHomeNode(todo, c.ring(), c.self);
-      const failed = await Promise.all([...byOwner].map(([o, parts]) => this.#toNode(o, parts, deadline)));
       const again = new Map<number, string[]>();
-      for (const f of failed) for (const [i, us] of f) again.set(i, [...(again.get(i) ?? []), ...us]);
+      for (const [index, users] of await this.#round(todo, deadline)) if (users.length) again.set(index, [...(again.get(index) ?? []), ...users]);
       todo = [...again].sort((a, b) => a[0] - b[0]).map(([index, users]) => ({ index, item: { ...items[index]!, users } }));
       if (todo.length === 0) return;
     }
   }
 
-  /** Sends the parts for one home node, in order, in requests of bounded size; the users whose
-   * copy was not taken, per item index. */
-  async #toNode(owner: string, parts: Part[], deadline: number): Promise<Map<number, string[]>> {
-    const q = new NodeQueue(parts);
-    while (!q.done) {
-      const chunk = q.next();
-      if (chunk.length === 0) continue;
-      q.answered(chunk, await this.#send(owner, chunk, deadline));
+  /** Puts every part on the channel of its members' home node, a large one in pieces of at most
+   * REQUEST_COPIES copies, in order; per piece, the users whose copy was not taken. */
+  #round(todo: Part[], deadline: number): Promise<[number, string[]][]> {
+    const round: Round = { deadline, refused: new Set() };
+    const answers: Promise<[number, string[]]>[] = [];
+    for (const [owner, parts] of byHomeNode(todo, this.#c.ring(), this.#c.self)) {
+      const copies: Copy[] = [];
+      for (const p of parts) {
+        for (let i = 0; i < p.item.users.length; i += REQUEST_COPIES) {
+          const part = { index: p.index, item: i === 0 && p.item.users.length <= REQUEST_COPIES ? p.item : { ...p.item, users: p.item.users.slice(i, i + REQUEST_COPIES) } };
+          answers.push(new Promise((done) => copies.push({ part, round, done: (no) => done([p.index, no]) })));
+        }
+      }
+      this.#channel.pushAll(owner, copies);
     }
-    return q.failed;
+    return Promise.all(answers);
   }
 
-  /** One request: per part, the users whose copy the home did not take (all of them when the
-   * request failed). */
-  async #send(owner: string, chunk: Part[], deadline: number): Promise<string[][]> {
+  /** One request to a home node: each copy is answered with the users it did not take (all of
+   * them when the request failed). */
+  async #send(owner: string, batch: Copy[]): Promise<void> {
+    // Users refused earlier in the same round are not sent again (they count as not taken).
+    const late = batch.map((x) => (x.round.refused.size ? x.part.item.users.filter((u) => x.round.refused.has(u)) : []));
+    const sent: [Copy, FanItem, string[]][] = [];
+    batch.forEach((x, k) => {
+      const item = late[k]!.length ? { ...x.part.item, users: x.part.item.users.filter((u) => !x.round.refused.has(u)) } : x.part.item;
+      if (item.users.length === 0) x.done(late[k]!);
+      else sent.push([x, item, late[k]!]);
+    });
+    if (sent.length === 0) return;
+    const deadline = Math.min(...sent.map(([x]) => x.round.deadline));
+    const result = await this.#request(owner, sent.map(([, item]) => item), deadline);
+    sent.forEach(([x, , before], k) => {
+      const no = result[k]!;
+      for (const u of no) x.round.refused.add(u);
+      x.done(before.length ? [...before, ...no] : no);
+    });
+  }
+
+  /** Per item, the users whose copy the home did not take (all of them when the request failed). */
+  async #request(owner: string, items: FanItem[], deadline: number): Promise<string[][]> {
     const c = this.#c;
     try {
-      if (owner === c.self) return await c.locals.local.deliverFan(chunk.map((p) => p.item));
+      if (owner === c.self) return await c.locals.local.deliverFan(items);
       const peer = c.peerOf(owner);
       if (!peer) throw new Error(`no address for ${owner}`);
       c.onRequest?.();
-      const reply = parsePeerReply(await c.request(peer, { t: 'fanout', rv: c.ring().version, items: chunk.map((p) => p.item) },
+      const reply = parsePeerReply(await c.request(peer, { t: 'fanout', rv: c.ring().version, items },
         { timeoutMs: Math.max(100, Math.min(5000, deadline - this.#clock.now())) }));
       if (reply.t === 'fail') throw new Error(reply.message);
       const v = reply.value;
-      if (!Array.isArray(v) || v.length !== chunk.length || !v.every((a) => Array.isArray(a) && a.every(isId))) throw new Error(`malformed fanout reply from ${owner}`);
+      if (!Array.isArray(v) || v.length !== items.length || !v.every((a) => Array.isArray(a) && a.every(isId))) throw new Error(`malformed fanout reply from ${owner}`);
       return v as string[][];
     } catch {
-      return chunk.map((p) => p.item.users);
+      return items.map((it) => it.users);
     }
   }
 }
@@ -109,70 +147,4 @@ function byHomeNode(todo: Part[], ring: Ring, self: string): Map<string, Part[]>
     }
   }
   return byOwner;
-}
-
-/** The parts for one home node, cut into requests in order. A user refused in one request is
- * left out of the later ones, so that none of its copies overtakes the one to be retried. */
-class NodeQueue {
-  /** The users whose copy was not taken, per item index. */
-  readonly failed = new Map<number, string[]>();
-  #parts: Part[];
-  #i = 0;
-  #refused = new Set<string>();
-
-  constructor(parts: Part[]) {
-    this.#parts = parts;
-  }
-
-  get done(): boolean {
-    return this.#i >= this.#parts.length;
-  }
-
-  /** The next request's parts: at most PEER_BUDGET_CHARS (one part at least) and REQUEST_COPIES. */
-  next(): Part[] {
-    const parts = this.#parts;
-    const chunk: Part[] = [];
-    let chars = 0;
-    let copies = 0;
-    while (this.#i < parts.length) {
-      const p = parts[this.#i]!;
-      if (this.#refused.size) {
-        const late = p.item.users.filter((u) => this.#refused.has(u));
-        this.#fail(p.index, late);
-        if (late.length) p.item = { ...p.item, users: p.item.users.filter((u) => !this.#refused.has(u)) };
-      }
-      const item = p.item;
-      if (item.users.length === 0) {
-        this.#i++;
-        continue;
-      }
-      if (chunk.length > 0 && (chars + itemChars(item) > PEER_BUDGET_CHARS || copies >= REQUEST_COPIES)) break;
-      const room = REQUEST_COPIES - copies;
-      if (item.users.length > room) {
-        // A large group's message goes in several requests, in order: each takes a share of
-        // the members, so that no one request makes more than REQUEST_COPIES copies.
-        chunk.push({ index: p.index, item: { ...item, users: item.users.slice(0, room) } });
-        p.item = { ...item, users: item.users.slice(room) };
-        break;
-      }
-      chunk.push({ index: p.index, item });
-      chars += itemChars(item);
-      copies += item.users.length;
-      this.#i++;
-    }
-    return chunk;
-  }
-
-  /** The home's answer to a request: per part, the users whose copy it did not take. */
-  answered(chunk: Part[], result: string[][]): void {
-    chunk.forEach((p, k) => {
-      const no = result[k]!;
-      this.#fail(p.index, no);
-      for (const u of no) this.#refused.add(u);
-    });
-  }
-
-  #fail(index: number, users: string[]): void {
-    if (users.length) this.failed.set(index, [...(this.failed.get(index) ?? []), ...users]);
-  }
 }

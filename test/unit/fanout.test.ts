@@ -138,3 +138,22 @@ test('aborting the signal ends a fan-out waiting to retry: the caller gets unava
   // A fan-out started after the stop does not begin a retry loop either.
   await t.throwsAsync(r.fan.fanout([item('m2', ['carol'])]), { name: 'UnavailableError' });
 });
+
+test('fan-outs of several groups to one node share its channel: one request in flight, the copies that came meanwhile go together next', async (t) => {
+  const r = rig();
+  const gates: (() => void)[] = [];
+  const answer = r.answer;
+  r.answer = (peer, items) => new Promise((ok) => gates.push(() => ok(answer(peer, items))));
+  const first = r.fan.fanout([item('m1', ['carol'])]);
+  await settle();
+  const second = r.fan.fanout([item('m2', ['dave']), { ...item('m3', ['carol']), conv: 'g:g2', group: 'g2' }]);
+  const third = r.fan.fanout([{ ...item('m4', ['dave']), conv: 'g:g3', group: 'g3' }]);
+  await settle();
+  t.is(r.sent.length, 1, 'the other groups wait while a request to n2 is in flight');
+  gates.shift()!();
+  await settle();
+  t.deepEqual(r.sent.map((s) => usersOf(s.items)), [[['m1', ['carol']]], [['m2', ['dave']], ['m3', ['carol']], ['m4', ['dave']]]]);
+  gates.shift()!();
+  await Promise.all([first, second, third]);
+  t.is(r.sent.length, 2);
+});
