@@ -3,8 +3,10 @@
 // the user's home with the lease. Otherwise the write is not confirmed (unavailable): the client
 // retries the same cid, and that is what makes "nothing acknowledged is lost" true.
 import { UnavailableError } from '../protocol/errors.ts';
+import type { Clock } from '../clock/index.ts';
 
 export type ConfirmEnv = {
+  clock: Clock;
   deadlineMs: number;
   replicasOf(user: string): string[];
   /** Why a home must not confirm a write of `user` now, if it must not. */
@@ -15,7 +17,7 @@ export type ConfirmEnv = {
 };
 
 // `required`: per replica, the version of the user's items it must acknowledge.
-type Waiter = { user: string; required: Map<string, number>; resolve(): void; reject(e: Error): void; timer: NodeJS.Timeout };
+type Waiter = { user: string; required: Map<string, number>; resolve(): void; reject(e: Error): void; cancel(): void };
 
 const STOPPING = 'this node is stopping: the write is not confirmed';
 
@@ -35,10 +37,10 @@ export class Confirmations {
     return new Promise((resolve, reject) => {
       const w: Waiter = {
         user, required, resolve, reject,
-        timer: setTimeout(() => {
+        cancel: this.#env.clock.after(this.#env.deadlineMs, () => {
           this.#forget(w);
           reject(new UnavailableError(`the replicas of ${user} did not confirm in time`));
-        }, this.#env.deadlineMs),
+        }),
       };
       let ws = this.#waiters.get(user);
       if (!ws) this.#waiters.set(user, (ws = new Set()));
@@ -60,7 +62,7 @@ export class Confirmations {
       }
       if (replicasOf(user).every((r) => acked(r, user) >= (w.required.get(r) ?? 1))) {
         this.#forget(w);
-        clearTimeout(w.timer);
+        w.cancel();
         w.resolve();
       }
     }
@@ -79,7 +81,7 @@ export class Confirmations {
 
   #fail(w: Waiter, message: string): void {
     this.#forget(w);
-    clearTimeout(w.timer);
+    w.cancel();
     w.reject(new UnavailableError(message));
   }
 

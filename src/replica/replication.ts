@@ -33,7 +33,7 @@ export class Replication implements Replicator {
     const deadlineMs = c.deadlineMs ?? COPY_DEADLINE_MS;
     const replicasOf = (u: string) => this.#replicasOf(u);
     this.#confirms = new Confirmations({
-      deadlineMs, signal: c.signal, replicasOf,
+      clock: this.#clock, deadlineMs, signal: c.signal, replicasOf,
       unconfirmable: (u) => this.#unconfirmable(u),
       acked: (r, u) => this.#queues.get(r)?.version.get(u) ?? 0,
     });

@@ -7,7 +7,7 @@ import { dm, openStore, removeStores } from '../helpers/store.ts';
 import { createReplicator } from '../../src/replica/replicator.ts';
 import type { Replicator } from '../../src/replica/replicator.ts';
 import { ManualClock } from '../../src/clock/index.ts';
-import { RETRY_MS } from '../../src/channel/timing.ts';
+import { COPY_DEADLINE_MS, RETRY_MS } from '../../src/channel/timing.ts';
 import { validatePage } from '../../src/protocol/peer.ts';
 import type { PeerRequest } from '../../src/protocol/peer.ts';
 import type { Ring } from '../../src/ring/index.ts';
@@ -109,7 +109,8 @@ test('a refusing replica is asked again after RETRY_MS on the clock, and then th
   const mid = await send(p.homeStore);
   let confirmed = false;
   const waited = p.home.wait('alice').then(() => (confirmed = true));
-  await until(() => clock.waiting === 1 && p.requests.length === 2 && p.home.pending() === 1, 'alice waiting to be asked again, bob in');
+  // On the clock: the pause before asking again, and the deadline of alice's waiting write.
+  await until(() => clock.waiting === 2 && p.requests.length === 2 && p.home.pending() === 1, 'alice waiting to be asked again, bob in');
   t.deepEqual(p.home.progress(), { replica: { queued: 0, inflight: 0, deferred: 1, behind: 1 } });
   await clock.advance(RETRY_MS - 1);
   await new Promise((r) => setTimeout(r, 20));
@@ -133,10 +134,11 @@ test('aborting the signal ends the retry loop and answers the waiting write unav
   p.link.answer = () => Promise.reject(new Error('replica unreachable'));
   await send(p.homeStore);
   const waited = p.home.wait('alice');
-  // A failed batch is put back and the queue pauses RETRY_MS before it tries again.
-  await until(() => p.requests.length === 1 && clock.waiting === 1, 'the first attempt failed, pausing');
+  // A failed batch is put back and the queue pauses RETRY_MS before it tries again (on the clock
+  // too: the waiting write's deadline).
+  await until(() => p.requests.length === 1 && clock.waiting === 2, 'the first attempt failed, pausing');
   await clock.advance(RETRY_MS);
-  await until(() => p.requests.length === 2 && clock.waiting === 1, 'the second attempt failed, pausing');
+  await until(() => p.requests.length === 2 && clock.waiting === 2, 'the second attempt failed, pausing');
   t.deepEqual(validatePage(p.requests[1]!.page, 65536).entries.map((e) => e.user).sort(), ['alice', 'bob']);
   t.is(p.home.behind(), 2);
   stop.abort();
@@ -152,5 +154,25 @@ test('aborting the signal ends the retry loop and answers the waiting write unav
   await t.throwsAsync(p.home.wait('alice'), { name: 'UnavailableError' });
   await new Promise((r) => setTimeout(r, 50));
   t.is(p.requests.length, 2);
+  await Promise.all([p.homeStore.close(), p.replicaStore.close()]);
+});
+
+test('a write its replica never acknowledges is unavailable at the deadline on the clock, not before', async (t) => {
+  const clock = new ManualClock();
+  const p = await pair({ clock });
+  // The replica takes the batch but never answers.
+  p.link.answer = () => new Promise(() => undefined);
+  await send(p.homeStore);
+  let failed: Error | undefined;
+  const waited = p.home.wait('alice').catch((e: Error) => (failed = e));
+  await until(() => p.requests.length === 1 && clock.waiting === 1, 'the batch on the wire, the write waiting');
+  await clock.advance(COPY_DEADLINE_MS - 1);
+  await new Promise((r) => setTimeout(r, 20));
+  t.is(failed, undefined, 'still waiting just before the deadline');
+  await clock.advance(1);
+  await waited;
+  t.is(failed?.name, 'UnavailableError');
+  t.regex(failed!.message, /did not confirm in time/);
+  t.is(clock.waiting, 0, 'nothing left on the clock');
   await Promise.all([p.homeStore.close(), p.replicaStore.close()]);
 });
