@@ -52,18 +52,26 @@ export class OwnCluster {
   problems: Problem[] = [];
   phase: Phase = 'startup';
   args: string[] = [];
+  /** Extra environment of every node process (the profiler's options). */
+  env: Record<string, string> = {};
 
   constructor(dir: string) {
     this.dir = dir;
     this.psk = join(dir, 'swarm.key');
   }
 
-  /** Starts N nodes (node 1 first, the others joining it), each with OWN_NODE_ARGS and `args`. */
-  static async start(n: number, args: string[] = []): Promise<OwnCluster> {
+  /** Starts N nodes (node 1 first, the others joining it), each with OWN_NODE_ARGS and `args`.
+   * `profileDir` (inside the cluster's folder): every node runs with V8's CPU profiler and writes
+   * its profile there when it exits. */
+  static async start(n: number, args: string[] = [], opts: { profileDir?: string } = {}): Promise<OwnCluster> {
     const c = new OwnCluster(await mkdtemp(join(tmpdir(), 'im-bench-')));
     try {
       await writeFile(c.psk, `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}`, { mode: 0o600 });
       c.args = args;
+      if (opts.profileDir) {
+        const dir = join(c.dir, opts.profileDir);
+        c.env = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-interval=250 --cpu-prof-dir=${dir}`.trim() };
+      }
       const first = await c.startNode('bench-1', []);
       await Promise.all(Array.from({ length: n - 1 }, (_, i) => c.startNode(`bench-${i + 2}`, [first.p2p])));
       return c;
@@ -81,6 +89,7 @@ export class OwnCluster {
     const node = new NodeProcess(data, {
       name,
       args: ['--psk-file', this.psk, ...OWN_NODE_ARGS, ...this.args, ...seeds.flatMap((s) => ['--join', s])],
+      env: this.env,
       // The log file has everything; memory keeps the tail that a failed start reports.
       logLines: 50,
       onSpawn: (proc) => {
@@ -128,6 +137,11 @@ export class OwnCluster {
   }
 
   /** CPU seconds used by each node so far. */
+  /** Each node's process id (its latest process). */
+  pids(): number[] {
+    return this.nodes.map((n) => n.proc?.pid ?? -1);
+  }
+
   cpu(): (number | undefined)[] {
     return this.nodes.map((n) => procCpuS(n.proc?.pid));
   }

@@ -10,6 +10,7 @@ import { ImClient, ImError } from '../src/client/client.ts';
 import type { MsgEvent, SentReply, WelcomeReply } from '../src/protocol/frames.ts';
 import { diff, metricsBases, OWN_NODE_ARGS, OwnCluster, peerTotals, procCpuS, sleep } from './lib.ts';
 import type { PeerTotals } from './lib.ts';
+import { diffThreads, profilesByPid, stageSamples, stageTable, threadCpu } from './stages.ts';
 
 const CONNECT_BATCH = 50;
 const PING_EVERY_MS = 20_000;
@@ -39,6 +40,10 @@ about B bytes to its partner, with at most W sends awaiting 'sent'.
   --keep           keep our nodes' folder (data, logs) even when the run passed;
                    it is always kept when it failed
   --json           also print the result as one JSON object
+  --profile        (our nodes only) run the nodes with V8's CPU profiler and print
+                   where their CPU went during the load, per stage of a message's
+                   path, in µs per delivered message (bench/stages.ts); profiling
+                   itself costs CPU: compare its shares, not its totals
 Peer traffic: /metrics of every node (ours, or the --url nodes and the members
 their /cluster lists) is read before and after the load; the growth of the
 im_peer_frames, im_peer_messages and im_peer_bytes gauges with dir="out", summed
@@ -48,7 +53,7 @@ Exit status: 0 when nothing was lost, duplicated or reordered, 1 otherwise.
 
 type Opts = {
   urls: string[]; nodes: number; users: number; msgs: number; window: number; body: number;
-  secret?: string; timeoutS: number; run?: string; idleS: number; keep: boolean; json: boolean;
+  secret?: string; timeoutS: number; run?: string; idleS: number; keep: boolean; json: boolean; profile: boolean;
 };
 
 function fail(message: string, code = 2): never {
@@ -65,7 +70,7 @@ function parseOpts(argv: string[]): Opts {
         url: { type: 'string', multiple: true }, nodes: { type: 'string' }, users: { type: 'string' }, msgs: { type: 'string' },
         window: { type: 'string' }, body: { type: 'string' }, secret: { type: 'string' }, timeout: { type: 'string' },
         run: { type: 'string' }, idle: { type: 'string' }, keep: { type: 'boolean' },
-        json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        json: { type: 'boolean' }, profile: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
       allowPositionals: false,
@@ -90,12 +95,13 @@ function parseOpts(argv: string[]): Opts {
   for (const u of urls) if (!/^wss?:\/\/.+/.test(u)) fail(`--url must be ws:// or wss:// URLs, got '${u}'`);
   const nodes = int('nodes', 1, 1);
   if (urls.length && values.nodes !== undefined) fail('--nodes starts nodes of our own; --url uses existing ones: give one or the other');
+  if (urls.length && values.profile) fail('--profile profiles nodes of our own: not with --url');
   const run = values.run as string | undefined;
   if (run !== undefined && !/^[A-Za-z0-9]{1,16}$/.test(run)) fail(`--run must be 1 to 16 letters or digits, got '${run}'`);
   const secret = (values.secret as string | undefined) ?? process.env.IM_SECRET ?? readSecretFile();
   return {
     urls, nodes, users, msgs: int('msgs', 200, 1), window: int('window', 10, 1), body: int('body', 100, 1),
-    timeoutS: int('timeout', 30, 1), idleS: int('idle', 0, 0), keep: values.keep === true, json: values.json === true,
+    timeoutS: int('timeout', 30, 1), idleS: int('idle', 0, 0), keep: values.keep === true, json: values.json === true, profile: values.profile === true,
     ...(run ? { run } : {}), ...(secret ? { secret } : {}),
   };
 }
@@ -155,7 +161,12 @@ function bodyOf(counter: number, ts: number, size: number): string {
   return head.length >= size ? head : head + 'x'.repeat(size - head.length);
 }
 
-type Result = { ok: boolean; lines: string[] };
+/** What --profile needs from the load: its window on the monotonic clock (µs), each node's CPU
+ * per thread over it, and the messages delivered. */
+type ProfileWindow = { fromUs: number; toUs: number; threads: Map<string, number>[]; delivered: number };
+type Result = { ok: boolean; lines: string[]; profile?: ProfileWindow };
+
+const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
@@ -184,7 +195,7 @@ async function main(): Promise<number> {
   try {
     if (!urls.length) {
       const t0 = clock();
-      own = await OwnCluster.start(o.nodes);
+      own = await OwnCluster.start(o.nodes, [], o.profile ? { profileDir: 'profiles' } : {});
       const version = await own.converged();
       urls = own.nodes.map((n) => n.url);
       say(`target:   ${o.nodes === 1 ? 'a node' : `a cluster of ${o.nodes} nodes`} of our own (${OWN_NODE_ARGS.join(' ')}), on this machine: ` +
@@ -201,13 +212,14 @@ async function main(): Promise<number> {
   await stopAll();
   // What the nodes logged while stopping, or how they exited, comes after the results.
   const lines = [...res.lines];
+  if (own && res.profile) lines.push(...profileLines(own, res.profile));
   if (own) {
     const late = own.problems.filter((p) => p.phase === 'shutdown');
     if (late.length) {
       lines.push(`\nwhile stopping, the nodes logged ${late.length} warnings or errors; the first:`);
       for (const p of late.slice(0, 5)) lines.push(`  ${p.node}: ${p.line.slice(0, 400)}`);
     }
-    if (!res.ok || o.keep) lines.push(`\nnode data and logs kept in ${own.dir} (${own.nodes.map((n) => `${n.name}.log`).join(', ')})`);
+    if (!res.ok || o.keep || o.profile) lines.push(`\nnode data and logs kept in ${own.dir} (${own.nodes.map((n) => `${n.name}.log`).join(', ')})`);
     else await own.remove();
   }
   for (const l of lines) say(l);
@@ -328,6 +340,7 @@ async function runLoad(
   firstSend = clock();
   const cpu0 = process.cpuUsage();
   const nodeCpu0 = own?.cpu();
+  const window0 = o.profile && own ? { us: monoUs(), threads: own.pids().map(threadCpu) } : undefined;
   await Promise.all(parties.map((p) => new Promise<void>((done) => {
     const pump = () => {
       while (p.inflight < o.window && p.next < o.msgs && !p.closed) {
@@ -374,6 +387,9 @@ async function runLoad(
   const cpuUsed = process.cpuUsage(cpu0);
   const benchCpuS = (cpuUsed.user + cpuUsed.system) / 1e6;
   const nodeCpu1 = own?.cpu();
+  const profile = window0 && own
+    ? { fromUs: window0.us, toUs: monoUs(), threads: own.pids().map((pid, i) => diffThreads(window0.threads[i]!, threadCpu(pid))), delivered }
+    : undefined;
   const nodeCpus = nodeCpu0 && nodeCpu1 ? nodeCpu0.map((a, i) => (a !== undefined && nodeCpu1[i] !== undefined ? nodeCpu1[i]! - a : undefined)) : undefined;
   const nodeCpuS = nodeCpus?.every((c) => c !== undefined) ? nodeCpus.reduce<number>((s, c) => s + c!, 0) : undefined;
   const peers1 = await readPeers();
@@ -458,7 +474,20 @@ async function runLoad(
   if (o.json) lines.push(JSON.stringify(result));
   const ok = lost === 0 && dup === 0 && ooo === 0 && closedEarly.length === 0;
   if (!ok) lines.push(`\nFAILED: messages were lost, duplicated or reordered, or connections closed (users p${run}-*; rerun with --run ${run} for the same homes)`);
-  return { ok, lines };
+  return { ok, lines, ...(profile ? { profile } : {}) };
+}
+
+/** The --profile table, from the profiles the nodes wrote as they exited. */
+function profileLines(own: OwnCluster, w: ProfileWindow): string[] {
+  const files = profilesByPid(join(own.dir, 'profiles'));
+  const pids = own.pids();
+  const missing = own.nodes.filter((_, i) => !files.has(pids[i]!)).map((n) => n.name);
+  if (missing.length) return [`\nno CPU profile from ${missing.join(', ')} (a node that does not exit cleanly writes none)`];
+  const samples = pids.map((pid) => stageSamples(files.get(pid)!, w.fromUs, w.toUs));
+  return [
+    `\nwhere the nodes' CPU went during the load (${own.nodes.length} nodes together; profiles in ${join(own.dir, 'profiles')}):`,
+    ...stageTable(samples, w.threads, w.delivered),
+  ];
 }
 
 main().then(
