@@ -24,7 +24,7 @@ export type Ring = {
   readonly replicas: number;
   owner(key: string): string | undefined;
   // The home first, then distinct successors clockwise; at most min(n ?? replicas, members.length).
-  owners(key: string, n?: number): string[];
+  owners(key: string, n?: number): readonly string[];
   has(member: string): boolean;
   /** The circle for display: arcs as [start, end, member] over 0..2^32 (a key hashing into
    * (start, end] belongs to member), neighbouring points of one member merged, plus each member's
@@ -63,24 +63,33 @@ export function createRing(members: Iterable<string>, init: RingInit = {}): Ring
       { 'vnode count': 0, replicas: POINTS_PER_VNODE, 'max cache size': 1 },
     );
 
-  // range() hashes the key on every call; the ring never changes, so remember answers (a Map,
-  // safe for any key), and start afresh when it grows large.
-  const memo = new Map<string, string[]>();
-  function owners(key: string, n: number = replicas): string[] {
+  // range() hashes the key on every call; the ring never changes, so remember answers (Maps,
+  // safe for any key; one per count, so a lookup builds no string), and start afresh when they
+  // grow large. Answers are frozen and shared: callers on the hot path (every send asks several
+  // times) get them without a copy.
+  const memos = new Map<number, Map<string, readonly string[]>>();
+  let memoSize = 0;
+  function owners(key: string, n: number = replicas): readonly string[] {
     const count = Math.min(Math.floor(n), sorted.length);
     if (hashRing === undefined || !(count >= 1)) return [];
     // A user's social log (`s:<user>`) lives with the user: its presence needs the user's privacy.
-    if (key.startsWith('s:')) key = key.slice(2);
-    const k = `${count}\0${key}`;
-    let hit = memo.get(k);
+    if (key.charCodeAt(0) === 115 && key.startsWith('s:')) key = key.slice(2);
+    let memo = memos.get(count);
+    if (memo === undefined) memos.set(count, (memo = new Map()));
+    let hit = memo.get(key);
     if (hit === undefined) {
-      if (memo.size >= MEMO_MAX) memo.clear();
+      if (memoSize >= MEMO_MAX) {
+        memos.clear();
+        memos.set(count, (memo = new Map()));
+        memoSize = 0;
+      }
       // range(), never get(): get's LRU cache is a plain object, so a key such as 'toString'
       // reads and writes Object.prototype and can answer with a stale or foreign owner.
-      hit = hashRing.range(key, count, true);
-      memo.set(k, hit);
+      hit = Object.freeze(hashRing.range(key, count, true));
+      memo.set(key, hit);
+      memoSize++;
     }
-    return [...hit];
+    return hit;
   }
 
   let layout: RingLayout | undefined;

@@ -39,7 +39,7 @@ const handoff = (o: Partial<Extract<PeerRequest, { t: 'handoff' }>>): Extract<Pe
 });
 
 /** A key whose holders (home first) satisfy `pred` in `ring`. */
-function keyWhere(ring: Ring, pred: (owners: string[]) => boolean, prefix = 'u'): string {
+function keyWhere(ring: Ring, pred: (owners: readonly string[]) => boolean, prefix = 'u'): string {
   for (let i = 0; ; i++) if (pred(ring.owners(`${prefix}${i}`, 2))) return `${prefix}${i}`;
 }
 

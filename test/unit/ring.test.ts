@@ -129,3 +129,15 @@ test('rejects a non-positive vnodes or replicas', (t) => {
   t.throws(() => createRing(['a'], { vnodes: 0 }), { instanceOf: RangeError });
   t.throws(() => createRing(['a'], { replicas: 1.5 }), { instanceOf: RangeError });
 });
+
+test('owners answers are remembered per count and frozen: a caller cannot change what the next caller gets', (t) => {
+  const ring = createRing(['a', 'b', 'c', 'd']);
+  const two = ring.owners('alice');
+  t.is(ring.owners('alice'), two, 'the same array, not a copy');
+  t.true(Object.isFrozen(two));
+  t.throws(() => (two as string[]).push('x'));
+  t.deepEqual(ring.owners('alice', 1), [two[0]!]);
+  t.deepEqual(ring.owners('alice', 3).slice(0, 2), [...two]);
+  t.is(ring.owner('alice'), two[0]);
+  t.deepEqual(ring.owners('s:alice'), two, "a user's social log lives with the user");
+});
