@@ -99,9 +99,13 @@ async function scenario(t: ExecutionContext, s: Scenario, run: number, seed: num
   const { appendFile } = await import('node:fs/promises');
   await appendFile(REPORT, JSON.stringify({ at: new Date().toISOString(), scenario: s.name, run, seed, schedule, sends: f.sends, attempts: f.attempts, confirmed: f.confirmed, failed: f.failed, unavailableMs: worst, longestGapMs: f.longestGapMs, goaways: w.stats().goaways, violations: v.length }) + '\n');
   if (v.length > 0) {
-    const file = join(tmpdir(), `im-partition-${s.name}-${seed}-${run}.jsonl`);
-    await history.dump(file);
-    t.log(`history written to ${file}`);
+    // Kept for a post-mortem, stamped so that a rerun of the seed does not overwrite them: the
+    // history, and every node's whole log (all lives).
+    const stem = join(tmpdir(), `im-partition-${s.name}-${seed}-${run}-${Date.now()}`);
+    await history.dump(`${stem}.jsonl`);
+    const { writeFile } = await import('node:fs/promises');
+    for (const n of bed?.nodes ?? []) await writeFile(`${stem}-${n.name}.log`, n.log.join('\n') + '\n');
+    t.log(`history and node logs written to ${stem}.jsonl and ${stem}-<node>.log`);
     for (const x of v.slice(0, 30)) t.log(x);
   }
   t.deepEqual(v, [], `${v.length} violations`);
