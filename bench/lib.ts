@@ -12,6 +12,8 @@ import { NodeProcess } from '../test/helpers/launcher.ts';
 export const OWN_NODE_ARGS = ['--insecure', '--rate', '100000', '--rate-burst', '100000'];
 const CONVERGE_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
+/** A profiled node writes its profile as it exits: tens of MB after a long run. */
+const PROFILE_STOP_TIMEOUT_MS = 120_000;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -149,12 +151,13 @@ export class OwnCluster {
   /** SIGTERM to every node at once (graceful leave), then waits for their exits (SIGKILL after a while). */
   async stop(): Promise<void> {
     this.phase = 'shutdown';
+    const limitMs = this.env.NODE_OPTIONS?.includes('--cpu-prof') ? PROFILE_STOP_TIMEOUT_MS : STOP_TIMEOUT_MS;
     await Promise.all(this.nodes.map(async (n) => {
       if (n.running()) {
         const timer = setTimeout(() => {
-          this.problems.push({ node: n.name, phase: 'shutdown', line: `still running ${STOP_TIMEOUT_MS / 1000} s after SIGTERM: SIGKILL` });
+          this.problems.push({ node: n.name, phase: 'shutdown', line: `still running ${limitMs / 1000} s after SIGTERM: SIGKILL` });
           void n.kill();
-        }, STOP_TIMEOUT_MS);
+        }, limitMs);
         await n.stop();
         clearTimeout(timer);
       }

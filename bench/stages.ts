@@ -126,7 +126,13 @@ export function stageTable(samples: Map<string, number>[], threads: Map<string, 
 /** The profile each node wrote at exit, by pid (V8 names them CPU.<date>.<time>.<pid>.…). */
 export function profilesByPid(dir: string): Map<number, string> {
   const out = new Map<number, string>();
-  for (const f of readdirSync(dir)) {
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    // No node wrote one (none exited cleanly): the caller names them.
+  }
+  for (const f of files) {
     const m = /^CPU\.\d+\.\d+\.(\d+)\./.exec(f);
     if (m) out.set(Number(m[1]), join(dir, f));
   }
