@@ -84,17 +84,19 @@ export class OrderedChannel<T> {
   #take(queue: T[]): T[] {
     const { maxItems, limits = [] } = this.#init;
     if (limits.length === 0) return queue.splice(0, maxItems);
+    // Each item is weighed once (a fan-out copy's weight walks its users).
     const used = limits.map(() => 0);
+    const w = limits.map(() => 0);
     let n = 0;
     for (; n < queue.length && n < maxItems; n++) {
-      if (n > 0 && !fits(limits, used, queue[n]!)) break;
-      for (let i = 0; i < limits.length; i++) used[i] = used[i]! + limits[i]!.weigh(queue[n]!);
+      let over = false;
+      for (let i = 0; i < limits.length; i++) {
+        w[i] = limits[i]!.weigh(queue[n]!);
+        if (used[i]! + w[i]! > limits[i]!.budget) over = true;
+      }
+      if (n > 0 && over) break;
+      for (let i = 0; i < limits.length; i++) used[i] = used[i]! + w[i]!;
     }
     return queue.splice(0, n);
   }
-}
-
-function fits<T>(limits: Limit<T>[], used: number[], item: T): boolean {
-  for (let i = 0; i < limits.length; i++) if (used[i]! + limits[i]!.weigh(item) > limits[i]!.budget) return false;
-  return true;
 }

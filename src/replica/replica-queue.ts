@@ -1,9 +1,10 @@
 // One replica's queue at a home: what the home still has to send to that replica, by user in
 // queue order, sent with one batch in flight (a Drain, as every ordered sender between nodes; the
-// queue is its own because a user's newer writes merge into the item already queued for it). A failed batch goes back in front and waits for the
-// ring to change (a dead replica is replaced) or a short pause; a refused user is asked again
-// after RETRY_MS; a replica that misses earlier data gets a backfill; a clean acknowledgement
-// lets the writes waiting for that user be confirmed.
+// queue is its own because a user's newer writes merge into the item already queued for it).
+// A failed batch goes back in front and waits for the ring to change (a dead replica is
+// replaced) or a short pause; a refused user is asked again after RETRY_MS; a replica that misses
+// earlier data gets a backfill; a clean acknowledgement lets the writes waiting for that user be
+// confirmed.
 import type { ExportedEntry, UserSnapshot } from '../store/index.ts';
 import { packPage, parsePeerReply } from '../protocol/peer.ts';
 import type { Clock } from '../clock/index.ts';
