@@ -25,7 +25,7 @@ export function createHome(c: HomeComponents): Home {
   const readable = c.readable ?? (() => Infinity);
   const everywhere = (durable: Promise<void>, user: string) => durable.then(() => replicated(user));
   const order = new SenderOrder();
-  const outbox = new Outbox({ store: c.store, owns: own.owns, deliverRemote: c.deliverRemote, clock, signal: c.signal, log: c.log });
+  const outbox = new Outbox({ store: c.store, owns: own.owns, deliverRemote: c.deliverRemote, replicated, clock, signal: c.signal, log: c.log });
   const groups = new GroupSends({
     store: c.store, owns: own.owns, nextMid: c.nextMid, midTime: c.midTime, postGroup: c.postGroup, replicated,
     onSent: c.onSent, order, clock, signal: c.signal,

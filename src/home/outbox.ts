@@ -20,6 +20,9 @@ export type OutboxDeps = {
   store: Store;
   owns: (user: string) => boolean;
   deliverRemote: ((d: Delivery) => Promise<void>) | undefined;
+  /** Resolves once every replica of the user has everything committed for it so far, and this
+   * node may confirm its writes (it is the home and holds the write lease). */
+  replicated: (user: string) => Promise<void>;
   clock: Clock;
   signal: AbortSignal | undefined;
   log: Logger;
@@ -78,7 +81,13 @@ export class Outbox {
       // Only the sender's home hands copies over: elsewhere its timeline may be a stale copy.
       if (!this.#c.owns(row.user)) return;
       try {
-        await this.handOver(row.user, row.item as Delivery);
+        // And only once the sender's entry is confirmed, as for a first send: the row may be of
+        // a write this node made while cut off, never confirmed, whose cid the client has since
+        // sent again to the other side's home. That one's copy reached the recipient; were this
+        // one handed over as well, when the network heals and before this node learns that its
+        // copy lost, the recipient would hold the message twice (seen in CI: an isolated home's
+        // replay timer delivered such a copy after the heal).
+        await this.handOver(row.user, row.item as Delivery, this.#c.replicated(row.user));
         delivered++;
       } catch (e) {
         failed++;

@@ -69,3 +69,24 @@ test('a resend joining a copy in flight leaves no unhandled rejection when the n
   process.off('unhandledRejection', onUnhandled);
   t.deepEqual(unhandled, []);
 });
+
+test('the outbox replay hands over no copy of a write that was never confirmed, and hands it over once it is', async (t) => {
+  // The home was cut off from its replicas (no lease): the write is not confirmed, the client is
+  // answered unavailable, and the copy stays in the outbox. Bob's home is reachable (as right
+  // after the heal, before this node hears that the others gave alice to another home): the
+  // replay must still hold the copy back, for the client may have sent the cid again to that
+  // home, and its copy is the one bob must get (CI once saw him get both).
+  const landed: string[] = [];
+  let cutOff = true;
+  const { home } = await setup(async (d) => {
+    landed.push(d.body);
+  }, async () => {
+    if (cutOff) throw new UnavailableError('this node cannot hear a majority of the cluster: the write is not confirmed');
+  });
+  await t.throwsAsync(home.send('alice', 'bob', 'c1', 'minted while cut off'), { name: 'UnavailableError' });
+  t.deepEqual(await home.replayOutbox(), { delivered: 0, failed: 1 }, 'the replay held the copy back');
+  t.deepEqual(landed, [], 'no copy of an unconfirmed write reached the recipient');
+  cutOff = false;
+  t.deepEqual(await home.replayOutbox(), { delivered: 1, failed: 0 });
+  t.deepEqual(landed, ['minted while cut off'], 'confirmed at last (this node kept the user), the copy is handed over');
+});
