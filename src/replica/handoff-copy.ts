@@ -22,17 +22,27 @@ export class RetryFromScratch extends Error {
   override name = 'RetryFromScratch';
 }
 
-export async function importPage(env: HandoffEnv, page: ExportPage): Promise<void> {
+/** Imports a copied page. `noneAhead`: the page's snapshots are the authoritative copy, so a user
+ * whose timeline is longer here than its snapshot holds a stale tail, as stale as a contradiction. */
+export async function importPage(env: HandoffEnv, page: ExportPage, o: { noneAhead?: boolean } = {}): Promise<void> {
   const { store, log } = env.c;
-  try {
-    await store.importData(page);
-  } catch (e) {
-    const name = (e as Error).name;
-    if (name !== 'ConflictError' && name !== 'GapError') throw e;
-    // What this node held for those users is stale (from before a restart): take the member's.
-    const users = [...new Set([...page.users.map((u) => u.user), ...page.entries.map((x) => x.user)])];
-    log.warn({ users: users.length, err: (e as Error).message }, 'handoff: replacing stale local data');
-    await store.dropUsers(users);
-    throw new RetryFromScratch();
+  const ahead = o.noneAhead ? page.users.find((u) => store.committedSeq(u.user) > u.seq) : undefined;
+  let why: string | undefined;
+  if (ahead) why = `${ahead.user}'s timeline reaches seq ${store.committedSeq(ahead.user)} here, ${ahead.seq} in the copy`;
+  else {
+    try {
+      await store.importData(page);
+      return;
+    } catch (e) {
+      const name = (e as Error).name;
+      if (name !== 'ConflictError' && name !== 'GapError') throw e;
+      why = (e as Error).message;
+    }
   }
+  // What this node held for those users is stale (from before a restart, or written while cut
+  // off and never confirmed): take the member's.
+  const users = [...new Set([...page.users.map((u) => u.user), ...page.entries.map((x) => x.user)])];
+  log.warn({ users: users.length, err: why }, 'handoff: replacing stale local data');
+  await store.dropUsers(users);
+  throw new RetryFromScratch();
 }

@@ -1,0 +1,81 @@
+// A node that rejoins after the others declared it dead copies its users back from the members
+// (src/replica/handoff-join.ts). What it wrote while cut off was never confirmed, and the member
+// that was home meanwhile may have confirmed other messages at the same seqs: after the copy the
+// rejoining node must hold the member's timeline, whatever it held before. Two real stores; the
+// peer request is a direct call of the member's handoff.
+import test from 'ava';
+import { pino } from 'pino';
+import { createHandoff } from '../../src/replica/handoff.ts';
+import type { Handoff } from '../../src/replica/handoff.ts';
+import type { Home } from '../../src/home/home.ts';
+import type { PeerRequest } from '../../src/protocol/peer.ts';
+import { createRing } from '../../src/ring/index.ts';
+import { DEDUP_KEY } from '../../src/store/index.ts';
+import type { NewEntry, Store } from '../../src/store/index.ts';
+import { openStore, removeStores } from '../helpers/store.ts';
+
+test.after.always(removeStores);
+
+const log = pino({ level: 'silent' });
+const entry = (user: string, mid: string, n: number): NewEntry =>
+  ({ user, mid, conv: `dm:${user}:zed`, from: user, to: 'zed', body: `body ${mid}`, ts: n, dkey: DEDUP_KEY.cid(`${user}-${n}`) });
+
+async function append(s: Store, user: string, mids: string[]): Promise<void> {
+  const base = s.committedSeq(user);
+  await s.append(mids.map((m, i) => entry(user, m, base + i + 1))).durable;
+}
+
+async function mids(s: Store, user: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const p of s.exportUsers((u) => u === user)) out.push(...p.entries.map((e) => e.mid));
+  return out;
+}
+
+/** The member `m` (home of every user, in a ring of itself) and the rejoining `n`, wired together;
+ * `beforeFreeze` runs on the member when the final (frozen) pass starts. */
+async function pair(beforeFreeze: () => Promise<void>) {
+  const { s: ms } = await openStore();
+  const { s: ns } = await openStore();
+  const home = { freeze: () => ({ release: () => undefined }) } as unknown as Home;
+  const common = { home, peerOf: () => undefined, maxBody: 4 * 1024 * 1024, log, vnodes: 16, replicas: 2 };
+  const member: Handoff = createHandoff({ ...common, self: 'm', store: ms, ring: () => createRing(['m'], { vnodes: 16, replicas: 2 }), request: async () => undefined });
+  let froze = false;
+  const newcomer: Handoff = createHandoff({
+    ...common, self: 'n', store: ns, ring: () => createRing(['m'], { vnodes: 16, replicas: 2 }),
+    request: async (_peer, msg: PeerRequest) => {
+      if (msg.t !== 'handoff') throw new Error(`unexpected ${msg.t}`);
+      if (msg.freeze && !froze) {
+        froze = true;
+        await beforeFreeze();
+      }
+      return member.serve(msg);
+    },
+  });
+  return { ms, ns, newcomer };
+}
+
+test("a rejoining node's unconfirmed tail gives way to the member's timeline, also to messages the member confirmed between the two passes", async (t) => {
+  let ms!: Store;
+  const p = await pair(async () => {
+    // The member, home while the other was away, confirms two more messages of u1 after the
+    // bulk pass: at the seqs the rejoining node holds its own unconfirmed ones.
+    await append(ms, 'u1', ['a3', 'a4']);
+  });
+  ms = p.ms;
+  await append(ms, 'u1', ['a1', 'a2']);
+  await append(ms, 'u2', ['b1', 'b2']);
+  // The rejoining node had the same first entries, then wrote while cut off.
+  await append(p.ns, 'u1', ['a1', 'a2', 'x3', 'x4']);
+  await append(p.ns, 'u2', ['b1', 'b2', 'y3']);
+  await p.newcomer.acquire([{ name: 'm', peer: 'pm' }, { name: 'n', peer: 'pn' }], false);
+  t.deepEqual(await mids(p.ns, 'u1'), ['a1', 'a2', 'a3', 'a4'], 'u1: the confirmed messages, not the stale ones at their seqs');
+  t.deepEqual(await mids(p.ns, 'u2'), ['b1', 'b2'], 'u2: the tail nobody confirmed is gone');
+});
+
+test('a node restarted in place keeps a longer timeline: its users\' homes may be ahead of the copy as replicas write to it', async (t) => {
+  const p = await pair(async () => undefined);
+  await append(p.ms, 'u1', ['a1', 'a2']);
+  await append(p.ns, 'u1', ['a1', 'a2', 'a3']);
+  await p.newcomer.acquire([{ name: 'm', peer: 'pm' }, { name: 'n', peer: 'pn' }], true);
+  t.deepEqual(await mids(p.ns, 'u1'), ['a1', 'a2', 'a3']);
+});
