@@ -1,10 +1,10 @@
 // The group commit: what the next commit writes (appended entries, user state marked dirty,
 // outbox rows added and handed over), and the one job that writes it in a transaction.
-import { insertMany } from './db.ts';
+import { insertSql, transaction } from './db.ts';
 import type { Conn, Db, Params } from './db.ts';
 import type { Changed, OutboxKey, OutboxRow, StoreHooks } from './index.ts';
 import type { ExportedEntry } from './migration.ts';
-import { deleteOutbox, ENTRY_COLS } from './schema.ts';
+import { deleteOutboxSql, ENTRY_COLS } from './schema.ts';
 import { outboxKey } from './state.ts';
 import type { StoredEntry, UserState } from './state.ts';
 
@@ -135,20 +135,19 @@ export class Commits {
     const { entryRows, userRows, convRows, cursorRows, changed } = this.#collect(batch, obIn, obOut);
     const chunk = this.#chunk;
     try {
-      await c.exec('BEGIN');
-      await insertMany(c, `INSERT INTO entries (${ENTRY_COLS})`, 11, '', entryRows, chunk);
-      await insertMany(c, 'INSERT INTO users (user, seq, last_seen)', 3,
-        'ON CONFLICT (user) DO UPDATE SET seq = excluded.seq, last_seen = excluded.last_seen', userRows, chunk);
-      await insertMany(c, 'INSERT INTO convs (user, conv, last_seq, ocum, read_seq, read_cum)', 6,
-        'ON CONFLICT (user, conv) DO UPDATE SET last_seq = excluded.last_seq, ocum = excluded.ocum, read_seq = excluded.read_seq, read_cum = excluded.read_cum',
-        convRows, chunk);
-      await insertMany(c, 'INSERT INTO cursors (user, device, acked)', 3,
-        'ON CONFLICT (user, device) DO UPDATE SET acked = excluded.acked', cursorRows, chunk);
-      await insertMany(c, 'INSERT OR IGNORE INTO outbox (user, mid, dest, item)', 4, '', obIn.map((o) => [o.user, o.mid, o.dest, JSON.stringify(o.item)]), chunk);
-      await deleteOutbox(c, obOut.map((k) => [k.user, k.mid, k.dest]), chunk);
-      await c.exec('COMMIT');
+      await transaction(c, [
+        ...insertSql(`INSERT INTO entries (${ENTRY_COLS})`, 11, '', entryRows, chunk),
+        ...insertSql('INSERT INTO users (user, seq, last_seen)', 3,
+          'ON CONFLICT (user) DO UPDATE SET seq = excluded.seq, last_seen = excluded.last_seen', userRows, chunk),
+        ...insertSql('INSERT INTO convs (user, conv, last_seq, ocum, read_seq, read_cum)', 6,
+          'ON CONFLICT (user, conv) DO UPDATE SET last_seq = excluded.last_seq, ocum = excluded.ocum, read_seq = excluded.read_seq, read_cum = excluded.read_cum',
+          convRows, chunk),
+        ...insertSql('INSERT INTO cursors (user, device, acked)', 3,
+          'ON CONFLICT (user, device) DO UPDATE SET acked = excluded.acked', cursorRows, chunk),
+        ...insertSql('INSERT OR IGNORE INTO outbox (user, mid, dest, item)', 4, '', obIn.map((o) => [o.user, o.mid, o.dest, JSON.stringify(o.item)]), chunk),
+        ...deleteOutboxSql(obOut.map((k) => [k.user, k.mid, k.dest]), chunk),
+      ]);
     } catch (err) {
-      await c.exec('ROLLBACK').catch(() => undefined);
       const e = err instanceof Error ? err : new Error(String(err));
       done.reject(e);
       this.#hooks.onFatal?.(e);

@@ -1,13 +1,13 @@
 // Import of exported or replicated data with the seqs it came with: checked (import-plan.ts),
 // written in one transaction in which every counter and cursor only moves forward, then mirrored in memory.
-import { insertMany, marks } from './db.ts';
+import { insertSql, marks, transaction } from './db.ts';
 import type { Conn, Params } from './db.ts';
 import { fenced } from './fence.ts';
 import { ConflictError } from './import-errors.ts';
 import type { ImportRejection } from './import-errors.ts';
 import { maxDefined, plan } from './import-plan.ts';
 import type { ExportedEntry, ExportPage } from './migration.ts';
-import { deleteOutbox, ENTRY_COLS } from './schema.ts';
+import { deleteOutboxSql, ENTRY_COLS } from './schema.ts';
 import type { UserSnapshot } from './snapshots.ts';
 import { LOOKUP_CHUNK, outboxKey, pairKey } from './state.ts';
 import type { ConvState, StoreCore } from './state.ts';
@@ -106,22 +106,21 @@ async function importJob(core: StoreCore, c: Conn, data: ExportPage, rejected?: 
 
   // max() in SQL, not values from memory: memory may hold uncommitted local changes of a user
   // that only a snapshot touches, and those are the next commit's to write.
-  await c.exec('BEGIN');
   try {
-    await insertMany(c, `INSERT INTO entries (${ENTRY_COLS})`, 11, '', w.entryRows, IMPORT_CHUNK);
-    await insertMany(c, 'INSERT INTO users (user, seq, last_seen)', 3,
-      `ON CONFLICT (user) DO UPDATE SET seq = max(seq, excluded.seq),
-         last_seen = coalesce(max(last_seen, excluded.last_seen), last_seen, excluded.last_seen)`, w.userRows, core.chunk);
-    await insertMany(c, 'INSERT INTO convs (user, conv, last_seq, ocum, read_seq, read_cum)', 6,
-      `ON CONFLICT (user, conv) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), ocum = max(ocum, excluded.ocum),
-         read_seq = max(read_seq, excluded.read_seq), read_cum = max(read_cum, excluded.read_cum)`, w.convRows, core.chunk);
-    await insertMany(c, 'INSERT INTO cursors (user, device, acked)', 3,
-      'ON CONFLICT (user, device) DO UPDATE SET acked = max(acked, excluded.acked)', w.cursorRows, core.chunk);
-    await insertMany(c, 'INSERT OR IGNORE INTO outbox (user, mid, dest, item)', 4, '', w.outboxRows, core.chunk);
-    await deleteOutbox(c, w.clearedRows, core.chunk);
-    await c.exec('COMMIT');
+    await transaction(c, [
+      ...insertSql(`INSERT INTO entries (${ENTRY_COLS})`, 11, '', w.entryRows, IMPORT_CHUNK),
+      ...insertSql('INSERT INTO users (user, seq, last_seen)', 3,
+        `ON CONFLICT (user) DO UPDATE SET seq = max(seq, excluded.seq),
+           last_seen = coalesce(max(last_seen, excluded.last_seen), last_seen, excluded.last_seen)`, w.userRows, core.chunk),
+      ...insertSql('INSERT INTO convs (user, conv, last_seq, ocum, read_seq, read_cum)', 6,
+        `ON CONFLICT (user, conv) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), ocum = max(ocum, excluded.ocum),
+           read_seq = max(read_seq, excluded.read_seq), read_cum = max(read_cum, excluded.read_cum)`, w.convRows, core.chunk),
+      ...insertSql('INSERT INTO cursors (user, device, acked)', 3,
+        'ON CONFLICT (user, device) DO UPDATE SET acked = max(acked, excluded.acked)', w.cursorRows, core.chunk),
+      ...insertSql('INSERT OR IGNORE INTO outbox (user, mid, dest, item)', 4, '', w.outboxRows, core.chunk),
+      ...deleteOutboxSql(w.clearedRows, core.chunk),
+    ]);
   } catch (err) {
-    await c.exec('ROLLBACK').catch(() => undefined);
     const collision = (err as { code?: string }).code === 'SQLITE_CONSTRAINT' ? await findCollision(c, fresh) : undefined;
     if (!collision) throw err;
     if (!rejected) throw collision;

@@ -1,6 +1,7 @@
 // The node's SQLite schema. One database per node; every table is keyed by the user that owns
 // the row, so a key range can later be exported and imported as a whole.
-import type { Conn, Params } from './db.ts';
+import { jsonLiteral } from './db.ts';
+import type { Params } from './db.ts';
 
 export const SCHEMA_VERSION = 1;
 
@@ -57,10 +58,11 @@ export type EntryRow = {
   grp: string | null; body: string; ts: number; dkey: string; ocum: number;
 };
 
-/** Deletes outbox rows given as [user, mid, dest]. */
-export async function deleteOutbox(c: Conn, keys: Params[], chunk: number): Promise<void> {
+/** DELETE statements for outbox rows given as [user, mid, dest], `chunk` keys per statement. */
+export function deleteOutboxSql(keys: Params[], chunk: number): string[] {
+  const out: string[] = [];
   for (let i = 0; i < keys.length; i += chunk) {
-    await c.run('DELETE FROM outbox WHERE (user, mid, dest) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(?))',
-      [JSON.stringify(keys.slice(i, i + chunk))]);
+    out.push(`DELETE FROM outbox WHERE (user, mid, dest) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(${jsonLiteral(keys.slice(i, i + chunk))}))`);
   }
+  return out;
 }

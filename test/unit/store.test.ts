@@ -208,3 +208,31 @@ test('entriesByKey lists the entries whose dedup key has the prefix, in seq orde
   t.deepEqual((await s.entriesByKey('g:g1', 'c:')).map((e) => e.mid), ['M2']);
   await s.close();
 });
+
+test('bodies, names and cids with quotes, SQL, NUL and astral characters come back exactly, committed and imported', async (t) => {
+  // A transaction is one SQL text with its rows inlined as JSON literals (db.ts transaction):
+  // nothing a client sends may end a literal early or change a statement.
+  const nasty = [`it's`, `''`, `'); DROP TABLE entries; --`, 'a\u0000b', '\\\'\\"', '😀 é \u2028', `x'||'y`];
+  const { s } = await open();
+  const { s: r } = await open();
+  const sent: StoredEntry[] = [];
+  for (const [i, text] of nasty.entries()) {
+    const user = `u'${i}`;
+    const [own, copy] = dm(user, `v"${i}`, `cid ${text}`);
+    const appended = s.append([{ ...own!, body: text, conv: `dm:${text}` }, { ...copy!, body: text, conv: `dm:${text}` }]);
+    sent.push(...appended.entries);
+    await appended.durable;
+  }
+  for await (const page of s.exportUsers(() => true)) await r.importData(page);
+  for (const store of [s, r]) {
+    for (const e of sent) {
+      const got = (await store.sync(e.user, 0, 10)).entries;
+      t.is(got.length, 1, `${e.user} has its entry`);
+      t.is(got[0]!.body, e.body);
+      t.is(got[0]!.conv, e.conv);
+      t.is(got[0]!.mid, e.mid);
+    }
+  }
+  await s.close();
+  await r.close();
+});
