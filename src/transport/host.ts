@@ -2,8 +2,7 @@
 // and nothing else (libp2p 3 starts no services unless asked: no identify, no ping handler).
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
-import { Socket } from 'node:net';
-import type { ConnectionProtector, MessageStream, PrivateKey } from '@libp2p/interface';
+import type { ConnectionProtector, PrivateKey } from '@libp2p/interface';
 import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p } from 'libp2p';
@@ -24,29 +23,6 @@ export type HostInit = {
   pingIntervalMs: number;
 };
 
-/**
- * The connection's socket corked until the current piece of work is done (process.nextTick: after
- * the callback that wrote and the promise chain it started). Below our link every yamux frame
- * (our data, and the window update yamux answers each received data frame with) goes through
- * noise and pnet to a socket write of its own, synchronously; corked, the frames written while
- * handling one read leave in one writev, and the peer wakes once for them instead of once per
- * frame. Node's cork keeps write()'s backpressure (false past the high-water mark, then 'drain'),
- * and end() uncorks, so nothing is held back at close.
- */
-function corkPerTurn(connection: MessageStream): void {
-  const socket = (connection as { socket?: unknown }).socket;
-  if (!(socket instanceof Socket)) return; // not @libp2p/tcp's connection: leave it as it is
-  const send = connection.send.bind(connection);
-  const uncork = () => socket.uncork();
-  connection.send = (data) => {
-    if (socket.writableCorked === 0) {
-      socket.cork();
-      process.nextTick(uncork);
-    }
-    return send(data);
-  };
-}
-
 /** pnet's protector, with writes encrypted in pieces of at most PNET_CHUNK bytes. Unchanged,
  * it encrypts whatever piled up while TCP was saturated in one xsalsa20 call, and that call
  * throws (uncaught: the process dies) once the backlog passes about 48 MB. */
@@ -56,7 +32,6 @@ function chunkedPsk(psk: Uint8Array): () => ConnectionProtector {
     const inner = make();
     const protect = inner.protect.bind(inner);
     inner.protect = async (connection, options) => {
-      corkPerTurn(connection);
       const conn = await protect(connection, options);
       (conn as { maxMessageSize?: number }).maxMessageSize = PNET_CHUNK;
       return conn;
