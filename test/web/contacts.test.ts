@@ -110,8 +110,9 @@ test.serial('contacts: a request accepted, presence and status seen, offline see
   // A click on the contact opens the conversation with him.
   await contact(a, bob).locator('[data-test="contact-open"]').click();
   await a.locator(`[data-test="conversation-view"][data-conv="${dmConv(alice, bob)}"]`).waitFor({ timeout: WAIT });
-  // The header may show the presence it had before the change for a moment (seen on a loaded
-  // machine: "online: in a meeting"): wait for it, then hold it to the text.
+  // The header may lag the list by a render: wait for it, then hold it to the text. (A loaded
+  // machine once showed "online: in a meeting" here for good: Set had sent the status the node
+  // last confirmed, before its answer to the pick. Fixed in me.ts; the next test pins it.)
   await a.waitForFunction(() => /busy/.test(document.querySelector('[data-test="peer-status"]')?.textContent ?? ''), undefined, { timeout: WAIT })
     .catch(() => undefined);
   t.regex((await a.locator('[data-test="peer-status"]').textContent()) ?? '', /busy: in a meeting/);
@@ -136,4 +137,29 @@ test.serial('contacts: a request accepted, presence and status seen, offline see
 
   for (const p of [a, bo2]) await p.context().close();
   t.deepEqual(b.errors, []);
+});
+
+test.serial('Set right after picking a status keeps the picked status, even before the node has answered the pick', async (t) => {
+  // The race a loaded machine showed in the test above (the header said "online: in a meeting"
+  // after bob picked busy): Set sent the status the node had last confirmed, so a Set that went
+  // before the answer to the pick put the old status back. Here the pick and the Set happen in
+  // one turn of the page, before any answer or render, so the old code fails every time.
+  const carol = uid('carol');
+  const c = await login(carol, node(2));
+  await c.locator('[data-test="my-status"]:not([disabled])').waitFor({ timeout: WAIT });
+  await c.locator('[data-test="my-status-text"]').fill('back at five');
+  await c.evaluate(() => {
+    const doc = (globalThis as unknown as { document: { querySelector(s: string): any } }).document;
+    const select = doc.querySelector('[data-test="my-status"]');
+    select.value = 'away';
+    select.dispatchEvent(new Event('change', { bubbles: true }));
+    doc.querySelector('[data-test="my-status-save"]').closest('form').requestSubmit();
+  });
+  await c.waitForFunction(() => document.querySelector('[data-test="my-dot"]')?.getAttribute('data-presence') === 'away', undefined, { timeout: WAIT });
+  // What the node holds now is what a fresh page loads: both requests were answered in order.
+  await c.reload();
+  // The tab keeps its login: the page logs in again by itself and loads the status from the node.
+  await c.locator('[data-test="my-status"]:not([disabled])').waitFor({ timeout: WAIT });
+  t.is(await c.locator('[data-test="my-dot"]').getAttribute('data-presence'), 'away');
+  t.is(await c.locator('[data-test="my-status-text"]').inputValue(), 'back at five');
 });

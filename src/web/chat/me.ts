@@ -2,7 +2,7 @@
 // with its text. Picking a status sets it at once (with the text in the box); the text is set
 // with Enter or the button. Auto-away (5 minutes idle) shows here as 'away' when the session sets it.
 import { html } from 'htm/preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { STATUSES } from '../../client/index.ts';
 import type { StatusValue } from '../../client/index.ts';
 import { dotOf } from './store.ts';
@@ -17,19 +17,32 @@ export function MePanel(props: { store: Store; chat: Chat }) {
   const mine = store.myStatus;
   const [name, setName] = useState(store.myName ?? '');
   const [text, setText] = useState(mine?.text ?? '');
+  // The status picked here last: Set sends it even before the node has answered the pick (it
+  // sent the node's last answer, and a Set right after a pick put the old status back). A ref,
+  // so that a Set in the same turn as the pick, before any render, sees it too.
+  const [picked, setPicked] = useState<StatusValue>(mine?.status ?? 'available');
+  const pickedNow = useRef<StatusValue>(picked);
   const [error, setError] = useState('');
   // What the node says (first load, another change) replaces the boxes' text.
   useEffect(() => setName(store.myName ?? ''), [store.myName]);
   useEffect(() => setText(mine?.text ?? ''), [mine?.text]);
+  useEffect(() => {
+    pickedNow.current = mine?.status ?? 'available';
+    setPicked(pickedNow.current);
+  }, [mine?.status]);
 
   const saveName = async (ev: Event) => {
     ev.preventDefault();
     setError((await chat.setName(name)) ?? '');
   };
-  const setStatus = async (status: StatusValue) => setError((await chat.setStatus(status, text)) ?? '');
+  const setStatus = async (status: StatusValue) => {
+    pickedNow.current = status;
+    setPicked(status);
+    setError((await chat.setStatus(status, text)) ?? '');
+  };
   const saveStatus = (ev: Event) => {
     ev.preventDefault();
-    void setStatus(mine?.status ?? 'available');
+    void setStatus(pickedNow.current);
   };
   const status = mine?.status ?? 'available';
   const dot = status === 'invisible' ? 'offline' : dotOf({ online: true, status });
@@ -42,9 +55,9 @@ export function MePanel(props: { store: Store; chat: Chat }) {
       </form>
       <form class="row" onSubmit=${saveStatus}>
         <span class=${`dot ${dot}`} data-test="my-dot" data-presence=${dot} title=${status}></span>
-        <select data-test="my-status" aria-label="my status" disabled=${!mine} value=${status}
+        <select data-test="my-status" aria-label="my status" disabled=${!mine} value=${picked}
           onChange=${(e: Event) => void setStatus(value(e) as StatusValue)}>
-          ${STATUSES.map((s) => html`<option value=${s} selected=${s === status}>${LABELS[s]}</option>`)}
+          ${STATUSES.map((s) => html`<option value=${s} selected=${s === picked}>${LABELS[s]}</option>`)}
         </select>
         <input data-test="my-status-text" placeholder="status text" aria-label="status text" maxlength="140"
           value=${text} onInput=${(e: Event) => setText(value(e))} />
