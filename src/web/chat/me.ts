@@ -22,11 +22,15 @@ export function MePanel(props: { store: Store; chat: Chat }) {
   // so that a Set in the same turn as the pick, before any render, sees it too.
   const [picked, setPicked] = useState<StatusValue>(mine?.status ?? 'available');
   const pickedNow = useRef<StatusValue>(picked);
+  // Status requests not yet answered: while one is, the node's answer to an earlier pick must not
+  // replace a later one.
+  const unanswered = useRef(0);
   const [error, setError] = useState('');
   // What the node says (first load, another change) replaces the boxes' text.
   useEffect(() => setName(store.myName ?? ''), [store.myName]);
   useEffect(() => setText(mine?.text ?? ''), [mine?.text]);
   useEffect(() => {
+    if (unanswered.current > 0) return;
     pickedNow.current = mine?.status ?? 'available';
     setPicked(pickedNow.current);
   }, [mine?.status]);
@@ -38,7 +42,15 @@ export function MePanel(props: { store: Store; chat: Chat }) {
   const setStatus = async (status: StatusValue) => {
     pickedNow.current = status;
     setPicked(status);
-    setError((await chat.setStatus(status, text)) ?? '');
+    unanswered.current++;
+    const err = await chat.setStatus(status, text);
+    unanswered.current--;
+    setError(err ?? '');
+    if (err !== undefined && unanswered.current === 0) {
+      // Refused: the select goes back to what the node holds.
+      pickedNow.current = store.myStatus?.status ?? 'available';
+      setPicked(pickedNow.current);
+    }
   };
   const saveStatus = (ev: Event) => {
     ev.preventDefault();
