@@ -36,7 +36,7 @@ export type ClientServerInit = {
 
 export function createClientServer(init: ClientServerInit, c: { routes: HttpRoutes; pages?: WebPages; accept(ws: WebSocket): void; onError(e: Error): void }): ClientServer {
   const wss = new WebSocketServer({ noServer: true, maxPayload: init.maxFrame, perMessageDeflate: false });
-  wss.on('connection', (ws) => c.accept(ws));
+  wss.on('connection', (ws: WebSocket) => c.accept(ws));
   const x: RouteContext = { routes: c.routes, ...(c.pages ? { pages: c.pages } : {}), onError: (e) => c.onError(e), admitted: adminGate(init.adminToken) };
   const server: Server = createServer((req, res) => serve(x, req, res));
   server.on('upgrade', (req, socket, head) => upgrade(wss, c.onError, req, socket, head));
@@ -61,10 +61,12 @@ export function createClientServer(init: ClientServerInit, c: { routes: HttpRout
   };
 }
 
-/** A WebSocket upgrade: only /ws, and every error of the socket handled here. */
+/** A WebSocket upgrade: only /ws, and every error of the socket handled here. The listeners left
+ * on a connection for its life are module functions, not closures of this call: a closure would
+ * keep the upgrade request (headers and all, about 1.5 KiB) alive as long as the connection. */
 function upgrade(wss: WebSocketServer, onError: (e: Error) => void, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   // Before anything is written: a reset from the client must not become an uncaught error.
-  socket.on('error', () => socket.destroy());
+  socket.on('error', destroySocket);
   if ((req.url ?? '').split('?')[0] !== '/ws') {
     socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
     return;
@@ -72,11 +74,17 @@ function upgrade(wss: WebSocketServer, onError: (e: Error) => void, req: Incomin
   try {
     wss.handleUpgrade(req, socket, head, (ws) => {
       // Listens from the first moment: a connection refused below still gets frames and resets.
-      ws.on('error', () => undefined);
-      wss.emit('connection', ws, req);
+      ws.on('error', ignore);
+      wss.emit('connection', ws);
     });
   } catch (e) {
     onError(e as Error);
     socket.destroy();
   }
 }
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
+function ignore(): void {}
