@@ -42,14 +42,16 @@ export type ClientConn = {
   /** Frames of any kind (docs/PROTOCOL.md, section 8). */
   frames: TokenBucket;
   closed: boolean;
-  watching: Set<string>;
+  /** Users watched with `watch` (made on the first one: most connections never watch). */
+  watching: Set<string> | undefined;
   /** Logged in with roster: the friends and followed users whose presence it receives. */
   roster: Set<string> | undefined;
   corked: boolean;
   /** Keeps this connection's sends in order across retries and ring changes. */
   lane: Lane;
-  /** Typing notices (a bucket of its own, TYPING_PER_S per second). */
-  typing: TokenBucket;
+  /** Typing notices (a bucket of its own, TYPING_PER_S per second; made full on the first one,
+   * which is what a bucket made at login would be by then). */
+  typing: TokenBucket | undefined;
   /** Requests being served now (bounded by config.maxInFlight). */
   inFlight: number;
   /** Since when this connection has been over its rate limit without a pause of a second. */
@@ -63,8 +65,13 @@ export type ClientConn = {
 export function openConn(id: string, ws: WebSocket, t: number, config: Pick<GatewayConfig, 'rate' | 'rateBurst'>): ClientConn {
   return {
     id, ws, opened: t, last: t, loggingIn: false, held: [], replaying: false,
-    overflow: false, buffer: [], pushed: 0, frames: new TokenBucket(config.rate, config.rateBurst, t), closed: false, watching: new Set(), roster: undefined, corked: false,
-    lane: new Lane(), typing: new TokenBucket(TYPING_PER_S, TYPING_BURST, t),
+    overflow: false, buffer: [], pushed: 0, frames: new TokenBucket(config.rate, config.rateBurst, t), closed: false, watching: undefined, roster: undefined, corked: false,
+    lane: new Lane(), typing: undefined,
     inFlight: 0, overSince: undefined, lastRefused: 0, lastLimitError: 0,
   };
+}
+
+/** The connection's typing bucket, made (full) on its first typing notice. */
+export function typingBucket(cc: ClientConn, t: number): TokenBucket {
+  return (cc.typing ??= new TokenBucket(TYPING_PER_S, TYPING_BURST, t));
 }

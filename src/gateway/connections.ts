@@ -99,7 +99,7 @@ export class Connections {
       this.metrics.sessions.dec();
       this.homes.logout(cc.session).catch((e) => this.log.warn({ err: e, conn: cc.id }, 'logout not delivered; the home expires it'));
     }
-    const watched = new Set([...cc.watching, ...(cc.roster ?? [])]);
+    const watched = new Set([...(cc.watching ?? []), ...(cc.roster ?? [])]);
     if (watched.size) void this.#unwatchAll(cc.id, [...watched]);
   }
 
@@ -140,7 +140,7 @@ export class Connections {
   /** What each connection watches (to watch again at new homes after a ring change). */
   watches(): { conn: string; user: string; users: string[] }[] {
     return [...this.conns.values()].flatMap((cc) => {
-      const users = new Set([...cc.watching, ...(cc.roster ?? [])]);
+      const users = new Set([...(cc.watching ?? []), ...(cc.roster ?? [])]);
       return users.size && !cc.closed && cc.session ? [{ conn: cc.id, user: cc.session.user, users: [...users] }] : [];
     });
   }

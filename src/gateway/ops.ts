@@ -5,6 +5,7 @@ import type { Op, ReqId, Request } from '../protocol/frames.ts';
 import type { SessionRef } from '../presence/index.ts';
 import type { ClientError } from '../protocol/errors.ts';
 import type { SocialReq } from '../social/social.ts';
+import { typingBucket } from './conn.ts';
 import type { ClientConn } from './conn.ts';
 import type { Connections } from './connections.ts';
 import { TYPING_PER_S } from './rate.ts';
@@ -27,7 +28,8 @@ const social: OpHandler<SocialReq> = async ({ g, cc, s, id }, req) => {
 };
 
 const typing: Handler<'typing'> = async ({ g, cc, s, id }, req) => {
-  const wait = cc.typing.take(1, g.now());
+  const t = g.now();
+  const wait = typingBucket(cc, t).take(1, t);
   if (wait > 0) {
     // Typing is sent on keystrokes, mostly without an id: those are dropped without a word.
     if (id === undefined) return;
@@ -44,18 +46,19 @@ const typing: Handler<'typing'> = async ({ g, cc, s, id }, req) => {
 };
 
 const watch: Handler<'watch'> = async ({ g, cc, id }, req) => {
-  const more = new Set(req.users.filter((u) => !cc.watching.has(u))).size;
-  if (cc.watching.size + more > g.config.maxWatched) {
+  const watching = (cc.watching ??= new Set());
+  const more = new Set(req.users.filter((u) => !watching.has(u))).size;
+  if (watching.size + more > g.config.maxWatched) {
     g.metrics.limits.inc({ limit: 'watched' });
-    return g.error(cc, id, 'too_large', `a connection watches at most ${g.config.maxWatched} users (${cc.watching.size} now); unwatch some first`);
+    return g.error(cc, id, 'too_large', `a connection watches at most ${g.config.maxWatched} users (${watching.size} now); unwatch some first`);
   }
-  for (const u of req.users) cc.watching.add(u);
+  for (const u of req.users) watching.add(u);
   await g.homes.watch(g.watcherOf(cc), req.users);
   g.ok(cc, id);
 };
 
 const unwatch: Handler<'unwatch'> = async ({ g, cc, id }, req) => {
-  for (const u of req.users) cc.watching.delete(u);
+  for (const u of req.users) cc.watching?.delete(u);
   // The roster's own watches stay.
   const gone = req.users.filter((u) => !cc.roster?.has(u));
   if (gone.length) await g.homes.unwatch(g.watcherOf(cc), gone);

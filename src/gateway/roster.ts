@@ -34,7 +34,7 @@ export function rosterChange(g: Connections, cc: ClientConn, k: { user: string; 
   if (want === cc.roster.has(k.user)) return;
   if (want) cc.roster.add(k.user);
   else cc.roster.delete(k.user);
-  if (cc.watching.has(k.user)) return; // an explicit watch holds it either way
+  if (cc.watching?.has(k.user)) return; // an explicit watch holds it either way
   const w = g.watcherOf(cc);
   (want ? g.homes.watch(w, [k.user]) : g.homes.unwatch(w, [k.user]))
     .catch((e: Error) => g.log.info({ conn: cc.id, user: k.user, err: e.message }, 'roster watch not changed'));

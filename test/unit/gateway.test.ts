@@ -220,3 +220,36 @@ test('sweep closes a connection that has not logged in within the login timeout 
   t.deepEqual(ws.closedWith, { code: 4001, reason: 'login timeout' });
   t.is(gw.size(), 0);
 });
+
+test('typing: a connection\'s first notices have the whole burst, then TYPING_PER_S a second; over it, refused with an id, dropped without', async (t) => {
+  const clock = new ManualClock(1_000_000);
+  const homes = memoryHomes();
+  const { connect } = setup(homes, { clock });
+  const ws = await loggedIn(connect);
+  // Long after login: the bucket is full, not more than full.
+  await clock.advance(3_600_000);
+  for (let i = 0; i < 7; i++) ws.client({ op: 'typing', id: 10 + i, to: 'bob' });
+  ws.client({ op: 'typing', to: 'bob' });
+  for (let i = 0; i < 7; i++) await ws.next(i < 5 ? 'ok' : 'error', 1);
+  await new Promise((r) => setImmediate(r));
+  // Replies may come in any order (docs/PROTOCOL.md, section 1): by id.
+  const answers = ws.frames.filter((f) => typeof f.id === 'number' && (f.id as number) >= 10).sort((a, b) => (a.id as number) - (b.id as number));
+  t.deepEqual(answers.map((f) => f.op), ['ok', 'ok', 'ok', 'ok', 'ok', 'error', 'error']);
+  t.like(answers[5], { code: 'rate_limited' });
+  t.is(ws.frames.length, 8, 'the notice without an id over the limit is dropped without a word');
+  t.is(homes.calls.filter((c) => c.fn === 'typing').length, 5);
+  await clock.advance(500);
+  ws.client({ op: 'typing', id: 20, to: 'bob' });
+  t.like(await ws.next('ok', 8), { id: 20 }, 'a second later, one more');
+});
+
+test('unwatch before any watch is ok, and a connection that never watched asks no home to unwatch when it closes', async (t) => {
+  const homes = memoryHomes();
+  const { connect } = setup(homes);
+  const ws = await loggedIn(connect);
+  ws.client({ op: 'unwatch', id: 2, users: ['bob'] });
+  t.like(await ws.next('ok'), { id: 2 });
+  ws.emit('close');
+  await new Promise((r) => setImmediate(r));
+  t.is(homes.calls.filter((c) => c.fn === 'unwatch').length, 1, 'only the explicit unwatch');
+});
