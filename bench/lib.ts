@@ -85,7 +85,7 @@ export class OwnCluster {
 
   async startNode(name: string, seeds: string[]): Promise<OwnNode> {
     const data = join(this.dir, name);
-    await mkdir(data);
+    await mkdir(data, { mode: 0o700 });
     const log = createWriteStream(join(this.dir, `${name}.log`));
     const problem = (line: string) => this.problems.push({ node: name, phase: this.phase, line });
     const node = new NodeProcess(data, {
