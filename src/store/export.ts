@@ -66,17 +66,24 @@ async function readPage(c: Conn, users: Map<string, UserState>, ranges: Range[],
   return out;
 }
 
+/** The rows a user's export takes (entries after `after`, and its snapshot), from its state in
+ * memory: an estimate, as the snapshot is read later. */
+const rowsOf = (st: UserState, after: number): number => Math.max(0, st.committed - after) + 1 + st.convs.size + st.cursors.size + st.outbox.size;
+
 /** The users to export, in name order. */
-function selectNames(users: Map<string, UserState>, select: (user: string) => boolean, opts: ExportOpts): string[] {
-  // With maxUsers, in name order up to it: `select` may be costly (ring lookups) and the
-  // store may hold far more users than one page takes. Without, select first (a backfill
-  // selects one user of many).
+function selectNames(users: Map<string, UserState>, select: (user: string) => boolean, opts: ExportOpts, pageRows: number): string[] {
+  // With maxUsers, in name order up to it, and no more than one page of rows: `select` may be
+  // costly (ring lookups), the store may hold far more users than one page takes, and each one
+  // selected has its snapshot read. Without, select first (a backfill selects one user of many).
   if (opts.only) return [...new Set(opts.only)].filter((u) => users.has(u) && select(u)).sort().slice(0, opts.maxUsers ?? Infinity);
   if (opts.maxUsers === undefined) return [...users.keys()].filter(select).sort();
   const names: string[] = [];
+  let rows = 0;
   for (const u of [...users.keys()].sort()) {
-    if (names.length >= opts.maxUsers) break;
-    if (select(u)) names.push(u);
+    if (names.length >= opts.maxUsers || rows >= pageRows) break;
+    if (!select(u)) continue;
+    names.push(u);
+    rows += rowsOf(users.get(u)!, opts.after?.[u] ?? 0);
   }
   return names;
 }
@@ -91,7 +98,7 @@ export async function* exportUsers(core: Pick<StoreCore, 'db' | 'users'>, select
   // dropped (and perhaps imported again) in between.
   const owners = new Map<string, UserState>();
   const snaps = await db.job(async (c) => {
-    const names = selectNames(users, select, opts);
+    const names = selectNames(users, select, opts, pageRows);
     for (const u of names) owners.set(u, users.get(u)!);
     return readSnapshots(c, names);
   });

@@ -19,7 +19,9 @@ export type ExportPage = { users: UserSnapshot[]; entries: ExportedEntry[] };
 
 export type ExportOpts = {
   after?: Record<string, number>; pageRows?: number; pageChars?: number; skip?: { user: string; rows: number };
-  /** Only the first this many selected users (by name): a caller that takes one page reads no more states than it can hold. */
+  /** Only the first this many selected users (by name), and no more of them than one page of
+   * `pageRows` rows holds by their states in memory: a caller that takes one page reads no more
+   * states than it can hold. */
   maxUsers?: number;
   /** The candidates, when the caller knows them (a backfill of one user): not every user held. */
   only?: string[];

@@ -367,3 +367,33 @@ test('throughput: export and import of 100k entries', async (t) => {
   t.deepEqual(await view(b, 'u42'), await view(a, 'u42'));
   await Promise.all([a.close(), b.close()]);
 });
+
+test('a one-page export (maxUsers) selects and reads only as many users as one page of rows holds, and page by page from the last user moves them all', async (t) => {
+  const { s: a } = await open();
+  const { s: b } = await open();
+  // 30 users with 20 messages each to a neighbour: about 41 rows per user (40 entries, a snapshot).
+  const users = Array.from({ length: 30 }, (_, i) => `u${String(i).padStart(2, '0')}`);
+  for (let i = 0; i < 20; i++) await a.append(users.flatMap((u, k) => dm(u, users[(k + 1) % users.length]!))).durable;
+  let asked = 0;
+  const select = (u: string) => {
+    asked++;
+    return users.includes(u);
+  };
+  let from = '';
+  let pages = 0;
+  for (;;) {
+    asked = 0;
+    let page: ExportPage | undefined;
+    for await (const p of a.exportUsers((u) => u > from && select(u), { pageRows: 100, maxUsers: 2000 })) {
+      page = p;
+      break;
+    }
+    if (!page || page.users.length === 0) break;
+    pages++;
+    t.true(asked <= 4, `page ${pages}: ${asked} users selected for a page of 100 rows (before: every user after ${from || 'the start'})`);
+    await b.importData(page);
+    from = page.users.at(-1)!.user;
+  }
+  t.true(pages >= 10, `${pages} pages`);
+  for (const u of users) t.deepEqual((await b.sync(u, 0, 1000)).entries.map((e) => e.mid), (await a.sync(u, 0, 1000)).entries.map((e) => e.mid), u);
+});
