@@ -85,13 +85,27 @@ async function pullWindow(
   let from = w.from;
   // Inside a snapshot too large for one page: the user and the row its next part starts at.
   let at: { user: string; rows: number } | undefined;
+  const ask = () => request(member.peer, {
+    t: 'handoff', target: self, members, from, to: w.to, after, freeze, limit: PAGE_ROWS, ...(at ? { at } : {}),
+  }, { timeoutMs: PAGE_TIMEOUT_MS });
+  let next = ask();
   for (;;) {
-    const r = parsePeerReply(await request(member.peer, {
-      t: 'handoff', target: self, members, from, to: w.to, after, freeze, limit: PAGE_ROWS, ...(at ? { at } : {}),
-    }, { timeoutMs: PAGE_TIMEOUT_MS }));
+    const r = parsePeerReply(await next);
     if (r.t !== 'done' || !r.value) throw new Error(`${member.name} refused the handoff: ${r.t === 'fail' ? r.message : JSON.stringify(r).slice(0, 200)}`);
     const page = validatePage(r.value, maxBody);
     if (page.users.length === 0 && page.entries.length === 0) return;
+    // Where the next page starts depends only on this one: it is asked for now, so the member
+    // reads and sends it while this node imports this one (at most two pages per member here).
+    for (const e of page.entries) after[e.user] = Math.max(after[e.user] ?? 0, e.seq);
+    const last = page.users.at(-1);
+    if (last?.next !== undefined) at = { user: last.user, rows: last.next };
+    else if (last) {
+      from = last.user;
+      at = undefined;
+    }
+    next = ask();
+    // Awaited on the next turn; if this import fails first, its rejection is not left unhandled.
+    next.catch(() => undefined);
     // Unless this node restarted in place (still a member: its users' homes may be writing to it
     // as their replica meanwhile), nothing of a user it is copying can be newer here than at
     // the member, its home: a longer timeline here is a tail this node wrote while cut off and
@@ -101,13 +115,6 @@ async function pullWindow(
     n.users += page.users.length;
     n.entries += page.entries.length;
     env.progress.moved(page.entries.length, page.users.length);
-    for (const e of page.entries) after[e.user] = Math.max(after[e.user] ?? 0, e.seq);
-    const last = page.users.at(-1);
-    if (last?.next !== undefined) at = { user: last.user, rows: last.next };
-    else if (last) {
-      from = last.user;
-      at = undefined;
-    }
   }
 }
 

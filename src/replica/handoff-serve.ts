@@ -16,6 +16,8 @@ export class HandoffMember {
   readonly #env: HandoffEnv;
   readonly #clock: Clock;
   readonly #signal: AbortSignal | undefined;
+  /** The ring of the last membership a newcomer asked with (one per page otherwise). */
+  #future: { key: string; ring: Ring } | undefined;
 
   constructor(env: HandoffEnv, clock: Clock, signal: AbortSignal | undefined) {
     this.#env = env;
@@ -33,7 +35,7 @@ export class HandoffMember {
     const { self, store } = this.#env.c;
     const current = this.#env.c.ring();
     if (!current.has(self)) return { t: 'fail', code: 'unavailable', message: `${self} is not in its own ring yet` };
-    const future = createRing(req.members, this.#env.opts);
+    const future = this.#futureRing(req.members);
     // Users this node is home of that the newcomer will hold, as home or as replica; writes
     // pause only for those not already in its hands (a node restarted before anyone declared
     // it dead is still in the ring: no ring change would end that pause).
@@ -50,6 +52,12 @@ export class HandoffMember {
       return { t: 'done', value: fitPage(page) };
     }
     return { t: 'done', value: { users: [], entries: [] } };
+  }
+
+  #futureRing(members: string[]): Ring {
+    const key = JSON.stringify(members);
+    if (this.#future?.key !== key) this.#future = { key, ring: createRing(members, this.#env.opts) };
+    return this.#future.ring;
   }
 
   /** The ring changed: release freezes whose newcomer is in it and drop what moved. */
