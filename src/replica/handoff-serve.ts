@@ -48,7 +48,7 @@ export class HandoffMember {
       await store.flush();
     }
     // One page is answered: it holds at most `limit` users, so no more states are read.
-    for await (const page of store.exportUsers(select, { after: req.after, pageRows: req.limit, maxUsers: req.limit, ...(req.at ? { skip: req.at } : {}) })) {
+    for await (const page of store.exportUsers(select, { after: req.after, pageRows: req.limit, maxUsers: req.limit, from: req.at?.user ?? req.from, ...(req.at ? { skip: req.at } : {}) })) {
       return { t: 'done', value: fitPage(page) };
     }
     return { t: 'done', value: { users: [], entries: [] } };

@@ -7,7 +7,7 @@ import { ENTRY_COLS } from './schema.ts';
 import type { EntryRow } from './schema.ts';
 import { cutSnapshot, snapshotChars, snapshotRows } from './snapshots.ts';
 import type { UserSnapshot } from './snapshots.ts';
-import { fromRow, LOOKUP_CHUNK } from './state.ts';
+import { fromRow, LOOKUP_CHUNK, lowerBound } from './state.ts';
 import type { StoreCore, UserState } from './state.ts';
 
 const PAGE_ROWS = 2000;
@@ -71,7 +71,8 @@ async function readPage(c: Conn, users: Map<string, UserState>, ranges: Range[],
 const rowsOf = (st: UserState, after: number): number => Math.max(0, st.committed - after) + 1 + st.convs.size + st.cursors.size + st.outbox.size;
 
 /** The users to export, in name order. */
-function selectNames(users: Map<string, UserState>, select: (user: string) => boolean, opts: ExportOpts, pageRows: number): string[] {
+function selectNames(core: Pick<StoreCore, 'users' | 'names'>, select: (user: string) => boolean, opts: ExportOpts, pageRows: number): string[] {
+  const { users } = core;
   // With maxUsers, in name order up to it, and no more than one page of rows: `select` may be
   // costly (ring lookups), the store may hold far more users than one page takes, and each one
   // selected has its snapshot read. Without, select first (a backfill selects one user of many).
@@ -79,7 +80,9 @@ function selectNames(users: Map<string, UserState>, select: (user: string) => bo
   if (opts.maxUsers === undefined) return [...users.keys()].filter(select).sort();
   const names: string[] = [];
   let rows = 0;
-  for (const u of [...users.keys()].sort()) {
+  const sorted = core.names.of(users);
+  for (let i = opts.from === undefined ? 0 : lowerBound(sorted, opts.from); i < sorted.length; i++) {
+    const u = sorted[i]!;
     if (names.length >= opts.maxUsers || rows >= pageRows) break;
     if (!select(u)) continue;
     names.push(u);
@@ -89,7 +92,7 @@ function selectNames(users: Map<string, UserState>, select: (user: string) => bo
 }
 
 /** Migration.exportUsers. */
-export async function* exportUsers(core: Pick<StoreCore, 'db' | 'users'>, select: (user: string) => boolean, opts: ExportOpts = {}): AsyncGenerator<ExportPage> {
+export async function* exportUsers(core: Pick<StoreCore, 'db' | 'users' | 'names'>, select: (user: string) => boolean, opts: ExportOpts = {}): AsyncGenerator<ExportPage> {
   const { db, users } = core;
   const pageRows = Math.max(1, opts.pageRows ?? PAGE_ROWS);
   const pageChars = Math.max(1, opts.pageChars ?? PAGE_CHARS);
@@ -98,7 +101,7 @@ export async function* exportUsers(core: Pick<StoreCore, 'db' | 'users'>, select
   // dropped (and perhaps imported again) in between.
   const owners = new Map<string, UserState>();
   const snaps = await db.job(async (c) => {
-    const names = selectNames(users, select, opts, pageRows);
+    const names = selectNames(core, select, opts, pageRows);
     for (const u of names) owners.set(u, users.get(u)!);
     return readSnapshots(c, names);
   });

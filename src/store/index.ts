@@ -14,7 +14,7 @@ import { createQueries } from './queries.ts';
 import { openReader } from './reads.ts';
 import type { Reader } from './reads.ts';
 import type { UserSnapshot } from './snapshots.ts';
-import { newUserState } from './state.ts';
+import { newUserState, SortedNames } from './state.ts';
 import type { OutboxItem, StoreCore, StoredEntry, NewEntry, UserState } from './state.ts';
 import { createWrites } from './writes.ts';
 
@@ -104,16 +104,20 @@ export async function createStore(init: StoreInit, hooks: StoreHooks = {}): Prom
 
   const reader = await openReader(init.file);
   const users = new Map<string, UserState>();
+  const names = new SortedNames();
   const userState = (user: string): UserState => {
     let st = users.get(user);
-    if (!st) users.set(user, (st = newUserState()));
+    if (!st) {
+      users.set(user, (st = newUserState()));
+      names.changed();
+    }
     return st;
   };
   await loadUsers(db, userState);
 
   const commits = new Commits({ db, chunk, hooks, users, userState });
   const importing = new Map<string, number>();
-  const core: StoreCore = { db, users, userState, importing, chunk, forgetDirty: (user) => commits.forget(user) };
+  const core: StoreCore = { db, users, names, userState, importing, chunk, forgetDirty: (user) => commits.forget(user) };
 
   return {
     ...createMigration(core),

@@ -19,6 +19,9 @@ export type ExportPage = { users: UserSnapshot[]; entries: ExportedEntry[] };
 
 export type ExportOpts = {
   after?: Record<string, number>; pageRows?: number; pageChars?: number; skip?: { user: string; rows: number };
+  /** No user whose name sorts before this one is selected (a hint that saves the calls of
+   * `select` for them; `select` still decides). Only with maxUsers. */
+  from?: string;
   /** Only the first this many selected users (by name), and no more of them than one page of
    * `pageRows` rows holds by their states in memory: a caller that takes one page reads no more
    * states than it can hold. */
@@ -83,6 +86,7 @@ async function dropJob(core: StoreCore, c: Conn, names: string[]): Promise<numbe
     users.delete(u);
     core.forgetDirty(u);
   }
+  core.names.changed();
   return removed;
 }
 

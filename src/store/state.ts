@@ -43,9 +43,38 @@ export function fromRow(r: EntryRow): StoredEntry {
 }
 
 /** What migration.ts needs of the store's internals. */
+/** The users' names in order, sorted again only after a user came or went: a one-page export
+ * would otherwise sort every name the store holds for every page. */
+export class SortedNames {
+  #names: string[] | undefined;
+
+  /** A user came or went. */
+  changed(): void {
+    this.#names = undefined;
+  }
+
+  of(users: Map<string, UserState>): readonly string[] {
+    return (this.#names ??= [...users.keys()].sort());
+  }
+}
+
+/** The index of the first name >= `name` in sorted `names`. */
+export function lowerBound(names: readonly string[], name: string): number {
+  let lo = 0;
+  let hi = names.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (names[mid]! < name) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export type StoreCore = {
   db: Db;
   users: Map<string, UserState>;
+  /** users' names in order (kept up to date by userState and dropUsers). */
+  names: SortedNames;
   userState(user: string): UserState;
   /** Users with an import in flight, with a count: appends to them are refused until it settles,
    * since an append would take a seq the import is about to write. */

@@ -397,3 +397,20 @@ test('a one-page export (maxUsers) selects and reads only as many users as one p
   t.true(pages >= 10, `${pages} pages`);
   for (const u of users) t.deepEqual((await b.sync(u, 0, 1000)).entries.map((e) => e.mid), (await a.sync(u, 0, 1000)).entries.map((e) => e.mid), u);
 });
+
+test('one-page exports from a name see users that came after an earlier export and not those dropped since', async (t) => {
+  const { s: a } = await open();
+  const page = async (from: string): Promise<string[]> => {
+    for await (const p of a.exportUsers((u) => u > from, { pageRows: 1000, maxUsers: 1000, from })) return p.users.map((u) => u.user);
+    return [];
+  };
+  await a.append([...dm('m1', 'm2'), ...dm('p1', 'p2')]).durable;
+  t.deepEqual(await page(''), ['m1', 'm2', 'p1', 'p2']);
+  t.deepEqual(await page('m1'), ['m2', 'p1', 'p2']);
+  await a.append([...dm('a1', 'n1'), ...dm('z1', 'z1')]).durable;
+  t.deepEqual(await page(''), ['a1', 'm1', 'm2', 'n1', 'p1', 'p2', 'z1'], 'users that came since are there, in order');
+  t.deepEqual(await page('m2'), ['n1', 'p1', 'p2', 'z1']);
+  await a.dropUsers(['m2', 'p1']);
+  t.deepEqual(await page('m1'), ['n1', 'p2', 'z1'], 'dropped users are gone');
+  t.deepEqual(await page('zz'), []);
+});
