@@ -98,13 +98,27 @@ export function jsonLiteral(value: unknown): string {
   return `'${JSON.stringify(value).replaceAll("'", "''")}'`;
 }
 
-/** INSERT statements for `rows`, `chunk` rows per statement, each reading its rows from one
- * JSON literal through json_each. */
-export function insertSql(head: string, cols: number, tail: string, rows: Params[], chunk: number): string[] {
-  const select = Array.from({ length: cols }, (_, i) => `value->>${i}`).join(', ');
+/**
+ * One value as an SQL literal. A string is quoted with its quotes doubled, the only character a
+ * literal escapes. Two kinds of string cannot be written so: one with NUL (the binding hands the
+ * SQL text to SQLite as a C string, which NUL would end) and one with a lone surrogate (no UTF-8
+ * form); those are read out of a JSON literal instead, as every value used to be.
+ */
+export function sqlValue(v: string | number | null): string {
+  if (v === null) return 'NULL';
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'NULL';
+  if (v.includes('\0') || !v.isWellFormed()) return `(${jsonLiteral([v])}->>0)`;
+  return `'${v.includes("'") ? v.replaceAll("'", "''") : v}'`;
+}
+
+/** INSERT statements for `rows`, `chunk` rows per statement, each a VALUES list of literals.
+ * (Rows used to come out of one JSON literal through json_each; SQLite parsed each row's JSON
+ * once per column, about 6 µs of its CPU per 11-column row.) */
+export function insertSql(head: string, _cols: number, tail: string, rows: Params[], chunk: number): string[] {
   const out: string[] = [];
   for (let i = 0; i < rows.length; i += chunk) {
-    out.push(`${head} SELECT ${select} FROM json_each(${jsonLiteral(rows.slice(i, i + chunk))}) WHERE true ${tail}`);
+    const values = rows.slice(i, i + chunk).map((r) => `(${r.map(sqlValue).join(',')})`).join(',');
+    out.push(`${head} VALUES ${values} ${tail}`);
   }
   return out;
 }

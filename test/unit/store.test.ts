@@ -2,6 +2,7 @@
 import test from 'ava';
 import { dm, openStore, removeStores } from '../helpers/store.ts';
 import { DEDUP_KEY } from '../../src/store/index.ts';
+import { sqlValue } from '../../src/store/db.ts';
 import type { StoredEntry } from '../../src/store/index.ts';
 
 test.after.always(removeStores);
@@ -235,4 +236,16 @@ test('bodies, names and cids with quotes, SQL, NUL and astral characters come ba
   }
   await s.close();
   await r.close();
+});
+
+test('sqlValue: numbers and NULL as SQL literals, strings quoted with quotes doubled, NUL and lone surrogates read from JSON', (t) => {
+  t.is(sqlValue(null), 'NULL');
+  t.is(sqlValue(42), '42');
+  t.is(sqlValue(-1.5), '-1.5');
+  t.is(sqlValue(Number.NaN), 'NULL', 'as JSON would have it');
+  t.is(sqlValue(`it's`), `'it''s'`);
+  t.is(sqlValue(`'); DROP TABLE entries; --`), `'''); DROP TABLE entries; --'`);
+  t.is(sqlValue('😀 \\ "'), `'😀 \\ "'`);
+  t.is(sqlValue('a\u0000b'), `('["a\\u0000b"]'->>0)`);
+  t.is(sqlValue('x\ud800'), `('["x\\ud800"]'->>0)`);
 });
