@@ -113,7 +113,7 @@ try {
   const cpu = [...members.map((m, i) => diffThreads(before[i]!, threadCpu(m.proc!.pid!))), threadCpu(n4.proc!.pid!)];
   console.log(`machine: ${cpus()[0]?.model} x${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
   const by = (m: Map<string, number>) => {
-    const main = [...m].filter(([k]) => k === 'MainThread').reduce((a, [, v]) => a + v, 0);
+    const main = m.get('MainThread') ?? 0;
     const sqlite = m.get('libuv-worker') ?? 0;
     const all = [...m.values()].reduce((a, v) => a + v, 0);
     return `${all.toFixed(1)} s (main ${main.toFixed(1)}, SQLite ${sqlite.toFixed(1)}, other ${(all - main - sqlite).toFixed(1)})`;

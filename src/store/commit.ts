@@ -136,15 +136,15 @@ export class Commits {
     const chunk = this.#chunk;
     try {
       await transaction(c, [
-        ...insertSql(`INSERT INTO entries (${ENTRY_COLS})`, 11, '', entryRows, chunk),
-        ...insertSql('INSERT INTO users (user, seq, last_seen)', 3,
+        ...insertSql(`INSERT INTO entries (${ENTRY_COLS})`, '', entryRows, chunk),
+        ...insertSql('INSERT INTO users (user, seq, last_seen)',
           'ON CONFLICT (user) DO UPDATE SET seq = excluded.seq, last_seen = excluded.last_seen', userRows, chunk),
-        ...insertSql('INSERT INTO convs (user, conv, last_seq, ocum, read_seq, read_cum)', 6,
+        ...insertSql('INSERT INTO convs (user, conv, last_seq, ocum, read_seq, read_cum)',
           'ON CONFLICT (user, conv) DO UPDATE SET last_seq = excluded.last_seq, ocum = excluded.ocum, read_seq = excluded.read_seq, read_cum = excluded.read_cum',
           convRows, chunk),
-        ...insertSql('INSERT INTO cursors (user, device, acked)', 3,
+        ...insertSql('INSERT INTO cursors (user, device, acked)',
           'ON CONFLICT (user, device) DO UPDATE SET acked = excluded.acked', cursorRows, chunk),
-        ...insertSql('INSERT OR IGNORE INTO outbox (user, mid, dest, item)', 4, '', obIn.map((o) => [o.user, o.mid, o.dest, JSON.stringify(o.item)]), chunk),
+        ...insertSql('INSERT OR IGNORE INTO outbox (user, mid, dest, item)', '', obIn.map((o) => [o.user, o.mid, o.dest, JSON.stringify(o.item)]), chunk),
         ...deleteOutboxSql(obOut.map((k) => [k.user, k.mid, k.dest]), chunk),
       ]);
     } catch (err) {

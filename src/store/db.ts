@@ -114,7 +114,7 @@ export function sqlValue(v: string | number | null): string {
 /** INSERT statements for `rows`, `chunk` rows per statement, each a VALUES list of literals.
  * (Rows used to come out of one JSON literal through json_each; SQLite parsed each row's JSON
  * once per column, about 6 µs of its CPU per 11-column row.) */
-export function insertSql(head: string, _cols: number, tail: string, rows: Params[], chunk: number): string[] {
+export function insertSql(head: string, tail: string, rows: Params[], chunk: number): string[] {
   const out: string[] = [];
   for (let i = 0; i < rows.length; i += chunk) {
     const values = rows.slice(i, i + chunk).map((r) => `(${r.map(sqlValue).join(',')})`).join(',');

@@ -108,16 +108,16 @@ async function importJob(core: StoreCore, c: Conn, data: ExportPage, rejected?: 
   // that only a snapshot touches, and those are the next commit's to write.
   try {
     await transaction(c, [
-      ...insertSql(`INSERT INTO entries (${ENTRY_COLS})`, 11, '', w.entryRows, IMPORT_CHUNK),
-      ...insertSql('INSERT INTO users (user, seq, last_seen)', 3,
+      ...insertSql(`INSERT INTO entries (${ENTRY_COLS})`, '', w.entryRows, IMPORT_CHUNK),
+      ...insertSql('INSERT INTO users (user, seq, last_seen)',
         `ON CONFLICT (user) DO UPDATE SET seq = max(seq, excluded.seq),
            last_seen = coalesce(max(last_seen, excluded.last_seen), last_seen, excluded.last_seen)`, w.userRows, core.chunk),
-      ...insertSql('INSERT INTO convs (user, conv, last_seq, ocum, read_seq, read_cum)', 6,
+      ...insertSql('INSERT INTO convs (user, conv, last_seq, ocum, read_seq, read_cum)',
         `ON CONFLICT (user, conv) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), ocum = max(ocum, excluded.ocum),
            read_seq = max(read_seq, excluded.read_seq), read_cum = max(read_cum, excluded.read_cum)`, w.convRows, core.chunk),
-      ...insertSql('INSERT INTO cursors (user, device, acked)', 3,
+      ...insertSql('INSERT INTO cursors (user, device, acked)',
         'ON CONFLICT (user, device) DO UPDATE SET acked = max(acked, excluded.acked)', w.cursorRows, core.chunk),
-      ...insertSql('INSERT OR IGNORE INTO outbox (user, mid, dest, item)', 4, '', w.outboxRows, core.chunk),
+      ...insertSql('INSERT OR IGNORE INTO outbox (user, mid, dest, item)', '', w.outboxRows, core.chunk),
       ...deleteOutboxSql(w.clearedRows, core.chunk),
     ]);
   } catch (err) {
