@@ -42,7 +42,6 @@ export function fromRow(r: EntryRow): StoredEntry {
   return e;
 }
 
-/** What migration.ts needs of the store's internals. */
 /** The users' names in order, sorted again only after a user came or went: a one-page export
  * would otherwise sort every name the store holds for every page. */
 export class SortedNames {
@@ -70,6 +69,7 @@ export function lowerBound(names: readonly string[], name: string): number {
   return lo;
 }
 
+/** What migration.ts needs of the store's internals. */
 export type StoreCore = {
   db: Db;
   users: Map<string, UserState>;
