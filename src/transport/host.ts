@@ -7,6 +7,7 @@ import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p } from 'libp2p';
 import type { Libp2p } from 'libp2p';
+import { noiseCrypto } from './noise-crypto.ts';
 
 // libp2p refuses more than 5 inbound connections per second per remote host by default; a cluster
 // on one machine, or nodes restarting together, would trip it. The pre-shared key is our gate.
@@ -54,7 +55,7 @@ export function createHost(init: HostInit): Promise<Libp2p> {
     privateKey: init.privateKey,
     addresses: { listen: [`${listenAddr(init.host)}/tcp/${init.port}`] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     // Each stream's window bounds what sits in the connection's buffers while TCP is saturated:
     // pnet then encrypts its whole backlog in one xsalsa20 call, which fails (and kills the
     // process) past about 48 MB. yamux lets windows grow to 16 MiB; 1 MiB is plenty on a LAN.
