@@ -128,7 +128,10 @@ test.serial('a fourth node joins: every node agrees on the new ring, and its use
   const after = await a.converged(JOIN_BOUND_MS + 5000);
   const took = ms(t0);
   t.log(`join: process start → listening ${started} ms, → all 4 agree ${took} ms`);
-  t.true(took < JOIN_BOUND_MS, `converged after ${took} ms`);
+  // The bound is the join's, from the newcomer listening to every node agreeing: the process start
+  // before it (Node loading and compiling the node's modules) took 4.9 s in one run and 9.1 s in
+  // another on the same 2 cores, with other test files running beside it.
+  t.true(took - started < JOIN_BOUND_MS, `converged ${took - started} ms after the newcomer listened`);
   t.not(after, before, 'the ring version changed');
   t.is(after, createRing(four).version);
   const vs = (await views(a, a.nodes))!;
