@@ -230,3 +230,36 @@ export function procCpuS(pid: number | undefined): number | undefined {
   }
 }
 
+
+/** Messages/s and CPU per message of one measured round: the process's (every thread, so SQLite's
+ * work on libuv's pool counts) and the main thread's share. */
+export type CpuRound = { perSec: number; cpuUs: number; mainUs: number };
+
+/** Runs `work` (which handles `msgs` messages) and measures it. */
+export async function measureCpu(msgs: number, work: () => Promise<void>): Promise<CpuRound> {
+  const cpu0 = process.cpuUsage();
+  const main0 = process.threadCpuUsage();
+  const t0 = performance.now();
+  await work();
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const main = process.threadCpuUsage(main0);
+  return {
+    perSec: Math.round((msgs / ms) * 1000),
+    cpuUs: Math.round((cpu.user + cpu.system) / msgs),
+    mainUs: Math.round((main.user + main.system) / msgs),
+  };
+}
+
+/** Runs `rounds` rounds one after the other, prints each (after `label`) and then the medians. */
+export async function cpuRounds(rounds: number, label: string, round: (r: number) => Promise<CpuRound>): Promise<void> {
+  const out: CpuRound[] = [];
+  for (let r = 1; r <= rounds; r++) {
+    const x = await round(r);
+    out.push(x);
+    console.log(`round ${r}: ${label}, ${x.perSec.toLocaleString('en')} msgs/s, ${x.cpuUs} µs CPU per message (main thread ${x.mainUs})`);
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log(`median: ${med(out.map((x) => x.perSec)).toLocaleString('en')} msgs/s, ${med(out.map((x) => x.cpuUs))} µs CPU per message ` +
+    `(main thread ${med(out.map((x) => x.mainUs))})`);
+}

@@ -25,6 +25,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { insertSql, openDb, transaction } from '../src/store/db.ts';
 import type { Params } from '../src/store/db.ts';
+import { cpuRounds, measureCpu } from './lib.ts';
+import type { CpuRound } from './lib.ts';
 import { DDL, deleteOutboxSql, ENTRY_COLS, PRAGMAS } from '../src/store/schema.ts';
 
 const { values } = parseArgs({
@@ -98,7 +100,7 @@ function transactions(r: number): string[][] {
   return out;
 }
 
-async function round(r: number): Promise<{ perSec: number; cpuUs: number; mainUs: number }> {
+async function round(r: number): Promise<CpuRound> {
   const dir = await mkdtemp(join(tmpdir(), 'im-bench-floor-'));
   const dbs = await Promise.all(['home.db', 'replica.db'].map(async (f) => {
     const db = await openDb(join(dir, f));
@@ -106,33 +108,16 @@ async function round(r: number): Promise<{ perSec: number; cpuUs: number; mainUs
     return db;
   }));
   const txs = transactions(r);
-  const cpu0 = process.cpuUsage();
-  const main0 = process.threadCpuUsage();
-  const t0 = performance.now();
   // Both databases take every transaction; each connection works through its own in order, the
   // way group commit does: the next transaction starts once the one before it is on disk.
-  await Promise.all(dbs.map(async (db) => {
-    for (const statements of txs) await db.job((c) => transaction(c, statements));
-  }));
-  const ms = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  const main = process.threadCpuUsage(main0);
+  const x = await measureCpu(MSGS, async () => {
+    await Promise.all(dbs.map(async (db) => {
+      for (const statements of txs) await db.job((c) => transaction(c, statements));
+    }));
+  });
   for (const db of dbs) await db.close();
   await rm(dir, { recursive: true, force: true });
-  return {
-    perSec: Math.round((MSGS / ms) * 1000),
-    cpuUs: Math.round((cpu.user + cpu.system) / MSGS),
-    mainUs: Math.round((main.user + main.system) / MSGS),
-  };
+  return x;
 }
 
-const out: { perSec: number; cpuUs: number; mainUs: number }[] = [];
-for (let r = 1; r <= ROUNDS; r++) {
-  const x = await round(r);
-  out.push(x);
-  console.log(`round ${r}: --schema ${SCHEMA}${values.state ? ' --state' : ''}${values.outbox ? ' --outbox' : ''} --batch ${BATCH}: ${MSGS} messages (${MSGS * 4} rows), ${x.perSec.toLocaleString('en')} msgs/s, ` +
-    `${x.cpuUs} µs CPU per message (main thread ${x.mainUs})`);
-}
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-console.log(`median: ${med(out.map((x) => x.perSec)).toLocaleString('en')} msgs/s, ${med(out.map((x) => x.cpuUs))} µs CPU per message ` +
-  `(main thread ${med(out.map((x) => x.mainUs))})`);
+await cpuRounds(ROUNDS, `--schema ${SCHEMA}${values.state ? ' --state' : ''}${values.outbox ? ' --outbox' : ''} --batch ${BATCH}: ${MSGS} messages (${MSGS * 4} rows)`, round);

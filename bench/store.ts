@@ -12,7 +12,8 @@
 //
 //   npm run bench:store -- [--msgs 40000] [--users 200] [--window 20] [--rounds 3]
 //
-// Prints per round: messages/s and process CPU (every thread: SQLite works on libuv's) per message.
+// Prints per round: messages/s and process CPU (every thread: SQLite works on libuv's) per message,
+// with the main thread's share.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,8 @@ import { parseArgs } from 'node:util';
 import { createStore, DEDUP_KEY } from '../src/store/index.ts';
 import type { ExportedEntry, Changed, Store } from '../src/store/index.ts';
 import type { UserSnapshot } from '../src/store/snapshots.ts';
+import { cpuRounds, measureCpu } from './lib.ts';
+import type { CpuRound } from './lib.ts';
 
 const { values } = parseArgs({
   options: {
@@ -59,7 +62,7 @@ function replicaPage(home: Store, entries: ExportedEntry[], changed: Changed): {
   return { users, entries };
 }
 
-async function round(r: number): Promise<{ perSec: number; cpuUs: number; mainUs: number }> {
+async function round(r: number): Promise<CpuRound> {
   const dir = await mkdtemp(join(tmpdir(), 'im-bench-store-'));
   let replicaWork = Promise.resolve();
   let replica!: Store;
@@ -90,33 +93,18 @@ async function round(r: number): Promise<{ perSec: number; cpuUs: number; mainUs
     await Promise.all([sent.durable, got.durable]);
     home.outboxDone([{ user: from, mid: m, dest: to }]);
   };
-  const cpu0 = process.cpuUsage();
-  const main0 = process.threadCpuUsage();
-  const t0 = performance.now();
   let next = 0;
-  await Promise.all(Array.from({ length: WINDOW }, async () => {
-    while (next < MSGS) await one(next++);
-  }));
-  await home.flush();
-  await replicaWork;
-  const ms = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  const main = process.threadCpuUsage(main0);
+  const x = await measureCpu(MSGS, async () => {
+    await Promise.all(Array.from({ length: WINDOW }, async () => {
+      while (next < MSGS) await one(next++);
+    }));
+    await home.flush();
+    await replicaWork;
+  });
   await home.close();
   await replica.close();
   await rm(dir, { recursive: true, force: true });
-  return {
-    perSec: Math.round((MSGS / ms) * 1000),
-    cpuUs: Math.round((cpu.user + cpu.system) / MSGS),
-    mainUs: Math.round((main.user + main.system) / MSGS),
-  };
+  return x;
 }
 
-const out: { perSec: number; cpuUs: number; mainUs: number }[] = [];
-for (let r = 1; r <= ROUNDS; r++) {
-  const x = await round(r);
-  out.push(x);
-  console.log(`round ${r}: ${MSGS} messages, ${x.perSec.toLocaleString('en')} msgs/s, ${x.cpuUs} µs CPU per message (home and replica store; main thread ${x.mainUs})`);
-}
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-console.log(`median: ${med(out.map((x) => x.perSec)).toLocaleString('en')} msgs/s, ${med(out.map((x) => x.cpuUs))} µs CPU per message (main thread ${med(out.map((x) => x.mainUs))})`);
+await cpuRounds(ROUNDS, `${MSGS} messages, home and replica store`, round);
