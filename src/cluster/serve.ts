@@ -69,8 +69,7 @@ export class PeerServer {
       },
       register: async (fromName, req) => {
         const ok: SessionRef[] = req.sessions.filter((s) => s.gateway === fromName && owned(s.user));
-        side.local.register(ok);
-        return done(ok.length);
+        return done(side.local.register(ok));
       },
       renew: async (fromName, req) => {
         if (req.gateway !== fromName) return fail('bad_request', 'a gateway renews only its own sessions');

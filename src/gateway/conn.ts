@@ -14,7 +14,7 @@ import { TYPING_BURST, TYPING_PER_S } from './rate.ts';
 /** The metrics the gateway counts (the node's prom-client registry has them, among others). */
 export type GatewayMetrics = {
   connections: Gauge; sessions: Gauge; framesIn: Counter<'op'>; framesOut: Counter; errors: Counter<'code'>;
-  messagesOut: Counter; slowClients: Counter; limits: Counter<'limit'>;
+  messagesOut: Counter; slowClients: Counter; limits: Counter<'limit'>; catchUps: Counter<'reason'>;
 };
 /** The settings the gateway reads: limits and timeouts of docs/PROTOCOL.md, parsed and checked
  * once by the node's config (the gateway does not depend on how). */

@@ -15,12 +15,15 @@ import type { Router } from '../cluster/router.ts';
 import type { Clock } from '../clock/index.ts';
 import { Connections } from './connections.ts';
 import { accept, goaway, push, shutdown, sweep } from './lifecycle.ts';
+import { catchUp } from './timeline.ts';
 
 export { CLOSE } from './conn.ts';
 
 export type Gateway = {
   accept(ws: WebSocket): void;
   push(conn: string, frame: ServerFrame): void;
+  /** The home of this connection's user holds entries up to `seq`: push what the client lacks. */
+  catchUp(conn: string, seq: number): void;
   sweep(): void;
   /** goaway to every client, then close; resolves when all have closed or after `graceMs`. */
   shutdown(nodes: string[], graceMs: number): Promise<void>;
@@ -59,6 +62,10 @@ export function createGateway(c: GatewayComponents): Gateway {
   return {
     accept: (ws) => accept(g, ws),
     push: (conn, frame) => push(g, conn, frame),
+    catchUp: (conn, seq) => {
+      const cc = g.conns.get(conn);
+      if (cc) catchUp(g, cc, seq, 'registered');
+    },
     sweep: () => sweep(g),
     shutdown: (nodes, graceMs) => shutdown(g, nodes, graceMs),
     goaway: (reason, nodes) => goaway(g, reason, nodes),

@@ -3,6 +3,8 @@
 // session it no longer holds (a logout that never arrived) expires there on its own; a home that
 // lacks some of them (it restarted, or the ring moved the user) gets them registered again.
 // Renewals and registrations go in pages that fit a peer frame, whatever the number of sessions.
+// A home answers a registration with each session's newest seq: what it committed before the
+// session arrived was pushed to nobody, so the gateway catches those connections up.
 import type { Logger } from 'pino';
 import type { SessionRef } from '../presence/index.ts';
 import type { Ring } from '../ring/index.ts';
@@ -19,6 +21,8 @@ export type UpkeepComponents = {
   homes: Homes;
   sessions: () => SessionRef[];
   watches: () => { conn: string; user: string; users: string[] }[];
+  /** The home of this connection's user holds entries up to `seq`: push it what it lacks. */
+  catchUp: (conn: string, seq: number) => void;
   log: Logger;
   /** Estimated JSON characters of one renew or register request (default: the peer budget). */
   pageChars?: number;
@@ -49,14 +53,24 @@ const connChars = (conn: string): number => 4 + conn.length;
 export function createUpkeep(c: UpkeepComponents): Upkeep {
   const budget = c.pageChars ?? PEER_BUDGET_CHARS;
 
+  /** Catches up the connections a home answered for; its answer is a peer's, so it is checked. */
+  function caughtUp(held: unknown): void {
+    if (!Array.isArray(held)) return;
+    for (const h of held) {
+      if (Array.isArray(h) && typeof h[0] === 'string' && Number.isSafeInteger(h[1])) c.catchUp(h[0], h[1] as number);
+    }
+  }
+
   async function register(owner: string, list: SessionRef[]): Promise<void> {
     if (list.length === 0) return;
-    if (owner === c.self) return c.home.register(list);
+    if (owner === c.self) return caughtUp(c.home.register(list));
     const peer = c.peerOf(owner);
     if (!peer) return;
     for (const page of chunkByChars(list, sessionChars, budget)) {
       try {
-        await c.request(peer, { t: 'register', sessions: page });
+        const r = parsePeerReply(await c.request(peer, { t: 'register', sessions: page }));
+        if (r.t === 'done') caughtUp(r.value);
+        else c.log.debug({ owner, code: r.code, err: r.message }, 'sessions not registered; retrying at the next renew');
       } catch (e) {
         c.log.warn({ owner, sessions: list.length, err: (e as Error).message }, 'could not register sessions; retrying at the next renew');
         return;

@@ -47,20 +47,33 @@ export class Sessions {
     // Its status and privacy in memory before it shows online, so presence events need no read.
     await this.#c.social?.load(s.user).catch((e: Error) => this.#c.log.warn({ user: s.user, err: e.message }, 'social state not loaded at login'));
     this.#registered(s);
-    return { seq: Math.min(store.committedSeq(s.user), this.#c.readable(s.user)), acked: store.acked(s.user, s.device) };
+    return { seq: this.#seq(s.user), acked: store.acked(s.user, s.device) };
+  }
+
+  /** The newest seq a session of `user` may be told of: committed here and readable. */
+  #seq(user: string): number {
+    return Math.min(this.#c.store.committedSeq(user), this.#c.readable(user));
   }
 
   async logout(s: SessionRef): Promise<void> {
     if (this.#c.presence.unregister(s).wentOffline) this.#wentOffline(s.user);
   }
 
-  /** Re-registers sessions (after a ring change); never replaces a newer session of the device. */
-  register(sessions: SessionRef[]): void {
+  /**
+   * Re-registers sessions (after a ring change, or when renewing found them missing); never
+   * replaces a newer session of the device. Answers [conn, newest seq] for each session held:
+   * entries committed here before the session arrived were pushed to nobody, so the gateway
+   * compares that seq with what it pushed and catches the connection up.
+   */
+  register(sessions: SessionRef[]): Array<[string, number]> {
+    const held: Array<[string, number]> = [];
     for (const s of sessions) {
       const current = this.#c.presence.sessions(s.user).find((o) => o.device === s.device);
       if (current && (current.gateway !== s.gateway || current.conn !== s.conn)) continue;
       this.#registered(s);
+      held.push([s.conn, this.#seq(s.user)]);
     }
+    return held;
   }
 
   renew(gateway: string, conns: string[]): string[] {

@@ -58,8 +58,9 @@ export type Home = Homes & {
   readMarks(conv: string, users: string[]): Promise<Record<string, string>>;
   /** Whether this node serves the key now: the ring's owner, and not paused by a handoff. */
   serves(key: string): boolean;
-  /** Re-registers sessions (after a ring change); never replaces a newer session of the device. */
-  register(sessions: SessionRef[]): void;
+  /** Re-registers sessions (after a ring change); never replaces a newer session of the device.
+   * Returns [conn, the user's newest seq] for each session it holds, to catch the gateway up. */
+  register(sessions: SessionRef[]): Array<[string, number]>;
   /** A gateway's heartbeat for the connections it still holds: renews their sessions here (the
    * others expire) and returns the connections this home holds no session for. */
   renew(gateway: string, conns: string[]): string[];

@@ -77,7 +77,7 @@ function wireGateway(d: EdgeDeps): { gateway: Gateway; upkeep: Upkeep } {
   });
   const upkeep = createUpkeep({
     self: cfg.name, ring: () => (cluster.joined() ? cluster.ring() : undefined), peerOf: cluster.peerOf,
-    request: (peer, msg) => d.net.request(peer, msg), home: roles.home, homes, sessions: gateway.sessions, watches: gateway.watches,
+    request: (peer, msg) => d.net.request(peer, msg), home: roles.home, homes, sessions: gateway.sessions, watches: gateway.watches, catchUp: gateway.catchUp,
     log: d.log.child({ component: 'upkeep' }),
   });
   return { gateway, upkeep };

@@ -16,6 +16,7 @@ export function createMetrics(node: string) {
     messagesIn: new Counter({ name: 'im_messages_accepted_total', help: 'sends accepted (new messages)', ...reg }),
     messagesDup: new Counter({ name: 'im_messages_dup_total', help: 'sends answered as duplicates', ...reg }),
     messagesOut: new Counter({ name: 'im_messages_pushed_total', help: 'msg events pushed to connections', ...reg }),
+    catchUps: new Counter({ name: 'im_push_catchups_total', help: 'connections caught up from their home: registered again at a home holding entries pushed to nobody (registered), a gap in the pushes (gap)', labelNames: ['reason'], ...reg }),
     slowClients: new Counter({ name: 'im_slow_clients_dropped_total', help: 'connections closed for falling too far behind', ...reg }),
     forwards: new Counter({ name: 'im_peer_forwards_total', help: 'calls sent to another home (forward), passed on by a home whose ring disagreed (reforward), retried (retry)', labelNames: ['kind'], ...reg }),
     membership: new Counter({ name: 'im_membership_events_total', help: 'membership events seen by this node', labelNames: ['type'], ...reg }),

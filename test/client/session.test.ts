@@ -147,7 +147,9 @@ async function underFault(t: import('ava').ExecutionContext, fault: (n: TestNode
   const b = session(urls, bob);
   const got = collect(b);
   const states: string[] = [];
+  const bStates: string[] = [];
   a.on('state', (s) => states.push(`${s.state}${s.node ? `@${s.node}` : ''}`));
+  b.on('state', (s) => bStates.push(`${s.state}${s.node ? `@${s.node}` : ''}`));
   await Promise.all([a.ready(), b.ready()]);
   const victim = cluster.nodes.find((n) => n.opts.name === a.state.node)!;
   const N = 150;
@@ -160,7 +162,7 @@ async function underFault(t: import('ava').ExecutionContext, fault: (n: TestNode
   const done = await Promise.all(replies);
   t.is(done.length, N, 'every send was confirmed');
   t.not(a.state.node, victim.opts.name, 'the sender moved to another node');
-  await until(() => got.filter((e) => e.from === alice).length >= N, () => `bob to get ${N} (has ${got.length})`, 30_000);
+  await until(() => got.filter((e) => e.from === alice).length >= N, () => `bob to get ${N} (has ${got.length}; victim ${victim.opts.name}; bob's states ${bStates.join(' → ')}; alice's ${states.join(' → ')})`, 30_000);
   const mine = got.filter((e) => e.from === alice);
   t.deepEqual(mine.map((e) => e.body), Array.from({ length: N }, (_, i) => `m${i}`), 'the receiver saw each once, in order');
   t.true(contiguous(got), 'the receiver saw no gap');

@@ -253,3 +253,84 @@ test('unwatch before any watch is ok, and a connection that never watched asks n
   await new Promise((r) => setImmediate(r));
   t.is(homes.calls.filter((c) => c.fn === 'unwatch').length, 1, 'only the explicit unwatch');
 });
+
+test('catchUp replays what a connection lacks from its home, live pushes meanwhile go behind it, each seq once', async (t) => {
+  const entry = (seq: number) => ({ mid: `m${seq}`, seq, conv: 'bob', from: 'bob', to: 'alice', ts: 1000 + seq, body: `b${seq}` });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const syncs: number[] = [];
+  const homes = memoryHomes({
+    sync: async (_user: string, after: number) => {
+      syncs.push(after);
+      if (syncs.length === 1) return { msgs: [], more: false }; // the replay after login
+      await gate;
+      return { msgs: [2, 3, 4, 5].filter((s) => s > after).map(entry), more: false };
+    },
+  } as Partial<Homes>);
+  const { gw, connect } = setup(homes);
+  const ws = await loggedIn(connect);
+  await new Promise((r) => setImmediate(r));
+  const conn = gw.sessions()[0]!.conn;
+  gw.push(conn, { op: 'msg', ...entry(1) });
+  gw.push(conn, { op: 'msg', ...entry(1) }); // a repeat: dropped
+  gw.catchUp(conn, 1); // nothing lacking: no read
+  t.deepEqual(syncs, [0]);
+  gw.catchUp(conn, 4);
+  gw.catchUp(conn, 4); // already catching up: no second read
+  t.deepEqual(syncs, [0, 1]);
+  gw.push(conn, { op: 'msg', ...entry(5) }); // live, while the read is under way: held back
+  gw.push(conn, { op: 'msg', ...entry(6) });
+  t.deepEqual(ws.frames.filter((f) => f.op === 'msg').map((f) => f.seq), [1]);
+  release();
+  const seqs = () => ws.frames.filter((f) => f.op === 'msg').map((f) => f.seq);
+  for (let i = 0; i < 50 && seqs().length < 6; i++) await new Promise((r) => setImmediate(r));
+  t.deepEqual(seqs(), [1, 2, 3, 4, 5, 6]);
+});
+
+test('a catch-up whose read fails closes the connection (1011), so the client logs in again and replays', async (t) => {
+  let n = 0;
+  const homes = memoryHomes({
+    sync: async () => {
+      if (++n === 1) return { msgs: [], more: false };
+      throw new UnavailableError('the home is moving');
+    },
+  } as Partial<Homes>);
+  const { gw, connect } = setup(homes);
+  const ws = await loggedIn(connect);
+  await new Promise((r) => setImmediate(r));
+  gw.catchUp(gw.sessions()[0]!.conn, 3);
+  for (let i = 0; i < 50 && !ws.closedWith; i++) await new Promise((r) => setImmediate(r));
+  t.like(ws.closedWith, { code: 1011, reason: 'catch-up failed' });
+});
+
+test('a push past the next seq fills the gap from the home first; a home that lacks the entries too costs one read, not a loop', async (t) => {
+  const entry = (seq: number) => ({ mid: `m${seq}`, seq, conv: 'bob', from: 'bob', to: 'alice', ts: 1000 + seq, body: `b${seq}` });
+  let has = [1, 2, 3];
+  const syncs: number[] = [];
+  const homes = memoryHomes({
+    sync: async (_user: string, after: number) => {
+      syncs.push(after);
+      return { msgs: syncs.length === 1 ? [] : has.filter((s) => s > after).map(entry), more: false };
+    },
+  } as Partial<Homes>);
+  const { gw, connect } = setup(homes);
+  const ws = await loggedIn(connect);
+  await new Promise((r) => setImmediate(r));
+  const conn = gw.sessions()[0]!.conn;
+  const seqs = () => ws.frames.filter((f) => f.op === 'msg').map((f) => f.seq);
+  const settle = async () => {
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  };
+  gw.push(conn, { op: 'msg', ...entry(1) });
+  gw.push(conn, { op: 'msg', ...entry(3) }); // 2 never came
+  await settle();
+  t.deepEqual(seqs(), [1, 2, 3]);
+  t.deepEqual(syncs, [0, 1], 'one read, from the last seq pushed');
+  // The home lacks 4 as well (it is not readable there yet): 5 goes out after one read.
+  has = [1, 2, 3, 5];
+  gw.push(conn, { op: 'msg', ...entry(5) });
+  await settle();
+  t.deepEqual(seqs(), [1, 2, 3, 5]);
+  t.deepEqual(syncs, [0, 1, 3]);
+  t.is(ws.closedWith, undefined);
+});
