@@ -58,6 +58,8 @@ export class Bench {
   private cpuSeen = new Map<number, number>(); // pid → CPU seconds at the last sample
   private cpuSelf = process.cpuUsage();
   private cpuBusy: number | undefined; // the machine's busy ticks at the last sample
+  private countersSeen = new Map<number, { handoff: number; replicated: number }>(); // pid → at the last sample
+  private countersBusy = false;
 
   constructor(o: Opts, say: (s: string) => void) {
     this.o = o;
@@ -123,6 +125,35 @@ export class Bench {
     const self = process.cpuUsage(this.cpuSelf);
     this.phase.cpuBench += (self.user + self.system) / 1e6;
     this.cpuSelf = process.cpuUsage();
+  }
+
+  /** Adds the entries each node moved since the last sample to the current phase. A node's count
+   * between its last sample and its exit (a kill, the end of a leave's handoff) is not seen. */
+  async sampleCounters(): Promise<void> {
+    if (this.countersBusy) return;
+    this.countersBusy = true;
+    try {
+      await Promise.all((this.cluster?.nodes ?? []).map(async (n) => {
+        const pid = n.proc?.pid;
+        if (pid === undefined || !n.running()) return;
+        let text: string;
+        try {
+          const r = await fetch(`${n.http}/metrics`, { signal: AbortSignal.timeout(2000) });
+          text = await r.text();
+        } catch {
+          return;
+        }
+        const read = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+        const now = { handoff: read('im_handoff_entries_total'), replicated: read('im_replicated_entries_total') };
+        if (!Number.isFinite(now.handoff) || !Number.isFinite(now.replicated)) return;
+        const was = this.countersSeen.get(pid) ?? { handoff: 0, replicated: 0 };
+        this.phase.handoffEntries += now.handoff - was.handoff;
+        this.phase.replicatedEntries += now.replicated - was.replicated;
+        this.countersSeen.set(pid, now);
+      }));
+    } finally {
+      this.countersBusy = false;
+    }
   }
 
   // ---- nodes ----

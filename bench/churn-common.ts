@@ -52,6 +52,11 @@ export class Phase {
   cpuBench = 0;
   /** CPU seconds the whole machine was busy in this phase (all processes). */
   cpuAll = 0;
+  /** Timeline entries our nodes moved in this phase, from their /metrics (sampled every
+   * CPU_SAMPLE_MS): copied by handoffs (join copies, leave pushes) and sent to replicas (live
+   * replication and the backfill of new replicas alike). */
+  handoffEntries = 0;
+  replicatedEntries = 0;
   stall = { ms: 0, user: '', at: 0 };
   stallByUser = new Map<string, number>();
 

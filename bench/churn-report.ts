@@ -127,6 +127,11 @@ function phaseResult(p: Phase) {
     cores_nodes: Math.round((p.cpuNodes / s) * 100) / 100,
     cores_bench: Math.round((p.cpuBench / s) * 100) / 100,
     cores_other: Math.max(0, Math.round(((p.cpuAll - p.cpuNodes - p.cpuBench) / s) * 100) / 100),
+    /** Node CPU per confirmed send, in ms. */
+    node_cpu_ms_per_confirmed: p.confirmed ? Math.round((p.cpuNodes / p.confirmed) * 1e5) / 100 : null,
+    handoff_entries: p.handoffEntries,
+    replicated_entries: p.replicatedEntries,
+    cpu_nodes_s: round1(p.cpuNodes),
   };
 }
 type PhaseResult = ReturnType<typeof phaseResult>;
@@ -152,12 +157,37 @@ function table(results: Record<string, PhaseResult>, ratios: Record<string, Reco
     ['cores busy: nodes', (r) => r.cores_nodes.toFixed(2), undefined],
     ['cores busy: bench', (r) => r.cores_bench.toFixed(2), undefined],
     ['cores busy: other', (r) => r.cores_other.toFixed(2), undefined],
+    ['node CPU ms / confirmed', (r) => (r.node_cpu_ms_per_confirmed ?? 0).toFixed(2), undefined],
+    ['entries handed off', (r) => String(r.handoff_entries), undefined],
+    ['entries replicated', (r) => String(r.replicated_entries), undefined],
   ];
   const cells = rows.map(([label, f, key]) => [label, ...names.map((n) => f(results[n]!)),
     ...Object.values(ratios).map((q) => (key && q[key] != null ? q[key]!.toFixed(2) : ''))]);
   const header = ['', ...cols];
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
   return [header, ...cells].map((r) => '  ' + r.map((x, i) => (i ? x.padStart(widths[i]!) : x.padEnd(widths[i]!))).join('  '));
+}
+
+/**
+ * Where the churn phase's node CPU went, against steady state: the sends confirmed in it, at the
+ * steady CPU per send (live replication included, at the steady entries per send), and the rest,
+ * the extra work of churn; and the entries churn moved: handed off, plus replicated beyond the
+ * steady entries per send (the backfill of new replicas). The cost per moved entry is the extra CPU
+ * divided by those entries (it also carries reconnects, resends and failover, so it is an upper bound).
+ */
+export function churnWork(churn: PhaseResult | undefined, steady: PhaseResult | undefined) {
+  if (!churn || !steady || !steady.confirmed || !churn.seconds) return null;
+  const perSend = steady.cpu_nodes_s / steady.confirmed;
+  const sendsCpu = churn.confirmed * perSend;
+  const extraCpu = churn.cpu_nodes_s - sendsCpu;
+  const backfill = Math.max(0, churn.replicated_entries - churn.confirmed * (steady.replicated_entries / steady.confirmed));
+  const moved = churn.handoff_entries + backfill;
+  return {
+    sends_cpu_s: round1(sendsCpu), extra_cpu_s: round1(extraCpu),
+    extra_share: churn.cpu_nodes_s ? Math.round((extraCpu / churn.cpu_nodes_s) * 100) / 100 : null,
+    handoff_entries: churn.handoff_entries, backfill_entries: Math.round(backfill), moved_entries: Math.round(moved),
+    us_per_moved_entry: moved ? Math.round((extraCpu / moved) * 1e6) : null,
+  };
 }
 
 function ratio(a: PhaseResult | undefined, s: PhaseResult | undefined): Record<string, number | null> {
@@ -211,7 +241,7 @@ export function report(b: Bench, v: Verification | undefined, command: string, m
     nodes: o.nodes, users: o.users, window: o.window, body: o.body, replicas: o.replicas,
     seconds: o.seconds, recovery: o.recovery, schedule: o.schedule, settle: o.settle,
     steps: b.steps.map((s) => ({ ...s, at: round1((s.at - steady.start) / 1000) })),
-    phases: results, ratios,
+    phases: results, ratios, churn_work: churnWork(results.churn, results.steady),
     confirmed_per_second: Array.from(b.perSecond, (x) => x ?? 0),
     verification: v ?? null, failed_sends: failedSends,
     anomalies: b.anomalies.map((a) => `${b.t(a.at)} ${a.text}`),
@@ -220,6 +250,11 @@ export function report(b: Bench, v: Verification | undefined, command: string, m
 
   const lines = ['', ...table(results, ratios)];
   const bounds = b.phases.filter((p) => p.name !== 'warmup').map((p) => `${p.name} at ${Math.round((p.start - steady.start) / 1000)} s`);
+  const w = result.churn_work;
+  if (w) {
+    lines.push(`\n  churn work: node CPU ${results.churn!.cpu_nodes_s} s in the churn phase = ${w.sends_cpu_s} s for its sends at the steady cost + ${w.extra_cpu_s} s more (${Math.round((w.extra_share ?? 0) * 100)} %);`,
+      `  entries moved: ${w.handoff_entries} handed off + ${w.backfill_entries} backfilled = ${w.moved_entries}; ${w.us_per_moved_entry ?? 'n/a'} µs of the extra CPU per moved entry`);
+  }
   lines.push(`\n  confirmed per second from the start of the steady phase (${bounds.join(', ')}):`, `  ${result.confirmed_per_second.join(' ')}`);
   if (v) {
     lines.push(

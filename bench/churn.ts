@@ -159,7 +159,10 @@ async function main(): Promise<number> {
     const t0 = now();
     const version = await b.startCluster();
     say(`cluster:  ${o.nodes} nodes of our own, R=${o.replicas}, ring ${version} after ${((now() - t0) / 1000).toFixed(1)} s; data and logs in ${b.dir}`);
-    const sampler = setInterval(() => b.sampleCpu(), CPU_SAMPLE_MS);
+    const sampler = setInterval(() => {
+      b.sampleCpu();
+      void b.sampleCounters();
+    }, CPU_SAMPLE_MS);
     sampler.unref();
     b.enter('warmup');
     await b.connectUsers();
