@@ -53,14 +53,25 @@ export class HomeCaller {
         if (now === owner || now === undefined) break;
         owner = now;
       }
-      if (owner === self) return (await callEntry(hc).run(this.#x.side, hc)) as T;
+      // A send carries its lane's mark as of now: a refusal moves the lane to the next epoch.
+      const call = lane && (hc.fn === 'send' || hc.fn === 'gsend') ? { ...hc, at: lane.mark() } : hc;
+      const at = 'at' in call ? call.at : undefined;
+      if (owner === self) {
+        try {
+          return (await callEntry(call).run(this.#x.side, call)) as T;
+        } catch (e) {
+          if (at && e instanceof UnavailableError) lane!.refused(at);
+          throw e;
+        }
+      }
       const peer = c.peerOf(owner);
       if (!peer) {
         last = `no address for ${owner}`;
         continue;
       }
-      const r = await this.#ask(peer, owner, { t: 'call', key, rv: ring.version, hops: 0, call: hc }, deadline);
+      const r = await this.#ask(peer, owner, { t: 'call', key, rv: ring.version, hops: 0, call }, deadline);
       if ('value' in r) return r.value as T;
+      if (at) lane!.refused(at);
       last = r.retry;
     }
     throw new UnavailableError(`the home of ${key} is not reachable (${last})`);

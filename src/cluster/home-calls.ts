@@ -65,8 +65,8 @@ const isRefusal = (v: unknown) => {
 };
 
 export const HOME_CALLS: { [F in Fn]: CallEntry<F> } = {
-  send: { key: (c) => c.from, run: (h, c) => h.local.send(c.from, c.to, c.cid, c.body), check: isSent },
-  gsend: { key: (c) => c.from, run: (h, c) => h.local.sendGroup(c.from, c.group, c.cid, c.body), check: isSent },
+  send: { key: (c) => c.from, run: (h, c) => h.local.send(c.from, c.to, c.cid, c.body, undefined, c.at), check: isSent },
+  gsend: { key: (c) => c.from, run: (h, c) => h.local.sendGroup(c.from, c.group, c.cid, c.body, undefined, c.at), check: isSent },
   group: { key: (c) => groupKey(c.group), run: (h, c) => h.groups.op(c.actor, c.op, c.group, c.members), check: isGroup },
   gpost: { key: (c) => groupKey(c.group), run: (h, c) => h.groups.post(c.group, c.posts), check: isPosted },
   gcast: { key: (c) => groupKey(c.group), run: (h, c) => h.groups.cast(c.group, c.from, c.frame), check: any },

@@ -4,6 +4,15 @@
 // and a home handles its calls in arrival order), and not while an earlier one waits to retry.
 // Without it a send retried after its home died could land after a later send of the same
 // connection that went straight to the new home (docs/PROTOCOL.md, send: order per connection).
+//
+// The lane cannot call back what is already on its way: when a home refuses a send (it is not
+// serving the sender yet, or any more) and takes the next one of the same connection a moment
+// later, the refused one, retried, would land behind it. So sends carry the lane's id and epoch
+// (a LaneMark); a home that refuses a send of a lane refuses that lane's later sends of the same
+// epoch too (home/fences.ts), and the lane moves to the next epoch whenever one of its sends is
+// refused, so its retries, in lane order, are taken again.
+import { randomBytes } from 'node:crypto';
+import type { LaneMark } from '../protocol/peer.ts';
 
 type Turn = { owner: string | undefined; state: 'waiting' | 'sent' | 'retry'; admit?: () => void; refuse?: (e: Error) => void };
 
@@ -14,6 +23,19 @@ export class LaneClosedError extends Error {
 export class Lane {
   #turns: Turn[] = [];
   #shut = false;
+  /** Unique to this connection (a restarted gateway reuses connection ids; this it does not). */
+  readonly id = randomBytes(9).toString('base64url');
+  #epoch = 0;
+
+  /** What a send of this lane carries now. */
+  mark(): LaneMark {
+    return { lane: this.id, epoch: this.#epoch };
+  }
+
+  /** A send carrying `m` was refused: later attempts go in the next epoch. */
+  refused(m: LaneMark): void {
+    this.#epoch = Math.max(this.#epoch, m.epoch + 1);
+  }
 
   /** A new call, behind every earlier one of this lane. */
   open(): Turn {

@@ -42,15 +42,23 @@ export function createHome(c: HomeComponents): Home {
   const unrouted = (what: string) => () => Promise.reject(new UnavailableError(`${what} the cluster router`));
 
   return {
-    send(from, to, cid, body) {
+    send(from, to, cid, body, _lane, at) {
       // The recipient's home decides whether it takes the message (a block, contacts only), before
       // anything is stored; its recent yeses are cached, so this is mostly synchronous.
-      const gate = c.social?.gate(from, to, 'dm') ?? true;
-      return order.inOrder(from, gate, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'send', from, to, cid, body, resolve, reject })));
+      // A gate that cannot answer now refuses the send: the connection's later sends wait for its
+      // retry (fences.ts), set before they run, since they run behind this one's gate.
+      let gate = c.social?.gate(from, to, 'dm') ?? true;
+      if (gate !== true && at) {
+        gate = gate.catch((e: Error) => {
+          if (e instanceof UnavailableError) pipeline.fences.refused(at);
+          throw e;
+        });
+      }
+      return order.inOrder(from, gate, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'send', from, to, cid, body, ...(at ? { at } : {}), resolve, reject })));
     },
-    sendGroup(from, group, cid, body) {
+    sendGroup(from, group, cid, body, _lane, at) {
       // Behind the sender's direct messages still waiting for their admission, like any send.
-      return order.inOrder(from, true, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'gsend', from, group, cid, body, resolve, reject })));
+      return order.inOrder(from, true, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'gsend', from, group, cid, body, ...(at ? { at } : {}), resolve, reject })));
     },
     deliver: (items) => Promise.all(items.map((d) => pipeline.deliver(d))).then(() => undefined),
     async deliverFan(items) {

@@ -5,9 +5,10 @@ import type { Logger } from 'pino';
 import { DEDUP_KEY } from '../store/index.ts';
 import type { NewEntry, Store, StoredEntry } from '../store/index.ts';
 import { dmConv } from '../protocol/frames.ts';
-import type { Delivery } from '../protocol/peer.ts';
+import type { Delivery, LaneMark } from '../protocol/peer.ts';
 import { UnavailableError } from '../protocol/errors.ts';
 import type { Clock } from '../clock/index.ts';
+import { Fences } from './fences.ts';
 import { answer, settled } from './order.ts';
 import type { SenderOrder } from './order.ts';
 import { delivery } from './outbox.ts';
@@ -16,8 +17,8 @@ import type { GroupSends } from './group-send.ts';
 import type { SendResult } from './types.ts';
 
 export type Work =
-  | { kind: 'send'; from: string; to: string; cid: string; body: string; resolve(r: SendResult): void; reject(e: Error): void }
-  | { kind: 'gsend'; from: string; group: string; cid: string; body: string; resolve(r: SendResult): void; reject(e: Error): void }
+  | { kind: 'send'; from: string; to: string; cid: string; body: string; at?: LaneMark; resolve(r: SendResult): void; reject(e: Error): void }
+  | { kind: 'gsend'; from: string; group: string; cid: string; body: string; at?: LaneMark; resolve(r: SendResult): void; reject(e: Error): void }
   /** `dkey`: the sender's own copy of a group message is its send-dedup entry (c:<cid>). */
   | { kind: 'deliver'; d: Delivery; dkey?: string; resolve(): void; reject(e: Error): void };
 
@@ -48,6 +49,8 @@ export class SendPipeline {
   #c: PipelineDeps;
   #queue: Work[] = [];
   #scheduled = false;
+  /** Sends refused per connection lane, so that the lane's later sends wait for their retry. */
+  readonly fences = new Fences();
 
   constructor(c: PipelineDeps) {
     this.#c = c;
@@ -85,6 +88,7 @@ export class SendPipeline {
         // A write the store refuses (its user is being imported) fails alone, not the batch, and
         // may be retried.
         this.#c.log.warn({ user: keyOf(w).user, err: (e as Error).message }, 'write refused by the store');
+        if (w.kind !== 'deliver') this.fences.refused(w.at);
         w.reject(new UnavailableError(`${keyOf(w).user}: ${(e as Error).message}`));
       }
     }
@@ -94,10 +98,16 @@ export class SendPipeline {
   #take(w: Work, found: Map<string, StoredEntry>): void {
     const { store, everywhere } = this.#c;
     const { user, dkey } = keyOf(w);
+    if (w.kind !== 'deliver' && this.fences.blocks(w.at)) {
+      w.reject(new UnavailableError(`an earlier send of this connection was refused; it goes again first`));
+      return;
+    }
     if (!this.#c.owns(user)) {
+      if (w.kind !== 'deliver') this.fences.refused(w.at);
       w.reject(new UnavailableError(this.#c.whyNot(user)));
       return;
     }
+    if (w.kind !== 'deliver') this.fences.taken(w.at);
     const pending = store.peekDedup(user, dkey);
     const existing = pending ?? found.get(`${user}\0${dkey}`);
     if (w.kind === 'deliver') {

@@ -7,6 +7,7 @@ import type { Entry, ServerFrame, UserPresence } from '../protocol/frames.ts';
 import type { CastFrame, Delivery, FanItem, GroupPost, PostResult } from '../protocol/peer.ts';
 import type { Clock } from '../clock/index.ts';
 import type { Lane } from '../gateway/lane.ts';
+import type { LaneMark } from '../protocol/peer.ts';
 import type { GroupInfo } from '../group-home/groups.ts';
 import type { Social } from '../social/social.ts';
 
@@ -20,10 +21,11 @@ export type Page = { msgs: Entry[]; more: boolean };
 
 /** What a gateway asks of the homes of its users: implemented by the local home and by the router. */
 export type Homes = {
-  /** `lane`: the sending connection's, to keep its sends in order across retries (router). */
-  send(from: string, to: string, cid: string, body: string, lane?: Lane): Promise<SendResult>;
+  /** `lane`: the sending connection's, to keep its sends in order across retries (router); `at`:
+   * its mark, which the home checks against its fences (home/fences.ts). */
+  send(from: string, to: string, cid: string, body: string, lane?: Lane, at?: LaneMark): Promise<SendResult>;
   /** A group send: the sender's home dedups and mints the mid, the group's home orders it. */
-  sendGroup(from: string, group: string, cid: string, body: string, lane?: Lane): Promise<SendResult>;
+  sendGroup(from: string, group: string, cid: string, body: string, lane?: Lane, at?: LaneMark): Promise<SendResult>;
   /** group_create/add/remove/leave (undefined) and group_info (the group). */
   group(actor: string, op: 'create' | 'add' | 'remove' | 'leave' | 'info', group: string, members: string[]): Promise<GroupInfo | undefined>;
   /** Relays a typing notice to the other party's or the members' online devices. */

@@ -6,9 +6,14 @@ import { arr, bad, conv, id, ids, key, nat, obj, session, str, validateDelivery,
 import type { O } from './peer-fields.ts';
 import { validatePage } from './peer-pages.ts';
 import { profileFrame } from './peer-push.ts';
-import type { AdmitItem, CastFrame, FailCode, FanItem, GroupOp, HomeCall, PeerReply, PeerRequest, SocialCall } from './peer.ts';
+import type { AdmitItem, CastFrame, FailCode, FanItem, GroupOp, HomeCall, LaneMark, PeerReply, PeerRequest, SocialCall } from './peer.ts';
 
 const FAIL_CODES: FailCode[] = ['not_owner', 'unavailable', 'forbidden', 'bad_request', 'internal', 'not_found', 'conflict', 'too_large', 'rate_limited'];
+
+function laneMark(v: unknown): LaneMark {
+  const o = obj(v, 'at');
+  return { lane: str(o.lane, 'at.lane', 64), epoch: nat(o.epoch, 'at.epoch') };
+}
 
 function homeCall(v: unknown, maxBody: number): HomeCall {
   const o = obj(v, 'call');
@@ -17,8 +22,9 @@ function homeCall(v: unknown, maxBody: number): HomeCall {
     case 'gsend': {
       const body = str(o.body, 'body');
       if (Buffer.byteLength(body, 'utf8') > maxBody) bad('body over the limit');
-      if (o.fn === 'gsend') return { fn: 'gsend', from: id(o.from, 'from'), group: id(o.group, 'group'), cid: id(o.cid, 'cid'), body };
-      return { fn: 'send', from: id(o.from, 'from'), to: id(o.to, 'to'), cid: id(o.cid, 'cid'), body };
+      const at = o.at === undefined ? {} : { at: laneMark(o.at) };
+      if (o.fn === 'gsend') return { fn: 'gsend', from: id(o.from, 'from'), group: id(o.group, 'group'), cid: id(o.cid, 'cid'), body, ...at };
+      return { fn: 'send', from: id(o.from, 'from'), to: id(o.to, 'to'), cid: id(o.cid, 'cid'), body, ...at };
     }
     case 'group': {
       const ops: GroupOp[] = ['create', 'add', 'remove', 'leave', 'info', 'members'];

@@ -17,10 +17,13 @@ export type CastFrame = { kind: 'typing' } | { kind: 'receipt'; mid: string };
 /** The answer of a group home to one post: the message's mid, or the client error for it. */
 export type PostResult = { mid: string } | { code: 'not_found' | 'forbidden' | 'rate_limited' | 'unavailable'; message: string };
 
+/** The sending connection's lane and its epoch, on a send (gateway/lane.ts, home/fences.ts). */
+export type LaneMark = { lane: string; epoch: number };
+
 /** Calls on a key's home. `rv` is the caller's ring version, `hops` how often it was forwarded. */
 export type HomeCall =
-  | { fn: 'send'; from: string; to: string; cid: string; body: string }
-  | { fn: 'gsend'; from: string; group: string; cid: string; body: string }
+  | { fn: 'send'; from: string; to: string; cid: string; body: string; at?: LaneMark }
+  | { fn: 'gsend'; from: string; group: string; cid: string; body: string; at?: LaneMark }
   /** On the group's home (key `g:<group>`): a membership op or a query by `actor`. */
   | { fn: 'group'; op: GroupOp; group: string; actor: string; members: string[] }
   /** On the group's home: posts from one sender's home, in the order its senders made them. */

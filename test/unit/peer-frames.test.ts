@@ -78,3 +78,13 @@ test('packed pages: the copies of one message travel once and unpack to the same
   t.throws(() => validatePage({ ...wire, copies: [{ msg: wire.copies![0]!.msg, rows: [['a b', 1, 'm:M1', 0]] }] }, MAX), { instanceOf: PeerFrameError });
   t.throws(() => validatePage({ ...wire, copies: [{ msg: { ...wire.copies![0]!.msg, body: 'x'.repeat(MAX + 1) }, rows: [['bob', 1, 'm:M1', 0]] }] }, MAX), { instanceOf: PeerFrameError });
 });
+
+test('a send call\'s lane mark is kept when well formed and refused otherwise; a call without one is as before', (t) => {
+  const call = { fn: 'send', from: 'alice', to: 'bob', cid: 'c1', body: 'hi' };
+  const req = (c: object) => ({ t: 'call', key: 'alice', rv: 'v', hops: 0, call: c });
+  t.deepEqual(parsePeerRequest(req({ ...call, at: { lane: 'x1', epoch: 3, extra: 1 } }), MAX), req({ ...call, at: { lane: 'x1', epoch: 3 } }));
+  t.deepEqual(parsePeerRequest(req(call), MAX), req(call));
+  for (const at of [null, 'x', { lane: 'x' }, { lane: 1, epoch: 0 }, { lane: 'x', epoch: -1 }, { lane: 'x', epoch: 1.5 }, { lane: 'x'.repeat(65), epoch: 0 }]) {
+    t.throws(() => parsePeerRequest(req({ ...call, at }), MAX), { instanceOf: PeerFrameError }, JSON.stringify(at));
+  }
+});

@@ -1,0 +1,116 @@
+// A connection's sends stay in order across a refusal the gateway cannot call back: the home
+// fences the lane's epoch when it refuses a send, refuses the later sends of that epoch, and takes
+// them again in the lane's next epoch (src/home/fences.ts, src/gateway/lane.ts). Against a real
+// home on a real SQLite store, with the home's ownership of the sender switched on cue.
+import test from 'ava';
+import { pino } from 'pino';
+import { Fences, MAX_FENCES } from '../../src/home/fences.ts';
+import { Lane } from '../../src/gateway/lane.ts';
+import { createHome } from '../../src/home/home.ts';
+import { createPresence } from '../../src/presence/index.ts';
+import { UnavailableError } from '../../src/protocol/errors.ts';
+import { openStore, removeStores } from '../helpers/store.ts';
+
+test.after.always(removeStores);
+
+test('a refusal fences its epoch; a later epoch passes and lifts the fence; other lanes are untouched', (t) => {
+  const f = new Fences();
+  t.false(f.blocks({ lane: 'a', epoch: 0 }));
+  f.refused({ lane: 'a', epoch: 0 });
+  t.true(f.blocks({ lane: 'a', epoch: 0 }));
+  t.false(f.blocks({ lane: 'b', epoch: 0 }));
+  t.false(f.blocks({ lane: 'a', epoch: 1 }));
+  t.false(f.blocks(undefined), 'a send without a mark (an older gateway) is never fenced');
+  f.taken({ lane: 'a', epoch: 0 }); // blocked itself: the fence stays
+  t.true(f.blocks({ lane: 'a', epoch: 0 }));
+  f.taken({ lane: 'a', epoch: 1 });
+  t.is(f.size, 0);
+  t.false(f.blocks({ lane: 'a', epoch: 0 }));
+});
+
+test('fences are bounded: past MAX_FENCES lanes the oldest goes', (t) => {
+  const f = new Fences();
+  for (let i = 0; i <= MAX_FENCES; i++) f.refused({ lane: `l${i}`, epoch: 0 });
+  t.is(f.size, MAX_FENCES);
+  t.false(f.blocks({ lane: 'l0', epoch: 0 }));
+  t.true(f.blocks({ lane: `l${MAX_FENCES}`, epoch: 0 }));
+});
+
+test('a lane moves to the next epoch when a send of its current one is refused, never back', (t) => {
+  const lane = new Lane();
+  const m0 = lane.mark();
+  t.is(m0.epoch, 0);
+  t.is(m0.lane, lane.id);
+  t.not(new Lane().id, lane.id);
+  lane.refused(m0);
+  lane.refused(m0); // the next send of the same epoch, refused too
+  t.is(lane.mark().epoch, 1);
+  lane.refused({ lane: lane.id, epoch: 0 }); // a late answer for an old epoch
+  t.is(lane.mark().epoch, 1);
+});
+
+test('a home that refuses a send and serves again a moment later takes the same connection\'s next sends only after the refused one', async (t) => {
+  const { s: store } = await openStore();
+  let serving = false;
+  let mid = 0;
+  const home = createHome({
+    store,
+    presence: createPresence({ ttlMs: 60_000 }, { clock: { now: Date.now } }),
+    nextMid: () => `m${String(++mid).padStart(6, '0')}`,
+    midTime: () => Date.now(),
+    now: Date.now,
+    push: () => undefined,
+    log: pino({ level: 'silent' }),
+    owns: (u) => u !== 'alice' || serving,
+  });
+  const lane = new Lane();
+  // Three sends of one connection on their way together, in epoch 0; alice is not served yet.
+  const at0 = lane.mark();
+  const first = home.send('alice', 'bob', 'c1', 'one', undefined, at0);
+  await t.throwsAsync(first, { instanceOf: UnavailableError });
+  lane.refused(at0);
+  // The home serves again before the next two arrive: they are refused all the same.
+  serving = true;
+  await t.throwsAsync(home.send('alice', 'bob', 'c2', 'two', undefined, at0), { instanceOf: UnavailableError, message: /earlier send of this connection/ });
+  await t.throwsAsync(home.send('alice', 'bob', 'c3', 'three', undefined, at0), { instanceOf: UnavailableError });
+  // Retried in the lane's order and its next epoch, they are taken, in that order.
+  const at1 = lane.mark();
+  t.is(at1.epoch, 1);
+  for (const [cid, body] of [['c1', 'one'], ['c2', 'two'], ['c3', 'three']] as const) await home.send('alice', 'bob', cid, body, undefined, at1);
+  // Another connection of alice's was never fenced.
+  await home.send('alice', 'bob', 'c4', 'four', undefined, new Lane().mark());
+  const page = await home.sync('alice', 0, 10);
+  t.deepEqual(page.msgs.map((m) => m.body), ['one', 'two', 'three', 'four']);
+});
+
+test('a send whose recipient\'s gate cannot answer now fences the connection as a refused write does', async (t) => {
+  const { s: store } = await openStore();
+  let gateDown = true;
+  let mid = 0;
+  const home = createHome({
+    store,
+    presence: createPresence({ ttlMs: 60_000 }, { clock: { now: Date.now } }),
+    nextMid: () => `m${String(++mid).padStart(6, '0')}`,
+    midTime: () => Date.now(),
+    now: Date.now,
+    push: () => undefined,
+    log: pino({ level: 'silent' }),
+    owns: () => true,
+    social: {
+      presenceFor: () => undefined, presenceChanged: () => undefined, load: async () => undefined,
+      // bob's home does not answer for the first send; the cache says yes for carol at once.
+      gate: (_from: string, to: string) => (to === 'carol' ? true : gateDown ? Promise.reject(new UnavailableError("bob's home did not answer")) : Promise.resolve()),
+    } as never,
+  });
+  const lane = new Lane();
+  const at0 = lane.mark();
+  const first = home.send('alice', 'bob', 'c1', 'to bob', undefined, at0);
+  const second = home.send('alice', 'carol', 'c2', 'to carol', undefined, at0);
+  await t.throwsAsync(first, { instanceOf: UnavailableError });
+  await t.throwsAsync(second, { instanceOf: UnavailableError, message: /earlier send of this connection/ });
+  lane.refused(at0);
+  gateDown = false;
+  await home.send('alice', 'bob', 'c1', 'to bob', undefined, lane.mark());
+  await home.send('alice', 'carol', 'c2', 'to carol', undefined, lane.mark());
+  t.deepEqual((await home.sync('alice', 0, 10)).msgs.map((m) => m.body), ['to bob', 'to carol']);
+});
