@@ -7,6 +7,7 @@
 // moves to the next epoch once it learns of a refusal (gateway/lane.ts), so its retries, made in
 // its order, pass. Bounded: past MAX_FENCES lanes the oldest fence goes (its lane has long retried).
 import type { LaneMark } from '../protocol/peer.ts';
+import { UnavailableError } from '../protocol/errors.ts';
 
 export const MAX_FENCES = 10_000;
 
@@ -33,6 +34,16 @@ export class Fences {
   /** A send with mark `m` was taken: a fence below its epoch has done its work. */
   taken(m: LaneMark | undefined): void {
     if (m && this.#fenced.has(m.lane) && !this.blocks(m)) this.#fenced.delete(m.lane);
+  }
+
+  /** A recipient's gate (social/gate.ts) that cannot answer now refuses the send: the fence is
+   * set as it fails, before the connection's later sends run, since they run behind this gate. */
+  gate(gate: true | Promise<void>, m: LaneMark | undefined): true | Promise<void> {
+    if (gate === true || !m) return gate;
+    return gate.catch((e: Error) => {
+      if (e instanceof UnavailableError) this.refused(m);
+      throw e;
+    });
   }
 
   get size(): number {

@@ -45,15 +45,7 @@ export function createHome(c: HomeComponents): Home {
     send(from, to, cid, body, _lane, at) {
       // The recipient's home decides whether it takes the message (a block, contacts only), before
       // anything is stored; its recent yeses are cached, so this is mostly synchronous.
-      // A gate that cannot answer now refuses the send: the connection's later sends wait for its
-      // retry (fences.ts), set before they run, since they run behind this one's gate.
-      let gate = c.social?.gate(from, to, 'dm') ?? true;
-      if (gate !== true && at) {
-        gate = gate.catch((e: Error) => {
-          if (e instanceof UnavailableError) pipeline.fences.refused(at);
-          throw e;
-        });
-      }
+      const gate = pipeline.fences.gate(c.social?.gate(from, to, 'dm') ?? true, at);
       return order.inOrder(from, gate, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'send', from, to, cid, body, ...(at ? { at } : {}), resolve, reject })));
     },
     sendGroup(from, group, cid, body, _lane, at) {

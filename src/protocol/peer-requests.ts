@@ -10,6 +10,18 @@ import type { AdmitItem, CastFrame, FailCode, FanItem, GroupOp, HomeCall, LaneMa
 
 const FAIL_CODES: FailCode[] = ['not_owner', 'unavailable', 'forbidden', 'bad_request', 'internal', 'not_found', 'conflict', 'too_large', 'rate_limited'];
 
+/** A handoff's `prove`: at most MAX_PROOFS [user, seq, digest] triples. */
+const MAX_PROOFS = 10_000;
+function proofs(v: unknown): Array<[string, number, string]> {
+  const a = arr(v, 'prove');
+  if (a.length > MAX_PROOFS) bad(`prove holds more than ${MAX_PROOFS} users`);
+  return a.map((x) => {
+    const t = arr(x, 'proof');
+    if (t.length !== 3) bad('a proof is [user, seq, digest]');
+    return [key(t[0], 'proof user'), nat(t[1], 'proof seq'), str(t[2], 'proof digest', 64)];
+  });
+}
+
 function laneMark(v: unknown): LaneMark {
   const o = obj(v, 'at');
   return { lane: str(o.lane, 'at.lane', 64), epoch: nat(o.epoch, 'at.epoch') };
@@ -149,6 +161,7 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
         from: str(o.from, 'from', 64), to: o.to === null ? null : id(o.to, 'to'),
         after, freeze: o.freeze as boolean, limit: Math.min(Math.max(nat(o.limit, 'limit'), 1), 10_000),
         ...(o.at !== undefined ? { at: { user: key(obj(o.at, 'at').user, 'at.user'), rows: nat((o.at as O).rows, 'at.rows') } } : {}),
+        ...(o.prove !== undefined ? { prove: proofs(o.prove) } : {}),
       };
     }
   }

@@ -78,7 +78,11 @@ export type PeerRequest =
   | { t: 'handoff'; target: string; members: string[]; from: string; to: string | null; after: Record<string, number>; freeze: boolean; limit: number;
       /** Resumes in the middle of a large snapshot: users from `at.user` on (not after `from`),
        * leaving out the first `at.rows` rows of its snapshot (the part's `next`). */
-      at?: { user: string; rows: number } }
+      at?: { user: string; rows: number };
+      /** Instead of a page: [user, seq, digest] of what the target holds (store.prefixDigests);
+       * the answer is the users among them whose home this node is and whose timeline here has
+       * the same digest up to that seq. The target then copies only what follows. */
+      prove?: Array<[string, number, string]> }
   /** A leaving node pushes one export page of users the receiver will own once it is gone. */
   | { t: 'absorb'; page: Page }
   /** A home sends its users' new entries and state to one of their replicas. */

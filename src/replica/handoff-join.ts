@@ -52,18 +52,21 @@ async function pull(
   const n = { users: 0, entries: 0 };
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      // The bulk pass copies everything, so that what this node holds from before (a restart)
-      // is compared entry by entry and replaced where it diverged; the final pass then needs
-      // only what came after the bulk pass: after the seq the bulk pass verified, not after
-      // what this node holds. A node that rejoins after it was declared dead may hold writes it
-      // made cut off and never confirmed, past the member's copy at the bulk pass; the member,
-      // home meanwhile, may have confirmed other messages at those seqs since. Copied after
-      // this node's own seq, those were never compared, and the stale ones stayed while the
-      // confirmed ones were lost (seen in the randomized partition schedule, seed 22, under load).
+      // The bulk pass copies everything this node cannot prove it holds already: what it holds
+      // from before (a restart) is kept only for the users whose home finds the same timeline
+      // up to the same seq (a digest of the mids: `proven`), and copied after that seq; the
+      // rest is copied whole, compared entry by entry and replaced where it diverged. The final
+      // pass then needs only what came after the bulk pass: after the seq the bulk pass
+      // verified, not after what this node holds. A node that rejoins after it was declared
+      // dead may hold writes it made cut off and never confirmed, past the member's copy at the
+      // bulk pass; the member, home meanwhile, may have confirmed other messages at those seqs
+      // since. Copied after this node's own seq, those were never compared, and the stale ones
+      // stayed while the confirmed ones were lost (seen in the randomized partition schedule,
+      // seed 22, under load); the digest is what compares them now.
       const held = freeze
         ? [...store.userSeqs(mine)].map(([u, seq]): [string, number] => [u, Math.min(seq, verified.get(u) ?? 0)]).sort((a, b) => (a[0] < b[0] ? -1 : 1))
-        : [];
-      for (const w of freeze ? windows(held.map(([u]) => u)) : [{ from: '', to: null }]) {
+        : await proven(env, member, members, mine, verified);
+      for (const w of windows(held.map(([u]) => u))) {
         const after = Object.fromEntries(held.filter(([u]) => u > w.from && (w.to === null || u <= w.to)));
         await pullWindow(env, member, members, freeze, w, after, n, verified, inPlace);
       }
@@ -73,6 +76,45 @@ async function pull(
     }
   }
   throw new Error(`handoff from ${member.name} kept conflicting`);
+}
+
+/**
+ * The users this node holds and will hold whose home, `member`, finds the same timeline up to
+ * the same seq (store.prefixDigests), with that seq, sorted by name; `verified` learns them. A
+ * member that cannot answer proves nothing: those users are copied whole, as before.
+ */
+async function proven(
+  env: HandoffEnv, member: Member, members: string[], mine: (u: string) => boolean, verified: Map<string, number>,
+): Promise<Array<[string, number]>> {
+  const { self, store, request, log } = env.c;
+  const kept = [...store.userSeqs(mine)].filter(([, seq]) => seq > 0).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const out: Array<[string, number]> = [];
+  let entries = 0;
+  for (let i = 0; i < kept.length; i += WINDOW_USERS) {
+    const part = kept.slice(i, i + WINDOW_USERS);
+    const digests = await store.prefixDigests(part);
+    const prove = part.filter(([u]) => digests.has(u)).map(([u, seq]): [string, number, string] => [u, seq, digests.get(u)!]);
+    if (prove.length === 0) continue;
+    let ok: Set<string>;
+    try {
+      const r = parsePeerReply(await request(member.peer, {
+        t: 'handoff', target: self, members, from: '', to: null, after: {}, freeze: false, limit: 1, prove,
+      }, { timeoutMs: PAGE_TIMEOUT_MS }));
+      if (r.t !== 'done' || !Array.isArray(r.value)) throw new Error(r.t === 'fail' ? r.message : 'a malformed answer');
+      ok = new Set(r.value.filter((u): u is string => typeof u === 'string'));
+    } catch (e) {
+      log.warn({ member: member.name, err: (e as Error).message }, 'handoff: could not prove what this node holds; copying it whole');
+      break;
+    }
+    for (const [u, seq] of part) {
+      if (!ok.has(u)) continue;
+      out.push([u, seq]);
+      entries += seq;
+      verified.set(u, Math.max(verified.get(u) ?? 0, seq));
+    }
+  }
+  if (kept.length) log.info({ member: member.name, held: kept.length, proven: out.length, entries }, 'handoff: what this node held, proven by its home, is kept; only what follows is copied');
+  return out;
 }
 
 /** Copies one window of users page by page, until the member has nothing more for it. */

@@ -42,6 +42,13 @@ export class HandoffMember {
     const complete = this.#env.c.complete ?? (() => true);
     const holds = (u: string) => current.owner(u) === self && future.owners(u, future.replicas).includes(req.target) && complete(u);
     const moving = (u: string) => holds(u) && !current.owners(u, current.replicas).includes(req.target);
+    if (req.prove) {
+      // What a restarted target kept: the users whose timeline it holds as this home does, up
+      // to its seq (a node declared dead may hold writes it made cut off, which a digest tells).
+      const mine = req.prove.filter(([u, seq]) => holds(u) && store.committedSeq(u) >= seq);
+      const digests = await store.prefixDigests(mine.map(([u, seq]): [string, number] => [u, seq]));
+      return { t: 'done', value: mine.filter(([u, , d]) => digests.get(u) === d).map(([u]) => u) };
+    }
     const select = (u: string) => (req.at ? u >= req.at.user : u > req.from) && (req.to === null || u <= req.to) && holds(u);
     if (req.freeze) {
       this.#freeze(req.target, moving);

@@ -3,6 +3,7 @@
 // Every read and write here is one job of the store's FIFO, so it never runs inside a group
 // commit, and a commit queued before it has finished when it runs.
 // This file holds the contract and the drop; export.ts, import-plan.ts and import.ts the rest.
+import { createHash } from 'node:crypto';
 import { marks } from './db.ts';
 import type { Conn } from './db.ts';
 import { exportUsers } from './export.ts';
@@ -59,6 +60,11 @@ export type Migration = {
   /** Committed seq of each known user for which `select` is true: what this node holds, to
    * compare with another node's, and the `after` to export to it. */
   userSeqs(select: (user: string) => boolean): Map<string, number>;
+  /** Per [user, seq], a digest of the user's committed timeline up to seq: its entries' mids in
+   * seq order, and how many. Two copies with the same digest hold the same entries 1..seq, so a
+   * copy needs only what follows (a restarted node proving what it kept: replica/handoff-join.ts).
+   * Users with fewer than seq committed entries here are left out. */
+  prefixDigests(upTo: Array<[string, number]>): Promise<Map<string, string>>;
 };
 
 /** Migration.dropUsers, inside its fence: one transaction, then memory. */
@@ -105,5 +111,18 @@ export function createMigration(core: StoreCore): Migration {
       for (const [u, st] of users) if (select(u)) out.set(u, st.committed);
       return out;
     },
+
+    prefixDigests: (upTo) => db.job(async (c) => {
+      const out = new Map<string, string>();
+      for (const [u, seq] of upTo) {
+        if ((users.get(u)?.committed ?? 0) < seq) continue;
+        const rows = await c.all<{ mid: string }>('SELECT mid FROM entries WHERE user = ? AND seq <= ? ORDER BY seq', [u, seq]);
+        if (rows.length !== seq) continue;
+        const h = createHash('sha256').update(`${seq}\n`);
+        for (const r of rows) h.update(`${r.mid}\n`);
+        out.set(u, h.digest('base64url'));
+      }
+      return out;
+    }),
   };
 }

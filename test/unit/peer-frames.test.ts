@@ -88,3 +88,12 @@ test('a send call\'s lane mark is kept when well formed and refused otherwise; a
     t.throws(() => parsePeerRequest(req({ ...call, at }), MAX), { instanceOf: PeerFrameError }, JSON.stringify(at));
   }
 });
+
+test('a handoff\'s prove list is kept when well formed and refused otherwise', (t) => {
+  const req = { t: 'handoff', target: 'n4', members: ['n1', 'n4'], from: '', to: null, after: {}, freeze: false, limit: 1 };
+  t.deepEqual(parsePeerRequest({ ...req, prove: [['u1', 3, 'abc']] }, MAX), { ...req, prove: [['u1', 3, 'abc']] });
+  t.deepEqual(parsePeerRequest(req, MAX), req);
+  for (const prove of [null, 'x', [['u1', 3]], [['u1', -1, 'a']], [['u1', 1, 'a'.repeat(65)]], [[7, 1, 'a']], Array.from({ length: 10_001 }, () => ['u1', 1, 'a'])]) {
+    t.throws(() => parsePeerRequest({ ...req, prove }, MAX), { instanceOf: PeerFrameError }, JSON.stringify(prove).slice(0, 40));
+  }
+});
