@@ -1,9 +1,15 @@
-// Store test helpers: stores on real SQLite files in temporary folders, and DM entry pairs.
+// Store test helpers: stores on real SQLite files in temporary folders, DM entry pairs, and a home
+// on a fresh store.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createStore, DEDUP_KEY } from '../../src/store/index.ts';
 import type { NewEntry, Store, StoreHooks } from '../../src/store/index.ts';
+import { pino } from 'pino';
+import { createHome } from '../../src/home/home.ts';
+import type { Home } from '../../src/home/home.ts';
+import type { HomeComponents } from '../../src/home/types.ts';
+import { createPresence } from '../../src/presence/index.ts';
 
 const dirs: string[] = [];
 
@@ -31,4 +37,22 @@ export function dm(from: string, to: string, cid = `c${++n}`): NewEntry[] {
   const items: NewEntry[] = [{ ...base, user: from, dkey: DEDUP_KEY.cid(cid) }];
   if (to !== from) items.push({ ...base, user: to, dkey: DEDUP_KEY.mid(mid) });
   return items;
+}
+
+/** A home on a fresh store, with test defaults (mids m000001…, the system clock, no pushes, a
+ * silent log); `over` sets ownership, the router's hooks and the rest. */
+export async function homeOnStore(over: Partial<HomeComponents> & Pick<HomeComponents, 'owns'>): Promise<{ home: Home; store: Store }> {
+  const { s: store } = await openStore();
+  let mid = 0;
+  const home = createHome({
+    store,
+    presence: createPresence({ ttlMs: 60_000 }, { clock: { now: Date.now } }),
+    nextMid: () => `m${String(++mid).padStart(6, '0')}`,
+    midTime: () => Date.now(),
+    now: Date.now,
+    push: () => undefined,
+    log: pino({ level: 'silent' }),
+    ...over,
+  });
+  return { home, store };
 }

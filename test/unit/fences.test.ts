@@ -3,13 +3,10 @@
 // them again in the lane's next epoch (src/home/fences.ts, src/gateway/lane.ts). Against a real
 // home on a real SQLite store, with the home's ownership of the sender switched on cue.
 import test from 'ava';
-import { pino } from 'pino';
 import { Fences, MAX_FENCES } from '../../src/home/fences.ts';
 import { Lane } from '../../src/gateway/lane.ts';
-import { createHome } from '../../src/home/home.ts';
-import { createPresence } from '../../src/presence/index.ts';
 import { UnavailableError } from '../../src/protocol/errors.ts';
-import { openStore, removeStores } from '../helpers/store.ts';
+import { homeOnStore, removeStores } from '../helpers/store.ts';
 
 test.after.always(removeStores);
 
@@ -50,19 +47,8 @@ test('a lane moves to the next epoch when a send of its current one is refused, 
 });
 
 test('a home that refuses a send and serves again a moment later takes the same connection\'s next sends only after the refused one', async (t) => {
-  const { s: store } = await openStore();
   let serving = false;
-  let mid = 0;
-  const home = createHome({
-    store,
-    presence: createPresence({ ttlMs: 60_000 }, { clock: { now: Date.now } }),
-    nextMid: () => `m${String(++mid).padStart(6, '0')}`,
-    midTime: () => Date.now(),
-    now: Date.now,
-    push: () => undefined,
-    log: pino({ level: 'silent' }),
-    owns: (u) => u !== 'alice' || serving,
-  });
+  const { home } = await homeOnStore({ owns: (u) => u !== 'alice' || serving });
   const lane = new Lane();
   // Three sends of one connection on their way together, in epoch 0; alice is not served yet.
   const at0 = lane.mark();
@@ -84,17 +70,8 @@ test('a home that refuses a send and serves again a moment later takes the same 
 });
 
 test('a send whose recipient\'s gate cannot answer now fences the connection as a refused write does', async (t) => {
-  const { s: store } = await openStore();
   let gateDown = true;
-  let mid = 0;
-  const home = createHome({
-    store,
-    presence: createPresence({ ttlMs: 60_000 }, { clock: { now: Date.now } }),
-    nextMid: () => `m${String(++mid).padStart(6, '0')}`,
-    midTime: () => Date.now(),
-    now: Date.now,
-    push: () => undefined,
-    log: pino({ level: 'silent' }),
+  const { home } = await homeOnStore({
     owns: () => true,
     social: {
       presenceFor: () => undefined, presenceChanged: () => undefined, load: async () => undefined,

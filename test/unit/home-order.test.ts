@@ -2,13 +2,9 @@
 // home, group posts through the group's home), made deterministic: the peers are stand-ins whose
 // answers the test releases, so the interleavings that once needed a loaded CPU happen on cue.
 import test from 'ava';
-import { pino } from 'pino';
-import { createHome } from '../../src/home/home.ts';
-import type { Home } from '../../src/home/home.ts';
-import { createPresence } from '../../src/presence/index.ts';
 import type { Delivery, GroupPost, PostResult } from '../../src/protocol/peer.ts';
 import { UnavailableError } from '../../src/protocol/errors.ts';
-import { openStore, removeStores } from '../helpers/store.ts';
+import { homeOnStore, removeStores } from '../helpers/store.ts';
 
 test.after.always(removeStores);
 
@@ -21,19 +17,10 @@ const gate = (): Gate => {
 
 /** A home of `alice` on a cluster where bob and the group live on other nodes (stand-ins). */
 async function setup(o: { postFails?: number } = {}) {
-  const { s: store } = await openStore();
   const landed: string[] = [];
   const postGate = gate();
   let postFails = o.postFails ?? 0;
-  let mid = 0;
-  const home: Home = createHome({
-    store,
-    presence: createPresence({ ttlMs: 60_000 }, { clock: { now: Date.now } }),
-    nextMid: () => `m${String(++mid).padStart(6, '0')}`,
-    midTime: () => Date.now(),
-    now: Date.now,
-    push: () => undefined,
-    log: pino({ level: 'silent' }),
+  const { home, store } = await homeOnStore({
     owns: (u) => u === 'alice',
     replicating: () => true,
     deliverRemote: async (d: Delivery) => {

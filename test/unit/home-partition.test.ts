@@ -2,26 +2,14 @@
 // is never handed over, and a resend that joins a copy in flight cannot crash the node when the
 // node then loses the user.
 import test from 'ava';
-import { pino } from 'pino';
-import { createHome } from '../../src/home/home.ts';
-import { createPresence } from '../../src/presence/index.ts';
 import type { Delivery } from '../../src/protocol/peer.ts';
 import { UnavailableError } from '../../src/protocol/errors.ts';
-import { openStore, removeStores } from '../helpers/store.ts';
+import { homeOnStore, removeStores } from '../helpers/store.ts';
 
 test.after.always(removeStores);
 
 async function setup(deliver: (d: Delivery) => Promise<void>, replicated: () => Promise<void> = async () => undefined) {
-  const { s: store } = await openStore();
-  let mid = 0;
-  const home = createHome({
-    store,
-    presence: createPresence({ ttlMs: 60_000 }, { clock: { now: Date.now } }),
-    nextMid: () => `m${String(++mid).padStart(6, '0')}`,
-    midTime: () => Date.now(),
-    now: Date.now,
-    push: () => undefined,
-    log: pino({ level: 'silent' }),
+  const { home, store } = await homeOnStore({
     owns: (u) => u === 'alice',
     replicating: () => true,
     replicated,
