@@ -13,7 +13,7 @@ import { createRing } from '../src/ring/index.ts';
 // and the protocol's types).
 import { TestCluster } from '../test/helpers/cluster.ts';
 import { TestNode, readAll, token } from '../test/helpers/node.ts';
-import { NODE_ARGS, Phase, errorText, now, sleep, withTimeout } from './churn-common.ts';
+import { NODE_ARGS, Phase, errorText, monoUs, now, sleep, withTimeout } from './churn-common.ts';
 import type { Opts, PhaseName, Step } from './churn-common.ts';
 import { User } from './churn-user.ts';
 import { check } from './churn-report.ts';
@@ -79,6 +79,7 @@ export class Bench {
     this.sampleCpu();
     const t = now();
     this.phase.end = t;
+    this.phase.endUs = monoUs();
     for (const u of this.users) if (u.out.size) this.phase.noteStall(u.name, u.lastProgress, t);
     if (!name) return;
     this.phase = new Phase(name, t);
@@ -176,7 +177,9 @@ export class Bench {
     const name = `bench-${++this.started}`;
     const data = join(this.dir, name);
     await mkdir(data);
-    const n = new TestNode(data, { name });
+    const n = new TestNode(data, {
+      name, ...(this.o.profile ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-interval=500 --cpu-prof-dir=${join(this.dir, 'profiles')}` } } : {}),
+    });
     this.cluster!.nodes.push(n);
     await this.launch(n, 0);
     return n;
@@ -349,8 +352,14 @@ export class Bench {
   async close(): Promise<void> {
     this.closing = true;
     for (const u of this.users) u.close();
-    await Promise.all((this.cluster?.nodes ?? []).map((n) => {
+    await Promise.all((this.cluster?.nodes ?? []).map(async (n) => {
       if (n.proc) this.expected.add(n.proc);
+      // A profile is written only by a process that exits on its own: SIGTERM, then SIGKILL.
+      if (this.o.profile && n.running()) {
+        const late = setTimeout(() => void n.kill(), 120_000);
+        await n.stop();
+        clearTimeout(late);
+      }
       return n.kill();
     }));
   }

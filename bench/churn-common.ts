@@ -9,10 +9,14 @@ export const CPU_SAMPLE_MS = 500;
 export type Opts = {
   nodes: number; users: number; window: number; seconds: number; recovery: number; warmup: number;
   drain: number; schedule: Step[]; settle: boolean; replicas: number; body: number; keep: boolean; json: boolean;
+  /** Run the nodes under V8's CPU profiler and print where the churn phase's extra CPU went. */
+  profile: boolean;
 };
 
 export const now = () => performance.timeOrigin + performance.now();
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The monotonic clock V8's profiles are stamped with, in µs. */
+export const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 export const round1 = (x: number) => Math.round(x * 10) / 10;
 export const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -39,6 +43,9 @@ export class Phase {
   name: PhaseName;
   start: number;
   end: number | undefined;
+  /** start and end on the monotonic clock (µs), to cut CPU profiles by phase. */
+  startUs = monoUs();
+  endUs: number | undefined;
   confirmed = 0;
   delivered = 0;
   latencies: number[] = [];

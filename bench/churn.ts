@@ -12,6 +12,7 @@ import { Bench } from './churn-bench.ts';
 import { CPU_SAMPLE_MS, NODE_ARGS, STEPS, errorText, now, sleep } from './churn-common.ts';
 import type { Opts, Step } from './churn-common.ts';
 import { report } from './churn-report.ts';
+import { profileLines } from './churn-profile.ts';
 import type { Verification } from './churn-report.ts';
 
 const USAGE = `usage: npm run bench:churn -- [options]     (or: node bench/churn.ts [options])
@@ -72,6 +73,11 @@ options:
                      do not race re-replication
   --replicas R       --replicas of the nodes (2)
   --body B           body size in bytes (100)
+  --profile          run the nodes under V8's CPU profiler (stopped with SIGTERM at the end,
+                     so that they write their profiles; a node killed by the schedule writes
+                     none for that life) and print, per stage of bench/stages.ts, the main
+                     threads' CPU in the steady and the churn phase and the churn phase's extra
+                     over its sends at the steady cost
   --keep             keep the temp folder (node data and logs) even when the run passed;
                      it is always kept when it failed
   --json             print one JSON object with the results (progress goes to stderr)
@@ -94,7 +100,7 @@ function parseOpts(argv: string[]): Opts {
       args: argv,
       options: {
         ...Object.fromEntries(names.map((n) => [n, { type: 'string' as const }])),
-        schedule: { type: 'string' }, settle: { type: 'boolean' }, keep: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        schedule: { type: 'string' }, settle: { type: 'boolean' }, keep: { type: 'boolean' }, profile: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (e) {
@@ -115,7 +121,7 @@ function parseOpts(argv: string[]): Opts {
     nodes: num('nodes', 4, 1), users: num('users', 100, 2), window: num('window', 10, 1), seconds,
     recovery: num('recovery', seconds, 0), warmup: num('warmup', 3, 0), drain: num('drain', 30, 1),
     replicas: num('replicas', 2, 1), body: num('body', 100, 8), settle: values.settle === true,
-    keep: values.keep === true, json: values.json === true,
+    keep: values.keep === true, json: values.json === true, profile: values.profile === true,
     schedule: ((values.schedule as string | undefined) ?? STEPS.join(',')).split(',').map((s) => s.trim()).filter(Boolean) as Step[],
   };
   if (o.users % 2) usageError(`--users must be even (users come in pairs), got ${o.users}`);
@@ -201,8 +207,9 @@ async function main(): Promise<number> {
     say(`churn: ${errorText(e)}`);
   } finally {
     await b.close();
+    if (o.profile && b.dir) for (const l of profileLines(b.dir, b.phases)) say(l);
     if (b.dir) {
-      if (ok && !o.keep) await rm(b.dir, { recursive: true, force: true });
+      if (ok && !o.keep && !o.profile) await rm(b.dir, { recursive: true, force: true });
       else {
         await writeLogs(b);
         say(`node data and logs kept in ${b.dir}`);
