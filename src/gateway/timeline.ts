@@ -70,8 +70,11 @@ export function deliverMsg(g: Connections, cc: ClientConn, m: MsgEvent, fill = t
   if (m.seq <= cc.pushed) return;
   if (fill && m.seq > cc.pushed + 1) {
     catchUp(g, cc, m.seq - 1, 'gap');
-    cc.buffer.push(m);
-    return;
+    // Behind the read; had none started (nothing to read for), it goes out now as before.
+    if (cc.replaying) {
+      cc.buffer.push(m);
+      return;
+    }
   }
   cc.pushed = m.seq;
   g.metrics.messagesOut.inc();
