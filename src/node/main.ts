@@ -1,46 +1,20 @@
-// The node's command-line entry: parse settings, start, and stop cleanly on SIGTERM/SIGINT.
-import { pino } from 'pino';
-import { ConfigError, USAGE, parseConfig } from './config.ts';
-import type { Config } from './config.ts';
-import { startNode } from './node.ts';
-import { DataDirInUseError } from '../data-dir/index.ts';
+// The node's command-line entry. It turns on Node's compile cache before anything else is loaded,
+// so that a restarting node reuses the code it compiled the last time (a start takes about a
+// quarter less CPU: README, "Data, logs, metrics"), then loads the node itself (run.ts).
+// The cache is the user's own (mode 0700), never a shared temp folder: compiled code is trusted
+// as it is read. NODE_COMPILE_CACHE=DIR puts it elsewhere; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+import { mkdirSync } from 'node:fs';
+import { enableCompileCache, flushCompileCache } from 'node:module';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 
-let cfg: Config;
 try {
-  cfg = parseConfig(process.argv.slice(2), process.env);
-} catch (e) {
-  if (e instanceof ConfigError) {
-    if (e.message === 'help') {
-      process.stdout.write(USAGE);
-      process.exit(0);
-    }
-    process.stderr.write(`im-node: ${e.message}\n${USAGE}`);
-    process.exit(2);
-  }
-  throw e;
+  const dir = process.env.NODE_COMPILE_CACHE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'imring', 'compile-cache');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  enableCompileCache(dir);
+} catch {
+  // No cache (a read-only home, say): the node starts as fast as it did before it had one.
 }
-
-const log = pino({ level: cfg.logLevel, base: { node: cfg.name, pid: process.pid } });
-const fatal = (what: string) => (e: unknown) => {
-  log.fatal({ err: e }, what);
-  process.exit(1);
-};
-process.on('uncaughtException', fatal('uncaught exception'));
-process.on('unhandledRejection', fatal('unhandled rejection'));
-
-const node = await startNode(cfg, log, fatal('store commit failed; exiting so that a restart reloads from disk')).catch((e: unknown) => {
-  // Settings found wrong only at start (a short secret in DATA/secret, a folder in use): exit 2 as above.
-  if (!(e instanceof ConfigError || e instanceof DataDirInUseError)) throw e;
-  log.fatal(e.message);
-  process.stderr.write(`im-node: ${e.message}\n`);
-  process.exit(2);
-});
-let stopping = false;
-for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, 'shutting down');
-    node.stop().then(() => process.exit(0), fatal('shutdown failed'));
-  });
-}
+await import('./run.ts');
+// Written now that the node is up, not only at a clean exit, so that a node that is killed keeps it.
+flushCompileCache();

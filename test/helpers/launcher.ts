@@ -19,7 +19,7 @@ export type LaunchOpts = {
   name?: string;
   /** More flags, read at every start: a caller may change them between lives (the seeds to --join). */
   args?: string[];
-  env?: Record<string, string>;
+  env?: Record<string, string | undefined>;
   /** Run the node in this network namespace (`ip netns exec NS node …`; see test/helpers/netns.ts). */
   netns?: string;
   /** Where the caller reaches the node's HTTP port (default 127.0.0.1). */

@@ -113,6 +113,22 @@ test('file modes: the data folder 0700; secret, swarm.key, peer.key, lock and st
   t.deepEqual((await readdir(data)).filter((f) => f.endsWith('.tmp') || f.endsWith('.stale')), []);
 });
 
+test('the compile cache is the user\'s own (0700), written once the node is up, and off with NODE_DISABLE_COMPILE_CACHE', async (t) => {
+  const home = await mkdtemp(join(tmpdir(), 'im-test-cache-'));
+  onCleanup(() => rm(home, { recursive: true, force: true }));
+  const cache = join(home, 'on', 'imring', 'compile-cache');
+  // Unset (an empty NODE_DISABLE_COMPILE_CACHE counts as set): this test needs the default place.
+  const env = { NODE_COMPILE_CACHE: undefined, NODE_DISABLE_COMPILE_CACHE: undefined };
+  const on = await startNode({ name: 'sec-cache', env: { ...env, XDG_CACHE_HOME: join(home, 'on') } });
+  t.is(await modeOf(cache), 0o700);
+  // Written while the node runs (a node that is killed keeps it), one folder per Node build.
+  const files = await readdir(cache, { recursive: true });
+  t.true(files.length > 1, `cache holds ${files.join(', ')}`);
+  await on.stop();
+  await startNode({ name: 'sec-nocache', env: { ...env, XDG_CACHE_HOME: join(home, 'off'), NODE_DISABLE_COMPILE_CACHE: '1' } });
+  t.deepEqual(await readdir(join(home, 'off', 'imring', 'compile-cache')).catch(() => []), []);
+});
+
 test('a node refuses to start with a secret shorter than 32 bytes, from --secret or from DATA/secret', async (t) => {
   const flag = await refusedStart({ name: 'sec-short', args: ['--secret', 'test-secret-please-change'] });
   t.is(flag.code, 2);

@@ -30,8 +30,8 @@ test('every role folder has an index.ts that opens with what the role owns', (t)
   }
 });
 
-test('src/node/ holds only the wiring: main, the node and its roles, settings, metrics and status', (t) => {
-  t.deepEqual(readdirSync(`${SRC}node`).sort(), ['config.ts', 'edge.ts', 'main.ts', 'metrics.ts', 'node.ts', 'open-files.ts', 'roles.ts', 'status.ts']);
+test('src/node/ holds only the wiring: main (the entry) and run, the node and its roles, settings, metrics and status', (t) => {
+  t.deepEqual(readdirSync(`${SRC}node`).sort(), ['config.ts', 'edge.ts', 'main.ts', 'metrics.ts', 'node.ts', 'open-files.ts', 'roles.ts', 'run.ts', 'status.ts']);
 });
 
 test('the pure modules import no role, and no role imports src/node/', (t) => {
