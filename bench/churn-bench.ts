@@ -17,6 +17,8 @@ import { NODE_ARGS, Phase, errorText, monoUs, now, sleep, withTimeout } from './
 import type { Opts, PhaseName, Step } from './churn-common.ts';
 import { User } from './churn-user.ts';
 import { check } from './churn-report.ts';
+import { ThreadTotals } from './churn-steps.ts';
+import type { Totals } from './churn-steps.ts';
 import type { Verification } from './churn-report.ts';
 
 const CONVERGE_MS = 30_000;
@@ -29,6 +31,8 @@ const VERIFY_PARALLEL = 8;
 
 export type StepRecord = {
   step: Step; node: string; at: number; ms: number; converged_ms: number; settled_ms?: number; detail: string; error?: string;
+  /** The running totals when the step began (bench/churn-steps.ts). */
+  totals?: Totals;
 };
 type Migrations = { replicationBehind?: number; handoffsOut?: unknown[]; copying?: unknown };
 type Anomaly = { at: number; text: string };
@@ -58,6 +62,8 @@ export class Bench {
   private cpuSeen = new Map<number, number>(); // pid → CPU seconds at the last sample
   private cpuSelf = process.cpuUsage();
   private cpuBusy: number | undefined; // the machine's busy ticks at the last sample
+  /** Sends and node CPU by kind of thread, for the churn phase step by step. */
+  readonly threads = new ThreadTotals();
   private countersSeen = new Map<number, { handoff: number; replicated: number }>(); // pid → at the last sample
   private countersBusy = false;
 
@@ -80,9 +86,11 @@ export class Bench {
     const t = now();
     this.phase.end = t;
     this.phase.endUs = monoUs();
+    this.phase.totalsEnd = this.threads.snapshot(t);
     for (const u of this.users) if (u.out.size) this.phase.noteStall(u.name, u.lastProgress, t);
     if (!name) return;
     this.phase = new Phase(name, t);
+    this.phase.totalsStart = this.threads.snapshot(t);
     this.phases.push(this.phase);
     this.say(`[${this.t(t)}] ${name}`);
   }
@@ -90,6 +98,7 @@ export class Bench {
   confirm(u: User, t: number, latency: number): void {
     const ph = this.phase;
     ph.confirmed++;
+    this.threads.confirmed();
     ph.latencies.push(latency);
     for (const p of this.phases) p.noteStall(u.name, u.lastProgress, t);
     u.lastProgress = t;
@@ -102,6 +111,7 @@ export class Bench {
 
   /** Adds the CPU time our processes used since the last sample to the current phase. */
   sampleCpu(): void {
+    this.threads.sample((this.cluster?.nodes ?? []).flatMap((n) => (n.proc?.pid === undefined ? [] : [n.proc.pid])));
     for (const n of this.cluster?.nodes ?? []) {
       const pid = n.proc?.pid;
       if (pid === undefined) continue;
@@ -269,7 +279,8 @@ export class Bench {
   async runSchedule(): Promise<void> {
     for (const step of this.o.schedule) {
       const t0 = now();
-      const rec: StepRecord = { step, node: '', at: t0, ms: 0, converged_ms: 0, detail: '' };
+      this.sampleCpu();
+      const rec: StepRecord = { step, node: '', at: t0, ms: 0, converged_ms: 0, detail: '', totals: this.threads.snapshot(t0) };
       this.steps.push(rec);
       try {
         let n: TestNode;

@@ -1,6 +1,8 @@
 // What the churn benchmark's parts share (bench/churn.ts runs it): the schedule's steps, the
 // options, the clock, and the measurements of one phase.
 
+import type { Totals } from './churn-steps.ts';
+
 export const STEPS = ['join', 'leave', 'kill', 'restart'] as const;
 export type Step = (typeof STEPS)[number];
 export const NODE_ARGS = ['--rate', '100000', '--rate-burst', '100000'];
@@ -64,6 +66,9 @@ export class Phase {
    * replication and the backfill of new replicas alike). */
   handoffEntries = 0;
   replicatedEntries = 0;
+  /** The running totals of bench/churn-steps.ts at the phase's start and end. */
+  totalsStart: Totals | undefined;
+  totalsEnd: Totals | undefined;
   stall = { ms: 0, user: '', at: 0 };
   stallByUser = new Map<string, number>();
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { stageSamples } from './stages.ts';
 import type { Phase } from './churn-common.ts';
 
-export function profileLines(dir: string, phases: Phase[]): string[] {
+export function profileLines(dir: string, phases: Phase[], split = false): string[] {
   const steady = phases.find((p) => p.name === 'steady');
   const churn = phases.find((p) => p.name === 'churn');
   let files: string[];
@@ -18,7 +18,7 @@ export function profileLines(dir: string, phases: Phase[]): string[] {
   if (!steady?.endUs || !churn?.endUs || !steady.confirmed || files.length === 0) return ['  profile: no profiles or phases to cut them by'];
   const sum = (p: Phase) => {
     const out = new Map<string, number>();
-    for (const f of files) for (const [k, us] of stageSamples(f, p.startUs, p.endUs!)) out.set(k, (out.get(k) ?? 0) + us);
+    for (const f of files) for (const [k, us] of stageSamples(f, p.startUs, p.endUs!, split)) out.set(k, (out.get(k) ?? 0) + us);
     return out;
   };
   const s = sum(steady);

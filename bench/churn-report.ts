@@ -10,6 +10,8 @@ import { latencySummary, now, round1 } from './churn-common.ts';
 import type { Phase } from './churn-common.ts';
 import type { Bench } from './churn-bench.ts';
 import type { User } from './churn-user.ts';
+import { stepLines, stepWork } from './churn-steps.ts';
+import type { StepRow } from './churn-steps.ts';
 
 const OTHER_CORES_WARN = 0.2;
 
@@ -226,6 +228,17 @@ function nodeProblems(b: Bench): LogProblem[] {
   return [...byKey.values()];
 }
 
+/** The churn phase step by step (bench/churn-steps.ts); empty when a step or phase lacks totals. */
+function churnSteps(b: Bench): StepRow[] {
+  const steady = b.phases.find((p) => p.name === 'steady');
+  const churn = b.phases.find((p) => p.name === 'churn');
+  const marks = b.steps.flatMap((s) => (s.totals ? [{ step: `${s.step} ${s.node}`, totals: s.totals }] : []));
+  if (!steady?.totalsStart || !steady.totalsEnd || !churn?.totalsEnd || !marks.length) return [];
+  // The churn phase begins before its first step: that moment goes with the first step.
+  marks[0] = { ...marks[0]!, totals: churn.totalsStart ?? marks[0]!.totals };
+  return stepWork([steady.totalsStart, steady.totalsEnd], marks, churn.totalsEnd);
+}
+
 export function report(b: Bench, v: Verification | undefined, command: string, machine: string) {
   const o = b.o;
   const results: Record<string, PhaseResult> = {};
@@ -240,8 +253,8 @@ export function report(b: Bench, v: Verification | undefined, command: string, m
     command, machine, node: process.version, ok: v !== undefined && bad === 0 && b.failures.length === 0,
     nodes: o.nodes, users: o.users, window: o.window, body: o.body, replicas: o.replicas,
     seconds: o.seconds, recovery: o.recovery, schedule: o.schedule, settle: o.settle,
-    steps: b.steps.map((s) => ({ ...s, at: round1((s.at - steady.start) / 1000) })),
-    phases: results, ratios, churn_work: churnWork(results.churn, results.steady),
+    steps: b.steps.map(({ totals: _t, ...s }) => ({ ...s, at: round1((s.at - steady.start) / 1000) })),
+    phases: results, ratios, churn_work: churnWork(results.churn, results.steady), churn_steps: churnSteps(b),
     confirmed_per_second: Array.from(b.perSecond, (x) => x ?? 0),
     verification: v ?? null, failed_sends: failedSends,
     anomalies: b.anomalies.map((a) => `${b.t(a.at)} ${a.text}`),
@@ -255,6 +268,7 @@ export function report(b: Bench, v: Verification | undefined, command: string, m
     lines.push(`\n  churn work: node CPU ${results.churn!.cpu_nodes_s} s in the churn phase = ${w.sends_cpu_s} s for its sends at the steady cost + ${w.extra_cpu_s} s more (${Math.round((w.extra_share ?? 0) * 100)} %);`,
       `  entries moved: ${w.handoff_entries} handed off + ${w.backfill_entries} backfilled = ${w.moved_entries}; ${w.us_per_moved_entry ?? 'n/a'} µs of the extra CPU per moved entry`);
   }
+  lines.push(...stepLines(result.churn_steps));
   lines.push(`\n  confirmed per second from the start of the steady phase (${bounds.join(', ')}):`, `  ${result.confirmed_per_second.join(' ')}`);
   if (v) {
     lines.push(

@@ -207,7 +207,11 @@ async function main(): Promise<number> {
     say(`churn: ${errorText(e)}`);
   } finally {
     await b.close();
-    if (o.profile && b.dir) for (const l of profileLines(b.dir, b.phases)) say(l);
+    if (o.profile && b.dir) {
+      for (const l of profileLines(b.dir, b.phases)) say(l);
+      say('\n  the catch-all stage by function (the 15 with the most extra CPU):');
+      for (const l of profileLines(b.dir, b.phases, true).filter((x) => x.includes('other › ')).slice(0, 15)) say(l);
+    }
     if (b.dir) {
       if (ok && !o.keep && !o.profile) await rm(b.dir, { recursive: true, force: true });
       else {

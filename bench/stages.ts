@@ -39,13 +39,15 @@ export function stageOf(url: string, fn: string): string {
 }
 
 /** Busy main-thread samples per stage (µs of samples) between `fromUs` and `toUs` (the monotonic
- * clock that process.hrtime and V8's profiler share). */
-export function stageSamples(file: string, fromUs: number, toUs: number): Map<string, number> {
+ * clock that process.hrtime and V8's profiler share). With `split`, the samples of the catch-all
+ * stage are keyed by their function instead (`other › name (file)`), to see what it holds. */
+export function stageSamples(file: string, fromUs: number, toUs: number, split = false): Map<string, number> {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const stage = new Map<number, string | undefined>();
   for (const n of p.nodes) {
     const { url, functionName } = n.callFrame;
-    stage.set(n.id, functionName === '(idle)' ? undefined : stageOf(url, functionName));
+    const s = functionName === '(idle)' ? undefined : stageOf(url, functionName);
+    stage.set(n.id, split && s === OTHER ? `other › ${functionName || '(anonymous)'} (${url.split('/').pop() || 'native'})` : s);
   }
   const out = new Map<string, number>();
   let t = p.startTime;

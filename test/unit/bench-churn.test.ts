@@ -2,6 +2,8 @@
 // node CPU its sends would have cost at the steady rate, the rest, and the entries churn moved.
 import test from 'ava';
 import { churnWork } from '../../bench/churn-report.ts';
+import { stepLines, stepWork } from '../../bench/churn-steps.ts';
+import type { Totals } from '../../bench/churn-steps.ts';
 
 type Ph = Parameters<typeof churnWork>[0] & object;
 const phase = (over: Partial<Ph>): Ph => ({
@@ -26,4 +28,19 @@ test('no steady sends, or nothing moved, gives no figure rather than a division 
   const w = churnWork(phase({ confirmed: 10, cpu_nodes_s: 1 }), phase({ confirmed: 10, cpu_nodes_s: 1, replicated_entries: 20 }));
   t.is(w?.moved_entries, 0);
   t.is(w?.us_per_moved_entry, null);
+});
+
+test('by step: each window to the next mark, its extra CPU beyond its sends at the steady cost per send, by kind of thread', (t) => {
+  const at = (s: number, confirmed: number, main: number, sqlite: number, v8 = 0, other = 0): Totals => ({ at: s * 1000, confirmed, main, sqlite, v8, other });
+  // Steady: 10,000 sends in 10 s for 6 s of main thread and 2 s of SQLite: 0.6 ms + 0.2 ms per send.
+  const steady: [Totals, Totals] = [at(0, 0, 0, 0), at(10, 10_000, 6, 2)];
+  // join: 4 s, 2,000 sends (1.2 + 0.4 s at the steady cost) for 3.2 s main, 1.4 s SQLite, 0.5 s V8.
+  // leave: 6 s to the end, 4,500 sends (2.7 + 0.9) for exactly that: nothing extra.
+  const rows = stepWork(steady, [{ step: 'join n5', totals: at(10, 10_000, 6, 2) }, { step: 'leave n2', totals: at(14, 12_000, 9.2, 3.4, 0.5) }], at(20, 16_500, 11.9, 4.3, 0.5));
+  t.deepEqual(rows, [
+    { step: 'join n5', seconds: 4, sends_per_s: 500, cpu_s: 5.1, extra_s: 3.5, extra_share: 0.69, extra: { main: 2, sqlite: 1, v8: 0.5, other: 0 } },
+    { step: 'leave n2', seconds: 6, sends_per_s: 750, cpu_s: 3.6, extra_s: 0, extra_share: 0, extra: { main: 0, sqlite: 0, v8: 0, other: 0 } },
+  ]);
+  t.regex(stepLines(rows).join('\n'), /join n5 +4\.0 +500 +5\.1 +3\.5 +69 % +2\.0 \/ 1\.0 \/ 0\.5 \/ 0\.0/);
+  t.deepEqual(stepWork([at(0, 0, 0, 0), at(10, 0, 1, 1)], [{ step: 'join', totals: at(10, 0, 1, 1) }], at(12, 5, 2, 2)), [], 'no steady sends, no figures');
 });
