@@ -11,7 +11,7 @@ import { refuse } from './refusals.ts';
 
 const TYPES = new Set([
   'call', 'deliver', 'fanout', 'relay', 'readmarks', 'presence', 'watch', 'register', 'renew', 'join', 'probe', 'ping', 'members',
-  'handoff', 'absorb', 'replicate', 'gossip', 'push', 'pushmsg', 'cinfo', 'profiles', 'revoke',
+  'handoff', 'absorb', 'holding', 'replicate', 'gossip', 'push', 'pushmsg', 'cinfo', 'profiles', 'revoke',
 ]);
 /** A metric label from a peer-chosen type: known types, else 'other'. */
 const typeLabel = (raw: unknown): string => {

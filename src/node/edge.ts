@@ -90,6 +90,7 @@ function wirePeerHandlers(d: EdgeDeps, gateway: Gateway): void {
   cluster.dispatch.on('handoff', async (_name, req) => (cluster.lease() ? roles.handoff.serve(req)
     : { t: 'fail', code: 'unavailable', message: `${cfg.name} cannot hear a majority of the cluster` }));
   cluster.dispatch.on('absorb', (_name, req) => roles.handoff.absorb(req.page));
+  cluster.dispatch.on('holding', (_name, req) => roles.handoff.holding(req.users));
   cluster.dispatch.on('replicate', (name, req) => roles.replicator.apply(name, req.page));
   cluster.onMessage((_fromName, msg) => {
     if (msg.t === 'push') gateway.push(msg.conn, msg.frame);

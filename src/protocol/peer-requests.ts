@@ -10,8 +10,9 @@ import type { AdmitItem, CastFrame, FailCode, FanItem, GroupOp, HomeCall, LaneMa
 
 const FAIL_CODES: FailCode[] = ['not_owner', 'unavailable', 'forbidden', 'bad_request', 'internal', 'not_found', 'conflict', 'too_large', 'rate_limited'];
 
-/** A handoff's `prove`: at most MAX_PROOFS [user, seq, digest] triples. */
-const MAX_PROOFS = 10_000;
+/** A handoff's `prove`: at most MAX_PROOFS [user, seq, digest] triples; a `holding` request asks
+ * for at most as many users. */
+export const MAX_PROOFS = 10_000;
 function proofs(v: unknown): Array<[string, number, string]> {
   const a = arr(v, 'prove');
   if (a.length > MAX_PROOFS) bad(`prove holds more than ${MAX_PROOFS} users`);
@@ -150,6 +151,11 @@ export function parsePeerRequest(v: unknown, maxBody: number): PeerRequest {
       return { t: 'members' };
     case 'absorb':
       return { t: 'absorb', page: validatePage(o.page, maxBody) };
+    case 'holding': {
+      const users = arr(o.users, 'users');
+      if (users.length > MAX_PROOFS) bad(`holding asks for more than ${MAX_PROOFS} users`);
+      return { t: 'holding', users: users.map((u) => key(u, 'user')) };
+    }
     case 'replicate':
       return { t: 'replicate', page: validatePage(o.page, maxBody) };
     case 'handoff': {

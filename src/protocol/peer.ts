@@ -85,6 +85,10 @@ export type PeerRequest =
       prove?: Array<[string, number, string]> }
   /** A leaving node pushes one export page of users the receiver will own once it is gone. */
   | { t: 'absorb'; page: Page }
+  /** What the receiver holds of `users`: [user, seq, digest] (store.prefixDigests at its
+   * committed seq) for each it holds entries of. A leaving home asks the replica that will be
+   * home next, and pushes it only what follows a seq whose digest it finds the same. */
+  | { t: 'holding'; users: string[] }
   /** A home sends its users' new entries and state to one of their replicas. */
   | { t: 'replicate'; page: Page };
 
@@ -124,4 +128,4 @@ export type WirePage = Page & { copies?: { msg: Omit<Delivery, 'user'>; rows: [s
 export { isKey, PeerFrameError, validateDelivery } from './peer-fields.ts';
 export { chunkByChars, entryWireChars, GROUP_EVENT_MEMBERS, packPage, PEER_BUDGET_CHARS, validatePage } from './peer-pages.ts';
 export { contactOf, parsePeerOneWay, PUSH_OPS, pushFrame } from './peer-push.ts';
-export { parsePeerReply, parsePeerRequest } from './peer-requests.ts';
+export { MAX_PROOFS, parsePeerReply, parsePeerRequest } from './peer-requests.ts';

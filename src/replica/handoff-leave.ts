@@ -4,7 +4,7 @@
 import { createRing } from '../ring/index.ts';
 import type { Ring } from '../ring/index.ts';
 import type { ExportPage } from '../store/index.ts';
-import { parsePeerReply } from '../protocol/peer.ts';
+import { MAX_PROOFS, parsePeerReply } from '../protocol/peer.ts';
 import type { Page, PeerReply } from '../protocol/peer.ts';
 import { fitPage } from './fit-page.ts';
 import { importPage, PAGE_ROWS, PAGE_TIMEOUT_MS, RetryFromScratch } from './handoff-copy.ts';
@@ -28,6 +28,7 @@ export async function release(env: HandoffEnv, announce: () => Promise<void>): P
     return { users: 0, entries: 0, ms: 0 };
   }
   const leave = new Leave(env, current, createRing(rest, env.opts));
+  await leave.proveHeld();
   await leave.push((u) => leave.owned(u) || leave.replicated(u), {});
   log.info({ users: leave.users, entries: leave.entries, ms: Math.round(performance.now() - t0) }, 'leave: bulk copy done, pausing writes for the tail');
   env.progress.tail();
@@ -57,10 +58,25 @@ export async function absorb(env: HandoffEnv, page: Page): Promise<PeerReply> {
   }
 }
 
+/** Receiver side: what this node holds of `users`, as [user, committed seq, digest of the mids up
+ * to it] for each it holds entries of. */
+export async function holding(env: HandoffEnv, users: string[]): Promise<PeerReply> {
+  const want = new Set(users);
+  const seqs = [...env.c.store.userSeqs((u) => want.has(u))].filter(([, seq]) => seq > 0);
+  const digests = await env.c.store.prefixDigests(seqs);
+  return { t: 'done', value: seqs.filter(([u]) => digests.has(u)).map(([u, seq]) => [u, seq, digests.get(u)!]) };
+}
+
+const isClaim = (x: unknown): x is [string, number, string] =>
+  Array.isArray(x) && x.length === 3 && typeof x[0] === 'string' && Number.isSafeInteger(x[1]) && (x[1] as number) > 0 && typeof x[2] === 'string';
+
 /** One leave: where each user goes, and how far each user's entries were pushed. */
 class Leave {
   /** The highest seq pushed per user: a later pass pushes only what came after. */
   readonly sent: Record<string, number> = {};
+  /** Per destination and user: the seq up to which that node's copy is this node's (a digest of
+   * the mids says so); what goes there starts after it. */
+  readonly #held = new Map<string, Map<string, number>>();
   users = 0;
   entries = 0;
   readonly #env: HandoffEnv;
@@ -86,22 +102,82 @@ class Leave {
     return out;
   }
 
-  /** Pushes the selected users' data after `after`, page by page, each page to every node it goes to. */
+  /**
+   * The owned users whose next home holds a copy already (their replica now, which a leave
+   * promotes): asks that node what it holds and keeps each seq whose digest is this node's too,
+   * so the bulk pass sends it only what follows instead of the whole timeline again. A node that
+   * cannot answer proves nothing: its users are pushed whole, as before.
+   */
+  async proveHeld(): Promise<void> {
+    const { store, request, peerOf, log } = this.#env.c;
+    const byDest = new Map<string, string[]>();
+    for (const [u] of store.userSeqs(this.owned)) {
+      const next = this.#future.owner(u)!;
+      if (!this.#current.owners(u, this.#current.replicas).includes(next)) continue;
+      const l = byDest.get(next);
+      if (l) l.push(u);
+      else byDest.set(next, [u]);
+    }
+    let users = 0;
+    let entries = 0;
+    for (const [dest, asked] of byDest) {
+      const peer = peerOf(dest);
+      const held = new Map<string, number>();
+      this.#held.set(dest, held);
+      for (let i = 0; peer && i < asked.length; i += MAX_PROOFS) {
+        const part = new Set(asked.slice(i, i + MAX_PROOFS));
+        try {
+          const r = parsePeerReply(await request(peer, { t: 'holding', users: [...part] }, { timeoutMs: PAGE_TIMEOUT_MS }));
+          if (r.t !== 'done' || !Array.isArray(r.value)) throw new Error(r.t === 'fail' ? r.message : 'a malformed answer');
+          const claims = r.value.filter(isClaim).filter(([u]) => part.has(u));
+          const mine = await store.prefixDigests(claims.map(([u, seq]): [string, number] => [u, seq]));
+          for (const [u, seq, d] of claims) if (mine.get(u) === d) held.set(u, seq);
+        } catch (e) {
+          log.warn({ dest, err: (e as Error).message }, 'leave: could not learn what the next home holds; pushing it whole');
+          break;
+        }
+      }
+      users += held.size;
+      for (const seq of held.values()) entries += seq;
+    }
+    if (byDest.size) log.info({ users, entries }, 'leave: the next homes hold these users up to a proven seq; only what follows goes to them');
+  }
+
+  /** Pushes the selected users' data after `after`, page by page, each page to every node it goes
+   * to (there, after the seq that node is proven to hold). */
   async push(select: (u: string) => boolean, after: Record<string, number>): Promise<void> {
     for await (const page of this.#env.c.store.exportUsers(select, { after, pageRows: PAGE_ROWS })) {
       const byDest = new Map<string, ExportPage>();
-      const part = (u: string): ExportPage[] => this.dests(u).map((d) => {
+      const to = (d: string): ExportPage => {
         let p = byDest.get(d);
         if (!p) byDest.set(d, (p = { users: [], entries: [] }));
         return p;
-      });
-      for (const e of page.entries) for (const p of part(e.user)) p.entries.push(e);
-      for (const snap of page.users) for (const p of part(snap.user)) p.users.push(snap);
-      await Promise.all([...byDest].map(([dest, whole]) => this.#send(dest, whole)));
+      };
+      for (const e of page.entries) for (const d of this.dests(e.user)) if (e.seq > (this.#held.get(d)?.get(e.user) ?? 0)) to(d).entries.push(e);
+      for (const snap of page.users) for (const d of this.dests(snap.user)) to(d).users.push(snap);
+      await Promise.all([...byDest].map(([dest, whole]) => this.#deliver(dest, whole)));
       for (const e of page.entries) this.sent[e.user] = Math.max(this.sent[e.user] ?? 0, e.seq);
       this.users += page.users.length;
       this.entries += page.entries.length;
       this.#env.progress.moved(page.entries.length, page.users.length);
+    }
+  }
+
+  /**
+   * Sends one page; a page refused is followed by its users' whole data. A receiver whose copy of
+   * one of a page's users conflicts drops what it held of every user of the page (absorb), and
+   * then needs them from seq 1: a user whose first entries came in an earlier page, or one cut
+   * short by a proof its copy did not bear out after all (a replica takes only its home's writes,
+   * so it should not happen).
+   */
+  async #deliver(dest: string, p: ExportPage): Promise<void> {
+    try {
+      await this.#send(dest, p);
+    } catch (e) {
+      const users = new Set([...p.users.map((s) => s.user), ...p.entries.map((x) => x.user)]);
+      for (const u of users) this.#held.get(dest)?.delete(u);
+      this.#env.c.log.warn({ dest, users: users.size, err: (e as Error).message }, 'leave: a page was refused; pushing its users to that node whole');
+      for await (const page of this.#env.c.store.exportUsers((u) => users.has(u), { pageRows: PAGE_ROWS })) await this.#send(dest, page);
     }
   }
 

@@ -16,7 +16,7 @@ import type { Clock } from '../clock/index.ts';
 import { CopyTracker } from './copy-progress.ts';
 import type { HandoffEnv } from './handoff-copy.ts';
 import { acquire } from './handoff-join.ts';
-import { absorb, release } from './handoff-leave.ts';
+import { absorb, holding, release } from './handoff-leave.ts';
 import { HandoffMember } from './handoff-serve.ts';
 
 export { fitPage } from './fit-page.ts';
@@ -59,6 +59,8 @@ export type Handoff = {
   release(announce: () => Promise<void>): Promise<{ users: number; entries: number; ms: number }>;
   /** Receiver side of release: import one pushed page. */
   absorb(page: Page): Promise<PeerReply>;
+  /** Receiver side of release: what this node holds of `users`, as [user, seq, digest]. */
+  holding(users: string[]): Promise<PeerReply>;
   /** Newcomers this node has paused users for and not yet seen in its ring. */
   outgoing(): string[];
   /** This node's own copy in flight (joining or leaving), if any. */
@@ -77,6 +79,7 @@ export function createHandoff(c: HandoffComponents): Handoff {
     ringChanged: (ring) => member.ringChanged(ring),
     release: (announce) => progress.tracked('leave', () => release(env, announce)),
     absorb: (page) => absorb(env, page),
+    holding: (users) => holding(env, users),
     outgoing: () => member.outgoing(),
     copying: () => progress.view(),
   };

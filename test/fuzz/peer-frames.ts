@@ -11,7 +11,7 @@ import * as lp from 'it-length-prefixed';
 import { mutate, objectText, PROTO_KEYS, randomJsonText, randomString } from '../helpers/fuzz.ts';
 import type { Fields, Rng } from '../helpers/fuzz.ts';
 
-export const REQUESTS = ['call', 'deliver', 'fanout', 'relay', 'readmarks', 'presence', 'watch', 'register', 'renew', 'join', 'probe', 'ping', 'members', 'handoff', 'absorb', 'replicate'] as const;
+export const REQUESTS = ['call', 'deliver', 'fanout', 'relay', 'readmarks', 'presence', 'watch', 'register', 'renew', 'join', 'probe', 'ping', 'members', 'handoff', 'absorb', 'holding', 'replicate'] as const;
 export const ONE_WAYS = ['gossip', 'push', 'pushmsg'] as const;
 const CALLS = ['send', 'gsend', 'group', 'gpost', 'gcast', 'login', 'logout', 'sync', 'history', 'ack', 'read', 'unread'] as const;
 
@@ -111,6 +111,7 @@ export function peerMessage(r: Rng, t: string, ctx: PeerCtx): Record<string, unk
     case 'probe': return { t, target: r.pick(['n1', 'n3', 'fzn0', ctx.self]) };
     case 'handoff': return { t, target: `fzn${r.int(3)}`, members: ['n1', `fzn${r.int(3)}`], from: '', to: null, after: Object.fromEntries(users(r, 2).map((u) => [u, nat(r)])), freeze: false, limit: 1 + r.int(100) };
     case 'absorb': case 'replicate': return { t, page: page(r) };
+    case 'holding': return { t, users: users(r) };
     case 'push': return { t, conn: r.pick(ctx.conns), frame: r.chance(0.5) ? { op: 'msg', seq: nat(r), mid: mid(r), conv: conv(r), from: user(r), body: body(r), ts: Date.now() } : { op: r.pick(['typing', 'presence', 'receipt', 'ok', 'nonsense']), from: user(r) } };
     case 'pushmsg': return { t, msg: { mid: mid(r), conv: 'dm:fz0:fz1', from: 'fz0', to: 'fz1', body: body(r), ts: Date.now() }, to: [[r.pick(ctx.conns), nat(r)]] };
     default: return { t };

@@ -53,7 +53,7 @@ test('members are up, suspect or leaving; the dead and strangers are not', (t) =
 
 test('a stranger gets only the membership protocol and the handoff copy; a member gets everything', (t) => {
   for (const tp of ['join', 'members', 'ping', 'probe', 'handoff']) t.true(admit(v, 'PX', tp).ok, tp);
-  for (const tp of ['call', 'deliver', 'fanout', 'relay', 'readmarks', 'presence', 'watch', 'register', 'renew', 'absorb', 'replicate']) {
+  for (const tp of ['call', 'deliver', 'fanout', 'relay', 'readmarks', 'presence', 'watch', 'register', 'renew', 'absorb', 'holding', 'replicate']) {
     t.like(admit(v, 'PX', tp), { ok: false, reason: 'not_member' }, tp);
     t.like(admit(v, 'P4', tp), { ok: false, reason: 'not_member' }, `${tp} from a dead member`);
     t.true(admit(v, 'P2', tp).ok, `${tp} from a member`);

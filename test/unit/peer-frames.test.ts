@@ -89,6 +89,13 @@ test('a send call\'s lane mark is kept when well formed and refused otherwise; a
   }
 });
 
+test('a holding request names at most 10,000 valid user keys', (t) => {
+  t.deepEqual(parsePeerRequest({ t: 'holding', users: ['u1', 's:g1'] }, MAX), { t: 'holding', users: ['u1', 's:g1'] });
+  for (const users of [undefined, null, 'u1', [7], [''], Array.from({ length: 10_001 }, (_, i) => `u${i}`)]) {
+    t.throws(() => parsePeerRequest({ t: 'holding', users }, MAX), { instanceOf: PeerFrameError }, JSON.stringify(users)?.slice(0, 40));
+  }
+});
+
 test('a handoff\'s prove list is kept when well formed and refused otherwise', (t) => {
   const req = { t: 'handoff', target: 'n4', members: ['n1', 'n4'], from: '', to: null, after: {}, freeze: false, limit: 1 };
   t.deepEqual(parsePeerRequest({ ...req, prove: [['u1', 3, 'abc']] }, MAX), { ...req, prove: [['u1', 3, 'abc']] });
