@@ -80,8 +80,10 @@ export type PeerRequest =
        * leaving out the first `at.rows` rows of its snapshot (the part's `next`). */
       at?: { user: string; rows: number };
       /** Instead of a page: [user, seq, digest] of what the target holds (store.prefixDigests);
-       * the answer is the users among them whose home this node is and whose timeline here has
-       * the same digest up to that seq. The target then copies only what follows. */
+       * the answer is `{ same, differ }`: among the users whose home this node is, those whose
+       * timeline here has the same digest up to that seq (the target then copies only what
+       * follows) and those with another one (the target drops its copy and copies them whole).
+       * A node of before 2026-12-03 answers the `same` list alone, as an array. */
       prove?: Array<[string, number, string]> }
   /** A leaving node pushes one export page of users the receiver will own once it is gone. */
   | { t: 'absorb'; page: Page }

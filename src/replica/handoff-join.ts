@@ -65,7 +65,7 @@ async function pull(
       // seed 22, under load); the digest is what compares them now.
       const held = freeze
         ? [...store.userSeqs(mine)].map(([u, seq]): [string, number] => [u, Math.min(seq, verified.get(u) ?? 0)]).sort((a, b) => (a[0] < b[0] ? -1 : 1))
-        : await proven(env, member, members, mine, verified);
+        : await proven(env, member, members, mine, verified, !inPlace);
       for (const w of windows(held.map(([u]) => u))) {
         const after = Object.fromEntries(held.filter(([u]) => u > w.from && (w.to === null || u <= w.to)));
         await pullWindow(env, member, members, freeze, w, after, n, verified, inPlace);
@@ -84,11 +84,12 @@ async function pull(
  * member that cannot answer proves nothing: those users are copied whole, as before.
  */
 async function proven(
-  env: HandoffEnv, member: Member, members: string[], mine: (u: string) => boolean, verified: Map<string, number>,
+  env: HandoffEnv, member: Member, members: string[], mine: (u: string) => boolean, verified: Map<string, number>, drop: boolean,
 ): Promise<Array<[string, number]>> {
   const { self, store, request, log } = env.c;
   const kept = [...store.userSeqs(mine)].filter(([, seq]) => seq > 0).sort((a, b) => (a[0] < b[0] ? -1 : 1));
   const out: Array<[string, number]> = [];
+  const differ: string[] = [];
   let entries = 0;
   for (let i = 0; i < kept.length; i += WINDOW_USERS) {
     const part = kept.slice(i, i + WINDOW_USERS);
@@ -100,8 +101,11 @@ async function proven(
       const r = parsePeerReply(await request(member.peer, {
         t: 'handoff', target: self, members, from: '', to: null, after: {}, freeze: false, limit: 1, prove,
       }, { timeoutMs: PAGE_TIMEOUT_MS }));
-      if (r.t !== 'done' || !Array.isArray(r.value)) throw new Error(r.t === 'fail' ? r.message : 'a malformed answer');
-      ok = new Set(r.value.filter((u): u is string => typeof u === 'string'));
+      const a = r.t === 'done' ? proofAnswer(r.value) : undefined;
+      if (!a) throw new Error(r.t === 'fail' ? r.message : 'a malformed answer');
+      ok = a.same;
+      const asked = new Set(prove.map(([u]) => u));
+      differ.push(...a.differ.filter((u) => asked.has(u) && !ok.has(u)));
     } catch (e) {
       log.warn({ member: member.name, err: (e as Error).message }, 'handoff: could not prove what this node holds; copying it whole');
       break;
@@ -114,7 +118,27 @@ async function proven(
     }
   }
   if (kept.length) log.info({ member: member.name, held: kept.length, proven: out.length, entries }, 'handoff: what this node held, proven by its home, is kept; only what follows is copied');
+  // What the home says differs is replaced by its copy in any case: dropped now, it is copied
+  // whole, instead of meeting a conflict in the middle of the copy, which starts it over.
+  if (drop && differ.length) {
+    try {
+      const n = await store.dropUsers(differ);
+      log.info({ member: member.name, users: differ.length, entries: n }, 'handoff: what this node held of these users differs from their home\'s: dropped, to be copied whole');
+    } catch (e) {
+      log.warn({ member: member.name, err: (e as Error).message }, 'handoff: could not drop what differs; the copy replaces it where it conflicts');
+    }
+  }
   return out;
+}
+
+/** A proof's answer: `{ same, differ }`, or from a node of before 2026-12-03 the `same` list alone. */
+function proofAnswer(v: unknown): { same: Set<string>; differ: string[] } | undefined {
+  const str = (x: unknown[]) => x.filter((u): u is string => typeof u === 'string');
+  if (Array.isArray(v)) return { same: new Set(str(v)), differ: [] };
+  if (v === null || typeof v !== 'object') return undefined;
+  const { same, differ } = v as { same?: unknown; differ?: unknown };
+  if (!Array.isArray(same)) return undefined;
+  return { same: new Set(str(same)), differ: Array.isArray(differ) ? str(differ) : [] };
 }
 
 /** Copies one window of users page by page, until the member has nothing more for it. */

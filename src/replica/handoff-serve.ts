@@ -45,9 +45,14 @@ export class HandoffMember {
     if (req.prove) {
       // What a restarted target kept: the users whose timeline it holds as this home does, up
       // to its seq (a node declared dead may hold writes it made cut off, which a digest tells).
+      // `differ`: a user whose timeline there has another mid at some seq this home holds too;
+      // its copy is replaced by this one in any case, and the target drops it before it copies
+      // (a conflict found during the copy would start the copy over).
       const mine = req.prove.filter(([u, seq]) => holds(u) && store.committedSeq(u) >= seq);
       const digests = await store.prefixDigests(mine.map(([u, seq]): [string, number] => [u, seq]));
-      return { t: 'done', value: mine.filter(([u, , d]) => digests.get(u) === d).map(([u]) => u) };
+      const same = mine.filter(([u, , d]) => digests.get(u) === d).map(([u]) => u);
+      const differ = mine.filter(([u, , d]) => digests.has(u) && digests.get(u) !== d).map(([u]) => u);
+      return { t: 'done', value: { same, differ } };
     }
     const select = (u: string) => (req.at ? u >= req.at.user : u > req.from) && (req.to === null || u <= req.to) && holds(u);
     if (req.freeze) {

@@ -83,7 +83,7 @@ test('a node restarted in place keeps a longer timeline: its users\' homes may b
 /** `pair`, counting the entries the member's pages carry and the users it proved. */
 async function counted() {
   const p = await pair(async () => undefined);
-  const seen = { entries: 0, proven: [] as string[] };
+  const seen = { entries: 0, proven: [] as string[], differ: [] as string[], rounds: 0 };
   const { ms, ns } = p;
   const home = { freeze: () => ({ release: () => undefined }) } as unknown as Home;
   const common = { home, peerOf: () => undefined, maxBody: 4 * 1024 * 1024, log, vnodes: 16, replicas: 2 };
@@ -92,8 +92,12 @@ async function counted() {
     ...common, self: 'n', store: ns, ring: () => createRing(['m'], { vnodes: 16, replicas: 2 }),
     request: async (_peer, msg: PeerRequest) => {
       const r = (await member.serve(msg as Extract<PeerRequest, { t: 'handoff' }>)) as { t: string; value: unknown };
-      if (msg.t === 'handoff' && msg.prove) seen.proven.push(...(r.value as string[]));
-      else seen.entries += ((r.value as { entries?: unknown[] }).entries ?? []).length;
+      if (msg.t === 'handoff' && msg.prove) {
+        seen.rounds++;
+        const v = r.value as { same: string[]; differ: string[] };
+        seen.proven.push(...v.same);
+        seen.differ.push(...v.differ);
+      } else seen.entries += ((r.value as { entries?: unknown[] }).entries ?? []).length;
       return r;
     },
   });
@@ -123,7 +127,27 @@ test('a timeline that differs before its last seq is not proven, and is replaced
   await append(p.ns, 'u1', ['a1', 'x2', 'a3', 'a4']);
   await p.newcomer.acquire([{ name: 'm', peer: 'pm' }, { name: 'n', peer: 'pn' }], false);
   t.deepEqual(p.seen.proven, []);
+  t.deepEqual(p.seen.differ, ['u1']);
   t.deepEqual(await mids(p.ns, 'u1'), ['a1', 'a2', 'a3', 'a4']);
+});
+
+test('users whose home says they differ are dropped before the copy: no conflict in the middle of it, no second round', async (t) => {
+  const p = await counted();
+  const many = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+  // A killed home's unconfirmed writes: each user's last entries on the rejoiner are not the
+  // home's, for users spread over pages (2,000 entries each); u0 is held the same.
+  const users = Array.from({ length: 6 }, (_, i) => `u${i}`);
+  for (const u of users) {
+    await append(p.ms, u, many(`${u}-`, 900));
+    await append(p.ns, u, u === 'u0' ? many(`${u}-`, 850) : [...many(`${u}-`, 850), ...many(`${u}-stale`, 5)]);
+  }
+  await p.newcomer.acquire([{ name: 'm', peer: 'pm' }, { name: 'n', peer: 'pn' }], false);
+  for (const u of users) t.deepEqual(await mids(p.ns, u), many(`${u}-`, 900), u);
+  t.deepEqual(p.seen.proven, ['u0']);
+  t.deepEqual(p.seen.differ.sort(), users.slice(1));
+  // One proof round: a conflict found mid-copy would have started the copy over with another.
+  t.is(p.seen.rounds, 1);
+  t.is(p.seen.entries, 50 + 5 * 900, "u0's 50 newer entries and the others whole");
 });
 
 test('prefixDigests: equal for equal timelines up to the seq, different otherwise; users short of the seq left out', async (t) => {
