@@ -56,3 +56,19 @@ export async function homeOnStore(over: Partial<HomeComponents> & Pick<HomeCompo
   });
   return { home, store };
 }
+
+/** Appends one entry per mid to `user`'s timeline on `s` (a DM to 'zed', dedup key by seq). */
+export async function appendMids(s: Store, user: string, mids: string[]): Promise<void> {
+  const base = s.committedSeq(user);
+  await s.append(mids.map((mid, i): NewEntry => {
+    const n = base + i + 1;
+    return { user, mid, conv: `dm:${user}:zed`, from: user, to: 'zed', body: `body ${mid}`, ts: n, dkey: DEDUP_KEY.cid(`${user}-${n}`) };
+  })).durable;
+}
+
+/** The mids of `user`'s timeline on `s`, in seq order. */
+export async function timelineMids(s: Store, user: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const p of s.exportUsers((u) => u === user)) out.push(...p.entries.map((e) => e.mid));
+  return out;
+}

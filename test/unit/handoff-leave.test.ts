@@ -10,9 +10,8 @@ import type { Handoff } from '../../src/replica/handoff.ts';
 import type { Home } from '../../src/home/home.ts';
 import type { PeerRequest } from '../../src/protocol/peer.ts';
 import { createRing } from '../../src/ring/index.ts';
-import { DEDUP_KEY } from '../../src/store/index.ts';
-import type { NewEntry, Store } from '../../src/store/index.ts';
-import { openStore, removeStores } from '../helpers/store.ts';
+import type { Store } from '../../src/store/index.ts';
+import { appendMids, openStore, removeStores, timelineMids } from '../helpers/store.ts';
 
 test.after.always(removeStores);
 
@@ -25,17 +24,8 @@ const after = createRing(['b', 'c'], OPTS);
 const owned = Array.from({ length: 200 }, (_, i) => `u${i}`).filter((u) => ring.owner(u) === 'a')
   .map((u) => [u, ring.owners(u, 2)[1]!, after.owners(u, 2).find((n) => n !== ring.owners(u, 2)[1])!] as const);
 
-const entry = (user: string, mid: string, n: number): NewEntry =>
-  ({ user, mid, conv: `dm:${user}:zed`, from: user, to: 'zed', body: `body ${mid}`, ts: n, dkey: DEDUP_KEY.cid(`${user}-${mid}`) });
-async function append(s: Store, user: string, mids: string[]): Promise<void> {
-  const base = s.committedSeq(user);
-  await s.append(mids.map((m, i) => entry(user, m, base + i + 1))).durable;
-}
-async function mids(s: Store, user: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const p of s.exportUsers((u) => u === user)) out.push(...p.entries.map((e) => e.mid));
-  return out;
-}
+const append = appendMids;
+const mids = timelineMids;
 const series = (p: string, n: number) => Array.from({ length: n }, (_, i) => `${p}${String(i + 1).padStart(3, '0')}`);
 
 /** Three nodes; `answer` may replace a receiver's answer to `holding`. Returns the stores, the

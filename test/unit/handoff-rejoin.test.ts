@@ -10,26 +10,14 @@ import type { Handoff } from '../../src/replica/handoff.ts';
 import type { Home } from '../../src/home/home.ts';
 import type { PeerRequest } from '../../src/protocol/peer.ts';
 import { createRing } from '../../src/ring/index.ts';
-import { DEDUP_KEY } from '../../src/store/index.ts';
-import type { NewEntry, Store } from '../../src/store/index.ts';
-import { openStore, removeStores } from '../helpers/store.ts';
+import type { Store } from '../../src/store/index.ts';
+import { appendMids, openStore, removeStores, timelineMids } from '../helpers/store.ts';
 
 test.after.always(removeStores);
 
 const log = pino({ level: 'silent' });
-const entry = (user: string, mid: string, n: number): NewEntry =>
-  ({ user, mid, conv: `dm:${user}:zed`, from: user, to: 'zed', body: `body ${mid}`, ts: n, dkey: DEDUP_KEY.cid(`${user}-${n}`) });
-
-async function append(s: Store, user: string, mids: string[]): Promise<void> {
-  const base = s.committedSeq(user);
-  await s.append(mids.map((m, i) => entry(user, m, base + i + 1))).durable;
-}
-
-async function mids(s: Store, user: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const p of s.exportUsers((u) => u === user)) out.push(...p.entries.map((e) => e.mid));
-  return out;
-}
+const append = appendMids;
+const mids = timelineMids;
 
 /** The member `m` (home of every user, in a ring of itself) and the rejoining `n`, wired together;
  * `beforeFreeze` runs on the member when the final (frozen) pass starts. */
