@@ -86,7 +86,14 @@ export class PeerServer {
     if (entry.gateway && entry.gateway(hc) !== fromName && req.hops === 0) return fail('bad_request', 'a session must belong to the calling gateway');
     if (!c.joined()) return fail('unavailable', `${self} has not joined the cluster yet`);
     const owner = c.ring().owner(req.key);
-    if (owner !== self) return this.#forward(req, owner);
+    if (owner !== self) {
+      // Sends of one connection that reached this node before and after the ring moved their
+      // sender: the later ones wait behind the earlier ones' retries (PROTOCOL: order per connection).
+      if ((hc.fn === 'send' || hc.fn === 'gsend') && this.#x.side.local.overtakes(hc.at)) {
+        return fail('unavailable', `an earlier send of this connection is still at ${self}; it goes again first`);
+      }
+      return this.#forward(req, owner);
+    }
     try {
       return done(await entry.run(this.#x.side, hc));
     } catch (e) {

@@ -13,6 +13,7 @@ export const MAX_FENCES = 10_000;
 
 export class Fences {
   #fenced = new Map<string, number>(); // lane → the highest epoch refused
+  #open = new Map<string, number>(); // lane → its sends this home holds and has not answered
 
   /** Whether a send with mark `m` must be refused because an earlier one of its epoch was. */
   blocks(m: LaneMark | undefined): boolean {
@@ -44,6 +45,32 @@ export class Fences {
       if (e instanceof UnavailableError) this.refused(m);
       throw e;
     });
+  }
+
+  /** `p`, a send with mark `m`, is held in this home until it settles (answered). Bounded by the
+   * sends in flight, which the gateways bound per connection. */
+  during<T>(m: LaneMark | undefined, p: Promise<T>): Promise<T> {
+    if (!m) return p;
+    this.#open.set(m.lane, (this.#open.get(m.lane) ?? 0) + 1);
+    return p.finally(() => {
+      const n = (this.#open.get(m.lane) ?? 1) - 1;
+      if (n > 0) this.#open.set(m.lane, n);
+      else this.#open.delete(m.lane);
+    });
+  }
+
+  /**
+   * Whether a send with mark `m` that this node does not serve (any more) would overtake an earlier
+   * send of its lane if passed on to the home its ring names: one this home refused (fenced) or
+   * still holds. The ring may move the sender between two sends of one connection that reached
+   * this node; the first ones are refused as they come up (their user is no longer this home's),
+   * the later one would be taken by the new home first. If so, its epoch is fenced here: it is
+   * refused, like the rest of its epoch, and comes back behind the earlier ones.
+   */
+  overtakes(m: LaneMark | undefined): boolean {
+    if (!m || !(this.blocks(m) || this.#open.has(m.lane))) return false;
+    this.refused(m);
+    return true;
   }
 
   get size(): number {

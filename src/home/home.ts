@@ -13,6 +13,7 @@ import { SendPipeline } from './pipeline.ts';
 import { Reads } from './reads.ts';
 import { Sessions } from './sessions.ts';
 import type { Home, HomeComponents, SendResult } from './types.ts';
+import type { FanItem } from '../protocol/peer.ts';
 
 export type { Home, HomeComponents, Homes, Page, Push, SendResult, Watcher } from './types.ts';
 export { toMsg } from './reads.ts';
@@ -46,33 +47,16 @@ export function createHome(c: HomeComponents): Home {
       // The recipient's home decides whether it takes the message (a block, contacts only), before
       // anything is stored; its recent yeses are cached, so this is mostly synchronous.
       const gate = pipeline.fences.gate(c.social?.gate(from, to, 'dm') ?? true, at);
-      return order.inOrder(from, gate, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'send', from, to, cid, body, ...(at ? { at } : {}), resolve, reject })));
+      // Held here until answered (fences.during): see overtakes.
+      return pipeline.fences.during(at, order.inOrder(from, gate, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'send', from, to, cid, body, ...(at ? { at } : {}), resolve, reject }))));
     },
     sendGroup(from, group, cid, body, _lane, at) {
       // Behind the sender's direct messages still waiting for their admission, like any send.
-      return order.inOrder(from, true, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'gsend', from, group, cid, body, ...(at ? { at } : {}), resolve, reject })));
+      return pipeline.fences.during(at, order.inOrder(from, true, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'gsend', from, group, cid, body, ...(at ? { at } : {}), resolve, reject }))));
     },
+    overtakes: (at) => pipeline.fences.overtakes(at),
     deliver: (items) => Promise.all(items.map((d) => pipeline.deliver(d))).then(() => undefined),
-    async deliverFan(items) {
-      const failed: string[][] = items.map(() => []);
-      const waits: Promise<void>[] = [];
-      items.forEach((it, i) => {
-        const { users, cid, ...msg } = it;
-        for (const user of users) {
-          if (!own.owns(user)) {
-            failed[i]!.push(user);
-            continue;
-          }
-          const dkey = user === it.from && cid !== undefined ? DEDUP_KEY.cid(cid) : undefined;
-          waits.push(pipeline.deliver({ ...msg, user }, dkey).catch((e: Error) => {
-            if (e.name !== 'UnavailableError') throw e;
-            failed[i]!.push(user);
-          }));
-        }
-      });
-      await Promise.all(waits);
-      return failed;
-    },
+    deliverFan: (items) => deliverFan(own, pipeline, items),
     relay: (users, frame) => sessions.relay(users, frame),
     readMarks: (conv, users) => reads.readMarks(conv, users),
     serves: (key) => own.owns(key),
@@ -97,4 +81,26 @@ export function createHome(c: HomeComponents): Home {
     handOver: (sender, d) => outbox.handOver(sender, d),
     replayOutbox: () => outbox.replay(),
   };
+}
+
+/** Home.deliverFan: each item's copies for the members homed here; per item, the users not taken. */
+async function deliverFan(own: Ownership, pipeline: SendPipeline, items: FanItem[]): Promise<string[][]> {
+  const failed: string[][] = items.map(() => []);
+  const waits: Promise<void>[] = [];
+  items.forEach((it, i) => {
+    const { users, cid, ...msg } = it;
+    for (const user of users) {
+      if (!own.owns(user)) {
+        failed[i]!.push(user);
+        continue;
+      }
+      const dkey = user === it.from && cid !== undefined ? DEDUP_KEY.cid(cid) : undefined;
+      waits.push(pipeline.deliver({ ...msg, user }, dkey).catch((e: Error) => {
+        if (e.name !== 'UnavailableError') throw e;
+        failed[i]!.push(user);
+      }));
+    }
+  });
+  await Promise.all(waits);
+  return failed;
 }

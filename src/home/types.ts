@@ -60,6 +60,9 @@ export type Home = Homes & {
   readMarks(conv: string, users: string[]): Promise<Record<string, string>>;
   /** Whether this node serves the key now: the ring's owner, and not paused by a handoff. */
   serves(key: string): boolean;
+  /** Whether a send with this lane mark, for a user this node does not serve, would overtake an
+   * earlier send of its lane here if passed on (home/fences.ts); its epoch is fenced if so. */
+  overtakes(at: LaneMark | undefined): boolean;
   /** Re-registers sessions (after a ring change); never replaces a newer session of the device.
    * Returns [conn, the user's newest seq] for each session it holds, to catch the gateway up. */
   register(sessions: SessionRef[]): Array<[string, number]>;

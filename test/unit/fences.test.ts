@@ -91,3 +91,35 @@ test('a send whose recipient\'s gate cannot answer now fences the connection as 
   await home.send('alice', 'carol', 'c2', 'to carol', undefined, lane.mark());
   t.deepEqual((await home.sync('alice', 0, 10)).msgs.map((m) => m.body), ['to bob', 'to carol']);
 });
+
+test('a send the ring moved away may not be passed on ahead of an earlier send of its connection refused or still held here', async (t) => {
+  let serving = true;
+  const { home } = await homeOnStore({ owns: (u) => u !== 'alice' || serving });
+  const lane = new Lane();
+  const at0 = lane.mark();
+  t.false(home.overtakes(at0), 'nothing of the lane here: a later send may be passed on');
+  t.false(home.overtakes(undefined), 'a send without a mark is passed on');
+  // The home stops serving alice (a handoff freeze) while her first send is on its way: refused.
+  serving = false;
+  await t.throwsAsync(home.send('alice', 'bob', 'c1', 'one', undefined, at0), { instanceOf: UnavailableError });
+  // The ring then names another home; the connection's next send reaches this node: it must not
+  // go ahead to the new home while the first one comes back.
+  t.true(home.overtakes(at0));
+  t.true(home.overtakes(at0), 'nor the ones after it');
+  t.false(home.overtakes({ lane: lane.id, epoch: 1 }), 'the retries, in the next epoch, go on');
+  t.false(home.overtakes(new Lane().mark()), 'another connection is untouched');
+  // A send still held here (taken, waiting for its copies) keeps a later one from being passed on
+  // in any epoch, until it is answered.
+  serving = true;
+  let release!: () => void;
+  const copies = new Promise<void>((ok) => (release = ok));
+  let waiting = false;
+  const slow = await homeOnStore({ owns: () => true, replicated: () => ((waiting = true), copies) });
+  const other = new Lane();
+  const pending = slow.home.send('alice', 'bob', 'c1', 'one', undefined, other.mark());
+  while (!waiting) await new Promise((r) => setImmediate(r));
+  t.true(slow.home.overtakes(other.mark()));
+  release();
+  await pending;
+  t.false(slow.home.overtakes({ lane: other.id, epoch: 1 }));
+});

@@ -44,12 +44,15 @@ function rig(o: { answer?: (peer: string, req: PeerRequest) => unknown; signal?:
     for (const ok of w) ok();
   };
   const ran: string[] = [];
+  const heldLanes = new Set<string>();
   const local = {
     sync: async (user: string, after: number, limit: number) => {
       ran.push(`sync ${user} ${after} ${limit}`);
       return PAGE;
     },
     deliver: async (items: Delivery[]) => void ran.push(...items.map((d) => `deliver ${d.user}`)),
+    // The lanes the test says this home still holds a send of (home/fences.ts).
+    overtakes: (at: { lane: string } | undefined) => !!at && heldLanes.has(at.lane),
   } as unknown as Home;
   const social = { admit: async () => undefined } as unknown as Social;
   const sent: { peer: string; req: PeerRequest; timeoutMs: number | undefined }[] = [];
@@ -66,7 +69,7 @@ function rig(o: { answer?: (peer: string, req: PeerRequest) => unknown; signal?:
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.dispatch ? { dispatch: o.dispatch } : {}),
   });
-  return { router, clock, owners, changeRing, ran, sent };
+  return { router, clock, owners, changeRing, ran, sent, heldLanes };
 }
 
 /** Lets the promise callbacks that are due run (the router's awaits between attempts). */
@@ -194,4 +197,20 @@ test('the router registers the types it serves in the dispatch table; the rest g
   dispatch.otherwise(async () => ({ t: 'done', value: 'elsewhere' }));
   t.deepEqual(await dispatch.handle('b', handoff, 'peer-b'), { t: 'done', value: 'elsewhere' });
   t.throws(() => dispatch.on('call', async () => ({ t: 'done' })), { message: /already has a handler/ });
+});
+
+test('a send for a user the ring moved away is passed on, unless an earlier send of its connection is still here', async (t) => {
+  const dispatch = createPeerDispatch();
+  const r = rig({ dispatch, answer: () => ({ t: 'done', value: { mid: 'm9', seq: 9, ts: 1 } }) });
+  r.owners.set('alice', 'b'); // node a's ring has moved alice to b
+  const send = (lane: string): PeerRequest => ({
+    t: 'call', key: 'alice', rv: 'v0', hops: 0, call: { fn: 'send', from: 'alice', to: 'bob', cid: `c-${lane}`, body: 'x', at: { lane, epoch: 0 } },
+  });
+  t.like(await dispatch.handle('c', send('free'), 'peer-c'), { t: 'done' });
+  t.deepEqual(r.sent.map((x) => x.peer), ['peer-b'], 'passed on to the new home');
+  r.heldLanes.add('busy');
+  const refused = await dispatch.handle('c', send('busy'), 'peer-c');
+  t.like(refused, { t: 'fail', code: 'unavailable' });
+  t.regex((refused as { message: string }).message, /earlier send of this connection/);
+  t.is(r.sent.length, 1, 'not passed on: it would land ahead of the earlier one');
 });
