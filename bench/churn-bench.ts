@@ -33,6 +33,8 @@ export type StepRecord = {
   step: Step; node: string; at: number; ms: number; converged_ms: number; settled_ms?: number; detail: string; error?: string;
   /** The running totals when the step began (bench/churn-steps.ts). */
   totals?: Totals;
+  /** When the step began on the monotonic clock (µs), to cut CPU profiles by step. */
+  us?: number;
 };
 type Migrations = { replicationBehind?: number; handoffsOut?: unknown[]; copying?: unknown };
 type Anomaly = { at: number; text: string };
@@ -280,7 +282,7 @@ export class Bench {
     for (const step of this.o.schedule) {
       const t0 = now();
       this.sampleCpu();
-      const rec: StepRecord = { step, node: '', at: t0, ms: 0, converged_ms: 0, detail: '', totals: this.threads.snapshot(t0) };
+      const rec: StepRecord = { step, node: '', at: t0, ms: 0, converged_ms: 0, detail: '', totals: this.threads.snapshot(t0), us: monoUs() };
       this.steps.push(rec);
       try {
         let n: TestNode;

@@ -3,18 +3,51 @@
 // view); a node killed by the schedule wrote no profile for that life.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { stageSamples } from './stages.ts';
+import { ownerSamples, stageSamples } from './stages.ts';
 import type { Phase } from './churn-common.ts';
+
+function profileFiles(dir: string): string[] {
+  try {
+    return readdirSync(join(dir, 'profiles')).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, 'profiles', f));
+  } catch {
+    return [];
+  }
+}
+
+/** Each step's window (to the next step, the last to the churn phase's end): the main threads'
+ * samples beyond its sends at the steady phase's cost per send, by the nearest function of ours on
+ * the stack (bench/stages.ts ownerSamples), the `top` largest. */
+export function stepProfileLines(dir: string, phases: Phase[], steps: { step: string; node: string; us?: number; totals?: { confirmed: number } }[], top = 12): string[] {
+  const steady = phases.find((p) => p.name === 'steady');
+  const churn = phases.find((p) => p.name === 'churn');
+  const files = profileFiles(dir);
+  const marks = steps.filter((s) => s.us !== undefined && s.totals);
+  if (!steady?.endUs || !churn?.endUs || !churn.totalsEnd || !steady.confirmed || !files.length || !marks.length) return [];
+  const sum = (a: number, b: number) => {
+    const out = new Map<string, number>();
+    for (const f of files) for (const [k, us] of ownerSamples(f, a, b)) out.set(k, (out.get(k) ?? 0) + us);
+    return out;
+  };
+  const base = sum(steady.startUs, steady.endUs);
+  const lines: string[] = [];
+  marks.forEach((m, i) => {
+    const end = marks[i + 1]?.us ?? churn.endUs!;
+    const win = sum(m.us!, end);
+    const sends = (marks[i + 1]?.totals ?? churn.totalsEnd!).confirmed - m.totals!.confirmed;
+    const rows = [...new Set([...win.keys(), ...base.keys()])]
+      .map((k) => ({ k, extra: ((win.get(k) ?? 0) - ((base.get(k) ?? 0) / steady.confirmed) * sends) / 1e6 }))
+      .sort((a, b) => b.extra - a.extra);
+    const all = rows.reduce((a, r) => a + r.extra, 0);
+    lines.push(`\n  ${m.step} ${m.node}: ${((end - m.us!) / 1e6).toFixed(1)} s, main threads' extra ${all.toFixed(2)} s; by the nearest function of ours:`);
+    for (const r of rows.slice(0, top)) lines.push(`    ${r.k.slice(0, 70).padEnd(70)} ${r.extra.toFixed(2).padStart(6)} s`);
+  });
+  return lines;
+}
 
 export function profileLines(dir: string, phases: Phase[], split = false): string[] {
   const steady = phases.find((p) => p.name === 'steady');
   const churn = phases.find((p) => p.name === 'churn');
-  let files: string[];
-  try {
-    files = readdirSync(join(dir, 'profiles')).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, 'profiles', f));
-  } catch {
-    files = [];
-  }
+  const files = profileFiles(dir);
   if (!steady?.endUs || !churn?.endUs || !steady.confirmed || files.length === 0) return ['  profile: no profiles or phases to cut them by'];
   const sum = (p: Phase) => {
     const out = new Map<string, number>();

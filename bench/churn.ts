@@ -12,7 +12,7 @@ import { Bench } from './churn-bench.ts';
 import { CPU_SAMPLE_MS, NODE_ARGS, STEPS, errorText, now, sleep } from './churn-common.ts';
 import type { Opts, Step } from './churn-common.ts';
 import { report } from './churn-report.ts';
-import { profileLines } from './churn-profile.ts';
+import { profileLines, stepProfileLines } from './churn-profile.ts';
 import type { Verification } from './churn-report.ts';
 
 const USAGE = `usage: npm run bench:churn -- [options]     (or: node bench/churn.ts [options])
@@ -211,6 +211,7 @@ async function main(): Promise<number> {
       for (const l of profileLines(b.dir, b.phases)) say(l);
       say('\n  the catch-all stage by function (the 15 with the most extra CPU):');
       for (const l of profileLines(b.dir, b.phases, true).filter((x) => x.includes('other › ')).slice(0, 15)) say(l);
+      for (const l of stepProfileLines(b.dir, b.phases, b.steps)) say(l);
     }
     if (b.dir) {
       if (ok && !o.keep && !o.profile) await rm(b.dir, { recursive: true, force: true });

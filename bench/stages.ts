@@ -29,7 +29,10 @@ const STAGES: [string, RegExp][] = [
 ];
 const OTHER = 'V8 and other native code on the main thread';
 
-type Profile = { nodes: { id: number; callFrame: { url: string; functionName: string } }[]; startTime: number; samples: number[]; timeDeltas: number[] };
+type Profile = {
+  nodes: { id: number; callFrame: { url: string; functionName: string }; children?: number[] }[];
+  startTime: number; samples: number[]; timeDeltas: number[];
+};
 
 /** The stage of one call frame. */
 export function stageOf(url: string, fn: string): string {
@@ -57,6 +60,42 @@ export function stageSamples(file: string, fromUs: number, toUs: number, split =
     if (t < fromUs || t > toUs) continue;
     const s = stage.get(p.samples[i]!);
     if (s) out.set(s, (out.get(s) ?? 0) + dt);
+  }
+  return out;
+}
+
+/** Busy main-thread samples (µs) between `fromUs` and `toUs`, each given to the nearest frame of
+ * our own code on its stack (`fn (file)`, counting what it called in libraries and natives), or,
+ * for a stack with none of ours, to its leaf's stage: which of our functions the time is spent
+ * under, rather than which leaf it ends in. */
+export function ownerSamples(file: string, fromUs: number, toUs: number): Map<string, number> {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const ours = new Map<number, string | undefined>(); // the nearest frame of ours at or above a node
+  const oursOf = (id: number): string | undefined => {
+    if (ours.has(id)) return ours.get(id);
+    const { url, functionName } = byId.get(id)!.callFrame;
+    const up = parent.get(id);
+    const o = /\/(src|bench)\//.test(url) && !url.includes('node_modules')
+      ? `${functionName || '(anonymous)'} (${url.split('/').pop()})`
+      : up === undefined ? undefined : oursOf(up);
+    ours.set(id, o);
+    return o;
+  };
+  const ownerOf = (id: number): string | undefined => {
+    const { url, functionName } = byId.get(id)!.callFrame;
+    return functionName === '(idle)' ? undefined : (oursOf(id) ?? stageOf(url, functionName));
+  };
+  const out = new Map<string, number>();
+  let t = p.startTime;
+  for (let i = 0; i < p.samples.length; i++) {
+    const dt = p.timeDeltas[i] ?? 0;
+    t += dt;
+    if (t < fromUs || t > toUs) continue;
+    const o = ownerOf(p.samples[i]!);
+    if (o) out.set(o, (out.get(o) ?? 0) + dt);
   }
   return out;
 }

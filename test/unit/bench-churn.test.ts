@@ -44,3 +44,36 @@ test('by step: each window to the next mark, its extra CPU beyond its sends at t
   t.regex(stepLines(rows).join('\n'), /join n5 +4\.0 +500 +5\.1 +3\.5 +69 % +2\.0 \/ 1\.0 \/ 0\.5 \/ 0\.0/);
   t.deepEqual(stepWork([at(0, 0, 0, 0), at(10, 0, 1, 1)], [{ step: 'join', totals: at(10, 0, 1, 1) }], at(12, 5, 2, 2)), [], 'no steady sends, no figures');
 });
+
+test('profile samples go to the nearest function of ours on the stack, or to the leaf\'s stage when none is ours, within the window', async (t) => {
+  const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { ownerSamples } = await import('../../bench/stages.ts');
+  const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({ id, callFrame: { functionName, url }, children });
+  // root → push (ours) → stringify (a library) → (native leaf); root → (garbage collector); root → (idle)
+  const profile = {
+    nodes: [
+      frame(1, '(root)', '', [2, 5, 6]),
+      frame(2, 'push', 'file:///x/src/replica/handoff-leave.ts', [3]),
+      frame(3, 'encode', 'file:///x/node_modules/msgpackr/pack.js', [4]),
+      frame(4, 'writeUtf8String', ''),
+      frame(5, '(garbage collector)', ''),
+      frame(6, '(idle)', ''),
+    ],
+    startTime: 1000, samples: [4, 3, 2, 5, 6, 4], timeDeltas: [10, 10, 10, 10, 10, 10],
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'im-prof-'));
+  const file = join(dir, 'p.cpuprofile');
+  writeFileSync(file, JSON.stringify(profile));
+  try {
+    const all = ownerSamples(file, 0, Infinity);
+    t.is(all.get('push (handoff-leave.ts)'), 40, 'the native leaf, the library and push itself, each 10 µs');
+    t.is(all.get('garbage collection (main thread)'), 10);
+    t.false([...all.keys()].some((k) => k.includes('idle')), 'idle samples are not work');
+    // Sample times are 1010, 1020, …, 1060: the window [1035, 1055] holds the GC and idle ones.
+    t.deepEqual([...ownerSamples(file, 1035, 1055)], [['garbage collection (main thread)', 10]]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
