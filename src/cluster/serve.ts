@@ -3,7 +3,7 @@
 // retries), deliveries, fan-outs, relays, presence, watches and sessions. Private to src/cluster.
 import { isId } from '../protocol/frames.ts';
 import { parsePeerReply } from '../protocol/peer.ts';
-import type { PeerReply, PeerRequest } from '../protocol/peer.ts';
+import type { LaneMark, PeerReply, PeerRequest } from '../protocol/peer.ts';
 import { codeOf } from '../protocol/errors.ts';
 import type { SessionRef } from '../presence/index.ts';
 import type { PeerDispatch, PeerHandler } from './dispatch.ts';
@@ -86,14 +86,7 @@ export class PeerServer {
     if (entry.gateway && entry.gateway(hc) !== fromName && req.hops === 0) return fail('bad_request', 'a session must belong to the calling gateway');
     if (!c.joined()) return fail('unavailable', `${self} has not joined the cluster yet`);
     const owner = c.ring().owner(req.key);
-    if (owner !== self) {
-      // Sends of one connection that reached this node before and after the ring moved their
-      // sender: the later ones wait behind the earlier ones' retries (PROTOCOL: order per connection).
-      if ((hc.fn === 'send' || hc.fn === 'gsend') && this.#x.side.local.overtakes(hc.at)) {
-        return fail('unavailable', `an earlier send of this connection is still at ${self}; it goes again first`);
-      }
-      return this.#forward(req, owner);
-    }
+    if (owner !== self) return this.#passOn(req, owner, hc.fn === 'send' || hc.fn === 'gsend' ? hc.at : undefined);
     try {
       return done(await entry.run(this.#x.side, hc));
     } catch (e) {
@@ -102,6 +95,22 @@ export class PeerServer {
       this.#x.log.error({ err: e, fn: hc.fn }, 'peer call failed');
       return fail('internal', 'internal error; it is logged on the home');
     }
+  }
+
+  /**
+   * A send passed on keeps its place in its connection's order (PROTOCOL: order per connection):
+   * sends of one connection may reach this node before and after its ring moved their sender, and
+   * a later one must not land at the new home ahead of earlier ones refused here or still on their
+   * way (home/fences.ts). A refusal on the way fences the lane here, for the same reason.
+   */
+  async #passOn(req: Extract<PeerRequest, { t: 'call' }>, owner: string | undefined, at: LaneMark | undefined): Promise<PeerReply> {
+    const lanes = this.#x.side.local.lanes;
+    if (at && owner !== undefined && lanes.overtakes(at, owner)) {
+      return fail('unavailable', `an earlier send of this connection is still at ${this.#x.self}; it goes again first`);
+    }
+    const r = await lanes.passing(at, owner ?? '', this.#forward(req, owner));
+    if (at && r.t === 'fail' && (r.code === 'not_owner' || r.code === 'unavailable')) lanes.refused(at);
+    return r;
   }
 
   /** The caller's ring is older or newer than ours: pass the call on once, never in a loop. */

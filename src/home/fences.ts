@@ -13,7 +13,8 @@ export const MAX_FENCES = 10_000;
 
 export class Fences {
   #fenced = new Map<string, number>(); // lane → the highest epoch refused
-  #open = new Map<string, number>(); // lane → its sends this home holds and has not answered
+  #open = new Map<string, { to: string; n: number }>(); // lane → its sends this home holds, not yet answered
+  #away = new Map<string, { to: string; n: number }>(); // lane → its sends passed on from here, not yet answered
 
   /** Whether a send with mark `m` must be refused because an earlier one of its epoch was. */
   blocks(m: LaneMark | undefined): boolean {
@@ -47,30 +48,59 @@ export class Fences {
     });
   }
 
-  /** `p`, a send with mark `m`, is held in this home until it settles (answered). Bounded by the
-   * sends in flight, which the gateways bound per connection. */
+  /** `p`, a send with mark `m`, is held in this home until it settles (answered). */
   during<T>(m: LaneMark | undefined, p: Promise<T>): Promise<T> {
-    if (!m) return p;
-    this.#open.set(m.lane, (this.#open.get(m.lane) ?? 0) + 1);
-    return p.finally(() => {
-      const n = (this.#open.get(m.lane) ?? 1) - 1;
-      if (n > 0) this.#open.set(m.lane, n);
-      else this.#open.delete(m.lane);
-    });
+    return m ? this.#track(this.#open, m.lane, '', p) : p;
+  }
+
+  /** `p`, a send with mark `m`, is on its way from this node to `to` (passed on: the ring names
+   * another home) until it settles. */
+  passing<T>(m: LaneMark | undefined, to: string, p: Promise<T>): Promise<T> {
+    return m ? this.#track(this.#away, m.lane, to, p) : p;
+  }
+
+  /**
+   * Whether this home must refuse a send with mark `m` rather than take it: an earlier one of its
+   * epoch was refused here, or an earlier one of its lane is on its way from this node to another
+   * (its ring moved the sender here meanwhile), whose answer may be a refusal the gateway retries
+   * behind this one. In the second case the epoch is fenced now.
+   */
+  refuses(m: LaneMark | undefined): boolean {
+    if (this.blocks(m)) return true;
+    if (!m || !this.#away.has(m.lane)) return false;
+    this.refused(m);
+    return true;
   }
 
   /**
    * Whether a send with mark `m` that this node does not serve (any more) would overtake an earlier
-   * send of its lane if passed on to the home its ring names: one this home refused (fenced) or
-   * still holds. The ring may move the sender between two sends of one connection that reached
-   * this node; the first ones are refused as they come up (their user is no longer this home's),
-   * the later one would be taken by the new home first. If so, its epoch is fenced here: it is
-   * refused, like the rest of its epoch, and comes back behind the earlier ones.
+   * send of its lane if passed on to `to`, the home its ring names: one this home refused (fenced)
+   * or still holds, or one passed on to another node and not yet answered. The ring may move the
+   * sender between two sends of one connection that reached this node; the first ones are refused
+   * as they come up (their user is no longer this home's), the later one would be taken by the new
+   * home first. If so, its epoch is fenced here: it is refused, like the rest of its epoch, and
+   * comes back behind the earlier ones. Sends passed on to the same node keep their order (the
+   * link to a node is FIFO).
    */
-  overtakes(m: LaneMark | undefined): boolean {
-    if (!m || !(this.blocks(m) || this.#open.has(m.lane))) return false;
+  overtakes(m: LaneMark | undefined, to: string): boolean {
+    if (!m) return false;
+    const away = this.#away.get(m.lane);
+    if (!(this.blocks(m) || this.#open.has(m.lane) || (away && away.to !== to))) return false;
     this.refused(m);
     return true;
+  }
+
+  /** Bounded by the sends in flight, which the gateways bound per connection. */
+  #track<T>(map: Map<string, { to: string; n: number }>, lane: string, to: string, p: Promise<T>): Promise<T> {
+    const cur = map.get(lane);
+    // Passed on to a new node while some are still on their way to another: overtakes refused it.
+    map.set(lane, { to, n: (cur?.to === to ? cur.n : 0) + 1 });
+    return p.finally(() => {
+      const c = map.get(lane);
+      if (!c || c.to !== to) return;
+      if (c.n > 1) c.n--;
+      else map.delete(lane);
+    });
   }
 
   get size(): number {

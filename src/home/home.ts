@@ -54,7 +54,7 @@ export function createHome(c: HomeComponents): Home {
       // Behind the sender's direct messages still waiting for their admission, like any send.
       return pipeline.fences.during(at, order.inOrder(from, true, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'gsend', from, group, cid, body, ...(at ? { at } : {}), resolve, reject }))));
     },
-    overtakes: (at) => pipeline.fences.overtakes(at),
+    lanes: pipeline.fences,
     deliver: (items) => Promise.all(items.map((d) => pipeline.deliver(d))).then(() => undefined),
     deliverFan: (items) => deliverFan(own, pipeline, items),
     relay: (users, frame) => sessions.relay(users, frame),

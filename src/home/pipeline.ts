@@ -98,8 +98,8 @@ export class SendPipeline {
   #take(w: Work, found: Map<string, StoredEntry>): void {
     const { store, everywhere } = this.#c;
     const { user, dkey } = keyOf(w);
-    if (w.kind !== 'deliver' && this.fences.blocks(w.at)) {
-      w.reject(new UnavailableError(`an earlier send of this connection was refused; it goes again first`));
+    if (w.kind !== 'deliver' && this.fences.refuses(w.at)) {
+      w.reject(new UnavailableError(`an earlier send of this connection was refused or is on its way to another node; it goes again first`));
       return;
     }
     if (!this.#c.owns(user)) {

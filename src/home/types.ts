@@ -19,6 +19,13 @@ export type Push = (gateway: string, conn: string, frame: ServerFrame) => void;
 export type SendResult = { mid: string; seq: number; ts: number; dup?: true };
 export type Page = { msgs: Entry[]; more: boolean };
 
+/** See Fences (home/fences.ts). */
+export type LaneGuard = {
+  overtakes(m: LaneMark | undefined, to: string): boolean;
+  passing<T>(m: LaneMark | undefined, to: string, p: Promise<T>): Promise<T>;
+  refused(m: LaneMark | undefined): void;
+};
+
 /** What a gateway asks of the homes of its users: implemented by the local home and by the router. */
 export type Homes = {
   /** `lane`: the sending connection's, to keep its sends in order across retries (router); `at`:
@@ -60,9 +67,9 @@ export type Home = Homes & {
   readMarks(conv: string, users: string[]): Promise<Record<string, string>>;
   /** Whether this node serves the key now: the ring's owner, and not paused by a handoff. */
   serves(key: string): boolean;
-  /** Whether a send with this lane mark, for a user this node does not serve, would overtake an
-   * earlier send of its lane here if passed on (home/fences.ts); its epoch is fenced if so. */
-  overtakes(at: LaneMark | undefined): boolean;
+  /** The lanes of the sends that reach this node, for passing a send on to the home the ring names
+   * without overtaking an earlier one of its connection (home/fences.ts). */
+  lanes: LaneGuard;
   /** Re-registers sessions (after a ring change); never replaces a newer session of the device.
    * Returns [conn, the user's newest seq] for each session it holds, to catch the gateway up. */
   register(sessions: SessionRef[]): Array<[string, number]>;

@@ -97,17 +97,17 @@ test('a send the ring moved away may not be passed on ahead of an earlier send o
   const { home } = await homeOnStore({ owns: (u) => u !== 'alice' || serving });
   const lane = new Lane();
   const at0 = lane.mark();
-  t.false(home.overtakes(at0), 'nothing of the lane here: a later send may be passed on');
-  t.false(home.overtakes(undefined), 'a send without a mark is passed on');
+  t.false(home.lanes.overtakes(at0, 'b'), 'nothing of the lane here: a later send may be passed on');
+  t.false(home.lanes.overtakes(undefined, 'b'), 'a send without a mark is passed on');
   // The home stops serving alice (a handoff freeze) while her first send is on its way: refused.
   serving = false;
   await t.throwsAsync(home.send('alice', 'bob', 'c1', 'one', undefined, at0), { instanceOf: UnavailableError });
   // The ring then names another home; the connection's next send reaches this node: it must not
   // go ahead to the new home while the first one comes back.
-  t.true(home.overtakes(at0));
-  t.true(home.overtakes(at0), 'nor the ones after it');
-  t.false(home.overtakes({ lane: lane.id, epoch: 1 }), 'the retries, in the next epoch, go on');
-  t.false(home.overtakes(new Lane().mark()), 'another connection is untouched');
+  t.true(home.lanes.overtakes(at0, 'b'));
+  t.true(home.lanes.overtakes(at0, 'b'), 'nor the ones after it');
+  t.false(home.lanes.overtakes({ lane: lane.id, epoch: 1 }, 'b'), 'the retries, in the next epoch, go on');
+  t.false(home.lanes.overtakes(new Lane().mark(), 'b'), 'another connection is untouched');
   // A send still held here (taken, waiting for its copies) keeps a later one from being passed on
   // in any epoch, until it is answered.
   serving = true;
@@ -118,8 +118,28 @@ test('a send the ring moved away may not be passed on ahead of an earlier send o
   const other = new Lane();
   const pending = slow.home.send('alice', 'bob', 'c1', 'one', undefined, other.mark());
   while (!waiting) await new Promise((r) => setImmediate(r));
-  t.true(slow.home.overtakes(other.mark()));
+  t.true(slow.home.lanes.overtakes(other.mark(), 'b'));
   release();
   await pending;
-  t.false(slow.home.overtakes({ lane: other.id, epoch: 1 }));
+  t.false(slow.home.lanes.overtakes({ lane: other.id, epoch: 1 }, 'b'));
+});
+
+test('sends passed on to one node keep their order; a later one for another node, or taken here meanwhile, would not: refused and fenced', async (t) => {
+  let serving = false;
+  const { home } = await homeOnStore({ owns: () => serving });
+  const lane = new Lane();
+  const at = lane.mark();
+  let answer!: () => void;
+  const onItsWay = home.lanes.passing(at, 'b', new Promise<void>((ok) => (answer = ok)));
+  t.false(home.lanes.overtakes(at, 'b'), 'the same way: the link to b is FIFO');
+  t.true(home.lanes.overtakes(at, 'c'), 'another way could arrive first');
+  // This node becomes the home while the first send is still on its way to b (whose answer may be a
+  // refusal the gateway retries): the next one is not taken here ahead of it.
+  serving = true;
+  await t.throwsAsync(home.send('alice', 'bob', 'c2', 'two', undefined, { lane: lane.id, epoch: 0 }), { instanceOf: UnavailableError, message: /on its way to another node/ });
+  answer();
+  await onItsWay;
+  // The retries come in the next epoch and are taken.
+  t.is((await home.send('alice', 'bob', 'c1', 'one', undefined, { lane: lane.id, epoch: 1 })).seq, 1);
+  t.is((await home.send('alice', 'bob', 'c2', 'two', undefined, { lane: lane.id, epoch: 1 })).seq, 2);
 });

@@ -45,6 +45,7 @@ function rig(o: { answer?: (peer: string, req: PeerRequest) => unknown; signal?:
   };
   const ran: string[] = [];
   const heldLanes = new Set<string>();
+  const fencedLanes: string[] = [];
   const local = {
     sync: async (user: string, after: number, limit: number) => {
       ran.push(`sync ${user} ${after} ${limit}`);
@@ -52,7 +53,11 @@ function rig(o: { answer?: (peer: string, req: PeerRequest) => unknown; signal?:
     },
     deliver: async (items: Delivery[]) => void ran.push(...items.map((d) => `deliver ${d.user}`)),
     // The lanes the test says this home still holds a send of (home/fences.ts).
-    overtakes: (at: { lane: string } | undefined) => !!at && heldLanes.has(at.lane),
+    lanes: {
+      overtakes: (at: { lane: string } | undefined) => !!at && heldLanes.has(at.lane),
+      passing: <T>(_m: unknown, _to: string, p: Promise<T>) => p,
+      refused: (at: { lane: string } | undefined) => void (at && fencedLanes.push(at.lane)),
+    },
   } as unknown as Home;
   const social = { admit: async () => undefined } as unknown as Social;
   const sent: { peer: string; req: PeerRequest; timeoutMs: number | undefined }[] = [];
@@ -69,7 +74,7 @@ function rig(o: { answer?: (peer: string, req: PeerRequest) => unknown; signal?:
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.dispatch ? { dispatch: o.dispatch } : {}),
   });
-  return { router, clock, owners, changeRing, ran, sent, heldLanes };
+  return { router, clock, owners, changeRing, ran, sent, heldLanes, fencedLanes };
 }
 
 /** Lets the promise callbacks that are due run (the router's awaits between attempts). */
@@ -213,4 +218,12 @@ test('a send for a user the ring moved away is passed on, unless an earlier send
   t.like(refused, { t: 'fail', code: 'unavailable' });
   t.regex((refused as { message: string }).message, /earlier send of this connection/);
   t.is(r.sent.length, 1, 'not passed on: it would land ahead of the earlier one');
+  t.deepEqual(r.fencedLanes, []);
+  // Refused where it was passed on to: the lane is fenced here too, so that a later send of it
+  // does not go another way first.
+  const d2 = createPeerDispatch();
+  const r2 = rig({ dispatch: d2, answer: () => ({ t: 'fail', code: 'not_owner', message: 'not yet' }) });
+  r2.owners.set('alice', 'b');
+  t.like(await d2.handle('c', send('moved'), 'peer-c'), { t: 'fail', code: 'not_owner' });
+  t.deepEqual(r2.fencedLanes, ['moved']);
 });
