@@ -180,19 +180,7 @@ export class ContactDriver {
             return `${u}: ${(e as Error).message}`;
           }
         }));
-        // Each node's copy of both social logs (what each fold starts from).
-        const logs: string[] = [];
-        for (const n of this.cluster.nodes) {
-          try {
-            const db = await openDb(join(n.data, 'store.db'));
-            const rows = await db.job((c) => c.all<{ user: string; seq: number; mid: string; dkey: string; body: string }>(
-              "SELECT user, seq, mid, dkey, body FROM entries WHERE user IN (?, ?) ORDER BY user, seq", [`s:${this.plan.a}`, `s:${this.plan.b}`]));
-            logs.push(`${n.opts.name}: ${rows.map((r) => `${r.user}#${r.seq} ${r.dkey.slice(0, 1)} ${r.body.replace(/"(mt|tt|wm|wt|bm|bt)":("[^"]*"|\{[^}]*\}),?/g, '')}`).join(' | ')}`);
-            await db.close();
-          } catch (e) {
-            logs.push(`${n.opts.name}: ${(e as Error).message}`);
-          }
-        }
+        const logs = await socialLogs(this.cluster, this.plan.a, this.plan.b);
         throw new Error(`${user} ${JSON.stringify(frame)} not confirmed within 60 s (last: ${last}); plan ${JSON.stringify(this.plan)}; ${views.join('; ')}; history ${this.history.slice(-8).join(', ')}\n${logs.join('\n')}`);
       }
       const live = this.cluster.live();
@@ -211,11 +199,18 @@ export class ContactDriver {
         const raw = (e as { code?: unknown }).code;
         last = `${String(raw)}: ${(e as Error).message}`;
         const code = typeof raw === 'string' ? raw : undefined;
-        if (unknown && code !== undefined && done.includes(code)) return;
+        const who = `${user === this.plan.a ? 'a' : 'b'}:${String(frame.op)}@${node!.opts.name}`;
+        if (unknown && code !== undefined && done.includes(code)) {
+          this.history.push(`${who} (${code} after a lost answer: taken as done)`);
+          return;
+        }
         // A refusal after an attempt whose answer was lost may be that attempt's own effect, or
         // a view still waiting for the other side's copy: `applied` tells which.
         if (unknown && code === 'conflict' && applied) {
-          if (await applied()) return;
+          if (await applied()) {
+            this.history.push(`${who} (conflict after a lost answer: taken as applied)`);
+            return;
+          }
           unknown = false;
           continue;
         }
@@ -295,10 +290,28 @@ export class ContactDriver {
   }
 }
 
+/** Each node's copy of both users' social logs (what each fold starts from), one line per node. */
+async function socialLogs(cluster: TestCluster, a: string, b: string): Promise<string[]> {
+  const logs: string[] = [];
+  for (const n of cluster.nodes) {
+    try {
+      const db = await openDb(join(n.data, 'store.db'));
+      const rows = await db.job((c) => c.all<{ user: string; seq: number; mid: string; dkey: string; body: string }>(
+        'SELECT user, seq, mid, dkey, body FROM entries WHERE user IN (?, ?) ORDER BY user, seq', [`s:${a}`, `s:${b}`]));
+      logs.push(`${n.opts.name}: ${rows.map((r) => `${r.user}#${r.seq} ${r.dkey.slice(0, 1)} ${r.body.replace(/"(mt|tt|wm|wt|bm|bt)":("[^"]*"|\{[^}]*\}),?/g, '')}`).join(' | ')}`);
+      await db.close();
+    } catch (e) {
+      logs.push(`${n.opts.name}: ${(e as Error).message}`);
+    }
+  }
+  return logs;
+}
+
 /** Every pair shows on both sides what its confirmed changes left (waiting a while for copies
  * still on their way), as mirror images: friend/friend, requested/pending, none/none, and each
  * follow as `following` on one side and `follows_me` on the other. */
-export async function checkContacts(t: ExecutionContext, cluster: TestCluster, plans: PairPlan[]): Promise<void> {
+export async function checkContacts(t: ExecutionContext, cluster: TestCluster, drivers: ContactDriver[]): Promise<void> {
+  const plans = drivers.map((d) => d.plan);
   const via = cluster.live()[0]!;
   const view = async (u: string) => {
     const c = await via.client();
@@ -329,5 +342,10 @@ export async function checkContacts(t: ExecutionContext, cluster: TestCluster, p
     await new Promise((r) => setTimeout(r, 500));
   } while (Date.now() < deadline);
   for (const w of wrong.slice(0, 10)) t.fail(`contacts after the churn: ${w}`);
+  // For the post-mortem: each wrong pair's confirmed changes (by whom, which op, through which
+  // node) and every node's copy of both social logs.
+  for (const d of drivers.filter((x) => wrong.some((w) => w.startsWith(`${x.plan.a}/${x.plan.b}:`))).slice(0, 3)) {
+    t.log(`${d.plan.a}/${d.plan.b}: changes ${d.history.join(', ')}\n${(await socialLogs(cluster, d.plan.a, d.plan.b)).join('\n')}`);
+  }
   if (wrong.length === 0) t.pass(`${plans.reduce((n, p) => n + p.confirmed, 0)} confirmed contact changes, ${plans.length} pairs agree on both sides`);
 }
