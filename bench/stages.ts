@@ -52,14 +52,19 @@ export function stageSamples(file: string, fromUs: number, toUs: number, split =
     const s = functionName === '(idle)' ? undefined : stageOf(url, functionName);
     stage.set(n.id, split && s === OTHER ? `other › ${functionName || '(anonymous)'} (${url.split('/').pop() || 'native'})` : s);
   }
+  return inWindow(p, fromUs, toUs, (id) => stage.get(id));
+}
+
+/** The profile's samples between `fromUs` and `toUs`, summed (µs) by `keyOf` their node (none: not counted). */
+function inWindow(p: Profile, fromUs: number, toUs: number, keyOf: (node: number) => string | undefined): Map<string, number> {
   const out = new Map<string, number>();
   let t = p.startTime;
   for (let i = 0; i < p.samples.length; i++) {
     const dt = p.timeDeltas[i] ?? 0;
     t += dt;
     if (t < fromUs || t > toUs) continue;
-    const s = stage.get(p.samples[i]!);
-    if (s) out.set(s, (out.get(s) ?? 0) + dt);
+    const k = keyOf(p.samples[i]!);
+    if (k) out.set(k, (out.get(k) ?? 0) + dt);
   }
   return out;
 }
@@ -88,16 +93,7 @@ export function ownerSamples(file: string, fromUs: number, toUs: number): Map<st
     const { url, functionName } = byId.get(id)!.callFrame;
     return functionName === '(idle)' ? undefined : (oursOf(id) ?? stageOf(url, functionName));
   };
-  const out = new Map<string, number>();
-  let t = p.startTime;
-  for (let i = 0; i < p.samples.length; i++) {
-    const dt = p.timeDeltas[i] ?? 0;
-    t += dt;
-    if (t < fromUs || t > toUs) continue;
-    const o = ownerOf(p.samples[i]!);
-    if (o) out.set(o, (out.get(o) ?? 0) + dt);
-  }
-  return out;
+  return inWindow(p, fromUs, toUs, ownerOf);
 }
 
 /** CPU seconds used so far by each thread of `pid`, summed by thread name. */
