@@ -182,11 +182,18 @@ export class ClusterGlue {
   }
 
   /** Pings every member once: a newcomer has heard only its seed directly, and holds no write
-   * lease until it has heard a majority (their gossip reaches it only once the seed's reached them). */
+   * lease until a majority has vouched for it (their gossip reaches it only once the seed's
+   * reached them). A yes vouches as of the moment the ping left. */
   heardFromAll(): void {
     for (const mv of this.alivePeers()) {
+      const sent = this.m.now();
       this.net.request(mv.peer, { t: 'ping' }, { timeoutMs: this.init.probeTimeoutMs ?? 1000 }).then(
-        (r) => { if (parseReply(r)?.t === 'done') this.apply(this.m.heard(mv.name)); },
+        (r) => {
+          const reply = parseReply(r);
+          if (reply?.t !== 'done') return;
+          if (reply.value === true) this.m.vouched(mv.name, sent);
+          this.apply(this.m.heard(mv.name));
+        },
         () => undefined,
       );
     }

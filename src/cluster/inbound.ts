@@ -41,7 +41,8 @@ export class Inbound {
     net.onMessage((from, raw) => this.#message(from, raw));
     net.onRequest((from, raw) => this.#request(from, raw));
     dispatch.on('join', async (_name, req, from) => this.#join(from, req));
-    dispatch.on('ping', async () => ({ t: 'done', value: true }));
+    // The answer says whether the sender is a live member here: a yes vouches for it (lease).
+    dispatch.on('ping', async (name) => ({ t: 'done', value: name !== undefined }));
     dispatch.on('members', async () => ({ t: 'done', value: m.joined() && m.lease() ? m.digest() : [] }));
     dispatch.on('probe', (_name, req) => this.#probe(req));
   }

@@ -14,6 +14,11 @@ export type Entry = {
   status: Status;
   lastProgressAt: number; // when the heartbeat last rose here (or the entry was (re)created)
   lastHeardAt?: number;
+  /** The newest time (this node's clock) at which this member is known to have held this node
+   * alive: when this node issued the heartbeat the member last gossiped back to it, or sent a ping
+   * the member answered as from a member. Unlike lastHeardAt, a frame that waited in a buffer
+   * while this node was frozen cannot make it recent: it is what the write lease counts. */
+  vouchedAt?: number;
   suspectSince?: number;
   deadAt?: number;
   left?: boolean; // announced a graceful leave: no longer counts towards a majority

@@ -66,12 +66,15 @@ export type Membership = {
   joined(): boolean;
   /** Hears a strict majority of the members it knows: may declare suspects dead. */
   hasMajority(): boolean;
-  /** The write lease: joined, and heard directly from a strict majority of the members it knows
-   * (itself included) within the last suspectAfterMs + confirmTimeoutMs * 2/3. The others declare
-   * a silent member dead only after suspectAfterMs + confirmTimeoutMs, so a node cut off loses
-   * its lease at least confirmTimeoutMs / 3 (1 s by default) before anyone gives its keys to
-   * another home; the slack keeps a node whose event loop stalled for a few seconds (a busy
-   * machine) from refusing writes. */
+  /** The write lease: joined, and vouched for (see vouched) by a strict majority of the members
+   * it knows (itself included) within the last suspectAfterMs + confirmTimeoutMs * 2/3. The
+   * evidence is dated by this node's clock when it spoke (the heartbeat a member echoed, the ping
+   * it answered), not when the answer was read: a node frozen (SIGSTOP, a long pause) reads on
+   * waking the gossip that piled up while it slept, and that must not give it the lease back
+   * before it learns that the others declared it dead and gave its keys to other homes. A member
+   * that held this node alive at time t declares it dead no earlier than t + suspectAfterMs +
+   * confirmTimeoutMs, so a node cut off or frozen loses its lease at least confirmTimeoutMs / 3
+   * (1 s by default) before anyone gives its keys to another home. */
   lease(): boolean;
   markJoined(): void; // the ring:changed it causes comes with the next call (tick, merge, ...)
   /** If gossip from `fromPeer` shows its sender alive at an incarnation this node holds dead (or
@@ -84,6 +87,12 @@ export type Membership = {
   merge(entries: unknown, from?: string): MembershipEvent[]; // from: the sender's name, heard as alive
   tick(): MembershipEvent[];
   heard(name: string): MembershipEvent[];
+  /** `name` held this node alive as of `at` (a time from `now()`): it answered, as from a member,
+   * a ping this node sent at `at`. Gossip vouches by itself: a member's gossip carries the
+   * heartbeat of this node it last learnt, and this node knows when it issued that heartbeat. */
+  vouched(name: string, at: number): void;
+  /** The membership clock's time, to date a ping for `vouched`. */
+  now(): number;
   unreachable(name: string): MembershipEvent[];
   probes(): { target: string; via: string }[]; // a suspect with no up member to ask is left out
   probeResult(target: string, alive: boolean): MembershipEvent[];
@@ -118,6 +127,8 @@ export function createMembership(
     merge: (entries, from) => t.merge(entries, from),
     tick: () => t.tick(),
     heard: (name) => t.withRing((events) => t.heard(name, events)),
+    vouched: (name, at) => t.vouched(name, at),
+    now: () => t.now(),
     unreachable: (name) => t.unreachable(name),
     probes: () => t.probes(),
     // A failed probe proves nothing (the helper may be the one cut off): the confirm window decides.

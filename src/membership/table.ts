@@ -15,6 +15,8 @@ export class MemberTable {
   #hadMajority = true;
   #roundRobin = 0;
   #reported: string[];
+  // This node's recent heartbeats and when it issued them (oldest first), for vouchedAt.
+  #beats: { h: number; at: number }[];
   readonly #timing: Timing;
   readonly #clock: Clock;
   readonly #random: (() => number) | undefined;
@@ -28,6 +30,7 @@ export class MemberTable {
       incarnation: self.incarnation, heartbeat: 0, status: 'alive', lastProgressAt: clock.now(),
     };
     this.table = new Map<string, Entry>([[this.me.info.name, this.me]]);
+    this.#beats = [{ h: 0, at: clock.now() }];
     this.#reported = this.ringMembers();
   }
 
@@ -110,6 +113,25 @@ export class MemberTable {
     }
   }
 
+  /** `from` gossiped this node's own entry back: alive at this incarnation, it held this node
+   * alive when it learnt that heartbeat, which this node issued at a known time. */
+  #echoed(from: string, g: GossipEntry): void {
+    if (g.status !== 'alive' || g.incarnation !== this.me.incarnation) return;
+    const beat = this.#beats.find((b) => b.h === g.heartbeat);
+    if (beat !== undefined) this.vouched(from, beat.at);
+  }
+
+  /** `name` held this node alive at `at` (this node's clock): see Entry.vouchedAt. */
+  vouched(name: string, at: number): void {
+    const e = this.table.get(name);
+    if (e === undefined || e === this.me || e.status === 'dead') return;
+    if (e.vouchedAt === undefined || at > e.vouchedAt) e.vouchedAt = at;
+  }
+
+  now(): number {
+    return this.#clock.now();
+  }
+
   heard(name: string, events: MembershipEvent[]): void {
     const e = this.table.get(name);
     // dead at this incarnation is final: only a higher incarnation (through merge) brings it back
@@ -148,7 +170,7 @@ export class MemberTable {
     for (const e of this.table.values()) {
       if (!this.#votes(e)) continue;
       voters++;
-      if (e === this.me || (e.status === 'alive' && e.lastHeardAt !== undefined && now - e.lastHeardAt < suspectAfterMs + (confirmTimeoutMs * 2) / 3)) fresh++;
+      if (e === this.me || (e.status === 'alive' && e.vouchedAt !== undefined && now - e.vouchedAt < suspectAfterMs + (confirmTimeoutMs * 2) / 3)) fresh++;
     }
     return fresh * 2 > voters;
   }
@@ -183,7 +205,10 @@ export class MemberTable {
           let g: GossipEntry | undefined;
           try { g = parseEntry(entries[i]); } catch { g = undefined; } // a hostile getter must not throw out of merge
           if (g === undefined) this.malformedCount++;
-          else this.#apply(g, events);
+          else {
+            if (typeof from === 'string' && g.name === this.me.info.name) this.#echoed(from, g);
+            this.#apply(g, events);
+          }
         }
       }
       if (typeof from === 'string') this.heard(from, events);
@@ -195,6 +220,9 @@ export class MemberTable {
       const now = this.#clock.now();
       const { suspectAfterMs, confirmTimeoutMs, forgetDeadAfterMs } = this.#timing;
       this.me.heartbeat++;
+      this.#beats.push({ h: this.me.heartbeat, at: now });
+      // Older ones could vouch for no lease (they are older than its window).
+      while (this.#beats.length > 1 && now - this.#beats[0]!.at > suspectAfterMs + confirmTimeoutMs) this.#beats.shift();
       // Regaining the majority restarts the confirm window of every suspect: members that went
       // quiet together (a partition, a freeze) come back one by one, and the last ones must not
       // be declared dead for a silence that this node could not judge until now.

@@ -2,6 +2,7 @@
 // restart, and randomized schedules of joins, leaves, kills and restarts (seed printed; replay
 // with CHURN_SEED, longer with CHURN_STEPS; `npm run soak` runs eight seeds of 12 steps).
 // Afterwards every timeline is read back and checked against the full history of confirmed sends.
+import { setTimeout } from 'node:timers/promises';
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { cleanup, readAll, token, until } from '../helpers/node.ts';
@@ -118,6 +119,7 @@ test.serial('a node frozen until the others declare it dead, then resumed, under
     const others = cluster.nodes.filter((n) => n !== victim);
     // SIGSTOP: alive but silent, like a long pause or a partition; its clients hang.
     victim.proc!.kill('SIGSTOP');
+    let woke: ReturnType<typeof cluster.view> | undefined;
     try {
       await until(async () => {
         const views = await Promise.all(others.map((n) => cluster.view(n)));
@@ -126,10 +128,19 @@ test.serial('a node frozen until the others declare it dead, then resumed, under
       // The new homes of its users take writes meanwhile: what it holds goes stale.
       const n = confirmed.length;
       await until(() => confirmed.length >= n + CLIENTS * 2, 'writes while it is frozen', 20_000);
+      // Asked while it sleeps, this waits in its socket with the gossip that piled up, and is
+      // read on waking right after that gossip: which must not give it the write lease back
+      // before it learns the verdict (it would serve its stale copies as home).
+      woke = cluster.view(victim);
+      await setTimeout(300); // the request is written to its socket
     } finally {
       victim.proc!.kill('SIGCONT');
     }
-    // It must not serve its stale copies as home: it comes back through the join copy.
+    const v = await woke;
+    t.truthy(v, 'the woken node answered');
+    t.false(!!v?.joined && (v as { lease?: boolean }).lease === true && v.ring.members.includes(victim.opts.name!),
+      `on waking it held the lease in its old ring: ${JSON.stringify({ joined: v?.joined, lease: (v as { lease?: boolean } | undefined)?.lease, ring: v?.ring.members })}`);
+    // It comes back through the join copy.
     await settled(cluster);
     t.true(victim.log.some((l) => l.includes('rejoining through the data copy')), 'the resumed node rejoined through the copy');
   });

@@ -55,11 +55,12 @@ const settle = async () => {
 
 test('membership answers its own requests from the table; others need a member, then their handler', async (t) => {
   const r = rig();
-  t.deepEqual(await r.ask('pz', { t: 'ping' }), { t: 'done', value: true }, 'ping is open to anyone with the swarm key');
+  t.deepEqual(await r.ask('pz', { t: 'ping' }), { t: 'done', value: false }, 'ping is open to anyone with the swarm key, and says a stranger is no member (it vouches for nobody)');
   const renew = { t: 'renew', gateway: 'b', conns: [] };
   t.like(await r.ask('pz', renew), { t: 'fail', code: 'unavailable' });
   t.deepEqual(r.refused, ['renew:not_member']);
   r.meetB();
+  t.deepEqual(await r.ask('pb', { t: 'ping' }), { t: 'done', value: true }, 'a member\'s ping is answered yes: it vouches for b (the write lease)');
   t.deepEqual(await r.ask('pb', renew), { t: 'fail', code: 'unavailable', message: 'starting' }, 'no handler yet');
   r.cluster.onRequest(async (name, req) => ({ t: 'done', value: `fallback ${name} ${req.t}` }));
   t.deepEqual(await r.ask('pb', renew), { t: 'done', value: 'fallback b renew' });

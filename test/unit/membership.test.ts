@@ -288,6 +288,51 @@ test('the write lease: lost on the minority side well before the majority declar
   t.false(sim.node('a').lease(), 'a node declared dead holds no lease until it has rejoined');
 });
 
+test('a frozen node reads the gossip that piled up while it slept: that does not give it the lease back before it learns it was declared dead', (t) => {
+  const sim = createSim();
+  sim.cluster(['a', 'b', 'c']);
+  t.true(sim.node('a').lease());
+  sim.paused.add('a'); // SIGSTOP: the others' gossip waits in its sockets
+  const piled = new Map<string, GossipEntry[]>();
+  for (let i = 0; i < 40 && sim.of('b', 'member:died').length === 0; i++) {
+    sim.step();
+    for (const n of ['b', 'c']) {
+      const d = sim.node(n).digest();
+      // The last frames sent before the verdict still hold a alive (a suspect is gossiped as alive).
+      if (d.find((e) => e.name === 'a')?.status === 'alive') piled.set(n, d);
+    }
+  }
+  t.is(sim.stateIn('b', 'a'), 'dead', 'the others declared the frozen node dead');
+  t.is(piled.size, 2);
+  // SIGCONT: the piled-up frames are read before any timer of a runs.
+  sim.paused.delete('a');
+  for (const [from, d] of piled) sim.log('a', sim.node('a').merge(d, from));
+  t.true(sim.node('a').joined(), 'nothing it read says it was declared dead');
+  t.false(sim.node('a').lease(), 'frames written while it slept are no evidence that the others still hold it alive');
+  sim.run(2 * STEP);
+  t.is(sim.of('a', 'self:dead').length, 1, 'the next round tells it the verdict');
+  t.false(sim.node('a').lease());
+});
+
+test('a member vouches for this node with the heartbeat it gossips back, or a ping it answered, dated when this node sent it', (t) => {
+  const sim = createSim();
+  sim.cluster(['a', 'b', 'c']);
+  sim.paused.add('b');
+  sim.paused.add('c');
+  sim.run(4 * STEP);
+  t.true(sim.node('a').lease(), 'held for a while after the last echo');
+  sim.run(12 * STEP);
+  t.false(sim.node('a').lease(), 'lost once the newest echo is older than the window');
+  // b answers a ping sent now: it vouches as of the sending.
+  sim.node('a').vouched('b', sim.node('a').now());
+  t.true(sim.node('a').lease(), 'a majority of three: a and b');
+  // A gossip that echoes a heartbeat a never issued (or one long forgotten) vouches for nothing.
+  sim.clock.t += 10_000;
+  const forged = sim.node('c').digest().map((e) => (e.name === 'a' ? { ...e, heartbeat: e.heartbeat + 1_000 } : e));
+  sim.node('a').merge(forged, 'c');
+  t.false(sim.node('a').lease());
+});
+
 test('members invented in gossip, never heard directly, do not vote: the majority and the lease hold', (t) => {
   const sim = createSim();
   sim.cluster(['a', 'b', 'c']);
