@@ -81,7 +81,7 @@ export class Writes {
     const s = await this.#p.states.load(user);
     const was: Was = { s: snap(s), online: this.#d.lookup(user).online };
     const plan = this.#plan(s, reqs);
-    if (plan.events.length === 0) return plan.out;
+    if (plan.events.length === 0) return this.#answered(user, plan.out);
     let s2: SocialState;
     try {
       s2 = await this.#write(user, plan.events, new Set(plan.first.keys()));
@@ -90,6 +90,19 @@ export class Writes {
     }
     await this.#tell(user, was, s2, plan);
     return plan.out;
+  }
+
+  /** Refusals and no-ops answer from the state alone: only once every copy holds that state, as
+   * reads of timelines stop short of unconfirmed entries. A change this home committed whose
+   * replication failed (its answer `unavailable`) is in the state, yet a crash here could take it
+   * back: a retry must not hear `not_found` for a removal that then never happened. */
+  async #answered(user: string, out: (undefined | Error)[]): Promise<(undefined | Error)[]> {
+    try {
+      await this.#d.replicated(socialKey(user));
+    } catch (e) {
+      return out.map(() => e as Error);
+    }
+    return out;
   }
 
   #plan(s: SocialState, reqs: SocialReq[]): Plan {

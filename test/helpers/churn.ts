@@ -167,6 +167,11 @@ export class ContactDriver {
     const deadline = Date.now() + 60_000;
     let unknown = false;
     let last = '';
+    // The attempts that failed before, each as code@node+ms since the first: a wrong answer's
+    // story (which node lost an answer, which one refused) is in them.
+    const tries: string[] = [];
+    const t0 = Date.now();
+    const story = (): string => (tries.length ? ` [after ${tries.join(' ')}]` : '');
     for (;;) {
       if (Date.now() > deadline) {
         const views = await Promise.all([this.plan.a, this.plan.b].map(async (u) => {
@@ -186,20 +191,23 @@ export class ContactDriver {
       const live = this.cluster.live();
       const node = live[Math.floor(this.rand() * live.length)];
       let c: ImClient | undefined;
+      let requested = false;
       try {
         c = await ImClient.connect(node!.url);
         await c.login({ token: await token(user), device: 'contacts' });
         unknown = true;
+        requested = true;
         await c.request(frame as Parameters<ImClient['request']>[0], 30_000); // a loaded machine: few answers lost to a timeout
         this.plan.confirmed++;
-        this.history.push(`${user === this.plan.a ? 'a' : 'b'}:${String(frame.op)}@${node!.opts.name}`);
+        this.history.push(`${user === this.plan.a ? 'a' : 'b'}:${String(frame.op)}@${node!.opts.name}${story()}`);
         return;
       } catch (e) {
         // An ImError has a string code; a lost or refused connection a close code (a number).
         const raw = (e as { code?: unknown }).code;
         last = `${String(raw)}: ${(e as Error).message}`;
         const code = typeof raw === 'string' ? raw : undefined;
-        const who = `${user === this.plan.a ? 'a' : 'b'}:${String(frame.op)}@${node!.opts.name}`;
+        const who = `${user === this.plan.a ? 'a' : 'b'}:${String(frame.op)}@${node!.opts.name}+${Date.now() - t0}ms${story()}`;
+        if (tries.length < 12) tries.push(`${String(raw ?? (e as Error).message.slice(0, 40))}${requested ? '' : '(before the request)'}@${node!.opts.name}+${Date.now() - t0}ms`);
         if (unknown && code !== undefined && done.includes(code)) {
           this.history.push(`${who} (${code} after a lost answer: taken as done)`);
           return;

@@ -13,6 +13,7 @@ import type { Store, StoredEntry } from '../../src/store/index.ts';
 import type { Refusal } from '../../src/contacts/index.ts';
 import type { ServerFrame } from '../../src/protocol/frames.ts';
 import { openStore, removeStores } from '../helpers/store.ts';
+import { UnavailableError } from '../../src/protocol/errors.ts';
 
 const stores: Store[] = [];
 const stops: AbortController[] = [];
@@ -28,6 +29,8 @@ type Opts = {
   revokeEverywhere?: (users: string[]) => Promise<void>;
   /** Wraps the other home's admission (to count the questions, or hold them). */
   admitAt?: (ask: () => Promise<Refusal | undefined>, to: string, from: string, kind: AdmitKind) => Promise<Refusal | undefined>;
+  /** Whether a social log is on every copy (default: at once). */
+  replicated?: (key: string) => Promise<void>;
 };
 
 async function cluster(o: Opts = {}) {
@@ -44,7 +47,7 @@ async function cluster(o: Opts = {}) {
     social = createSocial({
       store,
       owns: () => true,
-      replicated: async () => undefined,
+      replicated: o.replicated ?? (async () => undefined),
       nextMid: createMidGenerator(tag, () => clock.now()),
       midTime,
       // The outbox's hand-over: the copy stored on the other side's home, deduplicated by mid.
@@ -110,6 +113,28 @@ test('a friend request and its accept reach both sides, the copy being the sende
   await until(async () => (await stateOf(a, 'alice', 'bob')) === 'friend', 'alice to see the accept');
   const page = await a.social.contacts('alice', undefined, 10);
   t.deepEqual(page.contacts.map((c) => [c.user, c.state, c.presence?.online]), [['bob', 'friend', false]], 'with cinfo from bob\'s home');
+});
+
+test('a refusal answers only from a state on every copy: a removal whose replication failed is not taken as done by its retry', async (t) => {
+  let down = false;
+  const { a, b } = await cluster({
+    replicated: async (key) => {
+      if (down && key === 's:alice') throw new UnavailableError('a replica of alice did not acknowledge');
+    },
+  });
+  await a.social.op('alice', { op: 'contact_request', user: 'bob' });
+  await until(async () => (await stateOf(b, 'bob', 'alice')) === 'pending', 'bob to see the request');
+  await b.social.op('bob', { op: 'contact_accept', user: 'alice' });
+  await until(async () => (await stateOf(a, 'alice', 'bob')) === 'friend', 'alice to see the accept');
+  down = true;
+  // Committed here, not on every copy: the client hears unavailable and sends it again.
+  const answer = (e: Error & { code?: string }) => (e instanceof UnavailableError ? 'unavailable' : e.code);
+  await t.throwsAsync(a.social.op('alice', { op: 'contact_remove', user: 'bob' }), { instanceOf: UnavailableError });
+  const retry = await a.social.op('alice', { op: 'contact_remove', user: 'bob' }).then(() => 'ok', answer);
+  t.is(retry, 'unavailable', 'not not_found: a crash of this home could still take the removal back');
+  down = false;
+  const later = await a.social.op('alice', { op: 'contact_remove', user: 'bob' }).then(() => 'ok', answer);
+  t.is(later, 'not_found', 'once every copy holds the removal, its retry is told it is done');
 });
 
 test('a block makes the sender\'s gate refuse a direct message, even after a cached yes', async (t) => {
