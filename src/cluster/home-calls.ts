@@ -80,7 +80,7 @@ export const HOME_CALLS: { [F in Fn]: CallEntry<F> } = {
   social: { key: (c) => c.user, run: (h, c) => h.social.op(c.user, c.req), check: any },
   contacts: { key: (c) => c.user, run: (h, c) => h.social.contacts(c.user, c.after, c.limit), check: any },
   // No refusal travels as null (a missing value would read as a malformed reply).
-  admit: { key: (c) => c.user, run: async (h, c) => (await h.social.admit(c.user, c.from, c.kind)) ?? null, check: isRefusal },
+  admit: { key: (c) => c.user, run: async (h, c) => (await h.social.admit(c.user, c.from, c.kind, c.epoch)) ?? null, check: isRefusal },
 };
 
 /** The table's entry for a call. */

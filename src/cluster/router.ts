@@ -73,7 +73,7 @@ export type Router = Omit<Homes, 'group' | 'typing' | 'receipts'> & {
   profiles(viewer: string, users: string[]): Promise<Record<string, Profile | null>>;
   info(viewer: string, users: string[]): Promise<Record<string, ContactInfo>>;
   /** Whether `to`'s home takes `kind` from `from`. */
-  admitAt(to: string, from: string, kind: AdmitKind): Promise<Refusal | undefined>;
+  admitAt(to: string, from: string, kind: AdmitKind, epoch?: number): Promise<Refusal | undefined>;
   /** Every other member forgets the admissions it cached for these users. */
   revokeEverywhere(users: string[]): Promise<void>;
   /** Serves a peer's call, deliver, presence, watch, register or renew request. */
@@ -109,7 +109,7 @@ export function createRouter(c: RouterComponents): Router {
     profiles: (viewer, users) => many.profiles(viewer, users),
     info: (viewer, users) => many.info(viewer, users),
     // A call like any other on the recipient's home: retried through ring changes and moves.
-    admitAt: async (to, from, kind) => (await call<Refusal | null>({ fn: 'admit', user: to, from, kind })) ?? undefined,
+    admitAt: async (to, from, kind, epoch) => (await call<Refusal | null>({ fn: 'admit', user: to, from, kind, ...(epoch === undefined ? {} : { epoch }) })) ?? undefined,
     revokeEverywhere: (users) => many.revokeEverywhere(users),
     presence: (users, viewer) => many.presence(users, viewer),
     watch: (w, users) => many.watch(w, users, true),

@@ -131,7 +131,7 @@ function wireHomeRoles(d: HomeDeps): Pick<Roles, 'home' | 'groups' | 'social'> {
     lookup: (user) => presence.lookup(user), lastSeen: (user) => store.lastSeen(user), sessions: (user) => presence.sessions(user),
     watchers: (user) => presence.watchers(user), push, relay: (users, frame) => fan.relay(users, frame),
     infoAnywhere: (viewer, users) => router.info(viewer, users),
-    admitAt: (to, from, kind) => router.admitAt(to, from, kind),
+    admitAt: (to, from, kind, epoch) => router.admitAt(to, from, kind, epoch),
     revokeEverywhere: (users) => router.revokeEverywhere(users),
     limits: { maxContacts: cfg.maxContacts, maxPending: cfg.maxPendingRequests },
     log: b.log.child({ component: 'social' }),

@@ -87,7 +87,7 @@ function homeCall(v: unknown, maxBody: number): HomeCall {
     }
     case 'admit':
       if (!['dm', 'typing', 'request', 'follow'].includes(o.kind as string)) bad('unknown admit kind');
-      return { fn: 'admit', user: id(o.user, 'user'), from: id(o.from, 'from'), kind: o.kind as AdmitItem['kind'] };
+      return { fn: 'admit', user: id(o.user, 'user'), from: id(o.from, 'from'), kind: o.kind as AdmitItem['kind'], ...(o.epoch === undefined ? {} : { epoch: nat(o.epoch, 'epoch') }) };
     case 'contacts': {
       const c: HomeCall = { fn: 'contacts', user: id(o.user, 'user'), limit: Math.min(Math.max(nat(o.limit, 'limit'), 1), 1000) };
       if (o.after !== undefined) c.after = id(o.after, 'after');

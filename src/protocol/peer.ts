@@ -41,8 +41,10 @@ export type HomeCall =
   | { fn: 'social'; user: string; req: SocialCall }
   /** On the user's home: a page of the user's contacts. */
   | { fn: 'contacts'; user: string; after?: string; limit: number }
-  /** On `user`'s home: whether it takes a direct message, typing, a request or a follow from `from`. */
-  | { fn: 'admit'; user: string; from: string; kind: AdmitItem['kind'] };
+  /** On `user`'s home: whether it takes a direct message, typing, a request or a follow from `from`.
+   * A request carries the relation's epoch as `from`'s home holds it: behind `user`'s, a change
+   * of `user`'s is still on its way there, and the request waits for it (`unavailable`). */
+  | { fn: 'admit'; user: string; from: string; kind: AdmitItem['kind']; epoch?: number };
 /** The client requests `fn: 'social'` carries (validated as a client's). */
 export type SocialCall = Extract<Request, { op: 'profile_set' | 'status' | 'privacy' | 'contact_lists' | ContactOp }>;
 export type AdmitItem = { kind: 'dm' | 'typing' | 'request' | 'follow' };

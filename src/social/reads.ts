@@ -9,6 +9,7 @@ import type { SessionRef } from '../presence/index.ts';
 import type { PresenceFilter } from './presence.ts';
 import type { States } from './states.ts';
 import type { AdmitKind, ContactInfo, ContactsPage } from './types.ts';
+import { UnavailableError } from '../protocol/errors.ts';
 
 export type ReadDeps = {
   sessions: (user: string) => SessionRef[];
@@ -63,12 +64,18 @@ export class Reads {
     return out;
   }
 
-  async admit(to: string, from: string, kind: AdmitKind): Promise<Refusal | undefined> {
+  async admit(to: string, from: string, kind: AdmitKind, epoch?: number): Promise<Refusal | undefined> {
     const s = await this.#states.state(to);
     const no = admits(s, from, kind);
     if (no) return no;
     if (kind === 'request') {
       const p = s.pairs.get(from);
+      // The asker's home holds an older epoch of the relation: a decline or removal of ours has
+      // not reached it yet, and judged against its view a repeated request would be "no change"
+      // (nothing written) and then undone by that copy. It waits for the copy instead.
+      if (epoch !== undefined && p !== undefined && p.fe > epoch) {
+        throw new UnavailableError(`a change by ${to} is still on its way to ${from}'s home; try again`);
+      }
       // A request crossing one of ours is an accept; a repeated one changes nothing.
       if (!p?.fm && !p?.ft && counts(s).pending >= this.#d.limits.maxPending) {
         return { code: 'too_large', message: `${to} has ${this.#d.limits.maxPending} requests waiting; try again later` };

@@ -23,7 +23,7 @@ export function createSocial(c: SocialComponents): Social {
     contacts: (user, after, limit) => r.reads.contacts(user, after, limit),
     profiles: (viewer, users) => r.reads.profiles(viewer, users),
     info: (viewer, users) => r.reads.info(viewer, users),
-    admit: (to, from, kind) => r.reads.admit(to, from, kind),
+    admit: (to, from, kind, epoch) => r.reads.admit(to, from, kind, epoch),
     gate: (from, to, kind) => r.gates.gate(from, to, kind),
     revoke: (users) => r.gates.revoke(users),
     presenceFor: (user, viewer, p) => r.presence.presenceFor(user, viewer, p),

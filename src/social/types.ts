@@ -35,7 +35,8 @@ export type SocialComponents = {
   /** Contact infos from the contacts' homes (this one included), as `viewer` may see them. */
   infoAnywhere: (viewer: string, users: string[]) => Promise<Record<string, ContactInfo>>;
   /** Asks `to`'s home whether it takes `kind` from `from`. */
-  admitAt: (to: string, from: string, kind: AdmitKind) => Promise<Refusal | undefined>;
+  /** `epoch`: with a request, the relation's epoch as the asker's home holds it (see Reads.admit). */
+  admitAt: (to: string, from: string, kind: AdmitKind, epoch?: number) => Promise<Refusal | undefined>;
   /** Tells every other node to forget what it admitted to these users (a block or a stricter rule). */
   revokeEverywhere: (users: string[]) => Promise<void>;
   limits: Limits;
@@ -57,7 +58,7 @@ export type Social = {
   profiles(viewer: string, users: string[]): Promise<Record<string, Profile | null>>;
   info(viewer: string, users: string[]): Promise<Record<string, ContactInfo>>;
   /** Whether `to` (homed here) takes `kind` from `from`. */
-  admit(to: string, from: string, kind: AdmitKind): Promise<Refusal | undefined>;
+  admit(to: string, from: string, kind: AdmitKind, epoch?: number): Promise<Refusal | undefined>;
   /** On the sender's home: `to`'s answer, from a cache of recent yeses (true) or asked (throws ForbiddenError). */
   gate(from: string, to: string, kind: AdmitKind): true | Promise<void>;
   /** Another node's `revokeEverywhere`. */

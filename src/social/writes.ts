@@ -54,10 +54,15 @@ export class Writes {
     let gate: Promise<void> | undefined;
     if (req.op === 'contact_request' || req.op === 'follow') {
       if (req.user === user) return Promise.reject(new ClientError('bad_request', 'that is yourself'));
-      // The other side decides whether it takes it: a block, or its pending requests full.
-      gate = this.#d.admitAt(req.user, user, req.op === 'follow' ? 'follow' : 'request').then((no) => {
-        if (no) throw errorOf(no.code, no.message);
-      });
+      // The other side decides whether it takes it: a block, or its pending requests full; a
+      // request also shows the relation's epoch here, which the other side checks against its own.
+      const other = req.user;
+      const kind = req.op === 'follow' ? 'follow' : 'request';
+      gate = (kind === 'request' ? this.#p.states.state(user).then((s) => s.pairs.get(other)?.fe ?? 0) : Promise.resolve(undefined))
+        .then((epoch) => this.#d.admitAt(other, user, kind, epoch))
+        .then((no) => {
+          if (no) throw errorOf(no.code, no.message);
+        });
     } else if ('user' in req && req.user === user) {
       return Promise.reject(new ClientError('bad_request', 'that is yourself'));
     }

@@ -89,6 +89,16 @@ test('a send call\'s lane mark is kept when well formed and refused otherwise; a
   }
 });
 
+test('an admit call\'s epoch is kept when a whole number and refused otherwise; one without it is as before', (t) => {
+  const call = { fn: 'admit', user: 'bob', from: 'alice', kind: 'request' };
+  const req = (c: object) => ({ t: 'call', key: 'bob', rv: 'v', hops: 0, call: c });
+  t.deepEqual(parsePeerRequest(req({ ...call, epoch: 4 }), MAX), req({ ...call, epoch: 4 }));
+  t.deepEqual(parsePeerRequest(req(call), MAX), req(call));
+  for (const epoch of [null, '4', -1, 1.5, {}]) {
+    t.throws(() => parsePeerRequest(req({ ...call, epoch }), MAX), { instanceOf: PeerFrameError }, JSON.stringify(epoch));
+  }
+});
+
 test('a holding request names at most 10,000 valid user keys', (t) => {
   t.deepEqual(parsePeerRequest({ t: 'holding', users: ['u1', 's:g1'] }, MAX), { t: 'holding', users: ['u1', 's:g1'] });
   for (const users of [undefined, null, 'u1', [7], [''], Array.from({ length: 10_001 }, (_, i) => `u${i}`)]) {

@@ -29,6 +29,8 @@ type Opts = {
   revokeEverywhere?: (users: string[]) => Promise<void>;
   /** Wraps the other home's admission (to count the questions, or hold them). */
   admitAt?: (ask: () => Promise<Refusal | undefined>, to: string, from: string, kind: AdmitKind) => Promise<Refusal | undefined>;
+  /** Holds the outbox's copies (default: handed over at once). */
+  handOver?: (give: () => Promise<void>) => Promise<void>;
   /** Whether a social log is on every copy (default: at once). */
   replicated?: (key: string) => Promise<void>;
 };
@@ -52,7 +54,10 @@ async function cluster(o: Opts = {}) {
       midTime,
       // The outbox's hand-over: the copy stored on the other side's home, deduplicated by mid.
       handOver: async (_sender, d) => {
-        await homeOf(d.user).store.append([{ ...d, dkey: DEDUP_KEY.mid(d.mid) }]).durable;
+        const give = async () => {
+          await homeOf(d.user).store.append([{ ...d, dkey: DEDUP_KEY.mid(d.mid) }]).durable;
+        };
+        await (o.handOver ? o.handOver(give) : give());
       },
       lookup: () => ({ online: false }),
       lastSeen: () => undefined,
@@ -65,8 +70,8 @@ async function cluster(o: Opts = {}) {
         for (const u of users) Object.assign(out, await homeOf(u).social.info(viewer, [u]));
         return out;
       },
-      admitAt: (to, from, kind) => {
-        const ask = () => homeOf(to).social.admit(to, from, kind);
+      admitAt: (to, from, kind, epoch) => {
+        const ask = () => homeOf(to).social.admit(to, from, kind, epoch);
         return o.admitAt ? o.admitAt(ask, to, from, kind) : ask();
       },
       revokeEverywhere: o.revokeEverywhere ?? (async (users) => {
@@ -135,6 +140,26 @@ test('a refusal answers only from a state on every copy: a removal whose replica
   down = false;
   const later = await a.social.op('alice', { op: 'contact_remove', user: 'bob' }).then(() => 'ok', answer);
   t.is(later, 'not_found', 'once every copy holds the removal, its retry is told it is done');
+});
+
+test('a request repeated before the other side\'s decline has reached the asker\'s home waits for it, and is not lost to it', async (t) => {
+  const held: (() => Promise<void>)[] = [];
+  let hold = false;
+  const { a, b } = await cluster({ handOver: async (give) => { if (hold) held.push(give); else await give(); } });
+  await a.social.op('alice', { op: 'contact_request', user: 'bob' });
+  await until(async () => (await stateOf(b, 'bob', 'alice')) === 'pending', 'bob to see the request');
+  hold = true; // bob's decline is on its way to alice's home, for now no further
+  await b.social.op('bob', { op: 'contact_decline', user: 'alice' });
+  t.is(await stateOf(a, 'alice', 'bob'), 'requested', 'alice\'s home has not heard of the decline');
+  // Judged against alice's view the request would change nothing: bob's home says it is behind.
+  const early = await a.social.op('alice', { op: 'contact_request', user: 'bob' }).then(() => 'ok', (e: Error) => (e instanceof UnavailableError ? 'unavailable' : e.message));
+  t.is(early, 'unavailable');
+  hold = false;
+  for (const give of held.splice(0)) await give();
+  await until(async () => (await stateOf(a, 'alice', 'bob')) === 'none', 'the decline to reach alice');
+  await a.social.op('alice', { op: 'contact_request', user: 'bob' });
+  await until(async () => (await stateOf(b, 'bob', 'alice')) === 'pending', 'bob to see the request again');
+  t.is(await stateOf(a, 'alice', 'bob'), 'requested');
 });
 
 test('a block makes the sender\'s gate refuse a direct message, even after a cached yes', async (t) => {
