@@ -42,6 +42,10 @@ export class Writes {
   // Per user, the newest change still waiting for the other side's admission: later changes of
   // the user wait behind it, so that changes keep the order they were made in.
   #admitting = new Map<string, Promise<void>>();
+  // Per user and other user, the newest change of that relation (settled either way), so that a
+  // request reads the relation's epoch only after the user's own earlier changes of it (a removal
+  // just before) are in; requests to many users at once still go together.
+  #tail = new Map<string, Promise<void>>();
 
   constructor(d: WriteDeps, parts: Parts) {
     this.#d = d;
@@ -54,22 +58,38 @@ export class Writes {
     let gate: Promise<void> | undefined;
     if (req.op === 'contact_request' || req.op === 'follow') {
       if (req.user === user) return Promise.reject(new ClientError('bad_request', 'that is yourself'));
-      // The other side decides whether it takes it: a block, or its pending requests full; a
-      // request also shows the relation's epoch here, which the other side checks against its own.
-      const other = req.user;
-      const kind = req.op === 'follow' ? 'follow' : 'request';
-      gate = (kind === 'request' ? this.#p.states.state(user).then((s) => s.pairs.get(other)?.fe ?? 0) : Promise.resolve(undefined))
-        .then((epoch) => this.#d.admitAt(other, user, kind, epoch))
-        .then((no) => {
-          if (no) throw errorOf(no.code, no.message);
-        });
+      gate = this.#admission(user, req.user, req.op === 'follow' ? 'follow' : 'request');
     } else if ('user' in req && req.user === user) {
       return Promise.reject(new ClientError('bad_request', 'that is yourself'));
     }
     const admitting = this.#admitting;
     const prev = admitting.get(user);
-    if (!gate && !prev) return this.#batcher.add(user, req);
-    const ready = Promise.all([prev, gate]);
+    const out = !gate && !prev ? this.#batcher.add(user, req) : this.#afterAdmission(user, req, Promise.all([prev, gate]));
+    if ('user' in req) {
+      const k = `${user}\0${req.user}`;
+      const settled = out.then(() => undefined, () => undefined);
+      this.#tail.set(k, settled);
+      void settled.then(() => {
+        if (this.#tail.get(k) === settled) this.#tail.delete(k);
+      });
+    }
+    return out;
+  }
+
+  /** The other side decides whether it takes a request or a follow: a block, or its pending
+   * requests full. A request also shows the relation's epoch as this home holds it once the
+   * user's earlier changes of that relation are in (the other side checks it: Reads.admit). */
+  #admission(user: string, other: string, kind: 'request' | 'follow'): Promise<void> {
+    const epoch = kind === 'follow' ? Promise.resolve(undefined)
+      : (this.#tail.get(`${user}\0${other}`) ?? Promise.resolve()).then(() => this.#p.states.state(user)).then((s) => s.pairs.get(other)?.fe ?? 0);
+    return epoch.then((e) => this.#d.admitAt(other, user, kind, e)).then((no) => {
+      if (no) throw errorOf(no.code, no.message);
+    });
+  }
+
+  /** Into the batch once admitted, and once the user's earlier changes waiting for theirs are. */
+  #afterAdmission(user: string, req: SocialReq, ready: Promise<unknown>): Promise<void> {
+    const admitting = this.#admitting;
     const out = ready.then(() => this.#batcher.add(user, req));
     const entered = ready.then(() => undefined, () => undefined);
     admitting.set(user, entered);

@@ -162,6 +162,30 @@ test('a request repeated before the other side\'s decline has reached the asker\
   t.is(await stateOf(a, 'alice', 'bob'), 'requested');
 });
 
+test('a request right behind a removal of the same relation reads the epoch the removal left: no spurious unavailable', async (t) => {
+  let late = false;
+  let bob: Home | undefined;
+  const { a, b } = await cluster({
+    // The admission is slow: it reaches bob's home only after the removal's copy has.
+    admitAt: async (ask, to) => {
+      if (late && to === 'bob') await until(async () => (await stateOf(bob!, 'bob', 'alice')) === 'none', 'bob to see the removal');
+      return ask();
+    },
+  });
+  bob = b;
+  await a.social.op('alice', { op: 'contact_request', user: 'bob' });
+  await until(async () => (await stateOf(b, 'bob', 'alice')) === 'pending', 'bob to see the request');
+  await b.social.op('bob', { op: 'contact_accept', user: 'alice' });
+  await until(async () => (await stateOf(a, 'alice', 'bob')) === 'friend', 'alice to see the accept');
+  late = true;
+  const removed = a.social.op('alice', { op: 'contact_remove', user: 'bob' });
+  const requested = a.social.op('alice', { op: 'contact_request', user: 'bob', text: 'again' });
+  await t.notThrowsAsync(removed);
+  await t.notThrowsAsync(requested, 'the request carries the epoch its own removal raised');
+  await until(async () => (await stateOf(b, 'bob', 'alice')) === 'pending', 'bob to see the new request');
+  t.is(await stateOf(a, 'alice', 'bob'), 'requested');
+});
+
 test('a block makes the sender\'s gate refuse a direct message, even after a cached yes', async (t) => {
   const { a, b } = await cluster();
   t.is(await a.social.gate('alice', 'bob', 'dm'), undefined, 'asked: admitted');
