@@ -202,7 +202,10 @@ export function wireEdge(d: EdgeDeps): Edge {
       try {
         await d.roles.handoff.release(announce);
       } catch (e) {
-        log.error({ err: (e as Error).message }, 'leave: handoff failed; the users it did not reach stay on this node\'s disk');
+        // The whole cluster stopping at once (no other member up any more) is no failure: the
+        // users stay on this node's disk and come back with it.
+        if (othersUp(d)().length === 0) log.warn({ err: (e as Error).message }, 'leave: no other member is up to take the users; they stay on this node\'s disk');
+        else log.error({ err: (e as Error).message }, 'leave: handoff failed; the users it did not reach stay on this node\'s disk');
       }
       if (!announced) await d.cluster.leave();
       await gateway.shutdown(others, 2000);
