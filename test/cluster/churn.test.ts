@@ -117,9 +117,13 @@ test.serial('a node frozen until the others declare it dead, then resumed, under
   await withTraffic(t, cluster, 3, async (confirmed) => {
     const victim = cluster.nodes[1]!;
     const others = cluster.nodes.filter((n) => n !== victim);
+    type Woken = { joined?: boolean; lease?: boolean; ring?: { members: string[] }; members?: { name: string; incarnation?: number }[] };
+    const incarnation = (v: Woken | undefined) => v?.members?.find((m) => m.name === victim.opts.name)?.incarnation;
+    const asleepAs = incarnation((await cluster.view(victim)) as Woken | undefined);
+    t.truthy(asleepAs, 'the node shows its own incarnation');
     // SIGSTOP: alive but silent, like a long pause or a partition; its clients hang.
     victim.proc!.kill('SIGSTOP');
-    let woke: ReturnType<typeof cluster.view> | undefined;
+    let woke: Promise<Woken | undefined> | undefined;
     try {
       await until(async () => {
         const views = await Promise.all(others.map((n) => cluster.view(n)));
@@ -130,16 +134,20 @@ test.serial('a node frozen until the others declare it dead, then resumed, under
       await until(() => confirmed.length >= n + CLIENTS * 2, 'writes while it is frozen', 20_000);
       // Asked while it sleeps, this waits in its socket with the gossip that piled up, and is
       // read on waking right after that gossip: which must not give it the write lease back
-      // before it learns the verdict (it would serve its stale copies as home).
-      woke = cluster.view(victim);
-      await setTimeout(300); // the request is written to its socket
+      // before it learns the verdict (it would serve its stale copies as home). A loaded machine
+      // may answer late, hence the long timeout.
+      woke = fetch(`${victim.http}/cluster`, { signal: AbortSignal.timeout(30_000) }).then((r) => r.json() as Promise<Woken>, () => undefined);
+      await setTimeout(300); // no condition to wait for: the request only has to be on its way
     } finally {
       victim.proc!.kill('SIGCONT');
     }
     const v = await woke;
     t.truthy(v, 'the woken node answered');
-    t.false(!!v?.joined && (v as { lease?: boolean }).lease === true && v.ring.members.includes(victim.opts.name!),
-      `on waking it held the lease in its old ring: ${JSON.stringify({ joined: v?.joined, lease: (v as { lease?: boolean } | undefined)?.lease, ring: v?.ring.members })}`);
+    // Still at the incarnation it slept with, it has not heard the verdict (which it refutes
+    // with a higher one, and a rejoin comes after that): it must not hold the lease then.
+    const unaware = incarnation(v) === asleepAs;
+    t.false(unaware && !!v?.joined && v?.lease === true && !!v?.ring?.members.includes(victim.opts.name!),
+      `on waking it held the lease in its old ring: ${JSON.stringify({ joined: v?.joined, lease: v?.lease, ring: v?.ring?.members, incarnation: incarnation(v), asleepAs })}`);
     // It comes back through the join copy.
     await settled(cluster);
     t.true(victim.log.some((l) => l.includes('rejoining through the data copy')), 'the resumed node rejoined through the copy');
