@@ -35,6 +35,15 @@ type Plan = {
 
 export type Parts = { states: States; gates: Gates; presence: PresenceFilter; reads: Reads };
 
+/** Keeps `p`, settled either way, as `key`'s newest in `map` until it settles. */
+function newest(map: Map<string, Promise<void>>, key: string, p: Promise<unknown>): void {
+  const settled = p.then(() => undefined, () => undefined);
+  map.set(key, settled);
+  void settled.then(() => {
+    if (map.get(key) === settled) map.delete(key);
+  });
+}
+
 export class Writes {
   #d: WriteDeps;
   #p: Parts;
@@ -62,17 +71,9 @@ export class Writes {
     } else if ('user' in req && req.user === user) {
       return Promise.reject(new ClientError('bad_request', 'that is yourself'));
     }
-    const admitting = this.#admitting;
-    const prev = admitting.get(user);
+    const prev = this.#admitting.get(user);
     const out = !gate && !prev ? this.#batcher.add(user, req) : this.#afterAdmission(user, req, Promise.all([prev, gate]));
-    if ('user' in req) {
-      const k = `${user}\0${req.user}`;
-      const settled = out.then(() => undefined, () => undefined);
-      this.#tail.set(k, settled);
-      void settled.then(() => {
-        if (this.#tail.get(k) === settled) this.#tail.delete(k);
-      });
-    }
+    if ('user' in req) newest(this.#tail, `${user}\0${req.user}`, out);
     return out;
   }
 
@@ -89,13 +90,8 @@ export class Writes {
 
   /** Into the batch once admitted, and once the user's earlier changes waiting for theirs are. */
   #afterAdmission(user: string, req: SocialReq, ready: Promise<unknown>): Promise<void> {
-    const admitting = this.#admitting;
     const out = ready.then(() => this.#batcher.add(user, req));
-    const entered = ready.then(() => undefined, () => undefined);
-    admitting.set(user, entered);
-    void entered.then(() => {
-      if (admitting.get(user) === entered) admitting.delete(user);
-    });
+    newest(this.#admitting, user, ready);
     return out;
   }
 
