@@ -60,8 +60,13 @@ export class HomeCaller {
         try {
           return (await callEntry(call).run(this.#x.side, call)) as T;
         } catch (e) {
-          if (at && e instanceof UnavailableError) lane!.refused(at);
-          throw e;
+          if (!(at && e instanceof UnavailableError)) throw e;
+          // A send refused here goes again from its turn, as one a home elsewhere refused does.
+          // Answered to the client instead, it would come back behind the connection's later
+          // sends, which its lane, in the next epoch, lets through meanwhile.
+          lane!.refused(at);
+          last = `${self}: ${e.message}`;
+          continue;
         }
       }
       const peer = c.peerOf(owner);

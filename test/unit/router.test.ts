@@ -15,6 +15,8 @@ import type { Home } from '../../src/home/home.ts';
 import type { Groups } from '../../src/group-home/groups.ts';
 import type { Social } from '../../src/social/social.ts';
 import type { Delivery, PeerRequest } from '../../src/protocol/peer.ts';
+import { UnavailableError } from '../../src/protocol/errors.ts';
+import { Lane } from '../../src/gateway/lane.ts';
 
 const PAGE = { msgs: [{ seq: 1, mid: 'm1', conv: 'd:alice:bob', from: 'alice', body: 'hi', ts: 1 }], more: false };
 
@@ -52,17 +54,24 @@ function rig(o: { answer?: (peer: string, req: PeerRequest) => unknown; signal?:
       return PAGE;
     },
     deliver: async (items: Delivery[]) => void ran.push(...items.map((d) => `deliver ${d.user}`)),
+    // A send is refused while the test says this home does not serve yet.
+    send: async (from: string, _to: string, cid: string, _body: string, _g: unknown, at?: { epoch: number }) => {
+      if (!local.serving) throw new UnavailableError(`${from} is not served here yet`);
+      ran.push(`send ${cid} epoch ${at?.epoch}`);
+      return { mid: `m-${cid}`, seq: ran.length, ts: 1 };
+    },
+    serving: true,
     // The lanes the test says this home still holds a send of (home/fences.ts).
     lanes: {
       overtakes: (at: { lane: string } | undefined) => !!at && heldLanes.has(at.lane),
       passing: <T>(_m: unknown, _to: string, p: Promise<T>) => p,
       refused: (at: { lane: string } | undefined) => void (at && fencedLanes.push(at.lane)),
     },
-  } as unknown as Home;
+  };
   const social = { admit: async () => undefined } as unknown as Social;
   const sent: { peer: string; req: PeerRequest; timeoutMs: number | undefined }[] = [];
   const router: Router = createRouter({
-    self: 'a', ring, joined: () => true, locals: { local, groups: {} as Groups, social },
+    self: 'a', ring, joined: () => true, locals: { local: local as unknown as Home, groups: {} as Groups, social },
     peerOf: (name) => `peer-${name}`,
     link: {
       request: async (peer, req, opts) => {
@@ -74,7 +83,7 @@ function rig(o: { answer?: (peer: string, req: PeerRequest) => unknown; signal?:
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.dispatch ? { dispatch: o.dispatch } : {}),
   });
-  return { router, clock, owners, changeRing, ran, sent, heldLanes, fencedLanes };
+  return { router, clock, owners, changeRing, ran, sent, heldLanes, fencedLanes, local };
 }
 
 /** Lets the promise callbacks that are due run (the router's awaits between attempts). */
@@ -226,4 +235,30 @@ test('a send for a user the ring moved away is passed on, unless an earlier send
   r2.owners.set('alice', 'b');
   t.like(await d2.handle('c', send('moved'), 'peer-c'), { t: 'fail', code: 'not_owner' });
   t.deepEqual(r2.fencedLanes, ['moved']);
+});
+
+test('a send refused by the home on this node goes again from its turn: the connection\'s later sends wait for it', async (t) => {
+  const r = rig();
+  r.owners.set('alice', 'a');
+  const lane = new Lane();
+  r.local.serving = false;
+  const first = r.router.send('alice', 'bob', 'c1', 'one', lane);
+  await settle();
+  t.deepEqual(r.ran, [], 'refused: not served here yet');
+  // The home serves again before the connection's next send arrives (in the lane's next epoch).
+  r.local.serving = true;
+  const second = r.router.send('alice', 'bob', 'c2', 'two', lane);
+  await settle();
+  t.deepEqual(r.ran, [], 'the later send waits behind the refused one');
+  await r.clock.advance(RETRY_MS);
+  t.like(await first, { mid: 'm-c1' });
+  t.like(await second, { mid: 'm-c2' });
+  t.deepEqual(r.ran, ['send c1 epoch 1', 'send c2 epoch 1'], 'in the order they were made');
+  // Still refused at the deadline: the client hears unavailable.
+  r.local.serving = false;
+  const third = r.router.send('alice', 'bob', 'c3', 'three', lane);
+  third.catch(() => undefined);
+  await settle();
+  for (let i = 0; i < 30; i++) await r.clock.advance(RETRY_MS);
+  await t.throwsAsync(third, { name: 'UnavailableError', message: /the home of alice is not reachable \(a: alice is not served here yet\)/ });
 });
