@@ -20,7 +20,7 @@ export class HomeCaller {
 
   /** Runs `hc` on its key's home, retrying on a stale ring or a lost peer until the deadline. */
   async call<T>(hc: HomeCall, lane?: Lane): Promise<T> {
-    const turn = lane?.open();
+    const turn = lane?.open(hc.fn === 'send' || hc.fn === 'gsend');
     try {
       return await this.#attempts<T>(callEntry(hc).key(hc), hc, lane, turn);
     } finally {
@@ -53,8 +53,9 @@ export class HomeCaller {
         if (now === owner || now === undefined) break;
         owner = now;
       }
-      // A send carries its lane's mark as of now: a refusal moves the lane to the next epoch.
-      const call = lane && (hc.fn === 'send' || hc.fn === 'gsend') ? { ...hc, at: lane.mark() } : hc;
+      // A send carries the mark its lane gave it as it let it go: a refusal moves the lane to the
+      // next epoch.
+      const call = lane && (hc.fn === 'send' || hc.fn === 'gsend') ? { ...hc, at: lane.markOf(turn!) } : hc;
       const at = 'at' in call ? call.at : undefined;
       if (owner === self) {
         try {

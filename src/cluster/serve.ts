@@ -4,6 +4,7 @@
 import { isId } from '../protocol/frames.ts';
 import { parsePeerReply } from '../protocol/peer.ts';
 import type { LaneMark, PeerReply, PeerRequest } from '../protocol/peer.ts';
+import { LOST } from '../home/home.ts';
 import { codeOf } from '../protocol/errors.ts';
 import type { SessionRef } from '../presence/index.ts';
 import type { PeerDispatch, PeerHandler } from './dispatch.ts';
@@ -105,6 +106,7 @@ export class PeerServer {
    */
   async #passOn(req: Extract<PeerRequest, { t: 'call' }>, owner: string | undefined, at: LaneMark | undefined): Promise<PeerReply> {
     const lanes = this.#x.side.local.lanes;
+    if (at && lanes.arrives(at)) return fail('unavailable', LOST);
     if (at && owner !== undefined && lanes.overtakes(at, owner)) {
       return fail('unavailable', `an earlier send of this connection is still at ${this.#x.self}; it goes again first`);
     }

@@ -11,10 +11,25 @@
 // (a LaneMark); a home that refuses a send of a lane refuses that lane's later sends of the same
 // epoch too (home/fences.ts), and the lane moves to the next epoch whenever one of its sends is
 // refused, so its retries, in lane order, are taken again.
+//
+// Nor can it tell whether a send the link lost ever reached its home: the link keeps order, not
+// delivery, so across a closed stream or a failed dial a send can be lost while the next one,
+// already queued behind it, arrives on a new stream. So each send also carries its attempt's
+// number and the number of the attempt it was sent behind; a home that has not seen that one
+// refuses it, and fences its epoch (home/fences.ts, Fences.arrives).
 import { randomBytes } from 'node:crypto';
 import type { LaneMark } from '../protocol/peer.ts';
 
-type Turn = { owner: string | undefined; state: 'waiting' | 'sent' | 'retry'; admit?: () => void; refuse?: (e: Error) => void };
+type Turn = {
+  owner: string | undefined;
+  state: 'waiting' | 'sent' | 'retry';
+  /** A send: it gets a mark each time it is let go. */
+  send: boolean;
+  /** The mark of its latest attempt, set as it is let go. */
+  mark?: LaneMark;
+  admit?: () => void;
+  refuse?: (e: Error) => void;
+};
 
 export class LaneClosedError extends Error {
   override name = 'LaneClosedError';
@@ -26,10 +41,17 @@ export class Lane {
   /** Unique to this connection (a restarted gateway reuses connection ids; this it does not). */
   readonly id = randomBytes(9).toString('base64url');
   #epoch = 0;
+  /** The number of the last attempt let go. */
+  #n = 0;
 
-  /** What a send of this lane carries now. */
+  /** What a send of this lane outside its turns carries now (no attempt number). */
   mark(): LaneMark {
     return { lane: this.id, epoch: this.#epoch };
+  }
+
+  /** What send `t` carries on the attempt it was last let go for. */
+  markOf(t: Turn): LaneMark {
+    return t.mark ?? this.mark();
   }
 
   /** A send carrying `m` was refused: later attempts go in the next epoch. */
@@ -37,9 +59,9 @@ export class Lane {
     this.#epoch = Math.max(this.#epoch, m.epoch + 1);
   }
 
-  /** A new call, behind every earlier one of this lane. */
-  open(): Turn {
-    const t: Turn = { owner: undefined, state: 'waiting' };
+  /** A new call, behind every earlier one of this lane; `send`: it carries a mark. */
+  open(send = false): Turn {
+    const t: Turn = { owner: undefined, state: 'waiting', send };
     this.#turns.push(t);
     return t;
   }
@@ -89,19 +111,24 @@ export class Lane {
     return this.#turns.length;
   }
 
+  // The mark is fixed as a send is let go, with the epoch of that moment: one taken later, after
+  // an earlier send's refusal moved the epoch on, would pass the home's fence ahead of it.
   #pump(): void {
     let owner: string | undefined;
+    let after: number | undefined;
     for (const t of this.#turns) {
       if (t.state === 'retry') return;
       if (t.state === 'waiting') {
         if (!t.admit || (owner !== undefined && t.owner !== owner)) return;
         t.state = 'sent';
+        if (t.send) t.mark = { lane: this.id, epoch: this.#epoch, n: ++this.#n, ...(after === undefined ? {} : { after }) };
         const go = t.admit;
         delete t.admit;
         delete t.refuse;
         go();
       }
       owner = t.owner;
+      if (t.mark) after = t.mark.n;
     }
   }
 }

@@ -6,15 +6,42 @@
 // connection's lane at the send's epoch: later sends of that epoch are refused too. The lane
 // moves to the next epoch once it learns of a refusal (gateway/lane.ts), so its retries, made in
 // its order, pass. Bounded: past MAX_FENCES lanes the oldest fence goes (its lane has long retried).
+//
+// A send the link lost never reaches the home to be refused, while the next one, sent behind it,
+// may arrive on a new stream. So the home also keeps, per lane, the latest attempt that arrived,
+// and refuses (and fences) a send whose `after` it has not seen (arrives).
 import type { LaneMark } from '../protocol/peer.ts';
 import { UnavailableError } from '../protocol/errors.ts';
 
 export const MAX_FENCES = 10_000;
+/** Why a send whose `after` never arrived is refused. */
+export const LOST = 'an earlier send of this connection did not arrive here; it goes again first';
+/** Lanes whose latest arrival is kept; past it the least recent goes, and a send behind one of
+ * its unanswered sends is refused once more (its retry, behind the earlier one, passes). */
+export const MAX_SEEN = 50_000;
 
 export class Fences {
   #fenced = new Map<string, number>(); // lane → the highest epoch refused
   #open = new Map<string, { to: string; n: number }>(); // lane → its sends this home holds, not yet answered
   #away = new Map<string, { to: string; n: number }>(); // lane → its sends passed on from here, not yet answered
+  #seen = new Map<string, number>(); // lane → the highest attempt number that arrived here, least recent first
+
+  /**
+   * A send with mark `m` arrives at this node (to be taken here or passed on), in the order of its
+   * link. Whether it must be refused because the attempt it was sent behind (`m.after`) never
+   * arrived: the link lost that one, which its gateway retries behind this one. If so, its epoch
+   * is fenced, so the rest of the epoch is refused too.
+   */
+  arrives(m: LaneMark | undefined): boolean {
+    if (!m || m.n === undefined) return false;
+    const seen = this.#seen.get(m.lane);
+    this.#seen.delete(m.lane);
+    this.#seen.set(m.lane, Math.max(seen ?? 0, m.n));
+    if (this.#seen.size > MAX_SEEN) this.#seen.delete(this.#seen.keys().next().value!);
+    if (m.after === undefined || (seen !== undefined && seen >= m.after)) return false;
+    this.refused(m);
+    return true;
+  }
 
   /** Whether a send with mark `m` must be refused because an earlier one of its epoch was. */
   blocks(m: LaneMark | undefined): boolean {

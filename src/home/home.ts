@@ -10,6 +10,7 @@ import { SenderOrder } from './order.ts';
 import { Outbox } from './outbox.ts';
 import { GroupSends } from './group-send.ts';
 import { SendPipeline } from './pipeline.ts';
+import { LOST } from './fences.ts';
 import { Reads } from './reads.ts';
 import { Sessions } from './sessions.ts';
 import type { Home, HomeComponents, SendResult } from './types.ts';
@@ -18,6 +19,7 @@ import type { FanItem } from '../protocol/peer.ts';
 export type { Home, HomeComponents, Homes, Page, Push, SendResult, Watcher } from './types.ts';
 export { toMsg } from './reads.ts';
 export { pushCommitted } from './commits.ts';
+export { LOST } from './fences.ts';
 
 export function createHome(c: HomeComponents): Home {
   const clock = c.clock ?? systemClock;
@@ -44,6 +46,7 @@ export function createHome(c: HomeComponents): Home {
 
   return {
     send(from, to, cid, body, _lane, at) {
+      if (pipeline.fences.arrives(at)) return Promise.reject(new UnavailableError(LOST));
       // The recipient's home decides whether it takes the message (a block, contacts only), before
       // anything is stored; its recent yeses are cached, so this is mostly synchronous.
       const gate = pipeline.fences.gate(c.social?.gate(from, to, 'dm') ?? true, at);
@@ -51,6 +54,7 @@ export function createHome(c: HomeComponents): Home {
       return pipeline.fences.during(at, order.inOrder(from, gate, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'send', from, to, cid, body, ...(at ? { at } : {}), resolve, reject }))));
     },
     sendGroup(from, group, cid, body, _lane, at) {
+      if (pipeline.fences.arrives(at)) return Promise.reject(new UnavailableError(LOST));
       // Behind the sender's direct messages still waiting for their admission, like any send.
       return pipeline.fences.during(at, order.inOrder(from, true, () => new Promise<SendResult>((resolve, reject) => pipeline.enqueue({ kind: 'gsend', from, group, cid, body, ...(at ? { at } : {}), resolve, reject }))));
     },

@@ -21,6 +21,7 @@ export type Page = { msgs: Entry[]; more: boolean };
 
 /** See Fences (home/fences.ts). */
 export type LaneGuard = {
+  arrives(m: LaneMark | undefined): boolean;
   overtakes(m: LaneMark | undefined, to: string): boolean;
   passing<T>(m: LaneMark | undefined, to: string, p: Promise<T>): Promise<T>;
   refused(m: LaneMark | undefined): void;

@@ -25,7 +25,14 @@ function proofs(v: unknown): Array<[string, number, string]> {
 
 function laneMark(v: unknown): LaneMark {
   const o = obj(v, 'at');
-  return { lane: str(o.lane, 'at.lane', 64), epoch: nat(o.epoch, 'at.epoch') };
+  const m: LaneMark = { lane: str(o.lane, 'at.lane', 64), epoch: nat(o.epoch, 'at.epoch') };
+  if (o.n !== undefined) m.n = nat(o.n, 'at.n');
+  if (o.after !== undefined) {
+    if (m.n === undefined) bad('at.after needs at.n');
+    m.after = nat(o.after, 'at.after');
+    if (m.after >= m.n!) bad('at.after must come before at.n');
+  }
+  return m;
 }
 
 function homeCall(v: unknown, maxBody: number): HomeCall {

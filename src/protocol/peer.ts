@@ -17,8 +17,13 @@ export type CastFrame = { kind: 'typing' } | { kind: 'receipt'; mid: string };
 /** The answer of a group home to one post: the message's mid, or the client error for it. */
 export type PostResult = { mid: string } | { code: 'not_found' | 'forbidden' | 'rate_limited' | 'unavailable'; message: string };
 
-/** The sending connection's lane and its epoch, on a send (gateway/lane.ts, home/fences.ts). */
-export type LaneMark = { lane: string; epoch: number };
+/**
+ * The sending connection's lane and its epoch, on a send (gateway/lane.ts, home/fences.ts). `n`
+ * numbers the lane's send attempts in the order it lets them go; `after` is the `n` of the
+ * attempt this one was sent behind (the lane's latest earlier send still unanswered, on its way
+ * to the same home), which must have reached that home first.
+ */
+export type LaneMark = { lane: string; epoch: number; n?: number; after?: number };
 
 /** Calls on a key's home. `rv` is the caller's ring version, `hops` how often it was forwarded. */
 export type HomeCall =

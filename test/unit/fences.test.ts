@@ -3,7 +3,7 @@
 // them again in the lane's next epoch (src/home/fences.ts, src/gateway/lane.ts). Against a real
 // home on a real SQLite store, with the home's ownership of the sender switched on cue.
 import test from 'ava';
-import { Fences, MAX_FENCES } from '../../src/home/fences.ts';
+import { Fences, MAX_FENCES, MAX_SEEN } from '../../src/home/fences.ts';
 import { Lane } from '../../src/gateway/lane.ts';
 import { UnavailableError } from '../../src/protocol/errors.ts';
 import { homeOnStore, removeStores } from '../helpers/store.ts';
@@ -142,4 +142,66 @@ test('sends passed on to one node keep their order; a later one for another node
   // The retries come in the next epoch and are taken.
   t.is((await home.send('alice', 'bob', 'c1', 'one', undefined, { lane: lane.id, epoch: 1 })).seq, 1);
   t.is((await home.send('alice', 'bob', 'c2', 'two', undefined, { lane: lane.id, epoch: 1 })).seq, 2);
+});
+
+test('a lane numbers its sends as it lets them go, each behind the one before it, with the epoch of that moment', async (t) => {
+  const lane = new Lane();
+  const s1 = lane.open(true);
+  const read = lane.open(); // a call that is not a send: no mark, and no link in the chain
+  const s2 = lane.open(true);
+  await Promise.all([lane.admit(s1, 'b'), lane.admit(read, 'b'), lane.admit(s2, 'b')]);
+  const m1 = lane.markOf(s1);
+  const m2 = lane.markOf(s2);
+  t.like(m1, { lane: lane.id, epoch: 0, n: 1 });
+  t.false('after' in m1, 'nothing unanswered before it');
+  t.like(m2, { epoch: 0, n: 2, after: 1 }, 'sent behind s1, the read between does not count');
+  t.is(read.mark, undefined);
+  // s1 refused: the lane moves on, but s2 keeps the epoch it was let go with.
+  lane.refused(m1);
+  lane.retrying(s1);
+  t.is(lane.markOf(s2).epoch, 0);
+  lane.close(s2);
+  lane.close(read);
+  // Let go again: a new number, the new epoch, nothing before it.
+  await lane.admit(s1, 'c');
+  t.deepEqual(lane.markOf(s1), { lane: lane.id, epoch: 1, n: 3 });
+});
+
+test('a send whose predecessor the link lost is refused and fences its epoch; the retries, in order, are taken', async (t) => {
+  const { home } = await homeOnStore({ owns: () => true });
+  const lane = new Lane();
+  const s1 = lane.open(true);
+  const s2 = lane.open(true);
+  const s3 = lane.open(true);
+  await Promise.all([lane.admit(s1, 'b'), lane.admit(s2, 'b'), lane.admit(s3, 'b')]);
+  // s1 never reaches the home (its stream closed); s2 and s3, queued behind it, arrive on a new one.
+  await t.throwsAsync(home.send('alice', 'bob', 'c2', 'two', undefined, lane.markOf(s2)), { instanceOf: UnavailableError, message: /did not arrive here/ });
+  await t.throwsAsync(home.send('alice', 'bob', 'c3', 'three', undefined, lane.markOf(s3)), { instanceOf: UnavailableError, message: /earlier send of this connection/ });
+  t.deepEqual((await home.sync('alice', 0, 10)).msgs, [], 'nothing taken ahead of the lost one');
+  // The gateway learns of all three failures and retries them in its order.
+  for (const s of [s1, s2, s3]) {
+    lane.refused(lane.markOf(s));
+    lane.retrying(s);
+  }
+  const again = [lane.admit(s1, 'b'), lane.admit(s2, 'b'), lane.admit(s3, 'b')];
+  await Promise.all(again);
+  for (const [s, cid, body] of [[s1, 'c1', 'one'], [s2, 'c2', 'two'], [s3, 'c3', 'three']] as const) {
+    await home.send('alice', 'bob', cid, body, undefined, lane.markOf(s));
+    lane.close(s);
+  }
+  t.deepEqual((await home.sync('alice', 0, 10)).msgs.map((m) => m.body), ['one', 'two', 'three']);
+});
+
+test('a send behind one that arrived is taken; what each lane last sent is bounded', (t) => {
+  const f = new Fences();
+  t.false(f.arrives({ lane: 'a', epoch: 0, n: 1 }));
+  t.false(f.arrives({ lane: 'a', epoch: 0, n: 2, after: 1 }));
+  t.false(f.arrives({ lane: 'a', epoch: 0, n: 3 }), 'nothing before it');
+  t.false(f.arrives(undefined));
+  t.false(f.arrives({ lane: 'a', epoch: 0 }), 'no attempt number (a call outside a lane turn)');
+  t.is(f.size, 0, 'nothing fenced');
+  for (let i = 0; i <= MAX_SEEN; i++) f.arrives({ lane: `l${i}`, epoch: 0, n: 1 });
+  // lane a went first: forgotten, so a send behind its attempt 3 is refused until it is answered.
+  t.true(f.arrives({ lane: 'a', epoch: 0, n: 4, after: 3 }));
+  t.false(f.arrives({ lane: `l${MAX_SEEN}`, epoch: 0, n: 2, after: 1 }));
 });

@@ -83,8 +83,12 @@ test('a send call\'s lane mark is kept when well formed and refused otherwise; a
   const call = { fn: 'send', from: 'alice', to: 'bob', cid: 'c1', body: 'hi' };
   const req = (c: object) => ({ t: 'call', key: 'alice', rv: 'v', hops: 0, call: c });
   t.deepEqual(parsePeerRequest(req({ ...call, at: { lane: 'x1', epoch: 3, extra: 1 } }), MAX), req({ ...call, at: { lane: 'x1', epoch: 3 } }));
+  t.deepEqual(parsePeerRequest(req({ ...call, at: { lane: 'x1', epoch: 3, n: 8, after: 7 } }), MAX), req({ ...call, at: { lane: 'x1', epoch: 3, n: 8, after: 7 } }));
+  t.deepEqual(parsePeerRequest(req({ ...call, at: { lane: 'x1', epoch: 3, n: 8 } }), MAX), req({ ...call, at: { lane: 'x1', epoch: 3, n: 8 } }));
   t.deepEqual(parsePeerRequest(req(call), MAX), req(call));
-  for (const at of [null, 'x', { lane: 'x' }, { lane: 1, epoch: 0 }, { lane: 'x', epoch: -1 }, { lane: 'x', epoch: 1.5 }, { lane: 'x'.repeat(65), epoch: 0 }]) {
+  const bad = [null, 'x', { lane: 'x' }, { lane: 1, epoch: 0 }, { lane: 'x', epoch: -1 }, { lane: 'x', epoch: 1.5 }, { lane: 'x'.repeat(65), epoch: 0 },
+    { lane: 'x', epoch: 0, n: -1 }, { lane: 'x', epoch: 0, n: '2' }, { lane: 'x', epoch: 0, after: 1 }, { lane: 'x', epoch: 0, n: 2, after: 2 }, { lane: 'x', epoch: 0, n: 2, after: 0.5 }];
+  for (const at of bad) {
     t.throws(() => parsePeerRequest(req({ ...call, at }), MAX), { instanceOf: PeerFrameError }, JSON.stringify(at));
   }
 });

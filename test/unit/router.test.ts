@@ -17,6 +17,9 @@ import type { Social } from '../../src/social/social.ts';
 import type { Delivery, PeerRequest } from '../../src/protocol/peer.ts';
 import { UnavailableError } from '../../src/protocol/errors.ts';
 import { Lane } from '../../src/gateway/lane.ts';
+import { homeOnStore, removeStores } from '../helpers/store.ts';
+
+test.after.always(removeStores);
 
 const PAGE = { msgs: [{ seq: 1, mid: 'm1', conv: 'd:alice:bob', from: 'alice', body: 'hi', ts: 1 }], more: false };
 
@@ -63,6 +66,7 @@ function rig(o: { answer?: (peer: string, req: PeerRequest) => unknown; signal?:
     serving: true,
     // The lanes the test says this home still holds a send of (home/fences.ts).
     lanes: {
+      arrives: () => false,
       overtakes: (at: { lane: string } | undefined) => !!at && heldLanes.has(at.lane),
       passing: <T>(_m: unknown, _to: string, p: Promise<T>) => p,
       refused: (at: { lane: string } | undefined) => void (at && fencedLanes.push(at.lane)),
@@ -261,4 +265,37 @@ test('a send refused by the home on this node goes again from its turn: the conn
   await settle();
   for (let i = 0; i < 30; i++) await r.clock.advance(RETRY_MS);
   await t.throwsAsync(third, { name: 'UnavailableError', message: /the home of alice is not reachable \(a: alice is not served here yet\)/ });
+});
+
+test('a send the link lost while the next one reached the home goes again first: they land in the order they were made', async (t) => {
+  const { home } = await homeOnStore({ owns: () => true });
+  let lose: ((e: Error) => void) | undefined;
+  const tries: string[] = [];
+  // Node b's home behind the link: c1's first attempt is lost (its stream closed under it), the
+  // rest arrive and are answered as the peer server answers them.
+  const r = rig({
+    answer: (_peer, req) => {
+      if (req.t !== 'call' || req.call.fn !== 'send') return undefined;
+      const c = req.call;
+      tries.push(c.cid);
+      if (c.cid === 'c1' && !lose) return new Promise((_ok, no) => (lose = no));
+      return home.send(c.from, c.to, c.cid, c.body, undefined, c.at).then(
+        (value) => ({ t: 'done', value }),
+        (e: Error) => ({ t: 'fail', code: 'unavailable', message: e.message }),
+      );
+    },
+  });
+  r.owners.set('alice', 'b');
+  const lane = new Lane();
+  const first = r.router.send('alice', 'bob', 'c1', 'one', lane);
+  await settle();
+  const second = r.router.send('alice', 'bob', 'c2', 'two', lane);
+  await settle();
+  t.deepEqual(tries, ['c1', 'c2'], 'both on their way to b at once');
+  lose!(new Error('stream closed'));
+  await settle();
+  await r.clock.advance(RETRY_MS);
+  t.like(await first, { seq: 1 });
+  t.like(await second, { seq: 2 });
+  t.deepEqual((await home.sync('alice', 0, 10)).msgs.map((m) => m.body), ['one', 'two']);
 });
