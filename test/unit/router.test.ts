@@ -299,3 +299,38 @@ test('a send the link lost while the next one reached the home goes again first:
   t.like(await second, { seq: 2 });
   t.deepEqual((await home.sync('alice', 0, 10)).msgs.map((m) => m.body), ['one', 'two']);
 });
+
+/** A copy of alice's message `n` for bob. */
+const copyOf = (n: number): Delivery => ({ user: 'bob', mid: `m${n}`, conv: 'd:alice:bob', from: 'alice', to: 'bob', body: `${n}`, ts: n });
+const mids = (req: PeerRequest) => (req as { items: Delivery[] }).items.map((d) => d.mid);
+
+for (const outcome of ['refused', 'taken'] as const) {
+  test(`a copy for a recipient the ring moved waits while earlier copies are still on their way to its former home (${outcome} there)`, async (t) => {
+    // b answers only when the test says; c takes everything.
+    let answerB!: (v: unknown) => void;
+    const r = rig({
+      answer: (peer, req) => {
+        if (peer === 'peer-b') return new Promise((ok) => (answerB = ok));
+        return { t: 'done', value: mids(req).map(() => 'ok') };
+      },
+    });
+    r.owners.set('bob', 'b');
+    const first = r.router.deliverRemote(copyOf(1));
+    await settle();
+    t.deepEqual(r.sent.map((s) => [s.peer, mids(s.req)]), [['peer-b', ['m1']]], 'm1 on its way to b');
+    r.changeRing({ bob: 'c' });
+    const second = r.router.deliverRemote(copyOf(2));
+    await settle();
+    t.is(r.sent.length, 1, 'm2 is not sent to c ahead of m1');
+    answerB({ t: 'done', value: [outcome === 'taken' ? 'ok' : 'not_owner'] });
+    await settle();
+    if (outcome === 'refused') {
+      await r.clock.advance(RETRY_MS);
+      await settle();
+    }
+    await first;
+    await second;
+    const toC = r.sent.filter((s) => s.peer === 'peer-c').flatMap((s) => mids(s.req));
+    t.deepEqual(toC, outcome === 'taken' ? ['m2'] : ['m1', 'm2'], 'in the order they were made');
+  });
+}
