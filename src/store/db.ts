@@ -116,22 +116,44 @@ export function sqlValue(v: string | number | null): string {
  * once per column, about 6 µs of its CPU per 11-column row.) */
 export function insertSql(head: string, tail: string, rows: Params[], chunk: number): string[] {
   const out: string[] = [];
-  for (let i = 0; i < rows.length; i += chunk) {
-    const values = rows.slice(i, i + chunk).map((r) => `(${r.map(sqlValue).join(',')})`).join(',');
-    out.push(`${head} VALUES ${values} ${tail}`);
+  const fixed = head.length + tail.length + 9; // the statement around its VALUES
+  let values: string[] = [];
+  let chars = 0;
+  const emit = () => {
+    out.push(`${head} VALUES ${values.join(',')} ${tail}`);
+    values = [];
+    chars = 0;
+  };
+  for (const r of rows) {
+    const v = `(${r.map(sqlValue).join(',')})`;
+    // Also cut by size: a statement past EXEC_CHARS would be one more string over 128 KiB.
+    if (values.length > 0 && (values.length >= chunk || fixed + chars + v.length > EXEC_CHARS)) emit();
+    values.push(v);
+    chars += v.length + 1;
   }
+  if (values.length > 0) emit();
   return out;
 }
 
 /**
- * Runs `statements` as one transaction in a single call to SQLite. Each call of the sqlite3
- * binding is a round trip to libuv's thread pool (about 45 µs on these machines, mostly spent
- * waking threads); a commit of six statements used to make eight. On an error the transaction is
- * rolled back and the error (with its SQLite `code`) thrown.
+ * Characters of SQL per call to SQLite in a transaction (and per INSERT statement). V8 gives a
+ * string over 128 KiB memory of its own, and on these machines its first touch costs page faults:
+ * 330-410 MB/s against 6-30 GB/s below (docs/BENCHMARKS.md, "Strings over 128 KiB"). A 2,000-entry
+ * import is about 400,000 characters; in calls of at most this many it costs a few more round trips
+ * to SQLite's thread (about 45 µs each) and no large string.
+ */
+export const EXEC_CHARS = 60_000;
+
+/**
+ * Runs `statements` as one transaction in as few calls to SQLite as fit EXEC_CHARS (one, for
+ * anything but a large import). Each call of the sqlite3 binding is a round trip to libuv's thread
+ * pool (about 45 µs on these machines, mostly spent waking threads); a commit of six statements
+ * used to make eight. The calls run inside the connection's job, so nothing else runs between
+ * them. On an error the transaction is rolled back and the error (with its SQLite `code`) thrown.
  */
 export async function transaction(c: Conn, statements: string[]): Promise<void> {
   try {
-    await c.exec(['BEGIN', ...statements, 'COMMIT'].join(';\n'));
+    for (const sql of batches(['BEGIN', ...statements, 'COMMIT'])) await c.exec(sql);
   } catch (err) {
     await c.exec('ROLLBACK').catch(() => undefined);
     throw err;
@@ -140,3 +162,21 @@ export async function transaction(c: Conn, statements: string[]): Promise<void> 
 
 /** `?,?,…` for an IN list or a VALUES row. */
 export const marks = (n: number, row = '?'): string => Array(n).fill(row).join(',');
+
+/** `statements` joined into texts of at most EXEC_CHARS characters each (a longer statement alone). */
+export function batches(statements: string[]): string[] {
+  const out: string[] = [];
+  let cur: string[] = [];
+  let chars = 0;
+  for (const st of statements) {
+    if (cur.length > 0 && chars + st.length > EXEC_CHARS) {
+      out.push(cur.join(';\n'));
+      cur = [];
+      chars = 0;
+    }
+    cur.push(st);
+    chars += st.length + 2;
+  }
+  if (cur.length > 0) out.push(cur.join(';\n'));
+  return out;
+}

@@ -19,12 +19,22 @@ function json(v: unknown): string {
   return s;
 }
 
-export const encodeMessage = (m: unknown): string => `{"k":"m","m":${json(m)}}`;
-export const encodeRequest = (id: number, m: unknown): string => requestEnv(id, json(m));
+/** The JSON of a whole envelope in one pass, the same text as splicing the message's JSON into
+ * it: one flat string where splicing makes a second (a handoff page is 400 KB, and strings over
+ * 128 KiB cost page faults on these machines; docs/BENCHMARKS.md, "Strings over 128 KiB"). Inside
+ * an object JSON.stringify would drop what it cannot write, so that is refused first. */
+function envJson<E extends { m: unknown }>(e: E): string {
+  const t = typeof e.m;
+  if (t === 'undefined' || t === 'function' || t === 'symbol') throw new TypeError('message is not JSON-serialisable');
+  return JSON.stringify(e);
+}
+
+export const encodeMessage = (m: unknown): string => envJson({ k: 'm', m });
+export const encodeRequest = (id: number, m: unknown): string => envJson({ k: 'q', id, m });
 /** The JSON of a message, once: a request waiting for room gets its id only when it goes in. */
 export const toJson = json;
 export const requestEnv = (id: number, mJson: string): string => `{"k":"q","id":${id},"m":${mJson}}`;
-export const encodeResponse = (id: number, m: unknown): string => `{"k":"r","id":${id},"m":${json(m)}}`;
+export const encodeResponse = (id: number, m: unknown): string => envJson({ k: 'r', id, m });
 export const encodeError = (id: number, message: string): string =>
   `{"k":"e","id":${id},"message":${JSON.stringify(message.slice(0, MAX_ERROR_CHARS))}}`;
 
@@ -33,8 +43,20 @@ export function fitsFrame(env: string, maxFrameBytes: number): boolean {
   return env.length * 3 + 2 <= maxFrameBytes || Buffer.byteLength(env) + 2 <= maxFrameBytes;
 }
 
-export function frameOf(envs: string[]): Uint8Array {
-  return Buffer.from(`[${envs.join(',')}]`, 'utf8');
+/** The frame of `envs`; with `bytes`, their UTF-8 size, each is written straight into a buffer
+ * of the frame's size rather than joined into one more string first. */
+export function frameOf(envs: string[], bytes?: number): Uint8Array {
+  if (bytes === undefined) return Buffer.from(`[${envs.join(',')}]`, 'utf8');
+  const buf = Buffer.allocUnsafe(bytes + Math.max(envs.length - 1, 0) + 2);
+  buf[0] = 0x5b; // [
+  let at = 1;
+  for (let i = 0; i < envs.length; i++) {
+    if (i > 0) buf[at++] = 0x2c; // ,
+    at += buf.write(envs[i]!, at, 'utf8');
+  }
+  buf[at++] = 0x5d; // ]
+  if (at !== buf.length) throw new Error(`frame of ${at} bytes, ${buf.length} expected`);
+  return buf;
 }
 
 /** Bytes of the unsigned-varint length prefix lp puts before a frame of n bytes. */

@@ -326,6 +326,7 @@ export class Link {
         const envs: string[] = [];
         const reqs: number[] = [];
         let chars = 0;
+        let bytes = 0;
         while (this.#size() > 0) {
           const o = this.#peek();
           if ((o.stream ?? unpinned) !== stream) break;
@@ -337,9 +338,10 @@ export class Link {
           }
           envs.push(o.env);
           chars += o.env.length + 1;
+          bytes += o.bytes!;
         }
         if (envs.length === 0) continue;
-        const frame = lp.encode.single(frameOf(envs));
+        const frame = lp.encode.single(frameOf(envs, bytes));
         let more: boolean;
         try {
           more = stream.send(frame);

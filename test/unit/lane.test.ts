@@ -78,3 +78,26 @@ test('a shut lane refuses the calls not yet on their way, and every later one', 
   await t.throwsAsync(lane.admit(a, 'n2'), { name: 'LaneClosedError' }, 'the retry of a does not go either');
   await t.throwsAsync(lane.admit(c, 'n1'), { name: 'LaneClosedError' });
 });
+
+test('a lane numbers its sends as it lets them go, each behind the one before it, with the epoch of that moment', async (t) => {
+  const lane = new Lane();
+  const s1 = lane.open(true);
+  const read = lane.open(); // a call that is not a send: no mark, and no link in the chain
+  const s2 = lane.open(true);
+  await Promise.all([lane.admit(s1, 'b'), lane.admit(read, 'b'), lane.admit(s2, 'b')]);
+  const m1 = lane.markOf(s1);
+  const m2 = lane.markOf(s2);
+  t.like(m1, { lane: lane.id, epoch: 0, n: 1 });
+  t.false('after' in m1, 'nothing unanswered before it');
+  t.like(m2, { epoch: 0, n: 2, after: 1 }, 'sent behind s1, the read between does not count');
+  t.is(read.mark, undefined);
+  // s1 refused: the lane moves on, but s2 keeps the epoch it was let go with.
+  lane.refused(m1);
+  lane.retrying(s1);
+  t.is(lane.markOf(s2).epoch, 0);
+  lane.close(s2);
+  lane.close(read);
+  // Let go again: a new number, the new epoch, nothing before it.
+  await lane.admit(s1, 'c');
+  t.deepEqual(lane.markOf(s1), { lane: lane.id, epoch: 1, n: 3 });
+});

@@ -2,7 +2,7 @@
 import test from 'ava';
 import { dm, openStore, removeStores } from '../helpers/store.ts';
 import { DEDUP_KEY } from '../../src/store/index.ts';
-import { sqlValue } from '../../src/store/db.ts';
+import { batches, EXEC_CHARS, insertSql, openDb, sqlValue, transaction } from '../../src/store/db.ts';
 import type { StoredEntry } from '../../src/store/index.ts';
 
 test.after.always(removeStores);
@@ -248,4 +248,30 @@ test('sqlValue: numbers and NULL as SQL literals, strings quoted with quotes dou
   t.is(sqlValue('😀 \\ "'), `'😀 \\ "'`);
   t.is(sqlValue('a\u0000b'), `('["a\\u0000b"]'->>0)`);
   t.is(sqlValue('x\ud800'), `('["x\\ud800"]'->>0)`);
+});
+
+test('a large transaction goes to SQLite in calls of at most EXEC_CHARS, and a conflict in its last call rolls back all of it', async (t) => {
+  const rows = Array.from({ length: 3000 }, (_, i) => [i, `row ${i} ${'x'.repeat(100)}`]);
+  const inserts = insertSql('INSERT INTO t (id, v)', '', rows, 1000);
+  t.true(inserts.length > 3, `${inserts.length} statements: cut by size, not only by 1,000 rows`);
+  for (const st of inserts) t.true(st.length <= EXEC_CHARS);
+  const calls = batches(['BEGIN', ...inserts, 'COMMIT']);
+  t.true(calls.length > 1);
+  t.true(calls.every((c) => c.length <= EXEC_CHARS));
+  t.deepEqual(batches(['BEGIN', 'SELECT 1', 'COMMIT']), ['BEGIN;\nSELECT 1;\nCOMMIT']);
+  const db = await openDb(':memory:');
+  try {
+    await db.job((c) => c.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)'));
+    await db.job((c) => transaction(c, inserts));
+    t.deepEqual(await db.job((c) => c.all('SELECT count(*) AS n, sum(id) AS s FROM t')), [{ n: 3000, s: (2999 * 3000) / 2 }]);
+    // Another 3,000 rows, the last of which collides: none of the new ones stays.
+    const more = insertSql('INSERT INTO t (id, v)', '', [...rows.map(([i, v]) => [Number(i) + 3000, v!]), [0, 'dup']], 1000);
+    await t.throwsAsync(db.job((c) => transaction(c, more)), { message: /UNIQUE/ });
+    t.deepEqual(await db.job((c) => c.all('SELECT count(*) AS n FROM t')), [{ n: 3000 }]);
+    // And the connection is usable after the rollback.
+    await db.job((c) => transaction(c, ["INSERT INTO t (id, v) VALUES (-1, 'after')"]));
+    t.deepEqual(await db.job((c) => c.all('SELECT count(*) AS n FROM t')), [{ n: 3001 }]);
+  } finally {
+    await db.close();
+  }
 });
