@@ -30,7 +30,6 @@ function envJson<E extends { m: unknown }>(e: E): string {
 }
 
 export const encodeMessage = (m: unknown): string => envJson({ k: 'm', m });
-export const encodeRequest = (id: number, m: unknown): string => envJson({ k: 'q', id, m });
 /** The JSON of a message, once: a request waiting for room gets its id only when it goes in. */
 export const toJson = json;
 export const requestEnv = (id: number, mJson: string): string => `{"k":"q","id":${id},"m":${mJson}}`;
@@ -43,10 +42,9 @@ export function fitsFrame(env: string, maxFrameBytes: number): boolean {
   return env.length * 3 + 2 <= maxFrameBytes || Buffer.byteLength(env) + 2 <= maxFrameBytes;
 }
 
-/** The frame of `envs`; with `bytes`, their UTF-8 size, each is written straight into a buffer
- * of the frame's size rather than joined into one more string first. */
-export function frameOf(envs: string[], bytes?: number): Uint8Array {
-  if (bytes === undefined) return Buffer.from(`[${envs.join(',')}]`, 'utf8');
+/** The frame of `envs`, whose UTF-8 size is `bytes`: each is written straight into a buffer of the
+ * frame's size rather than joined into one more string first. */
+export function frameOf(envs: string[], bytes: number): Uint8Array {
   const buf = Buffer.allocUnsafe(bytes + Math.max(envs.length - 1, 0) + 2);
   buf[0] = 0x5b; // [
   let at = 1;
