@@ -28,9 +28,16 @@ export type OutboxDeps = {
   log: Logger;
 };
 
+/** Copies whose sender's replicas did not confirm at first, waiting for them again (see `#ready`). */
+export const MAX_REWAITING = 10_000;
+
 export class Outbox {
   #c: OutboxDeps;
   #inFlight = new Map<string, Promise<void>>();
+  // Per sender, the newest copy not yet queued at the router: the next one waits for it. One entry
+  // per sender with copies on their way, gone with them.
+  #turns = new Map<string, Promise<void>>();
+  #rewaiting = 0;
 
   constructor(c: OutboxDeps) {
     this.#c = c;
@@ -44,8 +51,16 @@ export class Outbox {
    * A copy is handed over only while the sender's data it came from is still held: were it
    * dropped for another copy (this node rejoined after a partition and its unconfirmed writes
    * lost to the other side's), the message is not in the sender's timeline any more, and its
-   * copy must not reach the recipient. */
-  handOver(sender: string, d: Delivery, ready: Promise<unknown> = Promise.resolve()): Promise<void> {
+   * copy must not reach the recipient.
+   *
+   * A sender's copies go to the router one after another, in the order of these calls (from
+   * there on the router keeps each recipient's copies in order, see src/cluster/deliveries.ts).
+   * When `ready` fails (the replicas did not confirm in time, or this node briefly lost its
+   * lease), the copy is not left to the replay timer: a later copy of the same sender, whose
+   * `ready` passed, would reach the recipient first. It waits for the sender's replicas again
+   * (and for `after`, the sender's earlier group posts), while this node is still the sender's
+   * home, and the later copies wait behind it. */
+  handOver(sender: string, d: Delivery, ready: Promise<unknown> = Promise.resolve(), after?: Promise<unknown>): Promise<void> {
     const { store } = this.#c;
     const key = `${sender}\0${d.mid}\0${d.user}`;
     const going = this.#inFlight.get(key);
@@ -57,17 +72,53 @@ export class Outbox {
     }
     const held = store.holding(sender);
     const valid = () => held !== undefined && store.holding(sender) === held;
-    const attempt = () => {
-      if (!valid()) throw new UnavailableError(`${sender}'s copy of ${d.mid} was replaced by another node's: not handed over`);
-      return this.#c.deliverRemote!(d);
-    };
     const stillHome = () => this.#c.owns(sender) && valid();
-    const p = ready.then(() => persist(attempt, stillHome, this.#c.clock, this.#c.signal))
+    const prev = this.#turns.get(sender);
+    let handed!: () => void;
+    const turn = new Promise<void>((r) => (handed = r));
+    this.#turns.set(sender, turn);
+    const attempt = () => {
+      try {
+        if (!valid()) throw new UnavailableError(`${sender}'s copy of ${d.mid} was replaced by another node's: not handed over`);
+        return this.#c.deliverRemote!(d);
+      } finally {
+        handed(); // queued at the router (or given up): the sender's next copy may follow
+      }
+    };
+    const p = this.#ready(sender, ready, after, stillHome)
+      .then(() => prev)
+      .then(() => persist(attempt, stillHome, this.#c.clock, this.#c.signal))
       .then(() => store.outboxDone([{ user: sender, mid: d.mid, dest: d.user }]));
     this.#inFlight.set(key, p);
-    const gone = () => this.#inFlight.delete(key);
+    const gone = () => {
+      handed();
+      this.#inFlight.delete(key);
+      if (this.#turns.get(sender) === turn) this.#turns.delete(sender);
+    };
     p.then(gone, gone);
     return p;
+  }
+
+  /** `ready`, or, should it fail with unavailable, the sender's replicas confirming everything
+   * again (then `after`), tried every RETRY_MS while this node is still the sender's home. At most
+   * MAX_REWAITING copies wait so (a home cut off from the majority keeps taking sends it cannot
+   * confirm); past that a copy is left to the replay timer, as every one was before. */
+  async #ready(sender: string, ready: Promise<unknown>, after: Promise<unknown> | undefined, stillHome: () => boolean): Promise<void> {
+    try {
+      await ready;
+      return;
+    } catch (e) {
+      if ((e as Error).name !== 'UnavailableError' || !stillHome() || this.#rewaiting >= MAX_REWAITING) throw e;
+      this.#rewaiting++;
+      try {
+        await persist(() => this.#c.replicated(sender), stillHome, this.#c.clock, this.#c.signal).catch(() => {
+          throw e;
+        });
+      } finally {
+        this.#rewaiting--;
+      }
+      await after?.then(() => undefined, () => undefined);
+    }
   }
 
   /** Hands over every outbox copy not already in flight (at start, and now and then). */
@@ -75,7 +126,8 @@ export class Outbox {
     let delivered = 0;
     let failed = 0;
     if (!this.#c.deliverRemote) return { delivered, failed };
-    const rows = await this.#c.store.outbox();
+    // In mid order: a sender's copies are handed over in the order of the calls (see handOver).
+    const rows = (await this.#c.store.outbox()).sort((a, b) => (a.mid < b.mid ? -1 : a.mid > b.mid ? 1 : 0));
     await Promise.all(rows.map(async (row) => {
       if (this.#inFlight.has(`${row.user}\0${row.mid}\0${row.dest}`)) return;
       // Only the sender's home hands copies over: elsewhere its timeline may be a stale copy.

@@ -77,3 +77,28 @@ test('a resent 1:1 cid keeps its copy behind the group posts made before it', as
   t.is(second.mid, first.mid);
   t.deepEqual(landed, ['g1', 'd2'], 'the copy went once, after the post');
 });
+
+test('a copy whose replicas did not confirm in time is handed over again before the sender\'s next copy', async (t) => {
+  // The first wait for alice's replicas fails (the confirmation timed out); every later one
+  // passes at once. The second send's copy must not reach bob's home ahead of the first's.
+  const landed: string[] = [];
+  let waits = 0;
+  const { home } = await homeOnStore({
+    owns: (u) => u === 'alice',
+    replicating: () => true,
+    replicated: () => (++waits === 1
+      ? new Promise<void>((_, ko) => setTimeout(() => ko(new UnavailableError('the replicas of alice did not confirm in time')), 50))
+      : Promise.resolve()),
+    deliverRemote: async (d: Delivery) => {
+      landed.push(d.body);
+    },
+  });
+  const first = home.send('alice', 'bob', 'c1', 'd1');
+  const second = home.send('alice', 'bob', 'c2', 'd2');
+  await t.throwsAsync(first, { name: 'UnavailableError' }, 'the first send is not confirmed: its client sends it again');
+  t.true((await second).seq > 0);
+  t.deepEqual(landed, ['d1', 'd2'], 'the first copy went again, ahead of the second');
+  const again = await home.send('alice', 'bob', 'c1', 'd1');
+  t.true(again.dup, 'the resend finds the first entry');
+  t.deepEqual(landed, ['d1', 'd2', 'd1'], 'its copy is handed over again (idempotent at bob\'s home)');
+});
