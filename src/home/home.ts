@@ -28,7 +28,8 @@ export function createHome(c: HomeComponents): Home {
   const readable = c.readable ?? (() => Infinity);
   const everywhere = (durable: Promise<void>, user: string) => durable.then(() => replicated(user));
   const order = new SenderOrder();
-  const outbox = new Outbox({ store: c.store, owns: own.owns, deliverRemote: c.deliverRemote, replicated, clock, signal: c.signal, log: c.log });
+  // The outbox keeps handing copies over while a handoff pauses the sender's writes (see OutboxDeps).
+  const outbox = new Outbox({ store: c.store, owns: own.serves, deliverRemote: c.deliverRemote, replicated, clock, signal: c.signal, log: c.log });
   const groups = new GroupSends({
     store: c.store, owns: own.owns, nextMid: c.nextMid, midTime: c.midTime, postGroup: c.postGroup, replicated,
     onSent: c.onSent, order, clock, signal: c.signal,

@@ -7,6 +7,9 @@ import type { Delivery } from '../protocol/peer.ts';
 import { UnavailableError } from '../protocol/errors.ts';
 import type { Clock } from '../clock/index.ts';
 import { persist } from './order.ts';
+import { RETRY_MS } from '../channel/timing.ts';
+import { CopyGate } from './copy-gate.ts';
+import type { Ticket } from './copy-gate.ts';
 
 /** The copy of entry `e` for `user`. */
 export function delivery(e: StoredEntry, user: string): Delivery {
@@ -18,6 +21,11 @@ export function delivery(e: StoredEntry, user: string): Delivery {
 
 export type OutboxDeps = {
   store: Store;
+  /** Whether this node is the sender's home by the ring. Not whether its writes are paused for a
+   * handoff: a copy that failed during a pause would be given up to the replay timer, and a later
+   * copy, made before the pause, could reach the recipient first. Handing a copy over writes
+   * nothing of the sender's but the clearing of its outbox row; should the newcomer have copied
+   * the row first, it only hands over again a copy the recipient has (idempotent by mid). */
   owns: (user: string) => boolean;
   deliverRemote: ((d: Delivery) => Promise<void>) | undefined;
   /** Resolves once every replica of the user has everything committed for it so far, and this
@@ -34,9 +42,7 @@ export const MAX_REWAITING = 10_000;
 export class Outbox {
   #c: OutboxDeps;
   #inFlight = new Map<string, Promise<void>>();
-  // Per sender, the newest copy not yet queued at the router: the next one waits for it. One entry
-  // per sender with copies on their way, gone with them.
-  #turns = new Map<string, Promise<void>>();
+  #gate = new CopyGate();
   #rewaiting = 0;
 
   constructor(c: OutboxDeps) {
@@ -53,9 +59,9 @@ export class Outbox {
    * lost to the other side's), the message is not in the sender's timeline any more, and its
    * copy must not reach the recipient.
    *
-   * A sender's copies go to the router one after another, in the order of these calls (from
-   * there on the router keeps each recipient's copies in order, see src/cluster/deliveries.ts).
-   * When `ready` fails (the replicas did not confirm in time, or this node briefly lost its
+   * A sender's copies enter the router in mid order (see CopyGate): from there on the router keeps
+   * each recipient's copies in order (src/cluster/deliveries.ts), and a copy that comes back out
+   * to be tried again holds back the sender's newer copies not yet inside. When `ready` fails (the replicas did not confirm in time, or this node briefly lost its
    * lease), the copy is not left to the replay timer: a later copy of the same sender, whose
    * `ready` passed, would reach the recipient first. It waits for the sender's replicas again
    * (and for `after`, the sender's earlier group posts), while this node is still the sender's
@@ -73,30 +79,44 @@ export class Outbox {
     const held = store.holding(sender);
     const valid = () => held !== undefined && store.holding(sender) === held;
     const stillHome = () => this.#c.owns(sender) && valid();
-    const prev = this.#turns.get(sender);
-    let handed!: () => void;
-    const turn = new Promise<void>((r) => (handed = r));
-    this.#turns.set(sender, turn);
-    const attempt = () => {
-      try {
-        if (!valid()) throw new UnavailableError(`${sender}'s copy of ${d.mid} was replaced by another node's: not handed over`);
-        return this.#c.deliverRemote!(d);
-      } finally {
-        handed(); // queued at the router (or given up): the sender's next copy may follow
-      }
-    };
+    const t = this.#gate.join(sender, d.mid);
     const p = this.#ready(sender, ready, after, stillHome)
-      .then(() => prev)
-      .then(() => persist(attempt, stillHome, this.#c.clock, this.#c.signal))
+      .then(() => this.#deliver(t, d, stillHome, valid))
       .then(() => store.outboxDone([{ user: sender, mid: d.mid, dest: d.user }]));
     this.#inFlight.set(key, p);
     const gone = () => {
-      handed();
+      this.#gate.leave(t);
       this.#inFlight.delete(key);
-      if (this.#turns.get(sender) === turn) this.#turns.delete(sender);
     };
     p.then(gone, gone);
     return p;
+  }
+
+  /** Hands `d` to the router in its turn (see CopyGate), again after RETRY_MS while it fails with
+   * unavailable and this node is still the sender's home (see `persist`, whose rule this is). */
+  async #deliver(t: Ticket, d: Delivery, stillHome: () => boolean, valid: () => boolean): Promise<void> {
+    const { clock, signal } = this.#c;
+    for (;;) {
+      try {
+        // Entered in its turn, synchronously (see CopyGate.enter): the router queues it there.
+        return await new Promise<void>((ok, ko) => this.#gate.enter(t, () => {
+          if (!valid()) ko(new UnavailableError(`${t.key}'s copy of ${d.mid} was replaced by another node's: not handed over`));
+          else {
+            try {
+              this.#c.deliverRemote!(d).then(ok, ko);
+            } catch (e) {
+              ko(e as Error);
+            }
+          }
+        }));
+      } catch (e) {
+        if ((e as Error).name !== 'UnavailableError' || !stillHome() || signal?.aborted) throw e;
+        this.#gate.rejoin(t); // out of the router: the sender's newer copies wait for it again
+        await clock.sleep(RETRY_MS, signal).catch(() => {
+          throw e;
+        });
+      }
+    }
   }
 
   /** `ready`, or, should it fail with unavailable, the sender's replicas confirming everything

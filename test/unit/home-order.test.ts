@@ -102,3 +102,31 @@ test('a copy whose replicas did not confirm in time is handed over again before 
   t.true(again.dup, 'the resend finds the first entry');
   t.deepEqual(landed, ['d1', 'd2', 'd1'], 'its copy is handed over again (idempotent at bob\'s home)');
 });
+
+test('a copy that fails while a handoff pauses the sender\'s writes is tried again, ahead of the sender\'s next copy', async (t) => {
+  // d1 is inside the router when bob's home gives it back (its deadline passed), during a pause
+  // of alice's writes (a newcomer is copying her). d2, made before the pause, is still waiting for
+  // alice's replicas. Were d1 given up to the replay timer, d2 would reach bob first.
+  const landed: string[] = [];
+  let refuse = 1;
+  let waits = 0;
+  const { home } = await homeOnStore({
+    owns: (u) => u === 'alice',
+    replicating: () => true,
+    replicated: () => (++waits === 2 ? new Promise<void>((r) => setTimeout(r, 200)) : Promise.resolve()),
+    deliverRemote: async (d: Delivery) => {
+      if (d.body === 'd1' && refuse > 0) {
+        refuse--;
+        const pause = home.freeze((u) => u === 'alice', 60_000);
+        setTimeout(() => pause.release(), 100);
+        throw new UnavailableError("bob's home did not answer in time");
+      }
+      landed.push(d.body);
+    },
+  });
+  const first = home.send('alice', 'bob', 'c1', 'd1');
+  const second = home.send('alice', 'bob', 'c2', 'd2');
+  const [a, b] = await Promise.all([first, second]);
+  t.true(a.seq > 0 && b.seq > 0, 'both are answered sent');
+  t.deepEqual(landed, ['d1', 'd2'], 'd1 was tried again in its place');
+});
