@@ -14,6 +14,9 @@ import type { SendResult } from './types.ts';
 
 export type GroupSendDeps = {
   store: Store;
+  /** Whether this node is the sender's home by the ring. Not whether a handoff pauses the
+   * sender's writes: a batch refused during a pause would be given up, and the group's next batch,
+   * with later posts of the same senders, would reach the group first (see Outbox's `owns`). */
   owns: (user: string) => boolean;
   nextMid: () => string;
   midTime: (mid: string) => number;

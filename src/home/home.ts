@@ -31,7 +31,7 @@ export function createHome(c: HomeComponents): Home {
   // The outbox keeps handing copies over while a handoff pauses the sender's writes (see OutboxDeps).
   const outbox = new Outbox({ store: c.store, owns: own.serves, deliverRemote: c.deliverRemote, replicated, clock, signal: c.signal, log: c.log });
   const groups = new GroupSends({
-    store: c.store, owns: own.owns, nextMid: c.nextMid, midTime: c.midTime, postGroup: c.postGroup, replicated,
+    store: c.store, owns: own.serves, nextMid: c.nextMid, midTime: c.midTime, postGroup: c.postGroup, replicated,
     onSent: c.onSent, order, clock, signal: c.signal,
   });
   const pipeline = new SendPipeline({

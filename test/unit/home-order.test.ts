@@ -130,3 +130,35 @@ test('a copy that fails while a handoff pauses the sender\'s writes is tried aga
   t.true(a.seq > 0 && b.seq > 0, 'both are answered sent');
   t.deepEqual(landed, ['d1', 'd2'], 'd1 was tried again in its place');
 });
+
+test('a group post refused while a handoff pauses the sender\'s writes is posted again before the group\'s next post', async (t) => {
+  // g1's batch is refused by the group's home during a pause of alice's writes; g2 waits behind
+  // it. Were g1 given up (alice's client would send it again later), g2 would reach the group first.
+  const landed: string[] = [];
+  let refuse = 1;
+  const { home } = await homeOnStore({
+    owns: (u) => u === 'alice',
+    replicating: () => true,
+    deliverRemote: async (d: Delivery) => {
+      landed.push(d.body);
+    },
+    postGroup: async (_group: string, posts: GroupPost[]): Promise<PostResult[]> => {
+      if (refuse > 0) {
+        refuse--;
+        await new Promise((r) => setTimeout(r, 50)); // g2 is taken meanwhile, before the pause
+        const pause = home.freeze((u) => u === 'alice', 60_000);
+        setTimeout(() => pause.release(), 100);
+        throw new UnavailableError('the group home did not answer in time');
+      }
+      for (const p of posts) landed.push(p.body);
+      await home.deliverFan(posts.map((p) => ({ mid: p.mid, conv: 'g:team', from: p.from, group: 'team', body: p.body, ts: p.ts, users: [p.from], cid: p.cid })));
+      return posts.map((p) => ({ mid: p.mid }));
+    },
+  });
+  const g1 = home.sendGroup('alice', 'team', 'c1', 'g1');
+  await new Promise((r) => setTimeout(r, 20));
+  const g2 = home.sendGroup('alice', 'team', 'c2', 'g2');
+  const [a, b] = await Promise.all([g1, g2]);
+  t.true(a.seq > 0 && b.seq > 0, 'both are answered sent');
+  t.deepEqual(landed, ['g1', 'g2'], 'g1 was posted again in its place');
+});
