@@ -61,11 +61,12 @@ export class Outbox {
    *
    * A sender's copies enter the router in mid order (see CopyGate): from there on the router keeps
    * each recipient's copies in order (src/cluster/deliveries.ts), and a copy that comes back out
-   * to be tried again holds back the sender's newer copies not yet inside. When `ready` fails (the replicas did not confirm in time, or this node briefly lost its
-   * lease), the copy is not left to the replay timer: a later copy of the same sender, whose
-   * `ready` passed, would reach the recipient first. It waits for the sender's replicas again
-   * (and for `after`, the sender's earlier group posts), while this node is still the sender's
-   * home, and the later copies wait behind it. */
+   * to be tried again holds back the sender's newer copies not yet inside. When `ready` fails
+   * (the replicas did not confirm in time, or this node briefly lost its lease), the copy is not
+   * left to the replay timer: a later copy of the same sender, whose `ready` passed, would reach
+   * the recipient first. It waits for the sender's replicas again (and for `after`, the sender's
+   * group post made before it, which `ready` also waits for), while this node is still the
+   * sender's home, and the later copies wait behind it. */
   handOver(sender: string, d: Delivery, ready: Promise<unknown> = Promise.resolve(), after?: Promise<unknown>): Promise<void> {
     const { store } = this.#c;
     const key = `${sender}\0${d.mid}\0${d.user}`;
@@ -146,8 +147,8 @@ export class Outbox {
     let delivered = 0;
     let failed = 0;
     if (!this.#c.deliverRemote) return { delivered, failed };
-    // In mid order: a sender's copies are handed over in the order of the calls (see handOver).
-    const rows = (await this.#c.store.outbox()).sort((a, b) => (a.mid < b.mid ? -1 : a.mid > b.mid ? 1 : 0));
+    // Every row joins its sender's line (see CopyGate) before any enters: they go in mid order.
+    const rows = await this.#c.store.outbox();
     await Promise.all(rows.map(async (row) => {
       if (this.#inFlight.has(`${row.user}\0${row.mid}\0${row.dest}`)) return;
       // Only the sender's home hands copies over: elsewhere its timeline may be a stale copy.

@@ -143,7 +143,7 @@ export class SendPipeline {
     ready.catch(() => undefined); // unused when there is no copy to hand over
     const copy = to === undefined || to === user ? undefined
       : owns(to) ? ready.then(() => this.deliver(delivery(existing, to)))
-      : this.#c.remote ? this.#c.outbox.handOver(user, delivery(existing, to), ready) : undefined;
+      : this.#c.remote ? this.#c.outbox.handOver(user, delivery(existing, to), ready, postBefore) : undefined;
     if (copy && this.#c.remote && !owns(to!)) order.after(order.lastCopy, user, copy);
     answer(w, Promise.all([mine, copy]).then(() => r), this.#c.clock);
   }
@@ -172,7 +172,7 @@ export class SendPipeline {
     const r: SendResult = { mid, seq: entries[0]!.seq, ts };
     this.#c.onSent?.(false);
     const mine = everywhere(durable, w.from);
-    const copy = separate ? this.#c.outbox.handOver(w.from, copyOf, mine.then(() => settled(postBefore))) : undefined;
+    const copy = separate ? this.#c.outbox.handOver(w.from, copyOf, mine.then(() => settled(postBefore)), postBefore) : undefined;
     if (copy) order.after(order.lastCopy, w.from, copy);
     const local = w.to !== w.from && !separate ? everywhere(durable, w.to) : undefined;
     answer(w, Promise.all([mine, local, copy]).then(() => r), this.#c.clock);

@@ -162,3 +162,39 @@ test('a group post refused while a handoff pauses the sender\'s writes is posted
   t.true(a.seq > 0 && b.seq > 0, 'both are answered sent');
   t.deepEqual(landed, ['g1', 'g2'], 'g1 was posted again in its place');
 });
+
+test('a copy waiting again for its replicas still waits for the group post made before it', async (t) => {
+  // g1 is in flight to the group's home; d2's first wait for alice's replicas fails, and the
+  // second passes while g1 is still out. d2's copy must not reach bob ahead of g1.
+  const landed: string[] = [];
+  const postGate = gate();
+  let failNext = false;
+  const { home } = await homeOnStore({
+    owns: (u) => u === 'alice',
+    replicating: () => true,
+    replicated: () => {
+      if (!failNext) return Promise.resolve();
+      failNext = false;
+      return new Promise<void>((_, ko) => setTimeout(() => ko(new UnavailableError('the replicas of alice did not confirm in time')), 20));
+    },
+    deliverRemote: async (d: Delivery) => {
+      landed.push(d.body);
+    },
+    postGroup: async (_group: string, posts: GroupPost[]): Promise<PostResult[]> => {
+      await postGate.wait;
+      for (const p of posts) landed.push(p.body);
+      await home.deliverFan(posts.map((p) => ({ mid: p.mid, conv: 'g:team', from: p.from, group: 'team', body: p.body, ts: p.ts, users: [p.from], cid: p.cid })));
+      return posts.map((p) => ({ mid: p.mid }));
+    },
+  });
+  const g = home.sendGroup('alice', 'team', 'c1', 'g1');
+  failNext = true;
+  const d = home.send('alice', 'bob', 'c2', 'd2');
+  d.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 400)); // d2's copy waited again and its replicas confirmed
+  t.deepEqual(landed, [], 'nothing overtook the group post');
+  postGate.open();
+  await g;
+  for (let i = 0; i < 40 && landed.length < 2; i++) await new Promise((r) => setTimeout(r, 25));
+  t.deepEqual(landed, ['g1', 'd2']);
+});
