@@ -15,6 +15,16 @@ const gate = (): Gate => {
   return { open, wait };
 };
 
+type Home = Awaited<ReturnType<typeof homeOnStore>>['home'];
+
+/** The group's home, standing in: it fans out, so bob's copy lands, and alice's own copy (her
+ * dedup entry) is written at her home. */
+async function fanOut(home: Home, posts: GroupPost[], landed: string[]): Promise<PostResult[]> {
+  for (const p of posts) landed.push(p.body);
+  await home.deliverFan(posts.map((p) => ({ mid: p.mid, conv: 'g:team', from: p.from, group: 'team', body: p.body, ts: p.ts, users: [p.from], cid: p.cid })));
+  return posts.map((p) => ({ mid: p.mid }));
+}
+
 /** A home of `alice` on a cluster where bob and the group live on other nodes (stand-ins). */
 async function setup(o: { postFails?: number } = {}) {
   const landed: string[] = [];
@@ -32,10 +42,7 @@ async function setup(o: { postFails?: number } = {}) {
         postFails--;
         throw new UnavailableError('the group home did not answer in time');
       }
-      // The group's home fans out: bob's copy lands, and alice's own copy (her dedup entry).
-      for (const p of posts) landed.push(p.body);
-      await home.deliverFan(posts.map((p) => ({ mid: p.mid, conv: 'g:team', from: p.from, group: 'team', body: p.body, ts: p.ts, users: [p.from], cid: p.cid })));
-      return posts.map((p) => ({ mid: p.mid }));
+      return fanOut(home, posts, landed);
     },
   });
   return { home, landed, postGate, store };
@@ -150,9 +157,7 @@ test('a group post refused while a handoff pauses the sender\'s writes is posted
         setTimeout(() => pause.release(), 100);
         throw new UnavailableError('the group home did not answer in time');
       }
-      for (const p of posts) landed.push(p.body);
-      await home.deliverFan(posts.map((p) => ({ mid: p.mid, conv: 'g:team', from: p.from, group: 'team', body: p.body, ts: p.ts, users: [p.from], cid: p.cid })));
-      return posts.map((p) => ({ mid: p.mid }));
+      return fanOut(home, posts, landed);
     },
   });
   const g1 = home.sendGroup('alice', 'team', 'c1', 'g1');
@@ -182,9 +187,7 @@ test('a copy waiting again for its replicas still waits for the group post made 
     },
     postGroup: async (_group: string, posts: GroupPost[]): Promise<PostResult[]> => {
       await postGate.wait;
-      for (const p of posts) landed.push(p.body);
-      await home.deliverFan(posts.map((p) => ({ mid: p.mid, conv: 'g:team', from: p.from, group: 'team', body: p.body, ts: p.ts, users: [p.from], cid: p.cid })));
-      return posts.map((p) => ({ mid: p.mid }));
+      return fanOut(home, posts, landed);
     },
   });
   const g = home.sendGroup('alice', 'team', 'c1', 'g1');
