@@ -25,6 +25,12 @@ async function fanOut(home: Home, posts: GroupPost[], landed: string[]): Promise
   return posts.map((p) => ({ mid: p.mid }));
 }
 
+/** A handoff pauses alice's writes for 100 ms, as while a newcomer copies her. */
+function pauseAlice(home: Home): void {
+  const pause = home.freeze((u) => u === 'alice', 60_000);
+  setTimeout(() => pause.release(), 100);
+}
+
 /** A home of `alice` on a cluster where bob and the group live on other nodes (stand-ins). */
 async function setup(o: { postFails?: number } = {}) {
   const landed: string[] = [];
@@ -124,8 +130,7 @@ test('a copy that fails while a handoff pauses the sender\'s writes is tried aga
     deliverRemote: async (d: Delivery) => {
       if (d.body === 'd1' && refuse > 0) {
         refuse--;
-        const pause = home.freeze((u) => u === 'alice', 60_000);
-        setTimeout(() => pause.release(), 100);
+        pauseAlice(home);
         throw new UnavailableError("bob's home did not answer in time");
       }
       landed.push(d.body);
@@ -153,8 +158,7 @@ test('a group post refused while a handoff pauses the sender\'s writes is posted
       if (refuse > 0) {
         refuse--;
         await new Promise((r) => setTimeout(r, 50)); // g2 is taken meanwhile, before the pause
-        const pause = home.freeze((u) => u === 'alice', 60_000);
-        setTimeout(() => pause.release(), 100);
+        pauseAlice(home);
         throw new UnavailableError('the group home did not answer in time');
       }
       return fanOut(home, posts, landed);
