@@ -5,6 +5,7 @@ import test from 'ava';
 import type { Delivery, GroupPost, PostResult } from '../../src/protocol/peer.ts';
 import { UnavailableError } from '../../src/protocol/errors.ts';
 import { homeOnStore, removeStores } from '../helpers/store.ts';
+import { until } from '../helpers/node.ts';
 
 test.after.always(removeStores);
 
@@ -148,16 +149,23 @@ test('a group post refused while a handoff pauses the sender\'s writes is posted
   // it. Were g1 given up (alice's client would send it again later), g2 would reach the group first.
   const landed: string[] = [];
   let refuse = 1;
+  let taken = 0;
+  const inFlight = gate();
+  const bothTaken = gate();
   const { home } = await homeOnStore({
     owns: (u) => u === 'alice',
     replicating: () => true,
+    onSent: () => {
+      if (++taken === 2) bothTaken.open();
+    },
     deliverRemote: async (d: Delivery) => {
       landed.push(d.body);
     },
     postGroup: async (_group: string, posts: GroupPost[]): Promise<PostResult[]> => {
       if (refuse > 0) {
         refuse--;
-        await new Promise((r) => setTimeout(r, 50)); // g2 is taken meanwhile, before the pause
+        inFlight.open();
+        await bothTaken.wait; // g2 is taken behind g1, before the pause
         pauseAlice(home);
         throw new UnavailableError('the group home did not answer in time');
       }
@@ -165,7 +173,7 @@ test('a group post refused while a handoff pauses the sender\'s writes is posted
     },
   });
   const g1 = home.sendGroup('alice', 'team', 'c1', 'g1');
-  await new Promise((r) => setTimeout(r, 20));
+  await inFlight.wait; // g1's batch is out: g2 goes in the next one
   const g2 = home.sendGroup('alice', 'team', 'c2', 'g2');
   const [a, b] = await Promise.all([g1, g2]);
   t.true(a.seq > 0 && b.seq > 0, 'both are answered sent');
@@ -178,12 +186,18 @@ test('a copy waiting again for its replicas still waits for the group post made 
   const landed: string[] = [];
   const postGate = gate();
   let failNext = false;
+  let failed = false;
+  const rewaited = gate();
   const { home } = await homeOnStore({
     owns: (u) => u === 'alice',
     replicating: () => true,
     replicated: () => {
-      if (!failNext) return Promise.resolve();
+      if (!failNext) {
+        if (failed) rewaited.open(); // a wait after the failed one: d2's copy waiting again
+        return Promise.resolve();
+      }
       failNext = false;
+      failed = true;
       return new Promise<void>((_, ko) => setTimeout(() => ko(new UnavailableError('the replicas of alice did not confirm in time')), 20));
     },
     deliverRemote: async (d: Delivery) => {
@@ -198,10 +212,11 @@ test('a copy waiting again for its replicas still waits for the group post made 
   failNext = true;
   const d = home.send('alice', 'bob', 'c2', 'd2');
   d.catch(() => undefined);
-  await new Promise((r) => setTimeout(r, 400)); // d2's copy waited again and its replicas confirmed
+  await rewaited.wait; // d2's copy waited again and its replicas confirmed
+  await new Promise((r) => setTimeout(r, 50)); // time for it to overtake, were it free to
   t.deepEqual(landed, [], 'nothing overtook the group post');
   postGate.open();
   await g;
-  for (let i = 0; i < 40 && landed.length < 2; i++) await new Promise((r) => setTimeout(r, 25));
+  await until(() => landed.length >= 2, "d2's copy to be handed over");
   t.deepEqual(landed, ['g1', 'd2']);
 });

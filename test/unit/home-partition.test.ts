@@ -5,6 +5,7 @@ import test from 'ava';
 import type { Delivery } from '../../src/protocol/peer.ts';
 import { UnavailableError } from '../../src/protocol/errors.ts';
 import { homeOnStore, removeStores } from '../helpers/store.ts';
+import { until } from '../helpers/node.ts';
 
 test.after.always(removeStores);
 
@@ -66,17 +67,21 @@ test('the outbox replay hands over no copy of a write that was never confirmed, 
   // home, and its copy is the one bob must get (CI once saw him get both).
   const landed: string[] = [];
   let cutOff = true;
+  let refused = 0;
   const { home } = await setup(async (d) => {
     landed.push(d.body);
   }, async () => {
-    if (cutOff) throw new UnavailableError('this node cannot hear a majority of the cluster: the write is not confirmed');
+    if (cutOff) {
+      refused++;
+      throw new UnavailableError('this node cannot hear a majority of the cluster: the write is not confirmed');
+    }
   });
   await t.throwsAsync(home.send('alice', 'bob', 'c1', 'minted while cut off'), { name: 'UnavailableError' });
   // The copy waits for alice's replicas to confirm (see Outbox.handOver): the replay leaves it.
   t.deepEqual(await home.replayOutbox(), { delivered: 0, failed: 0 }, 'the replay left the copy that waits');
-  await new Promise((r) => setTimeout(r, 700));
+  await until(() => refused >= 3, "the copy to wait for alice's replicas again, twice, while cut off");
   t.deepEqual(landed, [], 'no copy of an unconfirmed write reached the recipient');
   cutOff = false;
-  for (let i = 0; i < 50 && landed.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  await until(() => landed.length > 0, 'the copy to be handed over once confirmed');
   t.deepEqual(landed, ['minted while cut off'], 'confirmed at last (this node kept the user), the copy is handed over');
 });
